@@ -1,0 +1,33 @@
+"""fragscan: which parameters of a trained image classifier are fragile, robust or antifragile."""
+
+import os as _os
+
+# Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+__version__ = "0.1.0"
+
+from .config import ScanConfig  # noqa: E402
+from .data import create_dataset, list_datasets, register_dataset  # noqa: E402
+from .errors import FragscanError  # noqa: E402
+from .filters import SynapticFilter, register_filter  # noqa: E402
+from .models import Normalized, create_model, list_models, register_model  # noqa: E402
+from .report import Report, load_report  # noqa: E402
+from .scan import scan  # noqa: E402
+
+__all__ = [
+    "FragscanError",
+    "Normalized",
+    "Report",
+    "ScanConfig",
+    "SynapticFilter",
+    "create_dataset",
+    "create_model",
+    "list_datasets",
+    "list_models",
+    "load_report",
+    "register_dataset",
+    "register_filter",
+    "register_model",
+    "scan",
+]

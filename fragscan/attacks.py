@@ -1,0 +1,129 @@
+"""Adversarial data from torchattacks, crafted in [0, 1] pixel space against the Normalized model.
+
+Two ways to get adversarial accuracy for a (filtered) network, one small class each:
+``Regenerate`` attacks the network it is asked about; ``Fixed`` reuses examples crafted once
+against the unfiltered network (the transfer setting).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+import torchattacks
+from torchattacks.attack import Attack
+from torch import nn
+
+from .errors import ConfigError
+from .registry import Registry
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+# Wrappers that combine other attacks, and attacks that need extra models or data, are not offered.
+_NOT_STANDALONE = {"MultiAttack", "LGV", "AutoAttack", "VANILA"}
+
+for _name in torchattacks.__all__:
+    _cls = getattr(torchattacks, _name)
+    if _name not in _NOT_STANDALONE and isinstance(_cls, type) and issubclass(_cls, Attack):
+        ATTACKS.register(_name, _cls, source="torchattacks")
+
+
+def build_attack(name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval") -> Attack:
+    """An attack on ``model`` with budget ``eps``; class-count options are set from the model."""
+    cls = ATTACKS.get(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    options = {}
+    if "eps" in accepted:
+        options["eps"] = eps
+    for count_option in ("n_classes", "num_classes"):
+        if count_option in accepted:
+            options[count_option] = num_classes
+    try:
+        attack = cls(model, **options)
+    except TypeError as error:
+        raise ConfigError(f"attack {name} cannot be built with {sorted(options)}: {error}") from None
+    if norm_mode == "train":
+        attack.set_model_training_mode(model_training=True, batchnorm_training=True, dropout_training=False)
+    return attack
+
+
+def uses_eps(name: str) -> bool:
+    return "eps" in inspect.signature(ATTACKS.get(name).__init__).parameters
+
+
+def predictions(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def craft(attack: Attack, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> torch.Tensor:
+    """Adversarial images, batch by batch; batch k's randomness is seeded by ``seed + k``.
+
+    Seeding per batch (not per call) makes identical networks get identical examples, whatever
+    order the sweep visits them in.
+    """
+    crafted = []
+    for k, start in enumerate(range(0, len(images), batch_size)):
+        torch.manual_seed(seed + k)
+        crafted.append(attack(images[start : start + batch_size], labels[start : start + batch_size]))
+    return torch.cat(crafted)
+
+
+class Regenerate:
+    """Adversarial correctness of the network as it is now, attacked afresh."""
+
+    mode = "regenerate"
+
+    def __init__(self, attack: Attack, images, labels, batch_size: int, seed: int):
+        self.attack, self.images, self.labels = attack, images, labels
+        self.batch_size, self.seed = batch_size, seed
+
+    def correct(self, model: nn.Module) -> torch.Tensor:
+        adversarial = craft(self.attack, self.images, self.labels, self.batch_size, self.seed)
+        return predictions(model, adversarial, self.batch_size) == self.labels
+
+
+class Fixed:
+    """Adversarial correctness on examples crafted once, against the network given at construction."""
+
+    mode = "fixed"
+
+    def __init__(self, attack: Attack, images, labels, batch_size: int, seed: int):
+        self.labels, self.batch_size = labels, batch_size
+        self.adversarial = craft(attack, images, labels, batch_size, seed)
+
+    def correct(self, model: nn.Module) -> torch.Tensor:
+        return predictions(model, self.adversarial, self.batch_size) == self.labels
+
+
+ADVERSARIAL_MODES: dict[str, Callable[..., Regenerate | Fixed]] = {"regenerate": Regenerate, "fixed": Fixed}
+
+
+def calibrate_eps(
+    make_attack: Callable[[float], Attack],
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    seed: int,
+    target: float = 0.5,
+    steps: int = 12,
+) -> float:
+    """Bisect eps in [0, 1] so that adversarial accuracy is about ``target`` x clean accuracy.
+
+    Assumes accuracy falls as eps grows (true on average for gradient attacks); returns the
+    upper end of the bracket after ``steps`` halvings (a multiple of 2**-steps).
+    """
+    clean = (predictions(model, images, batch_size) == labels).float().mean().item()
+    goal = target * clean
+    low, high = 0.0, 1.0
+    for _ in range(steps):
+        middle = (low + high) / 2
+        adversarial = craft(make_attack(middle), images, labels, batch_size, seed)
+        accuracy = (predictions(model, adversarial, batch_size) == labels).float().mean().item()
+        if accuracy > goal:
+            low = middle
+        else:
+            high = middle
+    return high

@@ -1,0 +1,114 @@
+"""``fragscan scan``: run the analysis and write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import ScanConfig, build_config
+from ..report import write_scan_outputs
+from ..report.io import ensure_writable_dir
+from ..scan import check_names
+from ..scan import scan as run_scan
+from ..ui import stderr_console, stdout_console, sweep_progress
+from . import app, fails_cleanly
+from .summary import print_summary
+
+_DEFAULTS = ScanConfig()
+
+
+@app.command()
+@fails_cleanly
+def scan(
+    model: str = typer.Argument(_DEFAULTS.model, help="Model name (see `fragscan models`)."),
+    dataset: str = typer.Argument(_DEFAULTS.dataset, help="Dataset adapter (see `fragscan datasets`)."),
+    weights: Path | None = typer.Option(None, help="Weights file (.safetensors preferred, or a .pt/.pth state dict)."),
+    data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
+    split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
+    max_samples: int | None = typer.Option(
+        _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
+    ),
+    all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
+    batch_size: int = typer.Option(_DEFAULTS.batch_size, help="Evaluation batch size."),
+    filters: str = typer.Option(",".join(_DEFAULTS.filters), help="Comma-separated filters (see `fragscan filters`)."),
+    thresholds: int = typer.Option(_DEFAULTS.thresholds, help="Thresholds per sweep (at least 3)."),
+    attack: str = typer.Option(_DEFAULTS.attack, help="torchattacks class name (see `fragscan attacks`)."),
+    eps: str = typer.Option(
+        str(_DEFAULTS.eps), help="Perturbation budget in [0,1] pixels, or 'auto' to calibrate adv0 ≈ half of clean0."
+    ),
+    attack_mode: str = typer.Option(
+        _DEFAULTS.attack_mode, help="regenerate: attack every filtered network; fixed: reuse examples from the unfiltered one."
+    ),
+    scope: str = typer.Option(_DEFAULTS.scope, help="local: one group at a time; global: all groups at once."),
+    global_range: str = typer.Option(
+        _DEFAULTS.global_range, help="Global thresholds over the pooled weight range, or 'unit' for the source's [-1, 1]."
+    ),
+    include: list[str] = typer.Option(
+        [], help="Also analyse these parameters: a name glob, 'bias' or 'norm' (repeatable)."
+    ),
+    baseline: str = typer.Option(_DEFAULTS.baseline, help="Score baseline: 'one' (unfiltered) or 'density' (share present)."),
+    normalise_by: str = typer.Option(
+        _DEFAULTS.normalise_by, help="Divide curves by the 'unfiltered' accuracy or the source's 'first' threshold."
+    ),
+    norm_mode: str = typer.Option(
+        _DEFAULTS.norm_mode, help="Normalisation layers in 'eval' mode, or the source's 'train' mode."
+    ),
+    tau: float = typer.Option(_DEFAULTS.tau, help="Robustness margin: |score| <= tau is robust."),
+    summary_filter: str = typer.Option(_DEFAULTS.summary_filter, help="Filter whose class summarises a group."),
+    summary_score: str = typer.Option(
+        _DEFAULTS.summary_score, help="Score whose class summarises a group: clean, adversarial or difference."
+    ),
+    seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
+    device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
+    json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Sweep synaptic filters over every Conv/Linear weight, score and classify each group."""
+    config = build_config(
+        ScanConfig,
+        model=model,
+        dataset=dataset,
+        weights=weights,
+        data_root=data_root,
+        split=split,
+        max_samples=None if all_samples else max_samples,
+        batch_size=batch_size,
+        filters=filters,
+        thresholds=thresholds,
+        attack=attack,
+        eps=eps if eps == "auto" else _number(eps, "--eps"),
+        attack_mode=attack_mode,
+        scope=scope,
+        global_range=global_range,
+        include=include,
+        baseline=baseline,
+        normalise_by=normalise_by,
+        norm_mode=norm_mode,
+        tau=tau,
+        summary_filter=summary_filter,
+        summary_score=summary_score,
+        seed=seed,
+        device=device,
+    )
+    check_names(config)
+    ensure_writable_dir(out)
+    console = stderr_console(quiet)
+    with sweep_progress(console) as progress:
+        report = run_scan(config, progress=progress)
+    written = write_scan_outputs(report, out)
+    print_summary(report, console)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    if json_output:
+        stdout_console().out(report.model_dump_json(indent=1), highlight=False)
+
+
+def _number(text: str, option: str) -> float:
+    from ..errors import ConfigError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be a number or 'auto', got {text!r}") from None

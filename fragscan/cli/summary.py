@@ -1,0 +1,54 @@
+"""The one-screen summary of a report, rendered from the Report alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..report import Report
+
+CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def print_summary(report: Report, console: Console) -> None:
+    settings = report.settings
+    console.print(
+        f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
+        f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
+        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} ε={settings.eps_used:.4g} "
+        f"({settings.attack_mode}), device {settings.device_used}",
+        highlight=False,
+    )
+    if report.groups:
+        table = Table(
+            title=f"adversarial scores S_adv; class from {settings.summary_filter}/{settings.summary_score}",
+            title_justify="left",
+            box=box.SIMPLE,
+        )
+        table.add_column("group", no_wrap=True)
+        table.add_column("numel", justify="right")
+        for filter_id in settings.filters:
+            table.add_column(filter_id, justify="right")
+        table.add_column("class")
+        for group in report.groups:
+            style = CLASS_STYLE[group.summary_class]
+            table.add_row(
+                group.name,
+                str(group.numel),
+                *(_score(group.filters[f].scores.adversarial) for f in settings.filters),
+                f"[{style}]{group.summary_class}[/{style}]",
+            )
+        console.print(table)
+        counts = Counter(g.summary_class for g in report.groups)
+        console.print(", ".join(f"{n} {c}" for c, n in sorted(counts.items())), highlight=False)
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {skipped.name}: {skipped.reason}", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -1,0 +1,133 @@
+"""Settings of a scan: one frozen pydantic object, written verbatim into every report.
+
+Every decision the method spec marks **[ours]** is a field here, so a report says which was used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Score = Literal["clean", "adversarial", "difference"]
+
+
+class ScanConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field("digits-cnn", description="registered model name")
+    dataset: str = Field("digits", description="registered dataset adapter")
+    weights: Path | None = Field(None, description="weights file; default: the model's own")
+    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    split: str = Field("test", description="dataset split to evaluate on")
+    max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
+    batch_size: int = Field(256, description="evaluation batch size")
+    filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
+    thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
+    attack: str = Field("FGSM", description="torchattacks class name")
+    eps: float | Literal["auto"] = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
+    eps_target: float = Field(0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0")
+    attack_mode: Literal["regenerate", "fixed"] = Field(
+        "regenerate", description="craft attacks against each filtered network, or once against the unfiltered one"
+    )
+    scope: Literal["local", "global"] = Field("local", description="one group at a time, or all groups together")
+    global_range: Literal["pooled", "unit"] = Field(
+        "pooled", description="[ours] global thresholds over the pooled [lo, hi]; 'unit' is the source's fixed [-1, 1]"
+    )
+    include: tuple[str, ...] = Field(
+        (), description="[ours] extra parameters to analyse: globs over parameter names, or 'bias' / 'norm'"
+    )
+    baseline: Literal["one", "density"] = Field("one", description="[ours] score baseline b: 1, or share still present")
+    normalise_by: Literal["unfiltered", "first"] = Field(
+        "unfiltered", description="[ours] divide curves by the unfiltered accuracy, or the source's first threshold"
+    )
+    norm_mode: Literal["eval", "train"] = Field(
+        "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
+    )
+    tau: float = Field(0.01, description="robustness margin: |S| <= tau is robust")
+    summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
+    summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
+    seed: int = Field(0, description="seeds sample draw and attack randomness")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+
+    @field_validator("filters", "include", mode="before")
+    @classmethod
+    def _split_commas(cls, value):
+        if isinstance(value, str):
+            value = [value]
+        return tuple(part.strip() for item in value for part in str(item).split(",") if part.strip())
+
+    @field_validator("thresholds")
+    @classmethod
+    def _enough_thresholds(cls, value):
+        if value < 3:
+            raise ValueError(f"--thresholds must be at least 3 (Simpson's rule needs 3 points), got {value}")
+        return value
+
+    @field_validator("eps")
+    @classmethod
+    def _eps_in_pixels(cls, value):
+        if value != "auto" and not 0.0 <= value <= 1.0:
+            raise ValueError(f"--eps must be 'auto' or a number in [0, 1] (pixel scale), got {value}")
+        return value
+
+    @field_validator("max_samples")
+    @classmethod
+    def _positive_samples(cls, value):
+        if value is not None and value < 1:
+            raise ValueError(f"--max-samples must be at least 1, got {value}")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive_batch(cls, value):
+        if value < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {value}")
+        return value
+
+    @field_validator("tau")
+    @classmethod
+    def _non_negative_tau(cls, value):
+        if value < 0:
+            raise ValueError(f"--tau must be >= 0, got {value}")
+        return value
+
+    @field_validator("eps_target")
+    @classmethod
+    def _target_in_unit(cls, value):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"eps target must lie in (0, 1), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _summary_filter_swept(self):
+        if not self.filters:
+            raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
+        if self.summary_filter not in self.filters:
+            from .filters import FILTERS
+
+            for name in self.filters:
+                FILTERS.entry(name)  # an unknown name explains more than the summary mismatch
+            raise ValueError(
+                f"--summary-filter {self.summary_filter!r} is not among --filters {','.join(self.filters)}; "
+                "add it or choose one of them"
+            )
+        return self
+
+
+def build_config(model_type: type[BaseModel], **values) -> BaseModel:
+    """Validate settings, turning pydantic's report into one actionable line."""
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+
+    try:
+        return model_type(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if not message.startswith("--"):
+            option = "--" + "-".join(str(part) for part in first["loc"][:1]).replace("_", "-")
+            message = f"{option}: {message}" if first["loc"] else message
+        raise ConfigError(message) from None

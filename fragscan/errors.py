@@ -1,0 +1,34 @@
+"""Typed errors: each carries the CLI exit code and a one-line, actionable message."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class FragscanError(Exception):
+    """Base error. The CLI prints ``str(error)`` on one line and exits with ``exit_code``."""
+
+    exit_code = 3
+
+
+class UsageError(FragscanError):
+    """Bad options, names or input files: the user can fix the call."""
+
+    exit_code = 2
+
+
+class UnknownNameError(UsageError):
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
+        super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`)")
+
+
+class ConfigError(UsageError):
+    """Settings that cannot work together or are out of range."""
+
+
+class InputError(UsageError):
+    """A file or directory the user named is missing, malformed or does not fit."""

@@ -1,0 +1,56 @@
+"""Loading weights safely: safetensors first, torch files only with ``weights_only=True``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weights file {str(path)!r} not found; pass an existing .safetensors or .pt/.pth file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # the file's own parser says what is wrong
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read weights {str(path)!r}: {first_line}") from error
+    for key in _WRAPPER_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"weights {str(path)!r} hold no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load ``state`` strictly, naming the first mismatch in one line."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if unexpected:
+            parts.append(f"unexpected {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+        raise InputError(f"weights {source!r} do not fit the model: {', '.join(parts)}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise InputError(
+                f"weights {source!r} do not fit the model: {key!r} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[key].shape)}"
+            )
+    net.load_state_dict(state, strict=True)

@@ -1,0 +1,61 @@
+"""One registry type for models, datasets, filters and attacks: register, get, list with globs."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    meta: dict[str, Any] = field(default_factory=dict)
+    source: str = "builtin"
+
+
+class Registry(Generic[T]):
+    """A named table of factories (or classes) with their metadata."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, obj: T, *, source: str = "builtin", replace: bool = False, **meta: Any) -> T:
+        if name in self._entries and not replace:
+            raise ConfigError(f"{self.kind} {name!r} is already registered by {self._entries[name].source}")
+        self._entries[name] = Entry(name, obj, dict(meta), source)
+        return obj
+
+    def decorator(self, name: str | None = None, **meta: Any) -> Callable[[T], T]:
+        def wrap(obj: T) -> T:
+            return self.register(name or getattr(obj, "name", None) or obj.__name__, obj, **meta)
+
+        return wrap
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def entry(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def list(self, pattern: str = "*") -> list[str]:
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self):
+        return iter(self.list())

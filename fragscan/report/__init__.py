@@ -1,0 +1,17 @@
+"""The report: the one contract between the engine and everything that reads results."""
+
+from .model import (  # noqa: F401
+    SCHEMA_VERSION,
+    Baseline,
+    ClassTriple,
+    DatasetInfo,
+    FilterCurve,
+    GroupReport,
+    ModelInfo,
+    Report,
+    RunInfo,
+    ScoreTriple,
+    Settings,
+    SkippedGroupReport,
+)
+from .io import ensure_writable_dir, load_report, report_digest, write_atomic, write_report, write_scan_outputs  # noqa: F401

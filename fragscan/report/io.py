@@ -1,0 +1,78 @@
+"""Reading and writing reports. Every write is atomic: a temporary file, then a rename."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..errors import InputError
+from .model import Report
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def report_json(report: Report) -> bytes:
+    return report.model_dump_json(indent=1).encode()
+
+
+def report_digest(report: Report) -> str:
+    return hashlib.sha256(report_json(report)).hexdigest()
+
+
+def write_report(report: Report, path: Path) -> Path:
+    write_atomic(Path(path), report_json(report))
+    return Path(path)
+
+
+def load_report(path: str | Path) -> Report:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"report {str(path)!r} not found; pass the report.json a scan wrote")
+    try:
+        return Report.model_validate_json(path.read_bytes())
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {first['msg']}") from None
+
+
+def ensure_writable_dir(directory: Path) -> Path:
+    """Create ``directory`` if needed and prove it writable before any long work starts."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise InputError(f"cannot write to --out {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
+    return directory
+
+
+def write_scan_outputs(report: Report, directory: Path) -> list[Path]:
+    """Everything a scan leaves in its output directory; each file written atomically."""
+    directory = ensure_writable_dir(directory)
+    return [write_report(report, directory / "report.json")]

@@ -1,0 +1,243 @@
+"""The scan pipeline: config -> model and data -> adversary -> sweep -> scores -> classes -> Report."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from . import __version__
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
+from .classify import classify
+from .config import ScanConfig
+from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
+from .engine import Curve, Progress, analysis_mode, sweep
+from .errors import ConfigError
+from .filters import FILTERS
+from .groups import parameter_groups
+from .models import Normalized, create_model
+from .report import (
+    Baseline,
+    ClassTriple,
+    DatasetInfo,
+    FilterCurve,
+    GroupReport,
+    ModelInfo,
+    Report,
+    RunInfo,
+    ScoreTriple,
+    Settings,
+    SkippedGroupReport,
+)
+from .scores import filtering_scores
+
+_VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", "pydantic", "safetensors")
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ConfigError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto")
+    return device
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "fragscan": __version__}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def _sha256(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_names(config: ScanConfig) -> None:
+    """Fail fast on names no registry knows, before any model or data is loaded."""
+    for filter_id in config.filters:
+        FILTERS.entry(filter_id)
+    ATTACKS.entry(config.attack)
+    if config.eps == "auto" and not uses_eps(config.attack):
+        raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
+
+
+def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig) -> FilterCurve:
+    samples = curve.clean.shape[1]
+    clean = (curve.clean.sum(1).double() / samples).tolist()
+    adversarial = (curve.adversarial.sum(1).double() / samples).tolist()
+    present = [1.0 - r / curve.numel for r in curve.removed] if config.baseline == "density" else None
+    scores = filtering_scores(
+        clean, adversarial, curve.positions, clean0, adversarial0, present=present, normalise_by=config.normalise_by
+    )
+    perturbed = any(curve.changed)
+    return FilterCurve(
+        label=FILTERS.entry(filter_id).meta["label"],
+        thresholds=curve.thresholds,
+        positions=curve.positions,
+        removed=curve.removed,
+        changed=curve.changed,
+        clean=clean,
+        adversarial=adversarial,
+        scores=ScoreTriple(clean=scores.clean, adversarial=scores.adversarial, difference=scores.difference),
+        classes=ClassTriple(
+            clean=classify(scores.clean, config.tau, perturbed=perturbed),
+            adversarial=classify(scores.adversarial, config.tau, perturbed=perturbed),
+            difference=classify(scores.difference, config.tau, perturbed=perturbed),
+        ),
+    )
+
+
+def scan(
+    config: ScanConfig | None = None,
+    *,
+    model: Normalized | None = None,
+    dataset: Dataset | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    plugins: list[str] | None = None,
+) -> Report:
+    """Run the analysis ``config`` describes and return the report (nothing is written).
+
+    ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
+    (pixels in [0,1], label)); otherwise they are built from the names in ``config``.
+    """
+    config = config or ScanConfig()
+    check_names(config)
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    device = resolve_device(config.device)
+
+    weights_path = config.weights
+    if model is None:
+        model = create_model(config.model, weights=config.weights)
+        weights_path = weights_path or model.spec.default_weights
+    if dataset is None:
+        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split)
+    images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
+    if tuple(images.shape[1:]) != tuple(model.spec.input_size):
+        raise ConfigError(
+            f"dataset {config.dataset!r} gives images of shape {tuple(images.shape[1:])} but model "
+            f"{config.model!r} expects {tuple(model.spec.input_size)}"
+        )
+    if int(labels.max()) >= model.spec.num_classes:
+        raise ConfigError(
+            f"dataset labels reach {int(labels.max())} but model {config.model!r} has {model.spec.num_classes} classes"
+        )
+
+    groups, skipped = parameter_groups(model.net, config.include)
+    if not groups:
+        raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
+    model = model.to(device)
+    images, labels = images.to(device), labels.to(device)
+
+    warnings: list[str] = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
+        model, config.norm_mode
+    ):
+        def make_attack(eps: float):
+            return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
+
+        if config.eps == "auto":
+            eps = calibrate_eps(make_attack, model, images, labels, config.batch_size, config.seed, config.eps_target)
+        else:
+            eps = float(config.eps)
+        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, config.batch_size, config.seed)
+
+        def measure(network) -> tuple[torch.Tensor, torch.Tensor]:
+            return predictions(network, images, config.batch_size) == labels, adversary.correct(network)
+
+        unfiltered = measure(model)
+        curves = sweep(
+            model,
+            groups,
+            config.filters,
+            config.thresholds,
+            measure,
+            unfiltered,
+            scope=config.scope,
+            range_kind=config.global_range,
+            progress=progress,
+        )
+    model.cpu()
+
+    clean0 = unfiltered[0].double().mean().item()
+    adversarial0 = unfiltered[1].double().mean().item()
+    if adversarial0 == 0:
+        warnings.append("the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps")
+    if clean0 <= 1.5 / model.spec.num_classes:
+        warnings.append(f"clean accuracy {clean0:.3f} is near chance: check the weights and the dataset")
+
+    def filter_curves(target: str) -> dict[str, FilterCurve]:
+        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config) for f in config.filters}
+
+    group_reports = []
+    if config.scope == "local":
+        for group in groups:
+            per_filter = filter_curves(group.name)
+            summary = per_filter[config.summary_filter].classes
+            group_reports.append(
+                GroupReport(
+                    name=group.name,
+                    module_type=group.module_type,
+                    numel=group.parameter.numel(),
+                    shape=list(group.shape),
+                    filters=per_filter,
+                    summary_class=getattr(summary, config.summary_score),
+                )
+            )
+
+    spec = model.spec
+    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
+    return Report(
+        fragscan_version=__version__,
+        model=ModelInfo(
+            name=config.model,
+            weights=None if weights_path is None else str(weights_path),
+            weights_sha256=_sha256(weights_path),
+            input_size=list(spec.input_size),
+            mean=list(spec.mean),
+            std=list(spec.std),
+            num_classes=spec.num_classes,
+            parameters=sum(p.numel() for p in model.parameters()),
+        ),
+        dataset=DatasetInfo(
+            name=config.dataset,
+            split=config.split,
+            root=None if config.data_root is None else str(config.data_root),
+            size=len(dataset),
+            samples=len(indices),
+            selection="all samples in order"
+            if len(indices) == len(dataset)
+            else f"{len(indices)} drawn without replacement by torch.randperm(seed={config.seed}), sorted",
+            description=spec_dataset.description if spec_dataset else "",
+        ),
+        settings=Settings(**config.model_dump(), eps_used=eps, device_used=str(device), versions=library_versions()),
+        baseline=Baseline(clean=clean0, adversarial=adversarial0, samples=len(indices)),
+        groups=group_reports,
+        skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
+        global_=filter_curves("global") if config.scope == "global" else None,
+        plugins=plugins or [],
+        warnings=warnings,
+        run=RunInfo(started_at=started_at, duration_s=round(time.perf_counter() - started, 3)),
+    )
+

@@ -1,0 +1,39 @@
+"""Console output, built per call: progress and messages go to stderr, results to stdout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .engine import Progress as SweepProgress
+
+
+def stderr_console(quiet: bool = False) -> Console:
+    return Console(stderr=True, quiet=quiet)
+
+
+def stdout_console() -> Console:
+    return Console()
+
+
+@contextmanager
+def sweep_progress(console: Console) -> Iterator[Callable[[SweepProgress], None]]:
+    """A progress bar over the whole sweep, naming the group and filter in flight."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("preparing (attack calibration)", total=None)
+
+        def update(event: SweepProgress) -> None:
+            bar.update(task, completed=event.done, total=event.total, description=f"{event.target} · {event.filter}")
+
+        yield update

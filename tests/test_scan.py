@@ -1,0 +1,138 @@
+import json
+
+import pytest
+import torch
+
+import fragscan
+from fragscan.attacks import build_attack, predictions
+from fragscan.data import create_dataset, evaluation_tensors
+from fragscan.engine import analysis_mode
+from fragscan.filters import StepUp
+from fragscan.groups import parameter_groups
+from fragscan.models import create_model
+
+
+def _numbers(report):
+    data = json.loads(report.model_dump_json())
+    data.pop("run")
+    return data
+
+
+def test_report_has_the_documented_fields(small_config):
+    report = fragscan.scan(small_config())
+    data = json.loads(report.model_dump_json())
+    for key in ("schema_version", "fragscan_version", "model", "dataset", "settings", "baseline", "groups"):
+        assert key in data
+    assert set(data["baseline"]) >= {"clean", "adversarial"}
+    assert {"eps_used", "seed", "device_used", "versions"} <= set(data["settings"])
+    group = data["groups"][0]
+    assert set(group) >= {"name", "numel", "shape", "filters", "class"}
+    cell = group["filters"]["pulse"]
+    assert set(cell) >= {"thresholds", "removed", "clean", "adversarial", "scores", "classes"}
+    assert set(cell["scores"]) == set(cell["classes"]) == {"clean", "adversarial", "difference"}
+    assert [g["name"] for g in data["groups"]] == [
+        "features.0.weight", "features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"
+    ]
+    assert fragscan.Report.model_validate_json(report.model_dump_json()) == report
+
+
+def test_the_same_seed_gives_the_same_numbers(small_config):
+    config = small_config(eps="auto", attack="PGD", max_samples=50)  # PGD has a random start
+    assert _numbers(fragscan.scan(config)) == _numbers(fragscan.scan(config))
+
+
+def test_a_scan_leaves_the_weights_and_buffers_bit_identical(small_config):
+    model = create_model("digits-cnn")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fragscan.scan(small_config(norm_mode="train"), model=model)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.requires_grad for p in model.parameters())
+    assert not model.training
+
+
+def _first_cell_by_hand(mode: str, eps: float):
+    """Accuracy at step-up threshold 2 of features.0.weight, computed without the engine."""
+    model = create_model("digits-cnn")
+    images, labels, _ = evaluation_tensors(create_dataset("digits"), 60, 0)
+    weight = model.net.features[0].weight
+    f = StepUp.over(weight.detach(), 5)
+    alpha = f.thresholds().tolist()[2]
+    with analysis_mode(model):
+        torch.manual_seed(0)
+        fixed = build_attack("FGSM", model, eps, 10)(images[:32], labels[:32])
+        torch.manual_seed(1)
+        fixed = torch.cat([fixed, build_attack("FGSM", model, eps, 10)(images[32:], labels[32:])])
+        with torch.no_grad():
+            weight.masked_fill_(f.removed(weight, alpha), 0)
+        if mode == "regenerate":
+            attack = build_attack("FGSM", model, eps, 10)
+            adversarial = torch.cat([attack(images[:32], labels[:32]), attack(images[32:], labels[32:])])
+        else:
+            adversarial = fixed
+        return (predictions(model, adversarial, 32) == labels).double().mean().item()
+
+
+@pytest.mark.parametrize("mode", ["regenerate", "fixed"])
+def test_each_attack_mode_matches_its_definition_computed_by_hand(small_config, mode):
+    report = fragscan.scan(small_config(attack_mode=mode, filters="step-up", summary_filter="step-up"))
+    cell = report.groups[0].filters["step-up"].adversarial[2]
+    assert cell == _first_cell_by_hand(mode, 0.1)
+
+
+def test_regenerate_and_fixed_differ_on_filtered_networks(small_config):
+    regenerate = fragscan.scan(small_config(attack_mode="regenerate"))
+    fixed = fragscan.scan(small_config(attack_mode="fixed"))
+    assert regenerate.baseline == fixed.baseline
+    curves = lambda r: [c.adversarial for g in r.groups for c in g.filters.values()]  # noqa: E731
+    assert curves(regenerate) != curves(fixed)
+
+
+def test_eps_auto_brings_adversarial_accuracy_near_half_of_clean(small_config):
+    report = fragscan.scan(small_config(eps="auto", max_samples=200))
+    assert 0 < report.settings.eps_used < 1
+    ratio = report.baseline.adversarial / report.baseline.clean
+    assert 0.35 < ratio <= 0.5 + 1e-9
+
+
+def test_removed_counts_are_recorded_and_reach_the_whole_group(small_config):
+    report = fragscan.scan(small_config())
+    for group in report.groups:
+        step_up = group.filters["step-up"]
+        assert step_up.removed[-1] == group.numel
+        assert step_up.removed == sorted(step_up.removed)
+        assert step_up.clean[-1] < report.baseline.clean
+        pulse = group.filters["pulse"]
+        assert all(0 < r < group.numel for r in pulse.removed)
+
+
+def test_default_scan_shows_structure():
+    report = fragscan.scan(fragscan.ScanConfig())
+    assert report.baseline.clean >= 0.95
+    classes = {(g.name, f, s): getattr(c.classes, s) for g in report.groups for f, c in g.filters.items()
+               for s in ("clean", "adversarial", "difference")}
+    assert len(set(classes.values())) > 1
+    assert {g.summary_class for g in report.groups} & {"robust", "antifragile"}
+
+
+def test_global_scope_filters_all_groups_at_once(small_config):
+    report = fragscan.scan(small_config(scope="global"))
+    assert report.groups == []
+    total = sum(g.parameter.numel() for g in parameter_groups(create_model("digits-cnn").net)[0])
+    step_up = report.global_["step-up"]
+    assert step_up.removed[-1] == total
+    assert step_up.clean[-1] < 0.5
+
+
+def test_constant_tensors_are_skipped_with_a_reason():
+    model = create_model("digits-cnn")
+    with torch.no_grad():
+        model.net.classifier[3].weight.fill_(0.5)
+    groups, skipped = parameter_groups(model.net)
+    assert "classifier.3.weight" not in [g.name for g in groups]
+    assert skipped[0].name == "classifier.3.weight" and "equal" in skipped[0].reason
+
+
+def test_include_widens_the_scope_to_biases():
+    groups, _ = parameter_groups(create_model("digits-cnn").net, ("bias",))
+    assert "features.0.bias" in [g.name for g in groups]
