@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
 from .classify import classify
 from .config import ScanConfig
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
@@ -162,23 +162,21 @@ def scan(
         else:
             eps = float(config.eps)
         adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, config.batch_size, config.seed)
-
-        def measure(network) -> tuple[torch.Tensor, torch.Tensor]:
-            return predictions(network, images, config.batch_size) == labels, adversary.correct(network)
-
-        unfiltered = measure(model)
-        curves = sweep(
+        result = sweep(
             model,
             groups,
             config.filters,
             config.thresholds,
-            measure,
-            unfiltered,
+            images,
+            labels,
+            adversary,
+            batch_size=config.batch_size,
             scope=config.scope,
             range_kind=config.global_range,
             progress=progress,
         )
     model.cpu()
+    curves, unfiltered = result.curves, result.unfiltered
 
     clean0 = unfiltered[0].double().mean().item()
     adversarial0 = unfiltered[1].double().mean().item()
