@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 import platform
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .report import (
     Baseline,
     ClassTriple,
     DatasetInfo,
+    EngineReport,
     FilterCurve,
     GroupReport,
     ModelInfo,
@@ -236,6 +238,7 @@ def scan(
         global_=filter_curves("global") if config.scope == "global" else None,
         plugins=plugins or [],
         warnings=warnings,
+        engine=EngineReport(**{k: v for k, v in asdict(result.info).items() if k in EngineReport.model_fields}),
         run=RunInfo(started_at=started_at, duration_s=round(time.perf_counter() - started, 3)),
     )
 

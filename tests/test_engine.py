@@ -137,3 +137,12 @@ def test_weights_are_restored_when_the_sweep_is_interrupted(data):
         sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=stop)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_the_report_says_how_the_sweep_was_computed(small_config):
+    import fragscan
+
+    engine = fragscan.scan(small_config(attack_mode="regenerate")).engine
+    assert engine.prefix_reuse and engine.fused_attack and engine.fallback is None
+    assert engine.cells == 5 * 3 * 5 and 0 < engine.variants <= engine.cells
+    assert set(engine.suffix_share) <= {"features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"}

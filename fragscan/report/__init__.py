@@ -5,6 +5,7 @@ from .model import (  # noqa: F401
     Baseline,
     ClassTriple,
     DatasetInfo,
+    EngineReport,
     FilterCurve,
     GroupReport,
     ModelInfo,

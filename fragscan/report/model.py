@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -89,6 +89,19 @@ class Settings(ScanConfig):
     versions: dict[str, str]
 
 
+class EngineReport(_Model):
+    """How the sweep was computed; the numbers do not depend on it (they equal the obvious loop's)."""
+
+    prefix_reuse: bool = Field(description="some group's filtered variants ran only the dependent suffix")
+    fallback: str | None = Field(description="why no group could reuse a prefix (full forwards instead)")
+    full_forward_targets: dict[str, str] = Field(description="groups run with full forwards, and why")
+    fused_attack: bool = Field(description="clean predictions shared the attack's gradient forward (FGSM)")
+    fused_attack_note: str | None = Field(description="why the attack ran on its own, when it did")
+    suffix_share: dict[str, float] = Field(description="per group: suffix multiply-adds / full forward's")
+    variants: int = Field(description="distinct filtered networks evaluated")
+    cells: int = Field(description="filter x threshold cells in the curves")
+
+
 class RunInfo(_Model):
     started_at: str
     duration_s: float
@@ -106,4 +119,5 @@ class Report(_Model):
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
     plugins: list[str] = Field(default_factory=list, description="plugins loaded for this scan")
     warnings: list[str] = Field(default_factory=list)
+    engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
