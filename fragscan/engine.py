@@ -163,6 +163,7 @@ class _Evaluator:
     def __init__(self, model: nn.Module, images, labels, batch_size: int, adversary: Adversary, fused: bool):
         self.model, self.images, self.labels, self.adversary = model, images, labels, adversary
         self.fused = fused
+        self._reference: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.batches = [slice(s, s + batch_size) for s in range(0, len(images), batch_size)]
 
     # -- per batch, once per target -------------------------------------------------------------
@@ -197,7 +198,7 @@ class _Evaluator:
 
     def fgsm(self, split: Split, k: int, leaf: torch.Tensor, frontier: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean logits and torchattacks.FGSM's examples from one suffix forward and one backward."""
-        labels = self.labels[self.batches[k]]
+        labels = self.labels[self.batches[k]].clone()  # as torchattacks does: a normal tensor, even from inference mode
         inputs = [f.detach().requires_grad_(True) if isinstance(f, torch.Tensor) and f.requires_grad else f for f in frontier]
         wanted = [i for i, f in enumerate(inputs) if isinstance(f, torch.Tensor) and f.requires_grad]
         with torch.enable_grad():
@@ -216,27 +217,22 @@ class _Evaluator:
         return logits.detach(), adversarial
 
     # -- checks against the definition, on the first batch with the unfiltered weights -----------
-    def agrees(self, split: Split) -> bool:
-        x, labels = self.images[self.batches[0]], self.labels[self.batches[0]]
-        with torch.inference_mode():
-            full = self.model(x)
-        frontier = self.frontier(split, 0)
-        if self.fused:
-            logits, adversarial = self.fgsm(split, 0, *frontier)
-            reference = craft_batch(self.adversary.attack, x, labels, self.adversary.seed)
-            return torch.equal(logits, full) and torch.equal(adversarial, reference)
-        clean_frontier, adversarial_frontier = frontier
-        with torch.inference_mode():
-            if not torch.equal(split.suffix(*clean_frontier), full):
-                return False
-            if adversarial_frontier is not None:
-                return torch.equal(split.suffix(*adversarial_frontier), self.model(self.adversary.adversarial[self.batches[0]]))
-        return True
+    def reference_first_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The definition's values on batch 0 (clean logits; FGSM's examples or the fixed examples'
+        logits), computed once: every check runs with the unfiltered weights."""
+        if self._reference is None:
+            x, labels = self.images[self.batches[0]], self.labels[self.batches[0]]
+            with torch.inference_mode():
+                clean = self.model(x)
+                adversarial = self.model(self.adversary.adversarial[self.batches[0]]) if isinstance(self.adversary, Fixed) else None
+            if self.fused:
+                adversarial = craft_batch(self.adversary.attack, x, labels, self.adversary.seed)
+            self._reference = clean, adversarial
+        return self._reference
 
-    def batch_bytes(self, split: Split) -> int:
-        """Memory one batch's reused activations hold (frontier, and saved tensors when fused)."""
-        if split.identity:
-            return 0
+    def first_frontier(self, split: Split) -> tuple[object, int]:
+        """Batch 0's frontier, and the memory one batch's reused activations hold (frontier, and
+        the prefix graph's saved tensors when fused)."""
         saved = 0
 
         def pack(tensor):
@@ -246,8 +242,21 @@ class _Evaluator:
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             frontier = self.frontier(split, 0)
-        tensors = [t for part in frontier for t in (part if isinstance(part, tuple) else [part]) if isinstance(t, torch.Tensor)]
-        return saved + sum(t.numel() * t.element_size() for t in tensors)
+        if split.identity:
+            return frontier, 0
+        tensors = [t for part in frontier if part is not None for t in (part if isinstance(part, tuple) else [part])]
+        return frontier, saved + sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+    def agrees(self, split: Split, frontier) -> bool:
+        clean, adversarial = self.reference_first_batch()
+        if self.fused:
+            logits, crafted = self.fgsm(split, 0, *frontier)
+            return torch.equal(logits, clean) and torch.equal(crafted, adversarial)
+        clean_frontier, adversarial_frontier = frontier
+        with torch.inference_mode():
+            if not torch.equal(split.suffix(*clean_frontier), clean):
+                return False
+            return adversarial_frontier is None or torch.equal(split.suffix(*adversarial_frontier), adversarial)
 
 
 def _plan(
@@ -301,13 +310,13 @@ def _sweep_target(
     results: list[tuple[list, list]] = [([], []) for _ in variants]
     try:
         if variants:
-            split = split_for()
-            per_batch = max(1, evaluator.batch_bytes(split))
-            size = max(1, budget // per_batch)
+            split, first, per_batch = split_for()
+            size = max(1, budget // max(1, per_batch))
             batches = range(len(evaluator.batches))
             chunks = [batches[i : i + size] for i in range(0, len(batches), size)]
             for c, chunk in enumerate(chunks):
-                frontiers = {k: evaluator.frontier(split, k) for k in chunk}
+                frontiers = {k: first if k == 0 else evaluator.frontier(split, k) for k in chunk}
+                first = None
                 for j, variant in enumerate(variants):
                     _apply(targets, originals, variant)
                     for k in chunk:
@@ -369,7 +378,7 @@ def sweep(
     info.fused_attack = why_not_fused is None
     info.fused_attack_note = why_not_fused
     evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=info.fused_attack)
-    if info.fused_attack and not evaluator.agrees(identity_split(model)):
+    if info.fused_attack and not evaluator.agrees(identity_split(model), evaluator.first_frontier(identity_split(model))[0]):
         info.fused_attack = False
         info.fused_attack_note = "the shared forward did not reproduce torchattacks.FGSM bit for bit here"
         evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=False)
@@ -392,19 +401,21 @@ def sweep(
             lo, hi = shared_range or (float(parameters[0].detach().min()), float(parameters[0].detach().max()))
             filters[filter_id] = create_filter(filter_id, lo, hi, n_thresholds)
 
-        def split_for(name=name, parameters=parameters) -> Split:
-            if traced is None:
-                return identity_split(model)
-            candidate = split(traced, parameters, lambda node: costs.get(node, 0.0))
-            if candidate.suffix_share >= WHOLE_MODEL_SHARE:
-                info.full_forward_targets[name] = "nothing to reuse: the group's suffix is the whole model"
-                return identity_split(model)
-            if not evaluator.agrees(candidate):
-                info.full_forward_targets[name] = "the split did not reproduce the full forward bit for bit"
-                return identity_split(model)
-            info.prefix_reuse = True
-            info.suffix_share[name] = round(candidate.suffix_share, 4)
-            return candidate
+        def split_for(name=name, parameters=parameters) -> tuple[Split, object, int]:
+            """The target's split (checked), batch 0's frontier through it, and its bytes per batch."""
+            if traced is not None:
+                candidate = split(traced, parameters, lambda node: costs.get(node, 0.0))
+                if candidate.suffix_share >= WHOLE_MODEL_SHARE:
+                    info.full_forward_targets[name] = "nothing to reuse: the group's suffix is the whole model"
+                else:
+                    frontier, per_batch = evaluator.first_frontier(candidate)
+                    if evaluator.agrees(candidate, frontier):
+                        info.prefix_reuse = True
+                        info.suffix_share[name] = round(candidate.suffix_share, 4)
+                        return candidate, frontier, per_batch
+                    info.full_forward_targets[name] = "the split did not reproduce the full forward bit for bit"
+            whole = identity_split(model)
+            return (whole, *evaluator.first_frontier(whole))
 
         def on_cell(filter_id: str, name=name) -> None:
             nonlocal done
