@@ -292,11 +292,24 @@ def _apply(targets, originals, variant: _Variant) -> None:
             parameter.copy_(original.masked_fill(variant.synaptic_filter.removed(original, variant.alpha), 0))
 
 
+def _measure_chunk(targets, originals, variants, evaluator: _Evaluator, split: Split, chunk: range, first, on_variant):
+    """Every variant on the batches of ``chunk``, their frontiers computed once; ``on_variant(j)``
+    after each."""
+    frontiers = {k: first if k == 0 and first is not None else evaluator.frontier(split, k) for k in chunk}
+    measured = []
+    for variant in variants:
+        _apply(targets, originals, variant)
+        rows = [evaluator.measure(split, k, frontiers[k]) for k in chunk]
+        measured.append(([r[0] for r in rows], [r[1] for r in rows]))
+        on_variant(len(measured) - 1)
+    return measured
+
+
 def _sweep_target(
     targets: list[nn.Parameter],
     filters: dict[str, SynapticFilter],
     evaluator: _Evaluator,
-    split_for: Callable[[], Split],
+    split_for: Callable[[], tuple[Split, object, int]],
     unfiltered: Measurement,
     budget: int,
     on_cell: Callable[[str], None],
@@ -312,21 +325,33 @@ def _sweep_target(
         if variants:
             split, first, per_batch = split_for()
             size = max(1, budget // max(1, per_batch))
-            batches = range(len(evaluator.batches))
-            chunks = [batches[i : i + size] for i in range(0, len(batches), size)]
-            for c, chunk in enumerate(chunks):
-                frontiers = {k: first if k == 0 else evaluator.frontier(split, k) for k in chunk}
+            reported: set[int] = set()
+            start, count = 0, len(evaluator.batches)
+
+            def on_variant(j: int) -> None:
+                # Cells are done once the last batch is measured; a retried chunk reports nothing twice.
+                if start + size >= count and j not in reported:
+                    reported.add(j)
+                    for filter_id, _ in variants[j].cells:
+                        on_cell(filter_id)
+
+            while start < count:
+                chunk = range(start, min(start + size, count))
+                try:
+                    measured = _measure_chunk(targets, originals, variants, evaluator, split, chunk, first, on_variant)
+                except torch.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    size //= 2  # back off: hold fewer batches' activations at once
+                    first = None
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
                 first = None
-                for j, variant in enumerate(variants):
-                    _apply(targets, originals, variant)
-                    for k in chunk:
-                        clean, adversarial = evaluator.measure(split, k, frontiers[k])
-                        results[j][0].append(clean)
-                        results[j][1].append(adversarial)
-                    if c == len(chunks) - 1:
-                        for filter_id, _ in variant.cells:
-                            on_cell(filter_id)
-                del frontiers
+                for j, (clean, adversarial) in enumerate(measured):
+                    results[j][0].extend(clean)
+                    results[j][1].extend(adversarial)
+                start = chunk.stop
     finally:
         with torch.no_grad():
             for parameter, original in zip(targets, originals):

@@ -146,3 +146,28 @@ def test_the_report_says_how_the_sweep_was_computed(small_config):
     assert engine.prefix_reuse and engine.fused_attack and engine.fallback is None
     assert engine.cells == 5 * 3 * 5 and 0 < engine.variants <= engine.cells
     assert set(engine.suffix_share) <= {"features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"}
+
+
+def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
+    from fragscan import engine
+
+    original = engine._Evaluator.measure
+    failures = []
+
+    def measure_once_out_of_memory(self, split, k, frontier):
+        if not failures:
+            failures.append(k)
+            raise torch.OutOfMemoryError("simulated")
+        return original(self, split, k, frontier)
+
+    monkeypatch.setattr(engine._Evaluator, "measure", measure_once_out_of_memory)
+    events = []
+    model = create_model("digits-cnn")
+    groups, _ = parameter_groups(model.net)
+    with analysis_mode(model):
+        adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+        result = sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=events.append)
+        expected = reference_sweep(model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0)
+    assert failures
+    _assert_identical(result, expected)
+    assert [e.done for e in events] == list(range(1, len(groups) * len(FILTERS) * THRESHOLDS + 1))
