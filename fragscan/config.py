@@ -22,7 +22,9 @@ class ScanConfig(BaseModel):
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on")
     max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
-    batch_size: int = Field(256, description="evaluation batch size")
+    batch_size: int | Literal["auto"] = Field(
+        256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
+    )
     filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
     thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
     attack: str = Field("FGSM", description="torchattacks class name")
@@ -82,7 +84,7 @@ class ScanConfig(BaseModel):
     @field_validator("batch_size")
     @classmethod
     def _positive_batch(cls, value):
-        if value < 1:
+        if value != "auto" and value < 1:
             raise ValueError(f"--batch-size must be at least 1, got {value}")
         return value
 

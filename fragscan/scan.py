@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
+from .batching import auto_batch_size
 from .classify import classify
 from .config import ScanConfig
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
@@ -150,7 +151,9 @@ def scan(
     if not groups:
         raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
     model = model.to(device)
-    images, labels = images.to(device), labels.to(device)
+    if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
+        images, labels = images.pin_memory(), labels.pin_memory()
+    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
     warnings: list[str] = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
@@ -159,11 +162,12 @@ def scan(
         def make_attack(eps: float):
             return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
 
+        batch_size = auto_batch_size(model, images, labels) if config.batch_size == "auto" else config.batch_size
         if config.eps == "auto":
-            eps = calibrate_eps(make_attack, model, images, labels, config.batch_size, config.seed, config.eps_target)
+            eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)
         else:
             eps = float(config.eps)
-        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, config.batch_size, config.seed)
+        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
         result = sweep(
             model,
             groups,
@@ -172,7 +176,7 @@ def scan(
             images,
             labels,
             adversary,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             scope=config.scope,
             range_kind=config.global_range,
             progress=progress,
@@ -231,7 +235,13 @@ def scan(
             else f"{len(indices)} drawn without replacement by torch.randperm(seed={config.seed}), sorted",
             description=spec_dataset.description if spec_dataset else "",
         ),
-        settings=Settings(**config.model_dump(), eps_used=eps, device_used=str(device), versions=library_versions()),
+        settings=Settings(
+            **config.model_dump(),
+            eps_used=eps,
+            batch_size_used=batch_size,
+            device_used=str(device),
+            versions=library_versions(),
+        ),
         baseline=Baseline(clean=clean0, adversarial=adversarial0, samples=len(indices)),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],

@@ -171,3 +171,21 @@ def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkey
     assert failures
     _assert_identical(result, expected)
     assert [e.done for e in events] == list(range(1, len(groups) * len(FILTERS) * THRESHOLDS + 1))
+
+
+def test_batch_size_auto_is_resolved_once_and_recorded(small_config):
+    import fragscan
+
+    report = fragscan.scan(small_config(batch_size="auto", attack_mode="fixed"))
+    assert report.settings.batch_size == "auto"
+    assert report.settings.batch_size_used == 32  # on CPU: the largest power of two <= 60 samples, at most 256
+
+
+def test_batch_size_must_be_a_number_or_auto():
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    result = CliRunner().invoke(app, ["scan", "--batch-size", "many", "--quiet"])
+    assert result.exit_code == 2
+    assert "--batch-size must be a whole number or 'auto'" in result.output

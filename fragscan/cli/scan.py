@@ -30,7 +30,9 @@ def scan(
         _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
     ),
     all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
-    batch_size: int = typer.Option(_DEFAULTS.batch_size, help="Evaluation batch size."),
+    batch_size: str = typer.Option(
+        str(_DEFAULTS.batch_size), help="Evaluation batch size, or 'auto': the largest that fits (recorded)."
+    ),
     filters: str = typer.Option(",".join(_DEFAULTS.filters), help="Comma-separated filters (see `fragscan filters`)."),
     thresholds: int = typer.Option(_DEFAULTS.thresholds, help="Thresholds per sweep (at least 3)."),
     attack: str = typer.Option(_DEFAULTS.attack, help="torchattacks class name (see `fragscan attacks`)."),
@@ -74,7 +76,7 @@ def scan(
         data_root=data_root,
         split=split,
         max_samples=None if all_samples else max_samples,
-        batch_size=batch_size,
+        batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,
         thresholds=thresholds,
         attack=attack,
@@ -112,3 +114,12 @@ def _number(text: str, option: str) -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"{option} must be a number or 'auto', got {text!r}") from None
+
+
+def _integer(text: str, option: str) -> int:
+    from ..errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be a whole number or 'auto', got {text!r}") from None

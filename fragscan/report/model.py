@@ -85,6 +85,7 @@ class Settings(ScanConfig):
     """Every option as given, plus what was resolved at run time."""
 
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
+    batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
     versions: dict[str, str]
 
