@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
