@@ -110,3 +110,27 @@ def test_timm_and_torchvision_models_scan_end_to_end(tmp_path, name):
     assert report.model.num_classes == 4 and report.model.input_size == [3, 16, 16]
     assert all(len(g.filters["pulse"].clean) == 3 for g in report.groups)
     assert any("near chance" in w for w in report.warnings)  # untrained on random labels
+
+
+def test_scan_cli_records_the_new_options_and_fails_cleanly(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    root = _tiny_npz(tmp_path, channels=1, size=12, classes=3, samples=6)
+    result = runner.invoke(app, [
+        "scan", "squeezenet1_1", "npz", "--data-root", str(root), "--stem", "cifar", "--max-samples", "6",
+        "--thresholds", "3", "--filters", "pulse", "--eps", "0.05", "--attack-mode", "fixed", "--quiet", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    report = fragscan.load_report(out / "report.json")
+    assert report.settings.stem == "cifar" and report.settings.pretrained is False and report.settings.download is False
+    assert report.model.input_size == [1, 12, 12] and report.model.num_classes == 3
+    for arguments, message in [
+        (["tv:resnet18", "npz", "--pretrained"], "--pretrained"),
+        (["resnt18", "npz"], "did you mean resnet18"),
+        (["small-cnn", "npz", "--stem", "tiny"], "--stem"),
+        (["small-cnn", "cifar10", "--download"], "--download of CIFAR10"),
+    ]:
+        failed = runner.invoke(app, ["scan", *arguments, "--data-root", str(root), "--out", str(tmp_path / "bad")])
+        assert failed.exit_code == 2, failed.output
+        assert message in failed.output and len(failed.output.strip().splitlines()) == 1
+        assert not (tmp_path / "bad" / "report.json").exists()

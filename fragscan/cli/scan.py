@@ -9,6 +9,8 @@ import typer
 from ..config import ScanConfig, build_config
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
+from ..data import DATASETS
+from ..models import model_spec
 from ..plugins import load_plugins
 from ..scan import check_names
 from ..scan import scan as run_scan
@@ -103,8 +105,10 @@ def scan(
         seed=seed,
         device=device,
     )
-    load_plugins(config.plugins)  # before the name check, so plugin names are known
+    load_plugins(config.plugins)  # before the name checks, so plugin names are known
     check_names(config)
+    model_spec(config.model)  # an unknown model or dataset fails before any data is read
+    DATASETS.entry(config.dataset)
     ensure_writable_dir(out)
     console = stderr_console(quiet)
     with sweep_progress(console) as progress:
