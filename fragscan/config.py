@@ -21,6 +21,12 @@ class ScanConfig(BaseModel):
     weights: Path | None = Field(None, description="weights file; default: the model's own")
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on")
+    pretrained: bool = Field(False, description="timm/torchvision: start from published ImageNet weights (--weights FILE or the cache)")
+    stem: Literal["imagenet", "cifar"] = Field(
+        "imagenet", description="[ours] paper built-ins: torchvision's first layers, or a stride-1 3x3 conv without max-pool"
+    )
+    download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
+    plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
     max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
     batch_size: int | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"

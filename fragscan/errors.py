@@ -20,7 +20,7 @@ class UsageError(FragscanError):
 
 class UnknownNameError(UsageError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
-        known = sorted(known)
+        known = sorted(set(known))
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
         super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`)")

@@ -19,12 +19,13 @@ from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, us
 from .batching import auto_batch_size
 from .classify import classify
 from .config import ScanConfig
-from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
+from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, sweep
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
-from .models import Normalized, create_model
+from .models import Normalized, create_model_for_data
+from .plugins import load_plugins
 from .report import (
     Baseline,
     ClassTriple,
@@ -39,6 +40,7 @@ from .report import (
     Settings,
     SkippedGroupReport,
 )
+from .sanity import check_model, near_chance
 from .scores import filtering_scores
 
 _VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", "pydantic", "safetensors")
@@ -122,21 +124,35 @@ def scan(
     """Run the analysis ``config`` describes and return the report (nothing is written).
 
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
-    (pixels in [0,1], label)); otherwise they are built from the names in ``config``.
+    (pixels in [0,1], label)); otherwise they are built from the names in ``config``, the model
+    fitted to the data (classes, channels, size) where its spec leaves them open. Plugins
+    (entry points, ./plugins/, ``config.plugins``) are loaded first; ``plugins`` adds lines to
+    the report's list.
     """
     config = config or ScanConfig()
+    loaded_plugins = load_plugins(config.plugins)
     check_names(config)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)
 
+    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
+    if dataset is None:
+        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split, download=config.download)
+    images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
     weights_path = config.weights
     if model is None:
-        model = create_model(config.model, weights=config.weights)
+        model = create_model_for_data(
+            config.model,
+            num_classes=class_count(dataset, spec_dataset),
+            input_size=tuple(images.shape[1:]),
+            mean=spec_dataset.mean if spec_dataset else None,
+            std=spec_dataset.std if spec_dataset else None,
+            weights=config.weights,
+            pretrained=config.pretrained,
+            stem=config.stem,
+        )
         weights_path = weights_path or model.spec.default_weights
-    if dataset is None:
-        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split)
-    images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
     if tuple(images.shape[1:]) != tuple(model.spec.input_size):
         raise ConfigError(
             f"dataset {config.dataset!r} gives images of shape {tuple(images.shape[1:])} but model "
@@ -155,10 +171,13 @@ def scan(
         images, labels = images.pin_memory(), labels.pin_memory()
     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
-    warnings: list[str] = []
+    warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
+    warnings += list(getattr(model, "notes", ()))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode
     ):
+        warnings += check_model(model, images, labels, config.batch_size)
+
         def make_attack(eps: float):
             return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
 
@@ -188,8 +207,9 @@ def scan(
     adversarial0 = unfiltered[1].double().mean().item()
     if adversarial0 == 0:
         warnings.append("the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps")
-    if clean0 <= 1.5 / model.spec.num_classes:
-        warnings.append(f"clean accuracy {clean0:.3f} is near chance: check the weights and the dataset")
+    chance = near_chance(clean0, model.spec.num_classes)
+    if chance:
+        warnings.append(chance)
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
         return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config) for f in config.filters}
@@ -211,7 +231,6 @@ def scan(
             )
 
     spec = model.spec
-    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     return Report(
         fragscan_version=__version__,
         model=ModelInfo(
@@ -246,7 +265,7 @@ def scan(
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
         global_=filter_curves("global") if config.scope == "global" else None,
-        plugins=plugins or [],
+        plugins=[p.describe() for p in loaded_plugins] + list(plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(result.info).items() if k in EngineReport.model_fields}),
         run=RunInfo(started_at=started_at, duration_s=round(time.perf_counter() - started, 3)),

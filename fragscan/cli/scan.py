@@ -9,6 +9,9 @@ import typer
 from ..config import ScanConfig, build_config
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
+from ..data import DATASETS
+from ..models import model_spec
+from ..plugins import load_plugins
 from ..scan import check_names
 from ..scan import scan as run_scan
 from ..ui import stderr_console, stdout_console, sweep_progress
@@ -26,6 +29,12 @@ def scan(
     weights: Path | None = typer.Option(None, help="Weights file (.safetensors preferred, or a .pt/.pth state dict)."),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache; offline it fails fast)."
+    ),
+    stem: str = typer.Option(_DEFAULTS.stem, help="Paper built-ins: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)."),
+    download: bool = typer.Option(False, "--download", help="Let the dataset adapter download missing files (needs network)."),
+    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     max_samples: int | None = typer.Option(
         _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
     ),
@@ -75,6 +84,10 @@ def scan(
         weights=weights,
         data_root=data_root,
         split=split,
+        pretrained=pretrained,
+        stem=stem,
+        download=download,
+        plugins=plugin,
         max_samples=None if all_samples else max_samples,
         batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,
@@ -94,7 +107,10 @@ def scan(
         seed=seed,
         device=device,
     )
+    load_plugins(config.plugins)  # before the name checks, so plugin names are known
     check_names(config)
+    model_spec(config.model)  # an unknown model or dataset fails before any data is read
+    DATASETS.entry(config.dataset)
     ensure_writable_dir(out)
     console = stderr_console(quiet)
     with sweep_progress(console) as progress:
