@@ -316,3 +316,10 @@ def test_summary_fits_one_screen_when_everything_fails(scanned, tmp_path):
     assert result.exit_code == 1
     assert "FAILED" in result.output
     assert len(result.output.splitlines()) <= 40
+
+
+def test_audit_explains_itself_and_its_exit_codes():
+    result = runner.invoke(app, ["audit", "--help"])
+    assert result.exit_code == 0
+    assert "exit 0 pass, 1 violated, 2 bad input, 3 failure" in " ".join(result.output.split())
+    assert "--policy" in runner.invoke(app, ["scan", "--help"]).output
