@@ -16,7 +16,8 @@ OUT = "fragscan-out"
 
 def commands(text: str) -> list[tuple[str, list[str]]]:
     """Every `fragscan <command> ...` line: (command, its --options)."""
-    return [(m.group(1), re.findall(r"(?<!\S)(--[a-z][a-z-]*)", m.group(0))) for m in re.finditer(r"fragscan (scan|audit)\b.*", text)]
+    lines = re.finditer(r"fragscan (scan|audit)\b.*", text)
+    return [(line.group(1), re.findall(r"(?<!\S)(--[a-z][a-z-]*)", line.group(0))) for line in lines]
 
 
 def known_options(command: str) -> set[str]:

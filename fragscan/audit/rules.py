@@ -258,9 +258,15 @@ def _setting_differences(report: Report, baseline: Report) -> list[str]:
     if report.model.name != baseline.model.name:
         warnings.append(f"the baseline report is of model {baseline.model.name!r}, this one of {report.model.name!r}")
     new, old = report.settings, baseline.settings
-    changed = [f"{name} {getattr(old, name)} → {getattr(new, name)}" for name in _COMPARABLE_SETTINGS if getattr(old, name) != getattr(new, name)]
+    changed = [
+        f"{name} {getattr(old, name)} → {getattr(new, name)}"
+        for name in _COMPARABLE_SETTINGS
+        if getattr(old, name) != getattr(new, name)
+    ]
     if changed:
-        warnings.append("the baseline report was scanned with other settings, so scores may differ for that reason: " + "; ".join(changed))
+        warnings.append(
+            "the baseline report was scanned with other settings, so scores may differ for that reason: " + "; ".join(changed)
+        )
     missing = sorted(set(g.name for g in baseline.groups) - set(g.name for g in report.groups))
     if missing:
         warnings.append(f"{len(missing)} groups of the baseline report are missing here: {', '.join(missing[:5])}")

@@ -87,7 +87,10 @@ def print_audit_summary(result: AuditResult, console: Console, *, quiet: bool = 
 
     subject = result.report
     against = f"; baseline {result.baseline_report.path}" if result.baseline_report else ""
-    say(f"[bold]audit[/bold] of {subject.path}: {subject.model} on {subject.dataset}/{subject.split} ({subject.samples} samples){against}")
+    say(
+        f"[bold]audit[/bold] of {subject.path}: {subject.model} on {subject.dataset}/{subject.split} "
+        f"({subject.samples} samples){against}"
+    )
     if not result.rules:
         say("no thresholds set: nothing to check (pass --policy or a --min-/--max- option)")
     else:
