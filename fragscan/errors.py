@@ -32,3 +32,9 @@ class ConfigError(UsageError):
 
 class InputError(UsageError):
     """A file or directory the user named is missing, malformed or does not fit."""
+
+
+class PolicyViolation(FragscanError):
+    """An audit found the report outside a threshold the user set: the outcome CI gates on."""
+
+    exit_code = 1

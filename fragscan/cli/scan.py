@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..audit import check_policy_fits, load_baseline, load_policy
 from ..config import ScanConfig, build_config
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
@@ -16,6 +17,7 @@ from ..scan import check_names
 from ..scan import scan as run_scan
 from ..ui import stderr_console, stdout_console, sweep_progress
 from . import app, fails_cleanly
+from .audit import audit_and_write
 from .summary import print_summary
 
 _DEFAULTS = ScanConfig()
@@ -75,6 +77,9 @@ def scan(
     out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    policy: Path | None = typer.Option(
+        None, help="Then audit the report against this policy file (see `fragscan audit`); exit 1 if violated."
+    ),
 ) -> None:
     """Sweep synaptic filters over every Conv/Linear weight, score and classify each group."""
     config = build_config(
@@ -111,6 +116,10 @@ def scan(
     check_names(config)
     model_spec(config.model)  # an unknown model or dataset fails before any data is read
     DATASETS.entry(config.dataset)
+    audit_policy = load_policy(policy) if policy else None
+    if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
+        audit_baseline = load_baseline(audit_policy)
+        check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
     ensure_writable_dir(out)
     console = stderr_console(quiet)
     with sweep_progress(console) as progress:
@@ -121,6 +130,8 @@ def scan(
         console.print(f"wrote {path}", highlight=False)
     if json_output:
         stdout_console().out(report.model_dump_json(indent=1), highlight=False)
+    if audit_policy is not None:
+        audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
 
 
 def _number(text: str, option: str) -> float:
