@@ -101,3 +101,21 @@ def test_the_shipped_plugins_work(tmp_path):
     assert report["model"]["name"] == "lenet5" and report["dataset"]["samples"] == 6
     assert len(report["groups"]) == 5
     assert MODELS.entry("lenet5").source == "plugin lenet" and DATASETS.entry("mnist-csv").source == "plugin mnist_csv_plugin"
+
+
+def test_a_factory_without_in_chans_is_called_with_what_it_takes(tmp_path):
+    name = f"bare-{tmp_path.name}"
+    path = tmp_path / "bare_plugin.py"
+    path.write_text(textwrap.dedent(f"""
+        from torch import nn
+        import fragscan
+
+        @fragscan.register_model("{name}", input_size=(1, 8, 8), mean=(0.3,), std=(0.4,), num_classes=10)
+        def factory(num_classes=10):
+            return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+    """))
+    load_plugins([path])
+    try:
+        assert fragscan.create_model(name).spec.num_classes == 10
+    finally:
+        MODELS.unregister(name)

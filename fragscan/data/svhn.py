@@ -30,7 +30,6 @@ def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> I
     from scipy.io import loadmat
 
     check_split("svhn", split, SPLITS)
-    require_root("svhn", root, f"{split}_32x32.mat")
     if download:
         import torchvision.datasets
 
@@ -38,6 +37,7 @@ def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> I
             torchvision.datasets.SVHN(str(root), split=split, download=True)
         except Exception as error:
             raise InputError(f"--download of SVHN into {str(root)!r} failed: {error}") from None
+    require_root("svhn", root, f"{split}_32x32.mat")
     path = root / f"{split}_32x32.mat"
     if not path.is_file():
         raise missing_files("svhn", path.name, [root], "pass --download to fetch it")

@@ -11,6 +11,7 @@ data the model is built for (:func:`create_model`'s keyword arguments).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -188,7 +189,7 @@ def create_model(
         factory_options = {"num_classes": spec.num_classes, "in_chans": spec.input_size[0], **kwargs}
         if entry.meta.get("stems"):
             factory_options["stem"] = stem
-        net = entry.obj(**factory_options)
+        net = entry.obj(**_accepted(entry.obj, factory_options))
         weights = weights if weights is not None else spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
@@ -199,6 +200,14 @@ def create_model(
     spec = ModelSpec().fitted(num_classes=num_classes, in_chans=in_chans, input_size=input_size, mean=mean, std=std)
     net, spec, notes = build_external(name, spec, weights=weights, pretrained=pretrained, known=MODELS.list(), **kwargs)
     return Normalized(net, spec, notes=notes).eval()
+
+
+def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``factory`` takes: a plugin's ``def net(num_classes=10)`` need not accept ``in_chans``."""
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    return {key: value for key, value in options.items() if key in parameters}
 
 
 def create_model_for_data(
