@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..config import ScanConfig, build_config
+from ..masks import reported_network
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
 from ..scan import check_names
@@ -97,7 +98,11 @@ def scan(
     console = stderr_console(quiet)
     with sweep_progress(console) as progress:
         report = run_scan(config, progress=progress)
-    written = write_scan_outputs(report, out)
+    # The mask needs the weight values: reload the file the report names (sha256 checked).
+    net = reported_network(report, config.weights) if report.model.weights else None
+    written = write_scan_outputs(report, out, net=net)
+    if net is None:
+        console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
     print_summary(report, console)
     for path in written:
         console.print(f"wrote {path}", highlight=False)
