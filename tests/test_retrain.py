@@ -21,7 +21,7 @@ def _half_mask(model, seed=0):
 
 
 def _train_set():
-    return Subset(create_dataset("digits", split="train"), range(300))
+    return Subset(create_dataset("digits", split="train"), range(200))
 
 
 def test_masked_training_keeps_frozen_elements_bit_identical_with_weight_decay_and_adversary():
@@ -29,7 +29,7 @@ def test_masked_training_keeps_frozen_elements_bit_identical_with_weight_decay_a
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     mask = _half_mask(model)
     adversary = build_attack("FGSM", model, 0.1, 10)
-    train(model, _train_set(), TrainSettings(epochs=2, weight_decay=0.05), mask=mask, adversary=adversary)
+    train(model, _train_set(), TrainSettings(epochs=1, weight_decay=0.05), mask=mask, adversary=adversary)
     for name, parameter in model.named_parameters():
         differs = bits_differ(before[name], parameter.detach())
         frozen = ~mask[name].bool()
@@ -102,7 +102,7 @@ def test_no_control_skips_the_control(tmp_path):
 
 
 def test_train_writes_checkpoints_and_a_sidecar(tmp_path):
-    result = runner.invoke(app, ["train", "digits-cnn", "digits", "--epochs", "3", "--save-every", "2", "--quiet", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["train", "digits-cnn", "digits", "--split", "test", "--epochs", "3", "--save-every", "2", "--quiet", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "training.json").read_text())
     assert [c["epoch"] for c in record["checkpoints"]] == [2, 3]
