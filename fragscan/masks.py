@@ -8,7 +8,6 @@ band is classed from the accuracy change it caused, and each element inherits it
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -149,20 +148,13 @@ def _band_mask(weight: torch.Tensor, curve, report: Report, score: Score) -> tor
     return _trainable(classes)[element_classes(weight, curve.thresholds, classes)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def reported_network(report: Report, weights: str | Path | None = None) -> nn.Module:
     """The user's network with the weights ``report`` analysed, checked against its sha256.
 
     ``weights`` overrides the recorded path (the file moved); its digest must still match.
     """
     from .models import create_model
+    from .scan import _sha256 as file_sha256
 
     path = weights or report.model.weights
     if path is None:
@@ -170,7 +162,7 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
     path = Path(path)
     if not path.is_file():
         raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
-    if report.model.weights_sha256 and _sha256(path) != report.model.weights_sha256:
+    if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
         raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
     return create_model(report.model.name, weights=path).net
 
