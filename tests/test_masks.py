@@ -142,3 +142,30 @@ def test_a_file_that_is_not_safetensors_is_one_line(tmp_path, net):
     (tmp_path / "bad.safetensors").write_bytes(b"not a mask")
     with pytest.raises(InputError, match="cannot read mask"):
         load_mask(tmp_path / "bad.safetensors", net)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--policy", "pixel"], "--policy must be one of band, layer"),
+        (["--score", "accuracy"], "--score must be clean, adversarial or difference"),
+        (["--filters", "step-up"], "--policy band needs --filters pulse"),
+        (["--policy", "layer", "--filters", "step-down"], "the report has no 'step-down' sweep"),
+        (["--others", "maybe"], "--others must be 'train' or 'freeze'"),
+    ],
+)
+def test_mask_command_bad_options_are_one_line(report, tmp_path, arguments, message):
+    from fragscan.report import write_report
+
+    write_report(report, tmp_path / "report.json")
+    out = tmp_path / "m.safetensors"
+    result = runner.invoke(app, ["mask", str(tmp_path / "report.json"), "-o", str(out), *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["mask", "train", "retrain"])
+def test_new_commands_explain_themselves(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and len(result.output) > 300
