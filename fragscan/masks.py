@@ -167,6 +167,14 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
     return create_model(report.model.name, weights=path).net
 
 
+def default_policy(report: Report) -> Policy | None:
+    """The policy a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
+    (local scope only); None when the report supports neither (global scope without pulse)."""
+    if "pulse" in report.settings.filters:
+        return "band"
+    return "layer" if report.settings.scope == "local" else None
+
+
 def mask_from_report(report: Report, net: nn.Module | None = None, **options) -> Mask:
     """:func:`build_mask` on ``net``, or on the network the report names (sha256 verified)."""
     return build_mask(report, net if net is not None else reported_network(report), **options)

@@ -169,3 +169,16 @@ def test_mask_command_bad_options_are_one_line(report, tmp_path, arguments, mess
 def test_new_commands_explain_themselves(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and len(result.output) > 300
+
+
+@pytest.mark.parametrize(("filters", "policy"), [("step-up", "layer"), ("pulse", "band")])
+def test_every_scan_writes_a_mask_with_the_policy_its_filters_allow(tmp_path, filters, policy):
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--filters", filters,
+              "--summary-filter", filters, "--quiet", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    mask = load_mask(out / "mask.safetensors", create_model("digits-cnn").net)
+    assert mask.metadata["policy"] == policy
+    assert mask.metadata["report_sha256"] == report_digest(fragscan.load_report(out / "report.json"))

@@ -103,6 +103,8 @@ def scan(
     written = write_scan_outputs(report, out, net=net)
     if net is None:
         console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
+    elif len(written) == 1:
+        console.print("no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by", highlight=False)
     print_summary(report, console)
     for path in written:
         console.print(f"wrote {path}", highlight=False)

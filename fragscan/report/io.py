@@ -78,10 +78,12 @@ def write_scan_outputs(report: Report, directory: Path, net=None) -> list[Path]:
     ``net`` (the user's network with the weights the report analysed) adds the default retrain
     mask, ``mask.safetensors``: band masks need the weight values, which the report does not hold.
     """
-    directory = ensure_writable_dir(directory)
-    written = [write_report(report, directory / "report.json")]
-    if net is not None:
-        from ..masks import mask_from_report, save_mask
+    from ..masks import default_policy, mask_from_report, save_mask
 
-        written.append(save_mask(mask_from_report(report, net), directory / "mask.safetensors"))
+    directory = ensure_writable_dir(directory)
+    policy = default_policy(report)
+    mask = mask_from_report(report, net, policy=policy) if net is not None and policy else None
+    written = [write_report(report, directory / "report.json")]
+    if mask is not None:
+        written.append(save_mask(mask, directory / "mask.safetensors"))
     return written
