@@ -8,6 +8,7 @@ import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
 from ..config import ScanConfig, build_config
+from ..masks import reported_network
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
 from ..data import DATASETS
@@ -124,7 +125,13 @@ def scan(
     console = stderr_console(quiet)
     with sweep_progress(console) as progress:
         report = run_scan(config, progress=progress)
-    written = write_scan_outputs(report, out)
+    # The mask needs the weight values: reload the file the report names (sha256 checked).
+    net = reported_network(report, config.weights) if report.model.weights else None
+    written = write_scan_outputs(report, out, net=net)
+    if net is None:
+        console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
+    elif len(written) == 1:
+        console.print("no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by", highlight=False)
     print_summary(report, console)
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -72,7 +72,18 @@ def ensure_writable_dir(directory: Path) -> Path:
     return directory
 
 
-def write_scan_outputs(report: Report, directory: Path) -> list[Path]:
-    """Everything a scan leaves in its output directory; each file written atomically."""
+def write_scan_outputs(report: Report, directory: Path, net=None) -> list[Path]:
+    """Everything a scan leaves in its output directory; each file written atomically.
+
+    ``net`` (the user's network with the weights the report analysed) adds the default retrain
+    mask, ``mask.safetensors``: band masks need the weight values, which the report does not hold.
+    """
+    from ..masks import default_policy, mask_from_report, save_mask
+
     directory = ensure_writable_dir(directory)
-    return [write_report(report, directory / "report.json")]
+    policy = default_policy(report)
+    mask = mask_from_report(report, net, policy=policy) if net is not None and policy else None
+    written = [write_report(report, directory / "report.json")]
+    if mask is not None:
+        written.append(save_mask(mask, directory / "mask.safetensors"))
+    return written
