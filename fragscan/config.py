@@ -46,6 +46,12 @@ class ScanConfig(BaseModel):
         "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
     )
     tau: float = Field(0.01, description="robustness margin: |S| <= tau is robust")
+    classify: Literal["tau", "ci"] = Field(
+        "tau", description="[ours] robust means |S| <= tau, or (ci) the 95% interval contains 0 or lies within ±tau"
+    )
+    bootstrap: int = Field(
+        1000, description="[ours] paired bootstrap resamples over evaluation samples for score intervals; 0 = none"
+    )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
     summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
     seed: int = Field(0, description="seeds sample draw and attack randomness")
@@ -93,6 +99,13 @@ class ScanConfig(BaseModel):
             raise ValueError(f"--tau must be >= 0, got {value}")
         return value
 
+    @field_validator("bootstrap")
+    @classmethod
+    def _non_negative_bootstrap(cls, value):
+        if value < 0:
+            raise ValueError(f"--bootstrap must be >= 0 (0 turns intervals off), got {value}")
+        return value
+
     @field_validator("eps_target")
     @classmethod
     def _target_in_unit(cls, value):
@@ -102,6 +115,8 @@ class ScanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _summary_filter_swept(self):
+        if self.classify == "ci" and self.bootstrap == 0:
+            raise ValueError("--classify ci needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
         if self.summary_filter not in self.filters:

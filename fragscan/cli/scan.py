@@ -55,6 +55,12 @@ def scan(
         _DEFAULTS.norm_mode, help="Normalisation layers in 'eval' mode, or the source's 'train' mode."
     ),
     tau: float = typer.Option(_DEFAULTS.tau, help="Robustness margin: |score| <= tau is robust."),
+    classify: str = typer.Option(
+        _DEFAULTS.classify, help="tau: robust when |score| <= tau; ci: when the 95% interval contains 0 or lies within ±tau."
+    ),
+    bootstrap: int = typer.Option(
+        _DEFAULTS.bootstrap, help="Paired bootstrap resamples over samples for 95% score intervals (0: none)."
+    ),
     summary_filter: str = typer.Option(_DEFAULTS.summary_filter, help="Filter whose class summarises a group."),
     summary_score: str = typer.Option(
         _DEFAULTS.summary_score, help="Score whose class summarises a group: clean, adversarial or difference."
@@ -87,6 +93,8 @@ def scan(
         normalise_by=normalise_by,
         norm_mode=norm_mode,
         tau=tau,
+        classify=classify,
+        bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
         seed=seed,

@@ -7,6 +7,8 @@ from .model import (  # noqa: F401
     DatasetInfo,
     FilterCurve,
     GroupReport,
+    IntervalTriple,
+    PackedCorrectness,
     ModelInfo,
     Report,
     RunInfo,

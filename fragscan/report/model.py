@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class _Model(BaseModel):
@@ -26,6 +26,25 @@ class ClassTriple(_Model):
     difference: Class
 
 
+Interval = tuple[float, float] | None
+
+
+class IntervalTriple(_Model):
+    """95 % paired-bootstrap intervals of the three scores; None where the score is undefined."""
+
+    clean: Interval
+    adversarial: Interval
+    difference: Interval
+
+
+class PackedCorrectness(_Model):
+    """Per-sample correctness as base64 of numpy.packbits over the row-major bool array
+    ([thresholds, samples] for a curve, [samples] for the baseline), most significant bit first."""
+
+    clean: str
+    adversarial: str
+
+
 class FilterCurve(_Model):
     """One sweep: per threshold, the share of samples classified correctly and what was removed."""
 
@@ -37,7 +56,9 @@ class FilterCurve(_Model):
     clean: list[float] = Field(description="clean accuracy")
     adversarial: list[float] = Field(description="adversarial accuracy")
     scores: ScoreTriple
+    intervals: IntervalTriple | None = Field(None, description="95% bootstrap intervals (settings.bootstrap > 0)")
     classes: ClassTriple
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness, packed bits")
 
 
 class GroupReport(_Model):
@@ -58,6 +79,7 @@ class Baseline(_Model):
     clean: float
     adversarial: float
     samples: int
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness of the unfiltered network")
 
 
 class ModelInfo(_Model):
