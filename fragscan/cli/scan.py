@@ -67,7 +67,7 @@ def scan(
     ),
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
+    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:

@@ -72,7 +72,26 @@ def ensure_writable_dir(directory: Path) -> Path:
     return directory
 
 
+def write_html(report: Report, path: Path) -> Path:
+    from .html import render_html  # matplotlib and jinja2 load only when a page is rendered
+
+    write_atomic(Path(path), render_html(report).encode())
+    return Path(path)
+
+
+def write_curves_csv(report: Report, path: Path) -> Path:
+    from .tables import curves_csv
+
+    write_atomic(Path(path), curves_csv(report).encode())
+    return Path(path)
+
+
 def write_scan_outputs(report: Report, directory: Path) -> list[Path]:
-    """Everything a scan leaves in its output directory; each file written atomically."""
+    """Everything a scan leaves in its output directory, each rendered from the report and
+    written atomically: report.json, curves.csv (tidy long curves) and report.html."""
     directory = ensure_writable_dir(directory)
-    return [write_report(report, directory / "report.json")]
+    return [
+        write_report(report, directory / "report.json"),
+        write_curves_csv(report, directory / "curves.csv"),
+        write_html(report, directory / "report.html"),
+    ]
