@@ -19,6 +19,9 @@ class ScanConfig(BaseModel):
     model: str = Field("digits-cnn", description="registered model name")
     dataset: str = Field("digits", description="registered dataset adapter")
     weights: Path | None = Field(None, description="weights file; default: the model's own")
+    checkpoints: tuple[Path, ...] = Field(
+        (), description="several weights files (e.g. epochs) scanned in order into one report; replaces weights"
+    )
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on")
     max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
@@ -115,6 +118,8 @@ class ScanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _summary_filter_swept(self):
+        if self.checkpoints and self.weights is not None:
+            raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
         if self.classify == "ci" and self.bootstrap == 0:
             raise ValueError("--classify ci needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
         if not self.filters:

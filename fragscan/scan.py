@@ -140,11 +140,18 @@ def scan(
 ) -> Report:
     """Run the analysis ``config`` describes and return the report (nothing is written).
 
+    With ``config.checkpoints``, each is scanned in turn into one report (see :mod:`fragscan.checkpoints`).
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
     (pixels in [0,1], label)); otherwise they are built from the names in ``config``.
     """
     config = config or ScanConfig()
     check_names(config)
+    if config.checkpoints:
+        if model is not None:
+            raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
+        from .checkpoints import scan_checkpoints
+
+        return scan_checkpoints(config, dataset=dataset, progress=progress, plugins=plugins)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)

@@ -55,7 +55,7 @@ def fails_cleanly(command: Callable) -> Callable:
     return run
 
 
-from . import listing, report, scan, schema  # noqa: E402,F401  (commands register on import)
+from . import compare, listing, report, scan, schema  # noqa: E402,F401  (commands register on import)
 
 
 def main() -> None:

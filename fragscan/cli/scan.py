@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
@@ -23,7 +24,12 @@ _DEFAULTS = ScanConfig()
 def scan(
     model: str = typer.Argument(_DEFAULTS.model, help="Model name (see `fragscan models`)."),
     dataset: str = typer.Argument(_DEFAULTS.dataset, help="Dataset adapter (see `fragscan datasets`)."),
-    weights: Path | None = typer.Option(None, help="Weights file (.safetensors preferred, or a .pt/.pth state dict)."),
+    weights: list[Path] = typer.Option(
+        [], help="Weights file (.safetensors preferred, or a .pt/.pth state dict); repeat to scan several checkpoints."
+    ),
+    checkpoints: Path | None = typer.Option(
+        None, help="Directory of weights files (e.g. epochs), scanned in natural order into one report."
+    ),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
     max_samples: int | None = typer.Option(
@@ -76,7 +82,8 @@ def scan(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=weights,
+        weights=weights[0] if len(weights) == 1 else None,
+        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else tuple(weights) if len(weights) > 1 else (),
         data_root=data_root,
         split=split,
         max_samples=None if all_samples else max_samples,

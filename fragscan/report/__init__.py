@@ -3,6 +3,9 @@
 from .model import (  # noqa: F401
     SCHEMA_VERSION,
     Baseline,
+    CheckpointGroup,
+    CheckpointReport,
+    CheckpointScores,
     ClassTriple,
     DatasetInfo,
     FilterCurve,

@@ -111,6 +111,30 @@ class Settings(ScanConfig):
     versions: dict[str, str]
 
 
+class CheckpointScores(_Model):
+    scores: ScoreTriple
+    intervals: IntervalTriple | None
+    classes: ClassTriple
+
+
+class CheckpointGroup(_Model):
+    name: str
+    filters: dict[str, CheckpointScores]
+    summary_class: Class = Field(alias="class")
+
+
+class CheckpointReport(_Model):
+    """One checkpoint of a multi-checkpoint scan: its baseline and scores (curves only for the last,
+    which is the report's body)."""
+
+    label: str
+    weights: str
+    weights_sha256: str | None
+    eps_used: float
+    baseline: Baseline
+    groups: list[CheckpointGroup]
+
+
 class RunInfo(_Model):
     started_at: str
     duration_s: float
@@ -126,6 +150,9 @@ class Report(_Model):
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
+    checkpoints: list[CheckpointReport] | None = Field(
+        None, description="multi-checkpoint scans: per-checkpoint scores in scan order; the body is the last one's"
+    )
     plugins: list[str] = Field(default_factory=list, description="plugins loaded for this scan")
     warnings: list[str] = Field(default_factory=list)
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")

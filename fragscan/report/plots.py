@@ -8,6 +8,7 @@ embedded fonts; IDs are salted with a constant and the date is dropped so output
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 
@@ -30,6 +31,7 @@ CLASS_COLOURS = {
 CLEAN_COLOUR, ADVERSARIAL_COLOUR, REMOVED_COLOUR = "#1f4e79", "#c0392b", "#d5d8dc"
 SCORES = ("clean", "adversarial", "difference")
 SCORE_SYMBOLS = {"clean": "S_clean", "adversarial": "S_adv", "difference": "S_diff"}
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF boilerplate, not needed inline
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fragscan", "font.size": 8, "font.family": "sans-serif"}
 
 
@@ -39,7 +41,7 @@ def svg(figure: Figure, *, tight: bool = True) -> str:
     with matplotlib.rc_context(_STYLE):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight" if tight else None)
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return _METADATA.sub("", text[text.index("<svg") :], count=1)
 
 
 def _figure(width: float, height: float) -> Figure:
