@@ -14,7 +14,7 @@ from PIL import Image
 import fragscan
 from fragscan.report import load_report, write_scan_outputs
 from fragscan.report.html import render_html
-from fragscan.report.tables import CURVE_COLUMNS
+from fragscan.report.tables import CURVE_COLUMNS, curves_csv
 from pagecheck import browse, external_references, needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,3 +114,13 @@ def test_the_browser_check_catches_console_errors_and_requests(tmp_path):
     assert any("deliberate" in line for line in seen["console"])
     assert seen["requests"] == ["http://example.invalid/x.png"]
     assert external_references(page.read_text()) == ["http://example.invalid/x.png"]
+
+
+def test_a_global_scope_scan_renders_its_curves_and_csv_rows():
+    config = fragscan.ScanConfig(max_samples=40, thresholds=3, eps=0.1, batch_size=40, bootstrap=50, scope="global")
+    report = fragscan.scan(config)
+    html = render_html(report)
+    assert "Global scope" in html and html.count("<svg") == 1
+    assert f"{report.global_['pulse'].scores.adversarial:+.4f}" in html
+    rows = list(csv.DictReader(io.StringIO(curves_csv(report))))
+    assert len(rows) == 3 * 3 and {r["group"] for r in rows} == {"(global)"} and rows[0]["numel"] == ""
