@@ -54,3 +54,9 @@ def test_schema_command_prints_the_schema_and_the_fingerprint():
 
 def test_a_report_carries_the_current_version():
     assert Report.model_fields["schema_version"].default == SCHEMA_VERSION == fragscan.report.SCHEMA_VERSION
+
+
+def test_the_new_commands_explain_themselves():
+    for command in ("report", "compare", "schema"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and len(result.output) > 100, command
