@@ -9,6 +9,7 @@ from rich import box
 from rich.table import Table
 
 from ..compare import compare as compare_reports
+from ..errors import ConfigError
 from ..report import load_report, write_atomic
 from ..report.io import ensure_writable_dir
 from ..ui import stderr_console, stdout_console
@@ -33,8 +34,6 @@ def compare(
     only_invariant: bool = typer.Option(False, "--invariant", help="List only groups whose class never changes."),
 ) -> None:
     """Which groups keep their class across reports, and how their scores move."""
-    from ..errors import ConfigError
-
     if by not in ("auto", "name", "role"):
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")
     if score not in (None, "clean", "adversarial", "difference"):

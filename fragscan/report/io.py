@@ -89,9 +89,16 @@ def write_curves_csv(report: Report, path: Path) -> Path:
 def write_scan_outputs(report: Report, directory: Path) -> list[Path]:
     """Everything a scan leaves in its output directory, each rendered from the report and
     written atomically: report.json, curves.csv (tidy long curves) and report.html."""
+    from .html import render_html
+    from .tables import curves_csv
+
     directory = ensure_writable_dir(directory)
-    return [
-        write_report(report, directory / "report.json"),
-        write_curves_csv(report, directory / "curves.csv"),
-        write_html(report, directory / "report.html"),
-    ]
+    # Render everything before writing anything: a rendering failure leaves no partial set.
+    outputs = {
+        directory / "report.json": report_json(report),
+        directory / "curves.csv": curves_csv(report).encode(),
+        directory / "report.html": render_html(report).encode(),
+    }
+    for path, data in outputs.items():
+        write_atomic(path, data)
+    return list(outputs)
