@@ -18,6 +18,7 @@ from . import __version__
 from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
+from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
 from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, sweep
@@ -33,7 +34,9 @@ from .report import (
     EngineReport,
     FilterCurve,
     GroupReport,
+    IntervalTriple,
     ModelInfo,
+    PackedCorrectness,
     Report,
     RunInfo,
     ScoreTriple,
@@ -87,7 +90,9 @@ def check_names(config: ScanConfig) -> None:
         raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
 
 
-def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig) -> FilterCurve:
+def _filter_curve(
+    curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig, bootstrap: Bootstrap | None
+) -> FilterCurve:
     samples = curve.clean.shape[1]
     clean = (curve.clean.sum(1).double() / samples).tolist()
     adversarial = (curve.adversarial.sum(1).double() / samples).tolist()
@@ -95,7 +100,24 @@ def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: flo
     scores = filtering_scores(
         clean, adversarial, curve.positions, clean0, adversarial0, present=present, normalise_by=config.normalise_by
     )
+    intervals = (
+        None
+        if bootstrap is None
+        else bootstrap.intervals(
+            curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=config.normalise_by
+        )
+    )
     perturbed = any(curve.changed)
+
+    def class_of(score: str):
+        return classify(
+            getattr(scores, score),
+            config.tau,
+            perturbed=perturbed,
+            interval=None if intervals is None else getattr(intervals, score),
+            mode=config.classify,
+        )
+
     return FilterCurve(
         label=FILTERS.entry(filter_id).meta["label"],
         thresholds=curve.thresholds,
@@ -105,11 +127,11 @@ def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: flo
         clean=clean,
         adversarial=adversarial,
         scores=ScoreTriple(clean=scores.clean, adversarial=scores.adversarial, difference=scores.difference),
-        classes=ClassTriple(
-            clean=classify(scores.clean, config.tau, perturbed=perturbed),
-            adversarial=classify(scores.adversarial, config.tau, perturbed=perturbed),
-            difference=classify(scores.difference, config.tau, perturbed=perturbed),
-        ),
+        intervals=None
+        if intervals is None
+        else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
+        classes=ClassTriple(clean=class_of("clean"), adversarial=class_of("adversarial"), difference=class_of("difference")),
+        correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
     )
 
 
@@ -123,6 +145,7 @@ def scan(
 ) -> Report:
     """Run the analysis ``config`` describes and return the report (nothing is written).
 
+    With ``config.checkpoints``, each is scanned in turn into one report (see :mod:`fragscan.checkpoints`).
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
     (pixels in [0,1], label)); otherwise they are built from the names in ``config``, the model
     fitted to the data (classes, channels, size) where its spec leaves them open. Plugins
@@ -132,6 +155,12 @@ def scan(
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config)
+    if config.checkpoints:
+        if model is not None:
+            raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
+        from .checkpoints import scan_checkpoints
+
+        return scan_checkpoints(config, dataset=dataset, progress=progress, plugins=plugins)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)
@@ -211,8 +240,11 @@ def scan(
     if chance:
         warnings.append(chance)
 
+    unfiltered = tuple(correct.cpu() for correct in unfiltered)
+    bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed) if config.bootstrap else None
+
     def filter_curves(target: str) -> dict[str, FilterCurve]:
-        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config) for f in config.filters}
+        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config, bootstrap) for f in config.filters}
 
     group_reports = []
     if config.scope == "local":
@@ -261,7 +293,12 @@ def scan(
             device_used=str(device),
             versions=library_versions(),
         ),
-        baseline=Baseline(clean=clean0, adversarial=adversarial0, samples=len(indices)),
+        baseline=Baseline(
+            clean=clean0,
+            adversarial=adversarial0,
+            samples=len(indices),
+            correct=PackedCorrectness(clean=pack_bits(unfiltered[0]), adversarial=pack_bits(unfiltered[1])),
+        ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
         global_=filter_curves("global") if config.scope == "global" else None,

@@ -57,7 +57,7 @@ def fails_cleanly(command: Callable) -> Callable:
     return run
 
 
-from . import audit, listing, mask, plugins, retrain, scan, train  # noqa: E402,F401  (commands register on import)
+from . import audit, compare, listing, mask, plugins, report, retrain, scan, schema, train  # noqa: E402,F401  (commands register on import)
 
 
 def main() -> None:

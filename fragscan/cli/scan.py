@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
+from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..masks import reported_network
 from ..report import write_scan_outputs
@@ -29,7 +30,12 @@ _DEFAULTS = ScanConfig()
 def scan(
     model: str = typer.Argument(_DEFAULTS.model, help="Model name (see `fragscan models`)."),
     dataset: str = typer.Argument(_DEFAULTS.dataset, help="Dataset adapter (see `fragscan datasets`)."),
-    weights: Path | None = typer.Option(None, help="Weights file (.safetensors preferred, or a .pt/.pth state dict)."),
+    weights: list[Path] = typer.Option(
+        [], help="Weights file (.safetensors preferred, or a .pt/.pth state dict); repeat to scan several checkpoints."
+    ),
+    checkpoints: Path | None = typer.Option(
+        None, help="Directory of weights files (e.g. epochs), scanned in natural order into one report."
+    ),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
     pretrained: bool = typer.Option(
@@ -69,13 +75,19 @@ def scan(
         _DEFAULTS.norm_mode, help="Normalisation layers in 'eval' mode, or the source's 'train' mode."
     ),
     tau: float = typer.Option(_DEFAULTS.tau, help="Robustness margin: |score| <= tau is robust."),
+    classify: str = typer.Option(
+        _DEFAULTS.classify, help="tau: robust when |score| <= tau; ci: when the 95% interval contains 0 or lies within ±tau."
+    ),
+    bootstrap: int = typer.Option(
+        _DEFAULTS.bootstrap, help="Paired bootstrap resamples over samples for 95% score intervals (0: none)."
+    ),
     summary_filter: str = typer.Option(_DEFAULTS.summary_filter, help="Filter whose class summarises a group."),
     summary_score: str = typer.Option(
         _DEFAULTS.summary_score, help="Score whose class summarises a group: clean, adversarial or difference."
     ),
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
+    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     policy: Path | None = typer.Option(
@@ -87,7 +99,8 @@ def scan(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=weights,
+        weights=weights[0] if len(weights) == 1 else None,
+        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else tuple(weights) if len(weights) > 1 else (),
         data_root=data_root,
         split=split,
         pretrained=pretrained,
@@ -108,6 +121,8 @@ def scan(
         normalise_by=normalise_by,
         norm_mode=norm_mode,
         tau=tau,
+        classify=classify,
+        bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
         seed=seed,

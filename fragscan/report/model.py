@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class _Model(BaseModel):
@@ -26,6 +26,25 @@ class ClassTriple(_Model):
     difference: Class
 
 
+Interval = tuple[float, float] | None
+
+
+class IntervalTriple(_Model):
+    """95 % paired-bootstrap intervals of the three scores; None where the score is undefined."""
+
+    clean: Interval
+    adversarial: Interval
+    difference: Interval
+
+
+class PackedCorrectness(_Model):
+    """Per-sample correctness as base64 of numpy.packbits over the row-major bool array
+    ([thresholds, samples] for a curve, [samples] for the baseline), most significant bit first."""
+
+    clean: str
+    adversarial: str
+
+
 class FilterCurve(_Model):
     """One sweep: per threshold, the share of samples classified correctly and what was removed."""
 
@@ -37,7 +56,9 @@ class FilterCurve(_Model):
     clean: list[float] = Field(description="clean accuracy")
     adversarial: list[float] = Field(description="adversarial accuracy")
     scores: ScoreTriple
+    intervals: IntervalTriple | None = Field(None, description="95% bootstrap intervals (settings.bootstrap > 0)")
     classes: ClassTriple
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness, packed bits")
 
 
 class GroupReport(_Model):
@@ -58,6 +79,7 @@ class Baseline(_Model):
     clean: float
     adversarial: float
     samples: int
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness of the unfiltered network")
 
 
 class ModelInfo(_Model):
@@ -103,6 +125,30 @@ class EngineReport(_Model):
     cells: int = Field(description="filter x threshold cells in the curves")
 
 
+class CheckpointScores(_Model):
+    scores: ScoreTriple
+    intervals: IntervalTriple | None
+    classes: ClassTriple
+
+
+class CheckpointGroup(_Model):
+    name: str
+    filters: dict[str, CheckpointScores]
+    summary_class: Class = Field(alias="class")
+
+
+class CheckpointReport(_Model):
+    """One checkpoint of a multi-checkpoint scan: its baseline and scores (curves only for the last,
+    which is the report's body)."""
+
+    label: str
+    weights: str
+    weights_sha256: str | None
+    eps_used: float
+    baseline: Baseline
+    groups: list[CheckpointGroup]
+
+
 class RunInfo(_Model):
     started_at: str
     duration_s: float
@@ -118,6 +164,9 @@ class Report(_Model):
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
+    checkpoints: list[CheckpointReport] | None = Field(
+        None, description="multi-checkpoint scans: per-checkpoint scores in scan order; the body is the last one's"
+    )
     plugins: list[str] = Field(default_factory=list, description="plugins loaded for this scan")
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
