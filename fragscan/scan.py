@@ -205,12 +205,12 @@ def scan(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode
     ):
-        warnings += check_model(model, images, labels, config.batch_size)
+        batch_size = auto_batch_size(model, images, labels) if config.batch_size == "auto" else config.batch_size
+        warnings += check_model(model, images, labels, batch_size)
 
         def make_attack(eps: float):
             return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
 
-        batch_size = auto_batch_size(model, images, labels) if config.batch_size == "auto" else config.batch_size
         if config.eps == "auto":
             eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)
         else:
