@@ -109,7 +109,6 @@ def test_timm_and_torchvision_models_scan_end_to_end(tmp_path, name):
     assert [g.name for g in report.groups] == [g.name for g in groups]
     assert report.model.num_classes == 4 and report.model.input_size == [3, 16, 16]
     assert all(len(g.filters["pulse"].clean) == 3 for g in report.groups)
-    assert any("near chance" in w for w in report.warnings)  # untrained on random labels
 
 
 def test_scan_cli_records_the_new_options_and_fails_cleanly(tmp_path):
