@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import platform
 import time
@@ -14,11 +15,13 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
+from .attacks import ATTACKS, build_attack, calibrate_eps, uses_eps
 from .classify import classify
 from .config import ScanConfig
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
-from .engine import Curve, Progress, analysis_mode, sweep
+from .checkpoint import CheckpointStore, tensor_digest
+from .engine import Curve, Progress, analysis_mode
+from .executors import Evaluator, ExecutorOptions, Job, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
@@ -73,6 +76,20 @@ def _sha256(path: str | Path | None) -> str | None:
     return digest.hexdigest()
 
 
+def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device) -> dict:
+    """Everything that decides the curves, so checkpoints are only ever reused for the same scan."""
+    settings = config.model_dump(mode="json")
+    settings.pop("device")  # "auto" and "cpu" may name the same device; the resolved type is what counts
+    return {
+        **settings,
+        "device_type": device.type,
+        "eps_used": eps,
+        "weights_sha256": tensor_digest(model.net.state_dict()),
+        "samples_sha256": tensor_digest({"images": images, "labels": labels}),
+        "fragscan_version": __version__,
+    }
+
+
 def check_names(config: ScanConfig) -> None:
     """Fail fast on names no registry knows, before any model or data is loaded."""
     for filter_id in config.filters:
@@ -115,11 +132,19 @@ def scan(
     dataset: Dataset | None = None,
     progress: Callable[[Progress], None] | None = None,
     plugins: list[str] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> Report:
-    """Run the analysis ``config`` describes and return the report (nothing is written).
+    """Run the analysis ``config`` describes and return the report.
 
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
     (pixels in [0,1], label)); otherwise they are built from the names in ``config``.
+
+    Nothing is written unless ``checkpoint_dir`` is given: then each finished target is saved
+    there as it completes, and a later call with the same settings (``resume=True``) reads them
+    back instead of sweeping again; settings that differ raise a ConfigError. ``executor`` picks
+    where the sweeps run (in this process, or on Ray workers); it never changes a number.
     """
     config = config or ScanConfig()
     check_names(config)
@@ -128,6 +153,7 @@ def scan(
     device = resolve_device(config.device)
 
     weights_path = config.weights
+    rebuildable = model is None  # a Ray worker can rebuild it from the registry and a state dict
     if model is None:
         model = create_model(config.model, weights=config.weights)
         weights_path = weights_path or model.spec.default_weights
@@ -151,6 +177,7 @@ def scan(
     images, labels = images.to(device), labels.to(device)
 
     warnings: list[str] = []
+    executor = executor or ExecutorOptions()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode
     ):
@@ -161,24 +188,49 @@ def scan(
             eps = calibrate_eps(make_attack, model, images, labels, config.batch_size, config.seed, config.eps_target)
         else:
             eps = float(config.eps)
-        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, config.batch_size, config.seed)
-
-        def measure(network) -> tuple[torch.Tensor, torch.Tensor]:
-            return predictions(network, images, config.batch_size) == labels, adversary.correct(network)
-
-        unfiltered = measure(model)
-        curves = sweep(
-            model,
-            groups,
-            config.filters,
-            config.thresholds,
-            measure,
-            unfiltered,
-            scope=config.scope,
-            range_kind=config.global_range,
+        evaluator = Evaluator(config, make_attack, images, labels, eps)
+        unfiltered = evaluator.retrying(lambda: evaluator(model))
+        setup_batch_size = evaluator.batch_size
+        targets = targets_of(config, groups)
+        store = None
+        if checkpoint_dir is not None:
+            fingerprint = scan_fingerprint(config, model, images, labels, eps, device)
+            store = CheckpointStore(checkpoint_dir, fingerprint, resume=resume)
+        finished = {t: store.load(t) for t in targets if store is not None and t in store}
+        resumed_targets = len(finished)
+        steps_per_target = len(config.filters) * config.thresholds
+        finished |= run_targets(
+            [t for t in targets if t not in finished],
+            local=lambda target, forward: sweep_target(model, groups, target, config, evaluator, unfiltered, forward),
+            job=lambda: Job(
+                config=config,
+                state_dict={k: v.detach().cpu() for k, v in model.net.state_dict().items()},
+                model=None if rebuildable else copy.deepcopy(model).cpu(),
+                images=images.cpu(),
+                labels=labels.cpu(),
+                eps=eps,
+                plugins=tuple(plugins or ()),
+            ),
+            options=executor,
+            store=store,
             progress=progress,
+            steps_per_target=steps_per_target,
+            total_steps=len(targets) * steps_per_target,
+            done_steps=len(finished) * steps_per_target,
         )
+        curves = {t: finished[t].curves for t in targets}
     model.cpu()
+
+    if setup_batch_size < config.batch_size:
+        warnings.append(f"out of memory: the unfiltered network was evaluated at batch size {setup_batch_size}, not {config.batch_size}")
+    for target in targets:
+        if finished[target].batch_size < config.batch_size:
+            warnings.append(
+                f"out of memory: {target} was swept at batch size {finished[target].batch_size}, not {config.batch_size}"
+                " (attacks with a random start draw per batch, so their numbers can differ from a full-batch run)"
+            )
+        if finished[target].device != device.type:
+            warnings.append(f"{target} was swept on {finished[target].device}, the baseline on {device.type}")
 
     clean0 = unfiltered[0].double().mean().item()
     adversarial0 = unfiltered[1].double().mean().item()
@@ -238,6 +290,11 @@ def scan(
         global_=filter_curves("global") if config.scope == "global" else None,
         plugins=plugins or [],
         warnings=warnings,
-        run=RunInfo(started_at=started_at, duration_s=round(time.perf_counter() - started, 3)),
+        run=RunInfo(
+            started_at=started_at,
+            duration_s=round(time.perf_counter() - started, 3),
+            executor=executor.kind,
+            resumed_targets=resumed_targets,
+        ),
     )
 

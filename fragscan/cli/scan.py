@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
 
+from ..checkpoint import DIRECTORY_NAME
 from ..config import ScanConfig, build_config
+from ..executors import ExecutorOptions
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
 from ..scan import check_names
@@ -62,6 +65,18 @@ def scan(
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
     out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
+    resume: bool = typer.Option(
+        True,
+        "--resume/--no-resume",
+        help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
+    ),
+    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan[ray])."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
+    ),
+    ray_gpus_per_worker: float | None = typer.Option(
+        None, help="GPUs per Ray worker; default 1 when this machine sees CUDA, else 0."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -93,11 +108,22 @@ def scan(
         device=device,
     )
     check_names(config)
+    options = ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
     ensure_writable_dir(out)
+    checkpoints = out / DIRECTORY_NAME
     console = stderr_console(quiet)
-    with sweep_progress(console) as progress:
-        report = run_scan(config, progress=progress)
+    try:
+        with sweep_progress(console) as progress:
+            report = run_scan(config, progress=progress, checkpoint_dir=checkpoints, resume=resume, executor=options)
+    except KeyboardInterrupt:
+        stderr_console().print(
+            f"interrupted: finished groups are kept in {checkpoints}; run the same command again to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     written = write_scan_outputs(report, out)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
     print_summary(report, console)
     for path in written:
         console.print(f"wrote {path}", highlight=False)
