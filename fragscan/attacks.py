@@ -65,9 +65,14 @@ def craft(attack: Attack, images: torch.Tensor, labels: torch.Tensor, batch_size
     """
     crafted = []
     for k, start in enumerate(range(0, len(images), batch_size)):
-        torch.manual_seed(seed + k)
-        crafted.append(attack(images[start : start + batch_size], labels[start : start + batch_size]))
+        crafted.append(craft_batch(attack, images[start : start + batch_size], labels[start : start + batch_size], seed + k))
     return torch.cat(crafted)
+
+
+def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """One batch of :func:`craft`, its randomness seeded by ``seed``."""
+    torch.manual_seed(seed)
+    return attack(images, labels)
 
 
 class Regenerate:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .engine import Curve
+from .engine import Curve, EngineInfo
 from .errors import ConfigError, InputError
 from .report.io import write_atomic
 
@@ -48,6 +48,7 @@ class FinishedTarget:
     curves: dict[str, Curve]
     batch_size: int  # the evaluation batch size the sweep ran at (smaller after an out-of-memory back-off)
     device: str  # device type the sweep ran on ("cpu", "cuda")
+    info: EngineInfo  # how the engine computed it (prefix reuse, fused attack...)
 
 
 class CheckpointStore:
@@ -117,6 +118,7 @@ class CheckpointStore:
             "batch_size": str(finished.batch_size),
             "device": finished.device,
             "curves": json.dumps(described),
+            "engine": json.dumps(asdict(finished.info)),
         }
         write_atomic(self._path(target), save(tensors, metadata=metadata))
 
@@ -143,7 +145,8 @@ class CheckpointStore:
                 )
                 for filter_id, cell in described.items()
             }
-            return FinishedTarget(curves, int(metadata["batch_size"]), str(metadata["device"]))
+            info = EngineInfo(**json.loads(metadata["engine"]))
+            return FinishedTarget(curves, int(metadata["batch_size"]), str(metadata["device"]), info)
         except Exception as error:  # any parser's complaint: the file is not what this scan wrote
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise InputError(

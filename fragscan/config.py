@@ -19,10 +19,21 @@ class ScanConfig(BaseModel):
     model: str = Field("digits-cnn", description="registered model name")
     dataset: str = Field("digits", description="registered dataset adapter")
     weights: Path | None = Field(None, description="weights file; default: the model's own")
+    checkpoints: tuple[Path, ...] = Field(
+        (), description="several weights files (e.g. epochs) scanned in order into one report; replaces weights"
+    )
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on")
+    pretrained: bool = Field(False, description="timm/torchvision: start from published ImageNet weights (--weights FILE or the cache)")
+    stem: Literal["imagenet", "cifar"] = Field(
+        "imagenet", description="[ours] paper built-ins: torchvision's first layers, or a stride-1 3x3 conv without max-pool"
+    )
+    download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
+    plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
     max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
-    batch_size: int = Field(256, description="evaluation batch size")
+    batch_size: int | Literal["auto"] = Field(
+        256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
+    )
     filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
     thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
     attack: str = Field("FGSM", description="torchattacks class name")
@@ -46,6 +57,12 @@ class ScanConfig(BaseModel):
         "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
     )
     tau: float = Field(0.01, description="robustness margin: |S| <= tau is robust")
+    classify: Literal["tau", "ci"] = Field(
+        "tau", description="[ours] robust means |S| <= tau, or (ci) the 95% interval contains 0 or lies within ±tau"
+    )
+    bootstrap: int = Field(
+        1000, description="[ours] paired bootstrap resamples over evaluation samples for score intervals; 0 = none"
+    )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
     summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
     seed: int = Field(0, description="seeds sample draw and attack randomness")
@@ -82,7 +99,7 @@ class ScanConfig(BaseModel):
     @field_validator("batch_size")
     @classmethod
     def _positive_batch(cls, value):
-        if value < 1:
+        if value != "auto" and value < 1:
             raise ValueError(f"--batch-size must be at least 1, got {value}")
         return value
 
@@ -91,6 +108,13 @@ class ScanConfig(BaseModel):
     def _non_negative_tau(cls, value):
         if value < 0:
             raise ValueError(f"--tau must be >= 0, got {value}")
+        return value
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _non_negative_bootstrap(cls, value):
+        if value < 0:
+            raise ValueError(f"--bootstrap must be >= 0 (0 turns intervals off), got {value}")
         return value
 
     @field_validator("eps_target")
@@ -102,6 +126,10 @@ class ScanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _summary_filter_swept(self):
+        if self.checkpoints and self.weights is not None:
+            raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
+        if self.classify == "ci" and self.bootstrap == 0:
+            raise ValueError("--classify ci needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
         if self.summary_filter not in self.filters:

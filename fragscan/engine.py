@@ -2,7 +2,20 @@
 
 The engine prints and writes nothing. It restores every tensor in ``finally``, evaluates each
 distinct mask once (identical masks give identical networks), and reports progress through a
-callback.
+callback. Its numbers are, bit for bit, those of the obvious loop (``fragscan.reference``); it
+gets there faster by:
+
+- prefix reuse: per target (a group), the activations that do not depend on it are computed once
+  per batch on a torch.fx trace, and only the dependent suffix runs for every filter x threshold,
+  for clean data and for ``fixed`` adversarial data (``fragscan.prefix``);
+- in ``regenerate`` mode with FGSM, one forward/backward gives both the clean predictions and the
+  attack's gradient (torchattacks.FGSM's logits at x are the clean logits), with the backward
+  going through a prefix graph kept once per batch;
+- ``inference_mode`` for every forward that needs no gradient, evaluation data kept on the device.
+
+Every shortcut is checked on the first batch against the definition before it is used; a model
+that cannot be traced, or a check that fails, falls back to full forwards and says so in
+:class:`EngineInfo`.
 """
 
 from __future__ import annotations
@@ -10,17 +23,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torchattacks
 from torch import nn
 
+from .attacks import Fixed, Regenerate, craft_batch, predictions
 from .filters import SynapticFilter, create_filter
 from .groups import Group
+from .prefix import Split, flop_costs, identity_split, split, trace
 
 # Clean and adversarial correctness, one bool per evaluation sample.
 Measurement = tuple[torch.Tensor, torch.Tensor]
-Measure = Callable[[nn.Module], Measurement]
+Adversary = Fixed | Regenerate
+
+# Reused activations (frontiers, and the prefix graphs FGSM backpropagates through) held at once.
+CPU_MEMORY_BUDGET = 2 << 30
+CUDA_MEMORY_SHARE = 0.25  # of the device memory free when the sweep starts
+# A suffix this close to the whole model saves nothing and costs the split's overhead.
+WHOLE_MODEL_SHARE = 0.95
 
 
 @dataclass(frozen=True)
@@ -42,6 +64,28 @@ class Progress:
     filter: str
     done: int
     total: int
+
+
+@dataclass
+class EngineInfo:
+    """How the sweep was computed (what was reused, what fell back and why)."""
+
+    prefix_reuse: bool = False
+    fallback: str | None = None  # why no target could reuse a prefix
+    full_forward_targets: dict[str, str] = field(default_factory=dict)  # target -> why its split was not used
+    fused_attack: bool = False  # clean forward shared with FGSM's gradient forward
+    fused_attack_note: str | None = None
+    memory_budget_bytes: int = 0
+    suffix_share: dict[str, float] = field(default_factory=dict)  # target -> suffix MACs / full forward MACs
+    variants: int = 0  # filtered networks evaluated (distinct masks that change something)
+    cells: int = 0  # filter x threshold cells in the curves
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    curves: dict[str, dict[str, Curve]]
+    unfiltered: Measurement
+    info: EngineInfo
 
 
 @contextmanager
@@ -79,56 +123,254 @@ def _digest(masks: list[torch.Tensor]) -> bytes:
     return hasher.digest()
 
 
-def sweep_filter(
-    model: nn.Module,
-    targets: list[nn.Parameter],
-    synaptic_filter: SynapticFilter,
-    measure: Measure,
-    unfiltered: Measurement,
-    cache: dict[bytes, Measurement],
-    on_step: Callable[[], None] = lambda: None,
-) -> Curve:
-    """Sweep one filter over ``targets`` (filtered together), restoring them afterwards."""
-    originals = [p.detach().clone() for p in targets]
-    thresholds = synaptic_filter.thresholds()
-    removed, changed, clean, adversarial = [], [], [], []
-    try:
-        for alpha in thresholds.tolist():
-            masks = [synaptic_filter.removed(w, alpha) for w in originals]
-            removed.append(sum(int(m.sum()) for m in masks))
-            changed.append(sum(int((m & (w != 0)).sum()) for m, w in zip(masks, originals)))
-            if changed[-1] == 0:
-                result = unfiltered
-            else:
-                key = _digest(masks)
-                if key not in cache:
-                    with torch.no_grad():
-                        for parameter, original, mask in zip(targets, originals, masks):
-                            parameter.copy_(original.masked_fill(mask, 0))
-                    cache[key] = measure(model)
-                result = cache[key]
-            clean.append(result[0])
-            adversarial.append(result[1])
-            on_step()
-    finally:
-        with torch.no_grad():
-            for parameter, original in zip(targets, originals):
-                parameter.copy_(original)
-    return Curve(
-        thresholds=thresholds.tolist(),
-        positions=synaptic_filter.positions().tolist(),
-        removed=removed,
-        changed=changed,
-        numel=sum(p.numel() for p in targets),
-        clean=torch.stack(clean).cpu(),
-        adversarial=torch.stack(adversarial).cpu(),
-    )
-
-
 def global_range(groups: list[Group], kind: str) -> tuple[float, float]:
     if kind == "unit":
         return -1.0, 1.0
     return min(float(g.parameter.detach().min()) for g in groups), max(float(g.parameter.detach().max()) for g in groups)
+
+
+def default_memory_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * CUDA_MEMORY_SHARE)
+    return CPU_MEMORY_BUDGET
+
+
+def fgsm_fusable(adversary: Adversary) -> str | None:
+    """``None`` when the clean forward may be shared with the attack's; otherwise why not."""
+    if not isinstance(adversary, Regenerate):
+        return "fixed mode crafts once; nothing to share"
+    attack = adversary.attack
+    if type(attack) is not torchattacks.FGSM:
+        return f"{type(attack).__name__} is not FGSM: it runs as torchattacks defines it"
+    if attack.targeted or attack._normalization_applied is not None or attack._model_training:
+        return "FGSM in targeted, normalised or training mode runs as torchattacks defines it"
+    return None
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One distinct filtered network: a filter at a threshold, and the cells that share it."""
+
+    synaptic_filter: SynapticFilter
+    alpha: float
+    cells: list[tuple[str, int]]
+
+
+class _Evaluator:
+    """Measures filtered variants of one target batch by batch, through a split of the model."""
+
+    def __init__(self, model: nn.Module, images, labels, batch_size: int, adversary: Adversary, fused: bool):
+        self.model, self.images, self.labels, self.adversary = model, images, labels, adversary
+        self.fused = fused
+        self._reference: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.batches = [slice(s, s + batch_size) for s in range(0, len(images), batch_size)]
+
+    # -- per batch, once per target -------------------------------------------------------------
+    def frontier(self, split: Split, k: int):
+        x = self.images[self.batches[k]]
+        if self.fused:
+            leaf = x.clone().detach().requires_grad_(True)
+            with torch.enable_grad():
+                return leaf, split.prefix(leaf)
+        with torch.inference_mode():
+            clean = split.prefix(x)
+            adversarial = split.prefix(self.adversary.adversarial[self.batches[k]]) if isinstance(self.adversary, Fixed) else None
+        return clean, adversarial
+
+    # -- per batch and variant ------------------------------------------------------------------
+    def measure(self, split: Split, k: int, frontier) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = self.labels[self.batches[k]]
+        if self.fused:
+            logits, adversarial = self.fgsm(split, k, *frontier)
+            return logits.argmax(1) == labels, self.predict(adversarial) == labels
+        clean_frontier, adversarial_frontier = frontier
+        with torch.inference_mode():
+            clean = split.suffix(*clean_frontier).argmax(1) == labels
+            if adversarial_frontier is not None:
+                return clean, split.suffix(*adversarial_frontier).argmax(1) == labels
+        crafted = craft_batch(self.adversary.attack, self.images[self.batches[k]], labels, self.adversary.seed + k)
+        return clean, self.predict(crafted) == labels
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(images).argmax(1)
+
+    def fgsm(self, split: Split, k: int, leaf: torch.Tensor, frontier: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean logits and torchattacks.FGSM's examples from one suffix forward and one backward."""
+        labels = self.labels[self.batches[k]].clone()  # as torchattacks does: a normal tensor, even from inference mode
+        inputs = [f.detach().requires_grad_(True) if isinstance(f, torch.Tensor) and f.requires_grad else f for f in frontier]
+        wanted = [i for i, f in enumerate(inputs) if isinstance(f, torch.Tensor) and f.requires_grad]
+        with torch.enable_grad():
+            logits = split.suffix(*inputs)
+            cost = nn.CrossEntropyLoss()(logits, labels)
+            grads = torch.autograd.grad(cost, [inputs[i] for i in wanted], allow_unused=True)
+            if split.identity:
+                grad = grads[0]
+            else:
+                pairs = [(frontier[i], g) for i, g in zip(wanted, grads) if g is not None]
+                grad = torch.autograd.grad(
+                    [f for f, _ in pairs], leaf, grad_outputs=[g for _, g in pairs], retain_graph=True
+                )[0]
+        with torch.no_grad():
+            adversarial = torch.clamp(leaf + self.adversary.attack.eps * grad.sign(), min=0, max=1)
+        return logits.detach(), adversarial
+
+    # -- checks against the definition, on the first batch with the unfiltered weights -----------
+    def reference_first_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The definition's values on batch 0 (clean logits; FGSM's examples or the fixed examples'
+        logits), computed once: every check runs with the unfiltered weights."""
+        if self._reference is None:
+            x, labels = self.images[self.batches[0]], self.labels[self.batches[0]]
+            with torch.inference_mode():
+                clean = self.model(x)
+                adversarial = self.model(self.adversary.adversarial[self.batches[0]]) if isinstance(self.adversary, Fixed) else None
+            if self.fused:
+                adversarial = craft_batch(self.adversary.attack, x, labels, self.adversary.seed)
+            self._reference = clean, adversarial
+        return self._reference
+
+    def first_frontier(self, split: Split) -> tuple[object, int]:
+        """Batch 0's frontier, and the memory one batch's reused activations hold (frontier, and
+        the prefix graph's saved tensors when fused)."""
+        saved = 0
+
+        def pack(tensor):
+            nonlocal saved
+            saved += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            frontier = self.frontier(split, 0)
+        if split.identity:
+            return frontier, 0
+        tensors = [t for part in frontier if part is not None for t in (part if isinstance(part, tuple) else [part])]
+        return frontier, saved + sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+    def agrees(self, split: Split, frontier) -> bool:
+        clean, adversarial = self.reference_first_batch()
+        if self.fused:
+            logits, crafted = self.fgsm(split, 0, *frontier)
+            return torch.equal(logits, clean) and torch.equal(crafted, adversarial)
+        clean_frontier, adversarial_frontier = frontier
+        with torch.inference_mode():
+            if not torch.equal(split.suffix(*clean_frontier), clean):
+                return False
+            return adversarial_frontier is None or torch.equal(split.suffix(*adversarial_frontier), adversarial)
+
+
+def _plan(
+    targets: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
+) -> tuple[list[_Variant], dict[str, tuple[list[int], list[int], list[int | None]]]]:
+    """Distinct variants, and per filter: removed and changed counts and each cell's variant index
+    (``None``: nothing changed, the unfiltered network)."""
+    variants: list[_Variant] = []
+    index_of: dict[bytes, int] = {}
+    cells = {}
+    for filter_id, synaptic_filter in filters.items():
+        removed, changed, which = [], [], []
+        for i, alpha in enumerate(synaptic_filter.thresholds().tolist()):
+            masks = [synaptic_filter.removed(w, alpha) for w in originals]
+            removed.append(sum(int(m.sum()) for m in masks))
+            changed.append(sum(int((m & (w != 0)).sum()) for m, w in zip(masks, originals)))
+            if changed[-1] == 0:
+                which.append(None)
+                continue
+            key = _digest(masks)
+            if key not in index_of:
+                index_of[key] = len(variants)
+                variants.append(_Variant(synaptic_filter, alpha, []))
+            variants[index_of[key]].cells.append((filter_id, i))
+            which.append(index_of[key])
+        cells[filter_id] = (removed, changed, which)
+    return variants, cells
+
+
+def _apply(targets, originals, variant: _Variant) -> None:
+    with torch.no_grad():
+        for parameter, original in zip(targets, originals):
+            parameter.copy_(original.masked_fill(variant.synaptic_filter.removed(original, variant.alpha), 0))
+
+
+def _measure_chunk(targets, originals, variants, evaluator: _Evaluator, split: Split, chunk: range, first, on_variant):
+    """Every variant on the batches of ``chunk``, their frontiers computed once; ``on_variant(j)``
+    after each."""
+    frontiers = {k: first if k == 0 and first is not None else evaluator.frontier(split, k) for k in chunk}
+    measured = []
+    for variant in variants:
+        _apply(targets, originals, variant)
+        rows = [evaluator.measure(split, k, frontiers[k]) for k in chunk]
+        measured.append(([r[0] for r in rows], [r[1] for r in rows]))
+        on_variant(len(measured) - 1)
+    return measured
+
+
+def _sweep_target(
+    targets: list[nn.Parameter],
+    filters: dict[str, SynapticFilter],
+    evaluator: _Evaluator,
+    split_for: Callable[[], tuple[Split, object, int]],
+    unfiltered: Measurement,
+    budget: int,
+    on_cell: Callable[[str], None],
+) -> tuple[dict[str, Curve], int]:
+    """The target's curves, and how many distinct filtered networks were evaluated."""
+    originals = [p.detach().clone() for p in targets]
+    variants, cells = _plan(targets, originals, filters)
+    for filter_id, (_, _, which) in cells.items():
+        for _ in range(which.count(None)):
+            on_cell(filter_id)
+    results: list[tuple[list, list]] = [([], []) for _ in variants]
+    try:
+        if variants:
+            split, first, per_batch = split_for()
+            size = max(1, budget // max(1, per_batch))
+            reported: set[int] = set()
+            start, count = 0, len(evaluator.batches)
+
+            def on_variant(j: int) -> None:
+                # Cells are done once the last batch is measured; a retried chunk reports nothing twice.
+                if start + size >= count and j not in reported:
+                    reported.add(j)
+                    for filter_id, _ in variants[j].cells:
+                        on_cell(filter_id)
+
+            while start < count:
+                chunk = range(start, min(start + size, count))
+                try:
+                    measured = _measure_chunk(targets, originals, variants, evaluator, split, chunk, first, on_variant)
+                except torch.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    size //= 2  # back off: hold fewer batches' activations at once
+                    first = None
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
+                first = None
+                for j, (clean, adversarial) in enumerate(measured):
+                    results[j][0].extend(clean)
+                    results[j][1].extend(adversarial)
+                start = chunk.stop
+    finally:
+        with torch.no_grad():
+            for parameter, original in zip(targets, originals):
+                parameter.copy_(original)
+    measured = [(torch.cat(clean), torch.cat(adversarial)) for clean, adversarial in results]
+    curves = {}
+    for filter_id, synaptic_filter in filters.items():
+        removed, changed, which = cells[filter_id]
+        rows = [unfiltered if j is None else measured[j] for j in which]
+        curves[filter_id] = Curve(
+            thresholds=synaptic_filter.thresholds().tolist(),
+            positions=synaptic_filter.positions().tolist(),
+            removed=removed,
+            changed=changed,
+            numel=sum(p.numel() for p in targets),
+            clean=torch.stack([r[0] for r in rows]).cpu(),
+            adversarial=torch.stack([r[1] for r in rows]).cpu(),
+        )
+    return curves, len(variants)
 
 
 def sweep(
@@ -136,15 +378,41 @@ def sweep(
     groups: list[Group],
     filter_ids: tuple[str, ...],
     n_thresholds: int,
-    measure: Measure,
-    unfiltered: Measurement,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    adversary: Adversary,
     *,
+    batch_size: int,
     scope: str = "local",
     range_kind: str = "pooled",
+    reuse: bool = True,
+    memory_budget: int | None = None,
     progress: Callable[[Progress], None] | None = None,
-) -> dict[str, dict[str, Curve]]:
+) -> SweepResult:
     """Curves per target and filter. Local scope: one target per group, each over its own range;
-    global scope: one target, ``"global"``, all groups filtered at once over a shared range."""
+    global scope: one target, ``"global"``, all groups filtered at once over a shared range.
+
+    Call inside :func:`analysis_mode`. ``reuse=False`` computes every variant with full forwards.
+    ``memory_budget`` (bytes) bounds the reused activations held at once (default: 2 GiB on CPU,
+    a quarter of the free memory on CUDA); beyond one batch, what does not fit is recomputed.
+    """
+    info = EngineInfo(memory_budget_bytes=memory_budget or default_memory_budget(images.device))
+    unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
+
+    why_not_fused = fgsm_fusable(adversary)
+    info.fused_attack = why_not_fused is None
+    info.fused_attack_note = why_not_fused
+    evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=info.fused_attack)
+    if info.fused_attack and not evaluator.agrees(identity_split(model), evaluator.first_frontier(identity_split(model))[0]):
+        info.fused_attack = False
+        info.fused_attack_note = "the shared forward did not reproduce torchattacks.FGSM bit for bit here"
+        evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=False)
+
+    traced, info.fallback = trace(model) if reuse else (None, "prefix reuse switched off")
+    if traced is not None and any(m.training for m in model.modules()):
+        traced, info.fallback = None, "a module is in training mode (batch statistics): full forwards"
+    costs = flop_costs(traced, images[:1]) if traced is not None else {}
+
     if scope == "local":
         targets = {g.name: ([g.parameter], None) for g in groups}
     else:
@@ -153,17 +421,36 @@ def sweep(
     done = 0
     curves: dict[str, dict[str, Curve]] = {}
     for name, (parameters, shared_range) in targets.items():
-        cache: dict[bytes, Measurement] = {}
-        curves[name] = {}
+        filters = {}
         for filter_id in filter_ids:
             lo, hi = shared_range or (float(parameters[0].detach().min()), float(parameters[0].detach().max()))
-            synaptic_filter = create_filter(filter_id, lo, hi, n_thresholds)
+            filters[filter_id] = create_filter(filter_id, lo, hi, n_thresholds)
 
-            def step(name=name, filter_id=filter_id):
-                nonlocal done
-                done += 1
-                if progress is not None:
-                    progress(Progress(name, filter_id, done, total))
+        def split_for(name=name, parameters=parameters) -> tuple[Split, object, int]:
+            """The target's split (checked), batch 0's frontier through it, and its bytes per batch."""
+            if traced is not None:
+                candidate = split(traced, parameters, lambda node: costs.get(node, 0.0))
+                if candidate.suffix_share >= WHOLE_MODEL_SHARE:
+                    info.full_forward_targets[name] = "nothing to reuse: the group's suffix is the whole model"
+                else:
+                    frontier, per_batch = evaluator.first_frontier(candidate)
+                    if evaluator.agrees(candidate, frontier):
+                        info.prefix_reuse = True
+                        info.suffix_share[name] = round(candidate.suffix_share, 4)
+                        return candidate, frontier, per_batch
+                    info.full_forward_targets[name] = "the split did not reproduce the full forward bit for bit"
+            whole = identity_split(model)
+            return (whole, *evaluator.first_frontier(whole))
 
-            curves[name][filter_id] = sweep_filter(model, parameters, synaptic_filter, measure, unfiltered, cache, step)
-    return curves
+        def on_cell(filter_id: str, name=name) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(Progress(name, filter_id, done, total))
+
+        curves[name], variants = _sweep_target(
+            parameters, filters, evaluator, split_for, unfiltered, info.memory_budget_bytes, on_cell
+        )
+        info.variants += variants
+    info.cells = total
+    return SweepResult(curves, unfiltered, info)

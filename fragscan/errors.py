@@ -20,7 +20,7 @@ class UsageError(FragscanError):
 
 class UnknownNameError(UsageError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
-        known = sorted(known)
+        known = sorted(set(known))
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
         super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`)")
@@ -32,3 +32,9 @@ class ConfigError(UsageError):
 
 class InputError(UsageError):
     """A file or directory the user named is missing, malformed or does not fit."""
+
+
+class PolicyViolation(FragscanError):
+    """An audit found the report outside a threshold the user set: the outcome CI gates on."""
+
+    exit_code = 1

@@ -17,72 +17,42 @@ import torch
 from . import attacks
 from .checkpoint import CheckpointStore, FinishedTarget
 from .config import ScanConfig
-from .engine import Measurement, Progress, analysis_mode, sweep
+from .engine import EngineInfo, Progress, analysis_mode, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 
 EXECUTORS = ("local", "ray")
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-    )
-
-
-class Evaluator:
-    """The engine's ``measure``: per-sample clean and adversarial correctness of a network, at a
-    batch size that halves when the device runs out of memory."""
-
-    def __init__(self, config: ScanConfig, make_attack: Callable[[float], object], images, labels, eps: float):
-        self.config, self.images, self.labels = config, images, labels
-        self.batch_size = config.batch_size
-        self.adversary = None
-        self.adversary = self.retrying(
-            lambda: attacks.ADVERSARIAL_MODES[config.attack_mode](
-                make_attack(eps), images, labels, self.batch_size, config.seed
-            )
-        )
-
-    def __call__(self, network) -> Measurement:
-        clean = attacks.predictions(network, self.images, self.batch_size) == self.labels
-        return clean, self.adversary.correct(network)
-
-    def retrying(self, work: Callable[[], object]):
-        """Run ``work``; on out-of-memory free the cache, halve the batch size and run it again."""
-        while True:
-            try:
-                return work()
-            except RuntimeError as error:
-                if not is_out_of_memory(error):
-                    raise
-                if self.batch_size == 1:
-                    raise FragscanError(
-                        "out of memory even at evaluation batch size 1; use a smaller model, fewer "
-                        "--max-samples or --device cpu"
-                    ) from None
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                self.batch_size //= 2
-                if self.adversary is not None:
-                    self.adversary.batch_size = self.batch_size
-
-
 def sweep_target(
-    model, groups: list[Group], target: str, config: ScanConfig, evaluator: Evaluator, unfiltered: Measurement,
+    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
     progress: Callable[[Progress], None] | None = None,
 ) -> FinishedTarget:
-    """One target's curves (inside ``analysis_mode``), retried at a smaller batch on out-of-memory."""
+    """One target's curves (inside ``analysis_mode``); the engine backs off on out-of-memory itself."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
+    result = sweep(
+        model, chosen, config.filters, config.thresholds, images, labels, adversary,
+        batch_size=batch_size, scope=config.scope, range_kind=config.global_range, progress=progress,
+    )
+    return FinishedTarget(result.curves[target], batch_size, str(images.device.type), result.info)
 
-    def run():
-        return sweep(
-            model, chosen, config.filters, config.thresholds, evaluator, unfiltered,
-            scope=config.scope, range_kind=config.global_range, progress=progress,
-        )[target]
 
-    curves = evaluator.retrying(run)
-    return FinishedTarget(curves, evaluator.batch_size, str(next(model.parameters()).device.type))
+def combined_info(infos: list[EngineInfo]) -> EngineInfo:
+    """One account of how the sweep was computed, from the per-target sweeps' accounts."""
+    combined = EngineInfo(
+        prefix_reuse=any(i.prefix_reuse for i in infos),
+        fused_attack=bool(infos) and all(i.fused_attack for i in infos),
+        fused_attack_note=next((i.fused_attack_note for i in infos if i.fused_attack_note), None),
+        memory_budget_bytes=max((i.memory_budget_bytes for i in infos), default=0),
+        variants=sum(i.variants for i in infos),
+        cells=sum(i.cells for i in infos),
+    )
+    if not combined.prefix_reuse:
+        combined.fallback = next((i.fallback for i in infos if i.fallback), None)
+    for info in infos:
+        combined.full_forward_targets.update(info.full_forward_targets)
+        combined.suffix_share.update(info.suffix_share)
+    return combined
 
 
 def targets_of(config: ScanConfig, groups: list[Group]) -> list[str]:
@@ -106,16 +76,15 @@ class ExecutorOptions:
 
 @dataclass(frozen=True)
 class Job:
-    """What a Ray worker needs to rebuild the evaluation: settings, weights and samples, not live
-    objects. ``model`` is set only when the caller handed ``scan`` a model object the registry
-    cannot rebuild."""
+    """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
+    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps."""
 
     config: ScanConfig
-    state_dict: dict[str, torch.Tensor]
-    model: object | None
+    model: object
     images: torch.Tensor
     labels: torch.Tensor
     eps: float
+    batch_size: int
     plugins: tuple[str, ...]
 
 
@@ -211,26 +180,15 @@ def load_worker_plugins(plugins: tuple[str, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: rebuild model and evaluation from ``job``, sweep one target."""
-    from .models import MODELS, Normalized
     from .scan import resolve_device
 
     load_worker_plugins(job.plugins)
     config = job.config
-    if job.model is not None:
-        model = job.model
-    else:  # the registry's architecture with the driver's weights: no weights file needed here
-        entry = MODELS.entry(config.model)
-        spec = entry.meta["spec"]
-        model = Normalized(entry.obj(num_classes=spec.num_classes), spec)
-        model.net.load_state_dict(job.state_dict, strict=True)
     device = resolve_device(config.device)
-    model = model.to(device)
+    model = job.model.to(device)
     images, labels = job.images.to(device), job.labels.to(device)
     groups, _ = parameter_groups(model.net, config.include)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
-        def make_attack(eps: float):
-            return attacks.build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
-
-        evaluator = Evaluator(config, make_attack, images, labels, job.eps)
-        unfiltered = evaluator.retrying(lambda: evaluator(model))
-        return sweep_target(model, groups, target, config, evaluator, unfiltered)
+        attack = attacks.build_attack(config.attack, model, job.eps, model.spec.num_classes, config.norm_mode)
+        adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
+        return sweep_target(model, groups, target, config, images, labels, adversary, job.batch_size)

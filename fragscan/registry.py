@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
+
+# Who is registering right now: "builtin", or the plugin being loaded (set by fragscan.plugins).
+_registering_source: ContextVar[str] = ContextVar("registering_source", default="builtin")
+# Every registration made while a source is active, as "kind:name", so a plugin can list what it added.
+_registered_by: ContextVar[list[str] | None] = ContextVar("registered_by", default=None)
+
+
+@contextmanager
+def registering_as(source: str) -> Iterator[list[str]]:
+    """Attribute registrations inside the block to ``source``; yields the list of what was registered."""
+    added: list[str] = []
+    source_token, added_token = _registering_source.set(source), _registered_by.set(added)
+    try:
+        yield added
+    finally:
+        _registering_source.reset(source_token)
+        _registered_by.reset(added_token)
 
 
 @dataclass(frozen=True)
@@ -27,10 +46,15 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, name: str, obj: T, *, source: str = "builtin", replace: bool = False, **meta: Any) -> T:
+    def register(self, name: str, obj: T, *, source: str | None = None, replace: bool = False, **meta: Any) -> T:
+        """Record ``obj`` under ``name``; ``source`` defaults to the plugin being loaded, else "builtin"."""
+        source = source or _registering_source.get()
         if name in self._entries and not replace:
             raise ConfigError(f"{self.kind} {name!r} is already registered by {self._entries[name].source}")
         self._entries[name] = Entry(name, obj, dict(meta), source)
+        added = _registered_by.get()
+        if added is not None:
+            added.append(f"{self.kind}:{name}")
         return obj
 
     def decorator(self, name: str | None = None, **meta: Any) -> Callable[[T], T]:

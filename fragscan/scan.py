@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from dataclasses import asdict
 import platform
 import time
 from collections.abc import Callable
@@ -15,30 +16,37 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ATTACKS, build_attack, calibrate_eps, uses_eps
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
+from .batching import auto_batch_size
 from .classify import classify
+from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
-from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
 from .checkpoint import CheckpointStore, tensor_digest
+from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode
-from .executors import Evaluator, ExecutorOptions, Job, run_targets, sweep_target, targets_of
+from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
-from .models import Normalized, create_model
+from .models import Normalized, create_model_for_data
+from .plugins import load_plugins
 from .report import (
     Baseline,
     ClassTriple,
     DatasetInfo,
+    EngineReport,
     FilterCurve,
     GroupReport,
+    IntervalTriple,
     ModelInfo,
+    PackedCorrectness,
     Report,
     RunInfo,
     ScoreTriple,
     Settings,
     SkippedGroupReport,
 )
+from .sanity import check_model, near_chance
 from .scores import filtering_scores
 
 _VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", "pydantic", "safetensors")
@@ -99,7 +107,9 @@ def check_names(config: ScanConfig) -> None:
         raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
 
 
-def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig) -> FilterCurve:
+def _filter_curve(
+    curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig, bootstrap: Bootstrap | None
+) -> FilterCurve:
     samples = curve.clean.shape[1]
     clean = (curve.clean.sum(1).double() / samples).tolist()
     adversarial = (curve.adversarial.sum(1).double() / samples).tolist()
@@ -107,7 +117,24 @@ def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: flo
     scores = filtering_scores(
         clean, adversarial, curve.positions, clean0, adversarial0, present=present, normalise_by=config.normalise_by
     )
+    intervals = (
+        None
+        if bootstrap is None
+        else bootstrap.intervals(
+            curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=config.normalise_by
+        )
+    )
     perturbed = any(curve.changed)
+
+    def class_of(score: str):
+        return classify(
+            getattr(scores, score),
+            config.tau,
+            perturbed=perturbed,
+            interval=None if intervals is None else getattr(intervals, score),
+            mode=config.classify,
+        )
+
     return FilterCurve(
         label=FILTERS.entry(filter_id).meta["label"],
         thresholds=curve.thresholds,
@@ -117,11 +144,11 @@ def _filter_curve(curve: Curve, filter_id: str, clean0: float, adversarial0: flo
         clean=clean,
         adversarial=adversarial,
         scores=ScoreTriple(clean=scores.clean, adversarial=scores.adversarial, difference=scores.difference),
-        classes=ClassTriple(
-            clean=classify(scores.clean, config.tau, perturbed=perturbed),
-            adversarial=classify(scores.adversarial, config.tau, perturbed=perturbed),
-            difference=classify(scores.difference, config.tau, perturbed=perturbed),
-        ),
+        intervals=None
+        if intervals is None
+        else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
+        classes=ClassTriple(clean=class_of("clean"), adversarial=class_of("adversarial"), difference=class_of("difference")),
+        correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
     )
 
 
@@ -138,8 +165,12 @@ def scan(
 ) -> Report:
     """Run the analysis ``config`` describes and return the report.
 
+    With ``config.checkpoints``, each is scanned in turn into one report (see :mod:`fragscan.checkpoints`).
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
-    (pixels in [0,1], label)); otherwise they are built from the names in ``config``.
+    (pixels in [0,1], label)); otherwise they are built from the names in ``config``, the model
+    fitted to the data (classes, channels, size) where its spec leaves them open. Plugins
+    (entry points, ./plugins/, ``config.plugins``) are loaded first; ``plugins`` adds lines to
+    the report's list.
 
     Nothing is written unless ``checkpoint_dir`` is given: then each finished target is saved
     there as it completes, and a later call with the same settings (``resume=True``) reads them
@@ -147,19 +178,35 @@ def scan(
     where the sweeps run (in this process, or on Ray workers); it never changes a number.
     """
     config = config or ScanConfig()
+    loaded_plugins = load_plugins(config.plugins)
     check_names(config)
+    if config.checkpoints:
+        if model is not None:
+            raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
+        from .checkpoints import scan_checkpoints
+
+        return scan_checkpoints(config, dataset=dataset, progress=progress, plugins=plugins)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)
 
-    weights_path = config.weights
-    rebuildable = model is None  # a Ray worker can rebuild it from the registry and a state dict
-    if model is None:
-        model = create_model(config.model, weights=config.weights)
-        weights_path = weights_path or model.spec.default_weights
+    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     if dataset is None:
-        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split)
+        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split, download=config.download)
     images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
+    weights_path = config.weights
+    if model is None:
+        model = create_model_for_data(
+            config.model,
+            num_classes=class_count(dataset, spec_dataset),
+            input_size=tuple(images.shape[1:]),
+            mean=spec_dataset.mean if spec_dataset else None,
+            std=spec_dataset.std if spec_dataset else None,
+            weights=config.weights,
+            pretrained=config.pretrained,
+            stem=config.stem,
+        )
+        weights_path = weights_path or model.spec.default_weights
     if tuple(images.shape[1:]) != tuple(model.spec.input_size):
         raise ConfigError(
             f"dataset {config.dataset!r} gives images of shape {tuple(images.shape[1:])} but model "
@@ -174,23 +221,28 @@ def scan(
     if not groups:
         raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
     model = model.to(device)
-    images, labels = images.to(device), labels.to(device)
+    if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
+        images, labels = images.pin_memory(), labels.pin_memory()
+    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
-    warnings: list[str] = []
+    warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
+    warnings += list(getattr(model, "notes", ()))
     executor = executor or ExecutorOptions()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode
     ):
+        batch_size = auto_batch_size(model, images, labels) if config.batch_size == "auto" else config.batch_size
+        warnings += check_model(model, images, labels, batch_size)
+
         def make_attack(eps: float):
             return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
 
         if config.eps == "auto":
-            eps = calibrate_eps(make_attack, model, images, labels, config.batch_size, config.seed, config.eps_target)
+            eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)
         else:
             eps = float(config.eps)
-        evaluator = Evaluator(config, make_attack, images, labels, eps)
-        unfiltered = evaluator.retrying(lambda: evaluator(model))
-        setup_batch_size = evaluator.batch_size
+        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
+        unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
         targets = targets_of(config, groups)
         store = None
         if checkpoint_dir is not None:
@@ -201,15 +253,17 @@ def scan(
         steps_per_target = len(config.filters) * config.thresholds
         finished |= run_targets(
             [t for t in targets if t not in finished],
-            local=lambda target, forward: sweep_target(model, groups, target, config, evaluator, unfiltered, forward),
+            local=lambda target, forward: sweep_target(
+                model, groups, target, config, images, labels, adversary, batch_size, forward
+            ),
             job=lambda: Job(
                 config=config,
-                state_dict={k: v.detach().cpu() for k, v in model.net.state_dict().items()},
-                model=None if rebuildable else copy.deepcopy(model).cpu(),
+                model=copy.deepcopy(model).cpu(),
                 images=images.cpu(),
                 labels=labels.cpu(),
                 eps=eps,
-                plugins=tuple(plugins or ()),
+                batch_size=batch_size,
+                plugins=tuple(str(p) for p in config.plugins),
             ),
             options=executor,
             store=store,
@@ -220,15 +274,9 @@ def scan(
         )
         curves = {t: finished[t].curves for t in targets}
     model.cpu()
+    engine_info = combined_info([finished[t].info for t in targets])
 
-    if setup_batch_size < config.batch_size:
-        warnings.append(f"out of memory: the unfiltered network was evaluated at batch size {setup_batch_size}, not {config.batch_size}")
     for target in targets:
-        if finished[target].batch_size < config.batch_size:
-            warnings.append(
-                f"out of memory: {target} was swept at batch size {finished[target].batch_size}, not {config.batch_size}"
-                " (attacks with a random start draw per batch, so their numbers can differ from a full-batch run)"
-            )
         if finished[target].device != device.type:
             warnings.append(f"{target} was swept on {finished[target].device}, the baseline on {device.type}")
 
@@ -236,11 +284,15 @@ def scan(
     adversarial0 = unfiltered[1].double().mean().item()
     if adversarial0 == 0:
         warnings.append("the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps")
-    if clean0 <= 1.5 / model.spec.num_classes:
-        warnings.append(f"clean accuracy {clean0:.3f} is near chance: check the weights and the dataset")
+    chance = near_chance(clean0, model.spec.num_classes)
+    if chance:
+        warnings.append(chance)
+
+    unfiltered = tuple(correct.cpu() for correct in unfiltered)
+    bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed) if config.bootstrap else None
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
-        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config) for f in config.filters}
+        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config, bootstrap) for f in config.filters}
 
     group_reports = []
     if config.scope == "local":
@@ -259,7 +311,6 @@ def scan(
             )
 
     spec = model.spec
-    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     return Report(
         fragscan_version=__version__,
         model=ModelInfo(
@@ -283,13 +334,25 @@ def scan(
             else f"{len(indices)} drawn without replacement by torch.randperm(seed={config.seed}), sorted",
             description=spec_dataset.description if spec_dataset else "",
         ),
-        settings=Settings(**config.model_dump(), eps_used=eps, device_used=str(device), versions=library_versions()),
-        baseline=Baseline(clean=clean0, adversarial=adversarial0, samples=len(indices)),
+        settings=Settings(
+            **config.model_dump(),
+            eps_used=eps,
+            batch_size_used=batch_size,
+            device_used=str(device),
+            versions=library_versions(),
+        ),
+        baseline=Baseline(
+            clean=clean0,
+            adversarial=adversarial0,
+            samples=len(indices),
+            correct=PackedCorrectness(clean=pack_bits(unfiltered[0]), adversarial=pack_bits(unfiltered[1])),
+        ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
         global_=filter_curves("global") if config.scope == "global" else None,
-        plugins=plugins or [],
+        plugins=[p.describe() for p in loaded_plugins] + list(plugins or []),
         warnings=warnings,
+        engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
         run=RunInfo(
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 3),

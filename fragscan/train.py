@@ -1,13 +1,26 @@
-"""Training with the source's defaults: Adam, lr 1e-3, batch 100, cross-entropy."""
+"""Training with the source's defaults: Adam, lr 1e-3, batch 100, cross-entropy.
+
+``train`` optionally takes a retrain mask: gradients are multiplied by it, and because Adam's
+weight decay and moment estimates still move an element whose gradient is zero, every frozen
+element is also restored from a saved copy after each optimizer step, so it stays bit-identical.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from pydantic import BaseModel, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from .errors import ConfigError
+from .models import Normalized
+
+# Makes adversarial examples for a training batch: (images, labels) -> images.
+Adversary = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -17,6 +30,16 @@ class TrainSettings:
     batch_size: int = 100
     weight_decay: float = 0.0
     seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
@@ -29,6 +52,28 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: 
     return correct / total
 
 
+class FrozenElements:
+    """Keeps the elements a mask marks 0 exactly as they were, whatever the optimizer does."""
+
+    def __init__(self, parameters: dict[str, nn.Parameter], mask: dict[str, torch.Tensor]):
+        self.entries = []
+        for name, parameter in parameters.items():
+            trainable = mask[name].to(parameter.device).bool()
+            if bool(trainable.all()):
+                continue
+            self.entries.append((parameter, trainable, parameter.detach().clone()))
+
+    def mask_gradients(self) -> None:
+        for parameter, trainable, _ in self.entries:
+            if parameter.grad is not None:
+                parameter.grad.mul_(trainable)
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for parameter, trainable, saved in self.entries:
+                parameter.copy_(torch.where(trainable, parameter, saved))
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -36,23 +81,79 @@ def train(
     *,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, float], None] | None = None,
+    mask: dict[str, torch.Tensor] | None = None,
+    adversary: Adversary | None = None,
 ) -> nn.Module:
-    """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch."""
+    """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch.
+
+    ``mask`` (by name in ``model.named_parameters()``, 1 = trainable) freezes elements bit-exactly;
+    ``adversary`` replaces each batch by adversarial examples crafted against the current model.
+    """
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=generator)
+    model.to(device)
+    frozen = FrozenElements(dict(model.named_parameters()), mask) if mask is not None else None
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
-    model.to(device)
     for epoch in range(1, settings.epochs + 1):
         model.train()
         total = 0.0
         for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            if adversary is not None:
+                images = adversary(images, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(images.to(device)), labels.to(device))
+            loss = loss_fn(model(images), labels)
             loss.backward()
+            if frozen is not None:
+                frozen.mask_gradients()
             optimizer.step()
+            if frozen is not None:
+                frozen.restore()
             total += loss.item() * len(labels)
         if on_epoch is not None:
             on_epoch(epoch, total / len(dataset))
     return model.eval()
+
+
+class Checkpoint(BaseModel):
+    epoch: int
+    file: str
+    sha256: str
+    loss: float = Field(description="mean training loss of that epoch")
+    accuracy: float = Field(description="clean accuracy on the evaluation split")
+
+
+class TrainRecord(BaseModel):
+    """The sidecar ``fragscan train`` writes next to its checkpoints."""
+
+    fragscan_version: str
+    model: str
+    dataset: str
+    train_split: str
+    eval_split: str
+    initial_weights: str | None
+    optimizer: str = "Adam"
+    loss: str = "cross-entropy"
+    settings: dict[str, float | int]
+    device_used: str
+    versions: dict[str, str]
+    losses: list[float] = Field(description="mean training loss per epoch")
+    checkpoints: list[Checkpoint]
+
+
+def initial_model(name: str, weights: str | Path | None, seed: int) -> Normalized:
+    """A registered model to train: from ``weights``, or freshly initialised with ``seed``."""
+    from .models import MODELS, create_model, model_spec
+
+    if weights is not None:
+        return create_model(name, weights=weights)
+    spec = model_spec(name)
+    torch.manual_seed(seed)
+    return Normalized(MODELS.get(name)(num_classes=spec.num_classes), spec)
+
+
+def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:
+    """The user's network's state dict, ready for safetensors (contiguous, on the CPU)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}

@@ -17,7 +17,7 @@ import fragscan
 from fragscan import attacks
 from fragscan.checkpoint import DIRECTORY_NAME, CheckpointStore, FinishedTarget
 from fragscan.cli import app
-from fragscan.engine import Curve
+from fragscan.engine import Curve, EngineInfo
 from fragscan.errors import ConfigError, InputError
 
 scan_module = importlib.import_module("fragscan.scan")
@@ -81,7 +81,7 @@ def test_checkpoints_keep_curves_bit_for_bit(tmp_path):
         for f in ("step-up", "pulse")
     }
     store = CheckpointStore(tmp_path, {"seed": 0})
-    store.save("features.0.weight", FinishedTarget(curves, 32, "cpu"))
+    store.save("features.0.weight", FinishedTarget(curves, 32, "cpu", EngineInfo()))
     loaded = CheckpointStore(tmp_path, {"seed": 0}).load("features.0.weight")
     assert (loaded.batch_size, loaded.device) == (32, "cpu")
     for f, curve in curves.items():
@@ -159,31 +159,3 @@ def test_kill_9_loses_at_most_the_group_in_flight(tmp_path):
     )
     assert fresh.returncode == 0, fresh.stderr
     assert numbers(report) == numbers(json.loads((tmp_path / "fresh" / "report.json").read_text()))
-
-
-def test_out_of_memory_halves_the_batch_and_goes_on(small_config, monkeypatch):
-    config = small_config(filters="pulse", summary_filter="pulse", batch_size=32)
-    reference = fragscan.scan(config)
-    real = attacks.predictions
-    calls = []
-
-    def predictions(model, images, batch_size):
-        calls.append(batch_size)
-        if len(calls) == 12:  # once, in the middle of the sweep
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
-        return real(model, images, batch_size)
-
-    monkeypatch.setattr(attacks, "predictions", predictions)
-    report = fragscan.scan(config)
-    assert 16 in calls and calls[-1] == 16
-    assert any("swept at batch size 16, not 32" in w for w in report.warnings)
-    assert numbers(report)["groups"] == numbers(reference)["groups"]  # FGSM is deterministic per sample
-
-
-def test_out_of_memory_at_batch_size_1_is_an_error(small_config, monkeypatch):
-    def predictions(model, images, batch_size):
-        raise RuntimeError("CUDA error: out of memory")
-
-    monkeypatch.setattr(attacks, "predictions", predictions)
-    with pytest.raises(fragscan.FragscanError, match="out of memory even at evaluation batch size 1"):
-        fragscan.scan(small_config(batch_size=4))

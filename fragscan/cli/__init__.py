@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 
 import typer
+from rich.text import Text
 
 from ..errors import FragscanError
 from ..ui import stderr_console
@@ -28,6 +29,11 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show the full tr
     _state["debug"] = debug
 
 
+def _print_error(label: str, message: str) -> None:
+    # Text, not markup: messages quote user input and file contents, which may contain [brackets].
+    stderr_console().print(Text.assemble((label, "red"), " ", message), highlight=False, soft_wrap=True)
+
+
 def fails_cleanly(command: Callable) -> Callable:
     """Turn fragscan errors into one red line and their exit code; anything else into exit 3."""
 
@@ -40,22 +46,18 @@ def fails_cleanly(command: Callable) -> Callable:
         except FragscanError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            stderr_console().print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            _print_error("error:", str(error))
             raise typer.Exit(error.exit_code) from None
         except Exception as error:  # a bug or an environment failure: still one line unless --debug
             if _state["debug"]:
                 traceback.print_exc()
-            stderr_console().print(
-                f"[red]internal error:[/red] {type(error).__name__}: {error} (rerun with --debug for the traceback)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            _print_error("internal error:", f"{type(error).__name__}: {error} (rerun with --debug for the traceback)")
             raise typer.Exit(3) from None
 
     return run
 
 
-from . import listing, scan  # noqa: E402,F401  (commands register on import)
+from . import audit, compare, listing, mask, plugins, report, retrain, scan, schema, train  # noqa: E402,F401  (commands register on import)
 
 
 def main() -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..attacks import ATTACKS
 from ..data import DATASETS
 from ..filters import FILTERS
 from ..models import MODELS
-from ..ui import stdout_console
+from ..models.external import TV_PREFIX, external_names
+from ..plugins import load_plugins
+from ..ui import stderr_console, stdout_console
 from . import app, fails_cleanly
 
 
@@ -18,31 +23,59 @@ def _show(title: str, columns: list[str], rows: list[list[str]]) -> None:
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # descriptions hold brackets, not markup
     stdout_console().print(table)
+
+
+PLUGIN_OPTION = typer.Option([], "--plugin", help="Load this plugin file first (repeatable).")
+
+
+def _size(spec) -> str:
+    return "×".join(map(str, spec.input_size)) if spec.input_size else "from data"
 
 
 @app.command()
 @fails_cleanly
-def models(pattern: str = typer.Argument("*", help="Glob over model names, e.g. 'resnet*'.")) -> None:
-    """List registered models with their input size and classes."""
+def models(
+    pattern: str = typer.Argument("*", help="Glob over model names, e.g. 'resnet*' or 'tv:*'."),
+    all_sources: bool = typer.Option(False, "--all", help="With no pattern, also list every timm and torchvision name."),
+    plugin: list[Path] = PLUGIN_OPTION,
+) -> None:
+    """List models: registered ones (built-ins, plugins), then timm names and torchvision names (tv:NAME)."""
+    load_plugins(plugin)
     rows = []
     for name in MODELS.list(pattern):
         entry = MODELS.entry(name)
         spec = entry.meta["spec"]
-        rows.append([name, "×".join(map(str, spec.input_size)), str(spec.num_classes), entry.source])
+        classes = str(spec.num_classes) if spec.num_classes else "from data"
+        rows.append([name, _size(spec), classes, entry.source + (" (--stem)" if entry.meta.get("stems") else "")])
+    external = [n for n in external_names(pattern) if n not in MODELS]
+    if pattern != "*" or all_sources:
+        rows += [[n, "from data", "from data", "torchvision" if n.startswith(TV_PREFIX) else "timm"] for n in external]
     _show("models", ["name", "input", "classes", "source"], rows)
+    if pattern == "*" and not all_sources:
+        stderr_console().print(f"and {len(external)} timm / torchvision (tv:) names: give a pattern or --all", highlight=False)
 
 
 @app.command()
 @fails_cleanly
-def datasets(pattern: str = typer.Argument("*", help="Glob over dataset names.")) -> None:
+def datasets(
+    pattern: str = typer.Argument("*", help="Glob over dataset names."),
+    plugin: list[Path] = PLUGIN_OPTION,
+) -> None:
     """List dataset adapters."""
+    load_plugins(plugin)
     rows = []
     for name in DATASETS.list(pattern):
         entry = DATASETS.entry(name)
         spec = entry.meta["spec"]
-        rows.append([name, str(spec.num_classes), "yes" if spec.needs_root else "no", spec.description, entry.source])
+        rows.append([
+            name,
+            str(spec.num_classes) if spec.num_classes else "from data",
+            "yes" if spec.needs_root else "no",
+            spec.description,
+            entry.source,
+        ])
     _show("datasets", ["name", "classes", "needs --data-root", "description", "source"], rows)
 
 

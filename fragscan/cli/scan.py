@@ -7,15 +7,22 @@ from pathlib import Path
 
 import typer
 
+from ..audit import check_policy_fits, load_baseline, load_policy
 from ..checkpoint import DIRECTORY_NAME
+from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..executors import ExecutorOptions
+from ..masks import reported_network
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
+from ..data import DATASETS
+from ..models import model_spec
+from ..plugins import load_plugins
 from ..scan import check_names
 from ..scan import scan as run_scan
 from ..ui import stderr_console, stdout_console, sweep_progress
 from . import app, fails_cleanly
+from .audit import audit_and_write
 from .summary import print_summary
 
 _DEFAULTS = ScanConfig()
@@ -26,14 +33,27 @@ _DEFAULTS = ScanConfig()
 def scan(
     model: str = typer.Argument(_DEFAULTS.model, help="Model name (see `fragscan models`)."),
     dataset: str = typer.Argument(_DEFAULTS.dataset, help="Dataset adapter (see `fragscan datasets`)."),
-    weights: Path | None = typer.Option(None, help="Weights file (.safetensors preferred, or a .pt/.pth state dict)."),
+    weights: list[Path] = typer.Option(
+        [], help="Weights file (.safetensors preferred, or a .pt/.pth state dict); repeat to scan several checkpoints."
+    ),
+    checkpoints: Path | None = typer.Option(
+        None, help="Directory of weights files (e.g. epochs), scanned in natural order into one report."
+    ),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache; offline it fails fast)."
+    ),
+    stem: str = typer.Option(_DEFAULTS.stem, help="Paper built-ins: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)."),
+    download: bool = typer.Option(False, "--download", help="Let the dataset adapter download missing files (needs network)."),
+    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     max_samples: int | None = typer.Option(
         _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
     ),
     all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
-    batch_size: int = typer.Option(_DEFAULTS.batch_size, help="Evaluation batch size."),
+    batch_size: str = typer.Option(
+        str(_DEFAULTS.batch_size), help="Evaluation batch size, or 'auto': the largest that fits (recorded)."
+    ),
     filters: str = typer.Option(",".join(_DEFAULTS.filters), help="Comma-separated filters (see `fragscan filters`)."),
     thresholds: int = typer.Option(_DEFAULTS.thresholds, help="Thresholds per sweep (at least 3)."),
     attack: str = typer.Option(_DEFAULTS.attack, help="torchattacks class name (see `fragscan attacks`)."),
@@ -58,13 +78,19 @@ def scan(
         _DEFAULTS.norm_mode, help="Normalisation layers in 'eval' mode, or the source's 'train' mode."
     ),
     tau: float = typer.Option(_DEFAULTS.tau, help="Robustness margin: |score| <= tau is robust."),
+    classify: str = typer.Option(
+        _DEFAULTS.classify, help="tau: robust when |score| <= tau; ci: when the 95% interval contains 0 or lies within ±tau."
+    ),
+    bootstrap: int = typer.Option(
+        _DEFAULTS.bootstrap, help="Paired bootstrap resamples over samples for 95% score intervals (0: none)."
+    ),
     summary_filter: str = typer.Option(_DEFAULTS.summary_filter, help="Filter whose class summarises a group."),
     summary_score: str = typer.Option(
         _DEFAULTS.summary_score, help="Score whose class summarises a group: clean, adversarial or difference."
     ),
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json (created if missing)."),
+    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
     resume: bool = typer.Option(
         True,
         "--resume/--no-resume",
@@ -79,17 +105,25 @@ def scan(
     ),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    policy: Path | None = typer.Option(
+        None, help="Then audit the report against this policy file (see `fragscan audit`); exit 1 if violated."
+    ),
 ) -> None:
     """Sweep synaptic filters over every Conv/Linear weight, score and classify each group."""
     config = build_config(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=weights,
+        weights=weights[0] if len(weights) == 1 else None,
+        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else tuple(weights) if len(weights) > 1 else (),
         data_root=data_root,
         split=split,
+        pretrained=pretrained,
+        stem=stem,
+        download=download,
+        plugins=plugin,
         max_samples=None if all_samples else max_samples,
-        batch_size=batch_size,
+        batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,
         thresholds=thresholds,
         attack=attack,
@@ -102,12 +136,21 @@ def scan(
         normalise_by=normalise_by,
         norm_mode=norm_mode,
         tau=tau,
+        classify=classify,
+        bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
         seed=seed,
         device=device,
     )
+    load_plugins(config.plugins)  # before the name checks, so plugin names are known
     check_names(config)
+    model_spec(config.model)  # an unknown model or dataset fails before any data is read
+    DATASETS.entry(config.dataset)
+    audit_policy = load_policy(policy) if policy else None
+    if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
+        audit_baseline = load_baseline(audit_policy)
+        check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
     options = ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
     ensure_writable_dir(out)
     checkpoints = out / DIRECTORY_NAME
@@ -122,13 +165,21 @@ def scan(
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
-    written = write_scan_outputs(report, out)
+    # The mask needs the weight values: reload the file the report names (sha256 checked).
+    net = reported_network(report, config.weights) if report.model.weights else None
+    written = write_scan_outputs(report, out, net=net)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
+    if net is None:
+        console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
+    elif not any(path.name == "mask.safetensors" for path in written):
+        console.print("no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by", highlight=False)
     print_summary(report, console)
     for path in written:
         console.print(f"wrote {path}", highlight=False)
     if json_output:
         stdout_console().out(report.model_dump_json(indent=1), highlight=False)
+    if audit_policy is not None:
+        audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
 
 
 def _number(text: str, option: str) -> float:
@@ -138,3 +189,12 @@ def _number(text: str, option: str) -> float:
         return float(text)
     except ValueError:
         raise ConfigError(f"{option} must be a number or 'auto', got {text!r}") from None
+
+
+def _integer(text: str, option: str) -> int:
+    from ..errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be a whole number or 'auto', got {text!r}") from None

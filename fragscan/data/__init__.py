@@ -18,23 +18,40 @@ DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    num_classes: int
+    """What the pipeline knows about a dataset before reading it. ``None``: read from the data."""
+
+    num_classes: int | None = None
     input_size: tuple[int, int, int] | None = None
     needs_root: bool = True
     description: str = ""
+    mean: tuple[float, ...] | None = None  # pixel statistics of the training split, for models fitted to it
+    std: tuple[float, ...] | None = None
 
 
 def register_dataset(
     name: str,
     *,
-    num_classes: int,
+    num_classes: int | None = None,
     input_size: tuple[int, int, int] | None = None,
     needs_root: bool = True,
     description: str = "",
-    source: str = "builtin",
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    source: str | None = None,
 ) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Decorator: register a factory ``(root, split, **kw) -> Dataset``."""
-    spec = DatasetSpec(int(num_classes), tuple(input_size) if input_size else None, needs_root, description)
+    """Decorator: register a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, int label).
+
+    Leave ``num_classes`` as ``None`` when it depends on the files: the dataset's ``classes``
+    attribute (or its largest label + 1) then gives it.
+    """
+    spec = DatasetSpec(
+        int(num_classes) if num_classes is not None else None,
+        tuple(input_size) if input_size else None,
+        needs_root,
+        description,
+        tuple(mean) if mean is not None else None,
+        tuple(std) if std is not None else None,
+    )
 
     def wrap(factory):
         return DATASETS.register(name, factory, spec=spec, source=source)
@@ -50,11 +67,29 @@ def dataset_spec(name: str) -> DatasetSpec:
     return DATASETS.entry(name).meta["spec"]
 
 
-def create_dataset(name: str, *, root: str | Path | None = None, split: str = "test", **kwargs: Any) -> Dataset:
+def create_dataset(
+    name: str, *, root: str | Path | None = None, split: str = "test", download: bool = False, **kwargs: Any
+) -> Dataset:
+    """The ``split`` of dataset ``name`` read from ``root``; ``download`` fetches it first where the adapter can."""
     entry = DATASETS.entry(name)
     if entry.meta["spec"].needs_root and root is None:
         raise ConfigError(f"dataset {name!r} reads files from disk; pass --data-root DIR")
+    if download:
+        kwargs["download"] = True
     return entry.obj(root=None if root is None else Path(root), split=split, **kwargs)
+
+
+def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
+    """Classes of ``dataset``: its spec's, else its ``classes`` attribute, else its largest label + 1."""
+    if spec is not None and spec.num_classes is not None:
+        return spec.num_classes
+    classes = getattr(dataset, "classes", None)
+    if classes is not None:
+        return len(classes)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+    return int(torch.as_tensor(labels).max()) + 1
 
 
 def evaluation_tensors(
@@ -76,4 +111,5 @@ def evaluation_tensors(
     return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in images]), torch.as_tensor(labels), indices
 
 
-from . import digits  # noqa: E402,F401  (built-in adapters register on import)
+# Built-in adapters register on import, one small module each.
+from . import cifar, digits, idx, imagefolder, npz, svhn, tiny_imagenet  # noqa: E402,F401

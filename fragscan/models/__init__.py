@@ -2,46 +2,100 @@
 
 Every model fragscan analyses is a :class:`Normalized` wrapper: it takes pixels in [0, 1] and does
 its own normalisation, so attacks perturb pixels and clip to the valid range.
+
+A name resolves, in order, to a registered model (built-ins and plugins), ``tv:NAME`` (torchvision),
+``timm:NAME`` or a bare timm name, or a bare torchvision name. A registered spec may leave
+``num_classes``, ``input_size``, ``mean`` and ``std`` open (``None``): they are then filled from the
+data the model is built for (:func:`create_model`'s keyword arguments).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry
-from .weights import load_state_dict, apply_state_dict
+from .weights import apply_state_dict, load_state_dict
+
+Stem = Literal["imagenet", "cifar"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the pipeline needs to know about a model's input, like timm's ``pretrained_cfg``."""
+    """What the pipeline needs to know about a model's input, like timm's ``pretrained_cfg``.
 
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    num_classes: int
+    ``None`` means "whatever the data has": the spec of a built model (``Normalized.spec``) has
+    every field set.
+    """
+
+    input_size: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    num_classes: int | None = None
     default_weights: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def fitted(
+        self,
+        *,
+        num_classes: int | None = None,
+        in_chans: int | None = None,
+        input_size: tuple[int, int, int] | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> ModelSpec:
+        """This spec with the open fields filled; explicit arguments win over the registered values.
+
+        Without any statistics for the channel count, mean 0.5 / std 0.5 per channel is used [ours].
+        """
+        size = tuple(input_size) if input_size is not None else self.input_size
+        channels = in_chans or (size[0] if size is not None else None)
+        if size is not None and channels is not None and size[0] != channels:
+            size = (channels, *size[1:])
+        classes = num_classes if num_classes is not None else self.num_classes
+        if size is None or classes is None:
+            missing = "input_size" if size is None else "num_classes"
+            raise ConfigError(f"the model's {missing} is open and no data was given to fill it; pass {missing}=...")
+
+        def statistic(given, registered, fallback):
+            for candidate in (given, registered):
+                if candidate is not None and len(candidate) == size[0]:
+                    return tuple(float(v) for v in candidate)
+            return (fallback,) * size[0]
+
+        return replace(
+            self,
+            input_size=size,
+            num_classes=int(classes),
+            mean=statistic(mean, self.mean, 0.5),
+            std=statistic(std, self.std, 0.5),
+        )
+
 
 class Normalized(nn.Module):
-    """Pixels in [0, 1] -> logits. ``net`` is the user's network; its parameter names are kept."""
+    """Pixels in [0, 1] -> logits. ``net`` is the user's network; its parameter names are kept.
 
-    def __init__(self, net: nn.Module, spec: ModelSpec):
+    ``notes``: facts about how the network was built that a report should state (adapted weights).
+    """
+
+    def __init__(self, net: nn.Module, spec: ModelSpec, notes: list[str] | tuple[str, ...] = ()):
         super().__init__()
+        if spec.input_size is None or spec.num_classes is None or spec.mean is None or spec.std is None:
+            raise ConfigError("Normalized needs a spec with input_size, mean, std and num_classes set (ModelSpec.fitted)")
         if len(spec.mean) != spec.input_size[0] or len(spec.std) != spec.input_size[0]:
             raise ConfigError(f"mean/std need one value per input channel ({spec.input_size[0]})")
         self.net = net
         self.spec = spec
+        self.notes = tuple(notes)
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
 
@@ -55,40 +109,132 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 def register_model(
     name: str,
     *,
-    input_size: tuple[int, int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    num_classes: int,
+    input_size: tuple[int, int, int] | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    num_classes: int | None = None,
     default_weights: str | None = None,
-    source: str = "builtin",
+    stems: bool = False,
+    source: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a factory ``(num_classes=K, **kw) -> nn.Module`` taking normalised input."""
-    spec = ModelSpec(tuple(input_size), tuple(mean), tuple(std), int(num_classes), default_weights)
+    """Decorator: register a factory ``(num_classes=K, in_chans=C, **kw) -> nn.Module`` taking normalised input.
+
+    Leave ``num_classes`` / ``input_size`` / ``mean`` / ``std`` as ``None`` to adapt them to the data.
+    ``stems=True``: the factory also takes ``stem="imagenet"|"cifar"`` (``--stem``).
+    """
+    spec = ModelSpec(
+        tuple(input_size) if input_size is not None else None,
+        tuple(mean) if mean is not None else None,
+        tuple(std) if std is not None else None,
+        int(num_classes) if num_classes is not None else None,
+        default_weights,
+    )
 
     def wrap(factory):
-        return MODELS.register(name, factory, spec=spec, source=source)
+        return MODELS.register(name, factory, spec=spec, stems=stems, source=source)
 
     return wrap
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    return MODELS.list(pattern)
+def list_models(pattern: str = "*", *, external: bool = True) -> list[str]:
+    """Registered names matching the glob, then (``external``) timm names and ``tv:`` torchvision names."""
+    names = MODELS.list(pattern)
+    if external:
+        from .external import external_names
+
+        names += [n for n in external_names(pattern) if n not in MODELS]
+    return names
 
 
 def model_spec(name: str) -> ModelSpec:
-    return MODELS.entry(name).meta["spec"]
+    """The registered spec of ``name``; timm and torchvision models adapt everything (an open spec)."""
+    if name in MODELS:
+        return MODELS.entry(name).meta["spec"]
+    from .external import resolve_external
+
+    resolve_external(name, known=MODELS.list())
+    return ModelSpec()
 
 
-def create_model(name: str, *, weights: str | Path | None = None, **kwargs: Any) -> Normalized:
-    """Build a registered model, load weights (``weights`` or the spec's default) and wrap it."""
-    entry = MODELS.entry(name)
-    spec: ModelSpec = entry.meta["spec"]
-    net = entry.obj(num_classes=spec.num_classes, **kwargs)
-    weights = weights if weights is not None else spec.default_weights
-    if weights is not None:
-        apply_state_dict(net, load_state_dict(weights), source=str(weights))
-    return Normalized(net, spec).eval()
+def create_model(
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    input_size: tuple[int, int, int] | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    pretrained: bool = False,
+    stem: Stem = "imagenet",
+    **kwargs: Any,
+) -> Normalized:
+    """Build a model, load weights (``weights`` or the spec's default) and wrap it.
+
+    ``num_classes``, ``in_chans``, ``input_size``, ``mean`` and ``std`` fill what the registered spec
+    leaves open (explicit values override it, as in timm). ``pretrained`` starts from published
+    ImageNet weights: from ``weights`` when given (adapted to the classes and channels), else from
+    the local download cache; it fails fast when they are not there and downloads are off.
+    """
+    if name in MODELS:
+        entry = MODELS.entry(name)
+        spec: ModelSpec = entry.meta["spec"].fitted(
+            num_classes=num_classes, in_chans=in_chans, input_size=input_size, mean=mean, std=std
+        )
+        if pretrained:
+            raise ConfigError(
+                f"--pretrained is for timm and torchvision models; {name!r} is registered by {entry.source}: "
+                "pass its weights with --weights (or use tv:NAME / timm:NAME for published ImageNet weights)"
+            )
+        factory_options = {"num_classes": spec.num_classes, "in_chans": spec.input_size[0], **kwargs}
+        if entry.meta.get("stems"):
+            factory_options["stem"] = stem
+        net = entry.obj(**_accepted(entry.obj, factory_options))
+        weights = weights if weights is not None else spec.default_weights
+        if weights is not None:
+            apply_state_dict(net, load_state_dict(weights), source=str(weights))
+        return Normalized(net, spec).eval()
+
+    from .external import build_external
+
+    spec = ModelSpec().fitted(num_classes=num_classes, in_chans=in_chans, input_size=input_size, mean=mean, std=std)
+    net, spec, notes = build_external(name, spec, weights=weights, pretrained=pretrained, known=MODELS.list(), **kwargs)
+    return Normalized(net, spec, notes=notes).eval()
+
+
+def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``factory`` takes: a plugin's ``def net(num_classes=10)`` need not accept ``in_chans``."""
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return options
+    return {key: value for key, value in options.items() if key in parameters}
+
+
+def create_model_for_data(
+    name: str,
+    *,
+    num_classes: int,
+    input_size: tuple[int, int, int],
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    **options: Any,
+) -> Normalized:
+    """:func:`create_model` fitted to a dataset: its facts fill only what the model's spec leaves open.
+
+    A model with a fixed spec keeps it (its weights were made for it); a mismatch is then the
+    caller's to report.
+    """
+    spec = model_spec(name)
+    open_statistics = spec.mean is None or spec.input_size is None
+    return create_model(
+        name,
+        num_classes=num_classes if spec.num_classes is None else None,
+        input_size=tuple(input_size) if spec.input_size is None else None,
+        mean=mean if open_statistics else None,
+        std=std if open_statistics else None,
+        **options,
+    )
 
 
 # Built-in architectures register themselves on import.
-from . import digits  # noqa: E402,F401
+from . import digits, paper  # noqa: E402,F401

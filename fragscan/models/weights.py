@@ -54,3 +54,31 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
                 f"the model expects {tuple(expected[key].shape)}"
             )
     net.load_state_dict(state, strict=True)
+
+
+def adapt_pretrained(net: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> list[str]:
+    """Load published weights into ``net`` built for other classes or channels.
+
+    An input conv whose channel count differs is adapted with timm's ``adapt_input_conv`` (summed
+    for one channel, repeated and rescaled for more); any other tensor whose shape differs (the
+    classifier) keeps ``net``'s fresh initialisation. Returns the names of those fresh tensors.
+    """
+    from timm.models import adapt_input_conv
+
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise InputError(f"weights {source!r} do not fit the model: missing {missing[0]!r}" + (
+            f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+    adapted, fresh = {}, []
+    for key, mine in own.items():
+        theirs = state[key]
+        if theirs.shape == mine.shape:
+            adapted[key] = theirs
+        elif theirs.ndim == 4 and theirs.shape[0] == mine.shape[0] and theirs.shape[2:] == mine.shape[2:]:
+            adapted[key] = adapt_input_conv(mine.shape[1], theirs)
+        else:
+            adapted[key] = mine
+            fresh.append(key)
+    net.load_state_dict(adapted, strict=True)
+    return fresh

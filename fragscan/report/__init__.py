@@ -3,10 +3,16 @@
 from .model import (  # noqa: F401
     SCHEMA_VERSION,
     Baseline,
+    CheckpointGroup,
+    CheckpointReport,
+    CheckpointScores,
     ClassTriple,
     DatasetInfo,
+    EngineReport,
     FilterCurve,
     GroupReport,
+    IntervalTriple,
+    PackedCorrectness,
     ModelInfo,
     Report,
     RunInfo,
@@ -14,4 +20,13 @@ from .model import (  # noqa: F401
     Settings,
     SkippedGroupReport,
 )
-from .io import ensure_writable_dir, load_report, report_digest, write_atomic, write_report, write_scan_outputs  # noqa: F401
+from .io import (  # noqa: F401
+    ensure_writable_dir,
+    load_report,
+    report_digest,
+    write_atomic,
+    write_curves_csv,
+    write_html,
+    write_report,
+    write_scan_outputs,
+)

@@ -72,7 +72,39 @@ def ensure_writable_dir(directory: Path) -> Path:
     return directory
 
 
-def write_scan_outputs(report: Report, directory: Path) -> list[Path]:
-    """Everything a scan leaves in its output directory; each file written atomically."""
+def write_html(report: Report, path: Path) -> Path:
+    from .html import render_html  # matplotlib and jinja2 load only when a page is rendered
+
+    write_atomic(Path(path), render_html(report).encode())
+    return Path(path)
+
+
+def write_curves_csv(report: Report, path: Path) -> Path:
+    from .tables import curves_csv
+
+    write_atomic(Path(path), curves_csv(report).encode())
+    return Path(path)
+
+
+def write_scan_outputs(report: Report, directory: Path, net=None) -> list[Path]:
+    """Everything a scan leaves in its output directory, each rendered from the report and
+    written atomically: report.json, curves.csv (tidy long curves), report.html and, given
+    ``net`` (the user's network with the weights the report analysed), the default retrain mask
+    mask.safetensors: band masks need the weight values, which the report does not hold."""
+    from ..masks import default_policy, mask_from_report, mask_bytes
+    from .html import render_html
+    from .tables import curves_csv
+
     directory = ensure_writable_dir(directory)
-    return [write_report(report, directory / "report.json")]
+    policy = default_policy(report)
+    # Render everything before writing anything: a rendering failure leaves no partial set.
+    outputs = {
+        directory / "report.json": report_json(report),
+        directory / "curves.csv": curves_csv(report).encode(),
+        directory / "report.html": render_html(report).encode(),
+    }
+    if net is not None and policy:
+        outputs[directory / "mask.safetensors"] = mask_bytes(mask_from_report(report, net, policy=policy))
+    for path, data in outputs.items():
+        write_atomic(path, data)
+    return list(outputs)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.3"
 
 
 class _Model(BaseModel):
@@ -26,6 +26,25 @@ class ClassTriple(_Model):
     difference: Class
 
 
+Interval = tuple[float, float] | None
+
+
+class IntervalTriple(_Model):
+    """95 % paired-bootstrap intervals of the three scores; None where the score is undefined."""
+
+    clean: Interval
+    adversarial: Interval
+    difference: Interval
+
+
+class PackedCorrectness(_Model):
+    """Per-sample correctness as base64 of numpy.packbits over the row-major bool array
+    ([thresholds, samples] for a curve, [samples] for the baseline), most significant bit first."""
+
+    clean: str
+    adversarial: str
+
+
 class FilterCurve(_Model):
     """One sweep: per threshold, the share of samples classified correctly and what was removed."""
 
@@ -37,7 +56,9 @@ class FilterCurve(_Model):
     clean: list[float] = Field(description="clean accuracy")
     adversarial: list[float] = Field(description="adversarial accuracy")
     scores: ScoreTriple
+    intervals: IntervalTriple | None = Field(None, description="95% bootstrap intervals (settings.bootstrap > 0)")
     classes: ClassTriple
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness, packed bits")
 
 
 class GroupReport(_Model):
@@ -58,6 +79,7 @@ class Baseline(_Model):
     clean: float
     adversarial: float
     samples: int
+    correct: PackedCorrectness | None = Field(None, description="per-sample correctness of the unfiltered network")
 
 
 class ModelInfo(_Model):
@@ -85,8 +107,46 @@ class Settings(ScanConfig):
     """Every option as given, plus what was resolved at run time."""
 
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
+    batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
     versions: dict[str, str]
+
+
+class EngineReport(_Model):
+    """How the sweep was computed; the numbers do not depend on it (they equal the obvious loop's)."""
+
+    prefix_reuse: bool = Field(description="some group's filtered variants ran only the dependent suffix")
+    fallback: str | None = Field(description="why no group could reuse a prefix (full forwards instead)")
+    full_forward_targets: dict[str, str] = Field(description="groups run with full forwards, and why")
+    fused_attack: bool = Field(description="clean predictions shared the attack's gradient forward (FGSM)")
+    fused_attack_note: str | None = Field(description="why the attack ran on its own, when it did")
+    suffix_share: dict[str, float] = Field(description="per group: suffix multiply-adds / full forward's")
+    variants: int = Field(description="distinct filtered networks evaluated")
+    cells: int = Field(description="filter x threshold cells in the curves")
+
+
+class CheckpointScores(_Model):
+    scores: ScoreTriple
+    intervals: IntervalTriple | None
+    classes: ClassTriple
+
+
+class CheckpointGroup(_Model):
+    name: str
+    filters: dict[str, CheckpointScores]
+    summary_class: Class = Field(alias="class")
+
+
+class CheckpointReport(_Model):
+    """One checkpoint of a multi-checkpoint scan: its baseline and scores (curves only for the last,
+    which is the report's body)."""
+
+    label: str
+    weights: str
+    weights_sha256: str | None
+    eps_used: float
+    baseline: Baseline
+    groups: list[CheckpointGroup]
 
 
 class RunInfo(_Model):
@@ -106,6 +166,10 @@ class Report(_Model):
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
+    checkpoints: list[CheckpointReport] | None = Field(
+        None, description="multi-checkpoint scans: per-checkpoint scores in scan order; the body is the last one's"
+    )
     plugins: list[str] = Field(default_factory=list, description="plugins loaded for this scan")
     warnings: list[str] = Field(default_factory=list)
+    engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")

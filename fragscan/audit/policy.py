@@ -1,0 +1,102 @@
+"""An audit policy: the thresholds a user sets. Every rule is off until its threshold is given."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import InputError
+from ..report import Report, load_report
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_clean_accuracy: float | None = Field(None, ge=0, le=1, description="unfiltered clean accuracy must reach this")
+    min_adversarial_accuracy: float | None = Field(
+        None, ge=0, le=1, description="unfiltered adversarial accuracy must reach this"
+    )
+    max_fragile_share: float | None = Field(
+        None, ge=0, le=1, description="share of analysed groups whose class is fragile must not exceed this"
+    )
+    must_not_be_fragile: tuple[str, ...] = Field(
+        (), description="globs over group names; no matching group may be fragile, and each glob must match one"
+    )
+    max_regression: float | None = Field(
+        None, ge=0, description="no filtering score may fall by more than this against the baseline report"
+    )
+    baseline_report: Path | None = Field(None, description="the report.json max_regression compares against")
+
+    @field_validator("must_not_be_fragile", mode="before")
+    @classmethod
+    def _one_glob_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    def rules(self) -> list[str]:
+        """The rule ids this policy switches on, in a fixed order."""
+        switched_on = [name for name in RULE_FIELDS if getattr(self, name) not in (None, ())]
+        return [rule_id(name) for name in switched_on]
+
+    def group_rules(self) -> list[str]:
+        """Set rules that need per-group results (a ``--scope local`` report)."""
+        return [r for r in self.rules() if r in ("max-fragile-share", "must-not-be-fragile", "max-regression")]
+
+
+RULE_FIELDS = ("min_clean_accuracy", "min_adversarial_accuracy", "max_fragile_share", "must_not_be_fragile", "max_regression")
+
+
+def rule_id(field: str) -> str:
+    return field.replace("_", "-")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read a YAML or JSON policy file; a relative ``baseline_report`` is relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"policy file {str(path)!r} not found; pass a YAML or JSON file of thresholds")
+    values = _parse(path)
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise InputError(f"policy {str(path)!r} must be a mapping of rule: threshold, got a {type(values).__name__}")
+    for key in values:
+        if key not in Policy.model_fields:
+            close = difflib.get_close_matches(str(key), Policy.model_fields, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(Policy.model_fields)}"
+            raise InputError(f"policy {str(path)!r}: unknown key {key!r}; {hint}")
+    if values.get("baseline_report") is not None:
+        values["baseline_report"] = path.parent / str(values["baseline_report"])
+    try:
+        return Policy(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise InputError(f"policy {str(path)!r}: {where}: {first['msg']}") from None
+
+
+def _parse(path: Path):
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(f"policy {str(path)!r} is not valid JSON: line {error.lineno}: {error.msg}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError(f"policy {str(path)!r} is not valid YAML: {where}{problem}") from None
+
+
+def load_baseline(policy: Policy) -> Report | None:
+    """The baseline report the policy names, loaded (and checked) before any long work starts."""
+    if policy.baseline_report is None:
+        return None
+    return load_report(policy.baseline_report)

@@ -1,0 +1,273 @@
+"""Check a report against a policy. Pure: reads a Report (and a baseline Report), returns an AuditResult."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import __version__
+from ..errors import InputError
+from ..report import Report, report_digest
+from .policy import Policy, load_baseline
+
+AUDIT_SCHEMA_VERSION = "1.0"
+_SCORES = ("clean", "adversarial", "difference")
+# Settings that change what a score means: a baseline that differs in one is compared with a warning.
+_COMPARABLE_SETTINGS = (
+    "dataset", "split", "max_samples", "thresholds", "attack", "eps_used", "attack_mode", "scope",
+    "baseline", "normalise_by", "norm_mode", "tau", "seed",
+)  # fmt: skip
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Finding(_Model):
+    """One thing outside a threshold: a group, a score, or the whole report."""
+
+    message: str
+    group: str | None = None
+    filter: str | None = None
+    score: str | None = None
+    value: float | None = None
+    reference: float | None = Field(None, description="the baseline report's value (max-regression)")
+
+
+class RuleOutcome(_Model):
+    id: str
+    description: str
+    threshold: float | list[str]
+    measured: float | None = Field(description="the value compared with the threshold (None: nothing to measure)")
+    passed: bool
+    message: str
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class AuditedReport(_Model):
+    path: str | None
+    sha256: str
+    model: str
+    weights_sha256: str | None
+    dataset: str
+    split: str
+    samples: int
+    started_at: str
+
+
+class AuditResult(_Model):
+    schema_version: str = AUDIT_SCHEMA_VERSION
+    fragscan_version: str
+    report: AuditedReport
+    baseline_report: AuditedReport | None
+    policy: Policy
+    passed: bool
+    rules: list[RuleOutcome]
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RuleOutcome]:
+        return [rule for rule in self.rules if not rule.passed]
+
+
+def audit(report: Report, policy: Policy, *, report_path: str | None = None, baseline: Report | None = None) -> AuditResult:
+    """Every rule the policy sets, checked against ``report``; rules left unset are not checked.
+
+    ``baseline`` defaults to the report ``policy.baseline_report`` names.
+    """
+    if baseline is None:
+        baseline = load_baseline(policy)
+    check_policy_fits(policy, report.settings.scope, has_baseline=baseline is not None)
+    warnings = []
+    if baseline is not None and policy.max_regression is None:
+        warnings.append("a baseline report was given but max-regression is not set: nothing was compared with it")
+    outcomes = []
+    if policy.min_clean_accuracy is not None:
+        outcomes.append(_at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy))
+    if policy.min_adversarial_accuracy is not None:
+        outcomes.append(
+            _at_least(
+                "min-adversarial-accuracy",
+                f"adversarial accuracy ({report.settings.attack}, ε={report.settings.eps_used:.4g})",
+                report.baseline.adversarial,
+                policy.min_adversarial_accuracy,
+            )
+        )
+    if policy.max_fragile_share is not None:
+        outcomes.append(_fragile_share(report, policy.max_fragile_share))
+    if policy.must_not_be_fragile:
+        outcomes.append(_must_not_be_fragile(report, policy.must_not_be_fragile))
+    if policy.max_regression is not None:
+        outcome, differences = _regression(report, baseline, policy.max_regression)
+        outcomes.append(outcome)
+        warnings.extend(differences)
+    return AuditResult(
+        fragscan_version=__version__,
+        report=_audited(report, report_path),
+        baseline_report=None if baseline is None else _audited(baseline, _str(policy.baseline_report)),
+        policy=policy,
+        passed=all(o.passed for o in outcomes),
+        rules=outcomes,
+        warnings=warnings,
+    )
+
+
+def check_policy_fits(policy: Policy, scope: str, *, has_baseline: bool) -> None:
+    """Say what a policy lacks before (or instead of) auditing: a baseline, or a scan with groups."""
+    if policy.max_regression is not None and not has_baseline:
+        raise InputError(
+            "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the policy"
+        )
+    if scope != "local" and policy.group_rules():
+        raise InputError(
+            f"rules {', '.join(policy.group_rules())} need per-group results, but the scan's scope is {scope!r}; "
+            "scan with --scope local"
+        )
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _audited(report: Report, path: str | None) -> AuditedReport:
+    return AuditedReport(
+        path=path,
+        sha256=report_digest(report),
+        model=report.model.name,
+        weights_sha256=report.model.weights_sha256,
+        dataset=report.dataset.name,
+        split=report.dataset.split,
+        samples=report.dataset.samples,
+        started_at=report.run.started_at,
+    )
+
+
+def _at_least(rule: str, what: str, value: float, minimum: float) -> RuleOutcome:
+    passed = value >= minimum
+    message = f"{what} {value:.4f} {'≥' if passed else '<'} {minimum:.4f}"
+    return RuleOutcome(
+        id=rule,
+        description=f"the unfiltered network's {what.split(' (')[0]} is at least the threshold",
+        threshold=minimum,
+        measured=value,
+        passed=passed,
+        message=message,
+        findings=[] if passed else [Finding(message=message, value=value)],
+    )
+
+
+def _fragile_share(report: Report, maximum: float) -> RuleOutcome:
+    fragile = [g for g in report.groups if g.summary_class == "fragile"]
+    share = len(fragile) / len(report.groups)
+    passed = share <= maximum
+    settings = report.settings
+    return RuleOutcome(
+        id="max-fragile-share",
+        description=f"at most this share of groups is fragile (class from {settings.summary_filter}/{settings.summary_score})",
+        threshold=maximum,
+        measured=share,
+        passed=passed,
+        message=f"{len(fragile)} of {len(report.groups)} groups fragile ({share:.1%} {'≤' if passed else '>'} {maximum:.1%})",
+        findings=[] if passed else [Finding(message=f"{g.name} is fragile", group=g.name) for g in fragile],
+    )
+
+
+def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
+    names = [g.name for g in report.groups]
+    unmatched = [glob for glob in globs if not any(fnmatchcase(name, glob) for name in names)]
+    if unmatched:  # a typo would otherwise pass the gate silently
+        raise InputError(
+            f"must-not-be-fragile glob {unmatched[0]!r} matches no group of the report; groups: {', '.join(names[:8])}"
+            + (" ..." if len(names) > 8 else "")
+        )
+    guarded = [g for g in report.groups if any(fnmatchcase(g.name, glob) for glob in globs)]
+    fragile = [g for g in guarded if g.summary_class == "fragile"]
+    scores = {g.name: g.filters[report.settings.summary_filter].scores for g in fragile}
+    return RuleOutcome(
+        id="must-not-be-fragile",
+        description="no group matching these globs is fragile",
+        threshold=list(globs),
+        measured=float(len(fragile)),
+        passed=not fragile,
+        message=f"{len(fragile)} of {len(guarded)} guarded groups fragile"
+        + (f": {', '.join(g.name for g in fragile)}" if fragile else ""),
+        findings=[
+            Finding(
+                message=f"{g.name} must not be fragile but is "
+                f"(S_{report.settings.summary_score} = {getattr(scores[g.name], report.settings.summary_score):+.4f} "
+                f"under {report.settings.summary_filter}, τ = {report.settings.tau})",
+                group=g.name,
+                filter=report.settings.summary_filter,
+                score=report.settings.summary_score,
+                value=getattr(scores[g.name], report.settings.summary_score),
+            )
+            for g in fragile
+        ],
+    )
+
+
+def _regression(report: Report, baseline: Report, maximum: float) -> tuple[RuleOutcome, list[str]]:
+    old_groups = {g.name: g for g in baseline.groups}
+    findings, drops, compared = [], [], 0
+    for group in report.groups:
+        old = old_groups.get(group.name)
+        if old is None:
+            continue
+        for filter_id, curve in group.filters.items():
+            if filter_id not in old.filters:
+                continue
+            for score in _SCORES:
+                new_value = getattr(curve.scores, score)
+                old_value = getattr(old.filters[filter_id].scores, score)
+                if new_value is None or old_value is None:
+                    continue
+                compared += 1
+                drop = old_value - new_value
+                drops.append(drop)
+                if drop > maximum:
+                    findings.append(
+                        Finding(
+                            message=f"{group.name} {filter_id} S_{score} fell by {drop:.4f} "
+                            f"({old_value:+.4f} → {new_value:+.4f})",
+                            group=group.name,
+                            filter=filter_id,
+                            score=score,
+                            value=new_value,
+                            reference=old_value,
+                        )
+                    )
+    if not compared:
+        raise InputError("the baseline report shares no group and filter with this report: nothing to compare")
+    findings.sort(key=lambda f: f.value - f.reference)
+    worst = max(drops)
+    outcome = RuleOutcome(
+        id="max-regression",
+        description="no filtering score falls by more than the threshold against the baseline report",
+        threshold=maximum,
+        measured=worst,
+        passed=not findings,
+        message=f"largest fall {worst:+.4f} over {compared} scores; {len(findings)} beyond {maximum:.4f}",
+        findings=findings,
+    )
+    return outcome, _setting_differences(report, baseline)
+
+
+def _setting_differences(report: Report, baseline: Report) -> list[str]:
+    warnings = []
+    if report.model.name != baseline.model.name:
+        warnings.append(f"the baseline report is of model {baseline.model.name!r}, this one of {report.model.name!r}")
+    new, old = report.settings, baseline.settings
+    changed = [
+        f"{name} {getattr(old, name)} → {getattr(new, name)}"
+        for name in _COMPARABLE_SETTINGS
+        if getattr(old, name) != getattr(new, name)
+    ]
+    if changed:
+        warnings.append(
+            "the baseline report was scanned with other settings, so scores may differ for that reason: " + "; ".join(changed)
+        )
+    missing = sorted(set(g.name for g in baseline.groups) - set(g.name for g in report.groups))
+    if missing:
+        warnings.append(f"{len(missing)} groups of the baseline report are missing here: {', '.join(missing[:5])}")
+    return warnings

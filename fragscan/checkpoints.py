@@ -1,0 +1,87 @@
+"""Several checkpoints (e.g. training epochs) scanned into one report (method §8).
+
+Each checkpoint is an ordinary scan with its own weights (and, with ``--eps auto``, its own ε, as
+the source tuned ε per model; pass a fixed ``--eps`` to hold it constant). The report's body is the
+last checkpoint's full scan, so single-checkpoint readers work unchanged; ``checkpoints`` adds every
+checkpoint's baseline, scores, intervals and classes in order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from .config import ScanConfig
+from .engine import Progress
+from .errors import InputError
+from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def checkpoint_files(directory: str | Path) -> list[Path]:
+    """Weights files in ``directory``, in natural order (epoch2 before epoch10)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"--checkpoints {str(directory)!r} is not a directory of weights files")
+    files = [p for p in directory.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES]
+    if not files:
+        raise InputError(f"--checkpoints {str(directory)!r} holds no {', '.join(WEIGHT_SUFFIXES)} files")
+
+    def natural(path: Path):
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    return sorted(files, key=natural)
+
+
+def _summary(report: Report) -> CheckpointReport:
+    return CheckpointReport(
+        label=Path(report.model.weights).stem,
+        weights=report.model.weights,
+        weights_sha256=report.model.weights_sha256,
+        eps_used=report.settings.eps_used,
+        baseline=Baseline(clean=report.baseline.clean, adversarial=report.baseline.adversarial, samples=report.baseline.samples),
+        groups=[
+            CheckpointGroup(
+                name=group.name,
+                filters={
+                    f: CheckpointScores(scores=c.scores, intervals=c.intervals, classes=c.classes)
+                    for f, c in group.filters.items()
+                },
+                summary_class=group.summary_class,
+            )
+            for group in report.groups
+        ],
+    )
+
+
+def scan_checkpoints(
+    config: ScanConfig,
+    *,
+    dataset: Dataset | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    plugins: list[str] | None = None,
+) -> Report:
+    from .scan import scan
+
+    for path in config.checkpoints:
+        if not Path(path).is_file():
+            raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
+    reports = [
+        scan(config.model_copy(update={"checkpoints": (), "weights": path}), dataset=dataset, progress=progress, plugins=plugins)
+        for path in config.checkpoints
+    ]
+    last = reports[-1]
+    return last.model_copy(
+        update={
+            "settings": last.settings.model_copy(update={"checkpoints": config.checkpoints, "weights": None}),
+            "checkpoints": [_summary(r) for r in reports],
+            "warnings": [f"{Path(p).name}: {w}" for p, r in zip(config.checkpoints, reports) for w in r.warnings],
+            "run": last.run.model_copy(
+                update={"started_at": reports[0].run.started_at, "duration_s": round(sum(r.run.duration_s for r in reports), 3)}
+            ),
+        }
+    )

@@ -1,0 +1,115 @@
+"""``fragscan audit``: check a report against a policy; exit 1 when a threshold is violated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..audit import AuditResult, Policy, audit as run_audit, load_baseline, load_policy, write_audit_outputs
+from ..config import build_config
+from ..errors import PolicyViolation
+from ..report import Report, ensure_writable_dir, load_report
+from ..ui import stderr_console, stdout_console
+from . import app, fails_cleanly
+
+_FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
+
+
+@app.command()
+@fails_cleanly
+def audit(
+    report: Path = typer.Argument(..., help="The report.json a scan wrote."),
+    policy: Path | None = typer.Option(None, help="YAML or JSON file of thresholds; the options below override its values."),
+    min_clean_accuracy: float | None = typer.Option(None, help="Fail if the unfiltered clean accuracy is below this."),
+    min_adversarial_accuracy: float | None = typer.Option(
+        None, help="Fail if the unfiltered adversarial accuracy is below this."
+    ),
+    max_fragile_share: float | None = typer.Option(None, help="Fail if more than this share of groups is fragile (0-1)."),
+    must_not_be_fragile: list[str] = typer.Option(
+        [], help="Fail if a group matching this glob is fragile; the glob must match a group (repeatable)."
+    ),
+    max_regression: float | None = typer.Option(
+        None, help="Fail if any filtering score falls by more than this against --baseline."
+    ),
+    baseline: Path | None = typer.Option(None, help="The baseline report.json for --max-regression."),
+    out: Path | None = typer.Option(
+        None, help="Directory for audit.json, audit.junit.xml and audit.sarif (default: the report's directory)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stdout."),
+) -> None:
+    """Check a report against thresholds: exit 0 pass, 1 violated, 2 bad input, 3 failure."""
+    overrides = {
+        "min_clean_accuracy": min_clean_accuracy,
+        "min_adversarial_accuracy": min_adversarial_accuracy,
+        "max_fragile_share": max_fragile_share,
+        "must_not_be_fragile": must_not_be_fragile or None,
+        "max_regression": max_regression,
+        "baseline_report": baseline,
+    }
+    from_file = load_policy(policy) if policy else Policy()
+    merged = build_config(
+        Policy,
+        **{**from_file.model_dump(exclude_defaults=True), **{k: v for k, v in overrides.items() if v is not None}},
+    )
+    audited = load_report(report)
+    out = ensure_writable_dir(report.parent if out is None else out)
+    audit_and_write(audited, str(report), merged, load_baseline(merged), out, quiet)
+
+
+def audit_and_write(
+    report: Report, report_path: str, policy: Policy, baseline: Report | None, out: Path, quiet: bool
+) -> AuditResult:
+    """Audit, write the three files, show the summary; raise PolicyViolation (exit 1) when a rule failed."""
+    result = run_audit(report, policy, report_path=report_path, baseline=baseline)
+    written = write_audit_outputs(result, out)
+    print_audit_summary(result, stdout_console(), quiet=quiet)
+    messages = stderr_console(quiet)
+    for path in written:
+        messages.print(f"wrote {path}", highlight=False)
+    if not result.passed:
+        failed = ", ".join(rule.id for rule in result.failed)
+        raise PolicyViolation(
+            f"policy violated: {len(result.failed)} of {len(result.rules)} rules failed ({failed}); details in {written[0]}"
+        )
+    return result
+
+
+def print_audit_summary(result: AuditResult, console: Console, *, quiet: bool = False) -> None:
+    if quiet:
+        return
+
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    subject = result.report
+    against = f"; baseline {result.baseline_report.path}" if result.baseline_report else ""
+    say(
+        f"[bold]audit[/bold] of {subject.path}: {subject.model} on {subject.dataset}/{subject.split} "
+        f"({subject.samples} samples){against}"
+    )
+    if not result.rules:
+        say("no thresholds set: nothing to check (pass --policy or a --min-/--max- option)")
+    else:
+        table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+        for column in ("rule", "threshold", "measured", "result"):
+            table.add_column(column, no_wrap=True)
+        for rule in result.rules:
+            threshold = ", ".join(rule.threshold) if isinstance(rule.threshold, list) else f"{rule.threshold:g}"
+            measured = "—" if rule.measured is None else f"{rule.measured:.4g}"
+            table.add_row(rule.id, threshold, measured, "[green]pass[/green]" if rule.passed else "[red]FAIL[/red]")
+        console.print(table)
+    for rule in result.failed:
+        say(f"[red]✗ {rule.id}[/red]: {rule.message}")
+        for finding in rule.findings[:_FINDINGS_SHOWN]:
+            if finding.message != rule.message:
+                say(f"    {finding.message}")
+        if len(rule.findings) > _FINDINGS_SHOWN:
+            say(f"    … and {len(rule.findings) - _FINDINGS_SHOWN} more in audit.json")
+    for warning in result.warnings:
+        say(f"[yellow]warning:[/yellow] {warning}")
+    verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
+    say(f"{verdict}: {len(result.rules) - len(result.failed)} of {len(result.rules)} rules pass")

@@ -1,0 +1,39 @@
+"""``fragscan mask``: re-derive a retrain mask from a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..masks import describe, mask_from_report, reported_network, save_mask
+from ..report import load_report
+from ..ui import stderr_console
+from . import app, fails_cleanly
+
+
+@app.command()
+@fails_cleanly
+def mask(
+    report: Path = typer.Argument(..., help="report.json written by `fragscan scan`."),
+    policy: str = typer.Option("band", help="band: per element, from the pulse filter's bands; layer: the group's class."),
+    score: str | None = typer.Option(None, help="clean, adversarial or difference; default: the report's summary score."),
+    filters: str | None = typer.Option(
+        None, help="Comma-separated filters whose classes decide (layer: trainable under all); band needs pulse."
+    ),
+    others: str = typer.Option("train", help="Parameters the scan did not analyse (biases, norms): train or freeze."),
+    weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
+    out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
+) -> None:
+    """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
+    loaded = load_report(report)
+    chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
+    built = mask_from_report(
+        loaded, reported_network(loaded, weights), policy=policy, score=score, filters=chosen, others=others
+    )
+    save_mask(built, out)
+    console = stderr_console(quiet)
+    for name, trainable, total in describe(built):
+        console.print(f"  {name:<28} {trainable:>8} / {total:<8} trainable", highlight=False)
+    console.print(f"wrote {out} ({built.trainable_share():.1%} trainable, policy {policy})", highlight=False)

@@ -1,0 +1,29 @@
+"""``fragscan plugins``: every plugin found by the three routes, what it registered, or why it failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
+from ..ui import stdout_console
+from . import app, fails_cleanly
+
+
+@app.command()
+@fails_cleanly
+def plugins(
+    plugin: list[Path] = typer.Option([], "--plugin", help="Also load this plugin file (repeatable)."),
+) -> None:
+    """List plugins: the 'fragscan.plugins' entry points, ./plugins/*.py and --plugin files."""
+    table = Table(
+        title=f"plugins (entry points '{ENTRY_POINT_GROUP}', ./{PROJECT_DIR}/*.py, --plugin)", title_justify="left"
+    )
+    for column in ("name", "route", "location", "status"):
+        table.add_column(column)
+    for found in load_plugins(plugin):
+        status = f"[red]failed: {found.error}[/red]" if found.error else f"registered {', '.join(found.registered) or 'nothing'}"
+        table.add_row(found.name, found.route, found.location, status)
+    stdout_console().print(table)

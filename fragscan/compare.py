@@ -1,0 +1,147 @@
+"""Comparing reports (method §8): which groups keep their class across epochs, datasets or
+architectures, and how their scores move.
+
+Reports of one architecture are matched by group name. Reports of different architectures are
+matched by role: the first conv, the shortcut (downsample) convs, the last linear layer, and
+relative-depth bins (group i of n falls in bin floor(i·bins/n)). A role holding several groups has a
+class only when they all agree ("mixed" otherwise) and the mean of their scores.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from statistics import fmean
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .classify import Class
+from .config import Score
+from .errors import InputError
+from .report import GroupReport, Report
+
+SHORTCUT = re.compile(r"downsample|shortcut|skip")  # torchvision/timm ResNets name them downsample
+RoleClass = Class | Literal["mixed", "absent"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComparedReport(_Model):
+    path: str
+    model: str
+    dataset: str
+    weights: str | None
+    groups: int
+
+
+class ComparedItem(_Model):
+    key: str = Field(description="group name, or role")
+    members: list[list[str]] = Field(description="per report, the groups matched to this key")
+    classes: list[RoleClass] = Field(description="per report")
+    scores: list[float | None] = Field(description="per report, the (mean) score")
+    deltas: list[float | None] = Field(description="per report, score minus the first report's score")
+    invariant: bool = Field(description="the same fragile/robust/antifragile class in every report")
+
+
+class Comparison(_Model):
+    by: Literal["name", "role"]
+    filter: str
+    score: Score
+    depth_bins: int
+    reports: list[ComparedReport]
+    items: list[ComparedItem]
+
+    @property
+    def invariant(self) -> list[ComparedItem]:
+        return [item for item in self.items if item.invariant]
+
+
+def roles(groups: list[GroupReport], bins: int) -> dict[str, list[str]]:
+    """Role name -> the groups that play it, in network order."""
+    convs = [g.name for g in groups if g.module_type.startswith("Conv")]
+    linears = [g.name for g in groups if g.module_type == "Linear"]
+    found: dict[str, list[str]] = {}
+    if convs:
+        found["first conv"] = convs[:1]
+    shortcuts = [name for name in convs if SHORTCUT.search(name)]
+    if shortcuts:
+        found["shortcut convs"] = shortcuts
+    if linears:
+        found["last linear"] = linears[-1:]
+    for index, group in enumerate(groups):
+        low = index * bins // len(groups)
+        found.setdefault(f"depth {low / bins:.2f}–{(low + 1) / bins:.2f}", []).append(group.name)
+    return found
+
+
+def _cell(report: Report, names: list[str], filter_id: str, score: str) -> tuple[RoleClass, float | None]:
+    if not names:
+        return "absent", None
+    by_name = {g.name: g for g in report.groups}
+    curves = [by_name[n].filters[filter_id] for n in names]
+    classes = {getattr(c.classes, score) for c in curves}
+    values = [getattr(c.scores, score) for c in curves]
+    defined = [v for v in values if v is not None]
+    return (classes.pop() if len(classes) == 1 else "mixed"), (fmean(defined) if defined else None)
+
+
+def compare(
+    reports: list[Report],
+    paths: list[str | Path],
+    *,
+    by: Literal["auto", "name", "role"] = "auto",
+    filter_id: str | None = None,
+    score: Score | None = None,
+    depth_bins: int = 5,
+) -> Comparison:
+    if len(reports) < 2:
+        raise InputError("compare needs at least two reports")
+    if depth_bins < 1:
+        raise InputError(f"--depth-bins must be at least 1, got {depth_bins}")
+    for path, report in zip(paths, reports):
+        if not report.groups:
+            raise InputError(f"report {str(path)!r} has no local-scope groups to compare (was it a --scope global scan?)")
+    first = reports[0].settings
+    filter_id = filter_id or first.summary_filter
+    score = score or first.summary_score
+    for path, report in zip(paths, reports):
+        if filter_id not in report.settings.filters:
+            raise InputError(f"report {str(path)!r} has no {filter_id!r} sweep; choose --filter among {', '.join(report.settings.filters)}")
+    same_model = len({r.model.name for r in reports}) == 1
+    if by == "auto":
+        by = "name" if same_model else "role"
+    if by == "name":
+        keys: list[str] = []
+        for report in reports:
+            keys += [g.name for g in report.groups if g.name not in keys]
+        matched = [{key: [key] if key in {g.name for g in r.groups} else [] for key in keys} for r in reports]
+    else:
+        matched = [roles(r.groups, depth_bins) for r in reports]
+        keys = []
+        for table in matched:
+            keys += [key for key in table if key not in keys]
+    items = []
+    for key in keys:
+        members = [table.get(key, []) for table in matched]
+        cells = [_cell(r, m, filter_id, score) for r, m in zip(reports, members)]
+        classes = [c for c, _ in cells]
+        scores = [s for _, s in cells]
+        deltas = [None if s is None or scores[0] is None else s - scores[0] for s in scores]
+        invariant = len(set(classes)) == 1 and classes[0] in ("fragile", "robust", "antifragile")
+        items.append(
+            ComparedItem(key=key, members=members, classes=classes, scores=scores, deltas=deltas, invariant=invariant)
+        )
+    return Comparison(
+        by=by,
+        filter=filter_id,
+        score=score,
+        depth_bins=depth_bins,
+        reports=[
+            ComparedReport(path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups))
+            for p, r in zip(paths, reports)
+        ],
+        items=items,
+    )

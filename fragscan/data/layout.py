@@ -1,0 +1,47 @@
+"""Shared pieces of the on-disk adapters: an in-memory image tensor dataset and "files expected" errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, InputError
+
+
+class ImageTensors(Dataset):
+    """uint8 images N x C x H x W and integer labels; items are (float pixels in [0, 1], int label)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
+        if images.ndim != 4 or len(images) != len(labels):
+            raise InputError(f"got {tuple(images.shape)} images for {len(labels)} labels; expected N x C x H x W and N labels")
+        self.images, self.targets, self.classes = images, labels.long(), list(classes)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index].float() / 255.0, int(self.targets[index])
+
+
+def check_split(name: str, split: str, splits: Iterable[str]) -> None:
+    splits = tuple(splits)
+    if split not in splits:
+        raise ConfigError(f"{name} has splits {', '.join(map(repr, splits))}, not {split!r} (--split)")
+
+
+def require_root(name: str, root: Path, expected: str) -> Path:
+    if not root.exists():
+        raise InputError(f"{name}: --data-root {str(root)!r} does not exist; it should hold {expected}")
+    return root
+
+
+def first_existing(candidates: Iterable[Path]) -> Path | None:
+    return next((path for path in candidates if path.exists()), None)
+
+
+def missing_files(name: str, expected: str, places: Sequence[Path], hint: str = "") -> InputError:
+    where = ", ".join(repr(str(p)) for p in places)
+    return InputError(f"{name}: no {expected} in {where}{'; ' + hint if hint else ''}")

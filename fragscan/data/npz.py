@@ -1,0 +1,49 @@
+"""Arrays in a NumPy ``.npz``: ``x`` (N x H x W, N x H x W x C or N x C x H x W; uint8 0-255 or float
+in [0, 1]) and ``y`` (N integer labels). ``--data-root`` is the file, or a folder holding ``SPLIT.npz``.
+Loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from ..errors import InputError
+from . import register_dataset
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        return x.transpose(0, 3, 1, 2)
+    if x.ndim == 4:
+        return x
+    raise InputError(f"npz: x has shape {x.shape}; expected N x H x W, N x H x W x C or N x C x H x W")
+
+
+@register_dataset("npz", description="a .npz with arrays x (images) and y (labels); ROOT is the file or holds SPLIT.npz")
+def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
+    path = root if root.is_file() else root / f"{split}.npz"
+    if not path.is_file():
+        raise InputError(f"npz: {str(path)!r} not found; pass the .npz file or a folder holding {split}.npz (arrays x, y)")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if "x" not in arrays or "y" not in arrays:
+                raise InputError(f"npz: {str(path)!r} holds {sorted(arrays.files)}; it needs arrays 'x' and 'y'")
+            x, y = arrays["x"], arrays["y"]
+    except (OSError, ValueError) as error:
+        raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
+    if len(x) != len(y) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"npz: y must be N integer labels for the N={len(x)} images, got {y.dtype} {y.shape}")
+    pixels = _channels_first(x)
+    if np.issubdtype(pixels.dtype, np.integer):
+        pixels = pixels.astype(np.float32) / 255.0
+    elif pixels.size and (pixels.min() < 0 or pixels.max() > 1):
+        raise InputError(f"npz: float x must lie in [0, 1], found [{pixels.min():.3g}, {pixels.max():.3g}]")
+    dataset = TensorDataset(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), torch.from_numpy(y.astype(np.int64)))
+    dataset.classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
+    return dataset

@@ -1,0 +1,235 @@
+"""Retrain masks (method §6-7): a Report and the weights it analysed -> one uint8 tensor per parameter.
+
+1 = may be trained (robust or antifragile), 0 = frozen (fragile, or a class that measured nothing).
+``band`` (default) works per element: the pulse filter removed one value band per threshold, each
+band is classed from the accuracy change it caused, and each element inherits its band's class.
+``layer`` gives every element of a group the group's class under the chosen filter(s) and score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from . import __version__
+from .classify import Class, classify
+from .config import Score
+from .errors import ConfigError, InputError
+from .filters import FILTERS, Pulse
+from .groups import parameter_groups
+from .report import Report, report_digest, write_atomic
+
+Policy = Literal["band", "layer"]
+Others = Literal["train", "freeze"]
+POLICIES: tuple[str, ...] = ("band", "layer")
+TRAINABLE: frozenset[Class] = frozenset({"robust", "antifragile"})
+# Elements between two pulse bands (the bands are narrower than the threshold spacing) take the
+# class of the band whose threshold is nearest [ours].
+GAP_RULE = "nearest-threshold"
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Mask tensors by parameter name (the names of ``Normalized.net``) and their metadata."""
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+
+    def trainable_share(self) -> float:
+        total = sum(t.numel() for t in self.tensors.values())
+        return sum(int(t.sum()) for t in self.tensors.values()) / max(total, 1)
+
+
+def band_classes(clean: list[float], adversarial: list[float], changed: list[int], clean0: float,
+                 adversarial0: float, score: Score, tau: float) -> list[Class]:
+    """One class per pulse band from Δadv = adv_i − adv0, Δclean = clean_i − clean0 (and their
+    difference Δadv − Δclean); a band that altered no entry is ``unperturbed``."""
+    classes: list[Class] = []
+    for clean_i, adversarial_i, changed_i in zip(clean, adversarial, changed):
+        delta = {"clean": clean_i - clean0, "adversarial": adversarial_i - adversarial0}
+        delta["difference"] = delta["adversarial"] - delta["clean"]
+        classes.append(classify(delta[score], tau, perturbed=changed_i > 0))
+    return classes
+
+
+def element_classes(weight: torch.Tensor, thresholds: list[float], classes: list[Class]) -> torch.Tensor:
+    """Index into ``classes`` for every element of ``weight``: the pulse band it falls in, rebuilt
+    from the recorded thresholds with :class:`Pulse` itself; elements in no band take the nearest."""
+    pulse = Pulse(thresholds[0], thresholds[-1], len(thresholds))
+    values = weight.detach().cpu()
+    alphas = torch.tensor(thresholds, dtype=torch.float64)
+    band = torch.bucketize(values.double(), (alphas[1:] + alphas[:-1]) / 2)  # nearest threshold, for the gaps
+    for i, alpha in enumerate(thresholds):
+        band[pulse.removed(values, alpha)] = i  # the band exactly as the sweep removed it
+    return band
+
+
+def _trainable(classes: list[Class]) -> torch.Tensor:
+    return torch.tensor([c in TRAINABLE for c in classes], dtype=torch.uint8)
+
+
+def build_mask(
+    report: Report,
+    net: nn.Module,
+    *,
+    policy: Policy = "band",
+    score: Score | None = None,
+    filters: tuple[str, ...] | None = None,
+    others: Others = "train",
+) -> Mask:
+    """The mask ``report`` implies for ``net`` (the user's network with the weights it analysed).
+
+    ``score`` defaults to the report's summary score; ``filters`` to ``("pulse",)`` for ``band``
+    and to the report's summary filter for ``layer`` (several filters: trainable under all of them).
+    """
+    if policy not in POLICIES:
+        raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if others not in ("train", "freeze"):
+        raise ConfigError(f"--others must be 'train' or 'freeze', got {others!r}")
+    score = score or report.settings.summary_score
+    if score not in ("clean", "adversarial", "difference"):
+        raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
+    if filters is None:
+        filters = ("pulse",) if policy == "band" else (report.settings.summary_filter,)
+    for filter_id in filters:
+        FILTERS.entry(filter_id)
+    if policy == "band" and tuple(filters) != ("pulse",):
+        raise ConfigError("--policy band needs --filters pulse (only the pulse filter removes one value band at a time)")
+    missing = [f for f in filters if f not in report.settings.filters]
+    if missing:
+        raise ConfigError(f"the report has no {missing[0]!r} sweep (it swept {','.join(report.settings.filters)}); rescan with it or pick another filter")
+
+    parameters = dict(net.named_parameters())
+    tensors = {name: torch.full(p.shape, int(others == "train"), dtype=torch.uint8) for name, p in parameters.items()}
+    if report.settings.scope == "local":
+        for group in report.groups:
+            if group.name not in parameters:
+                raise InputError(f"the report's group {group.name!r} is not a parameter of the model; wrong model for this report")
+            weight = parameters[group.name]
+            if list(weight.shape) != group.shape:
+                raise InputError(f"{group.name!r} has shape {list(weight.shape)} in the model but {group.shape} in the report")
+            if policy == "layer":
+                keep = all(getattr(group.filters[f].classes, score) in TRAINABLE for f in filters)
+                tensors[group.name] = torch.full(weight.shape, int(keep), dtype=torch.uint8)
+            else:
+                curve = group.filters["pulse"]
+                tensors[group.name] = _band_mask(weight, curve, report, score)
+    else:
+        if policy == "layer":
+            raise ConfigError("a global-scope report has no per-group classes; use --policy band")
+        curve = report.global_["pulse"]
+        for group in parameter_groups(net, report.settings.include)[0]:
+            tensors[group.name] = _band_mask(group.parameter, curve, report, score)
+
+    metadata = {
+        "fragscan_version": __version__,
+        "model": report.model.name,
+        "weights_sha256": report.model.weights_sha256 or "",
+        "report_sha256": report_digest(report),
+        "policy": policy,
+        "score": score,
+        "filter": ",".join(filters),
+        "tau": repr(report.settings.tau),
+        "others": others,
+        "band_gaps": GAP_RULE if policy == "band" else "",
+    }
+    return Mask({k: v.contiguous() for k, v in tensors.items()}, metadata)
+
+
+def _band_mask(weight: torch.Tensor, curve, report: Report, score: Score) -> torch.Tensor:
+    classes = band_classes(
+        curve.clean, curve.adversarial, curve.changed, report.baseline.clean, report.baseline.adversarial,
+        score, report.settings.tau,
+    )
+    return _trainable(classes)[element_classes(weight, curve.thresholds, classes)]
+
+
+def reported_network(report: Report, weights: str | Path | None = None) -> nn.Module:
+    """The user's network with the weights ``report`` analysed, checked against its sha256.
+
+    ``weights`` overrides the recorded path (the file moved); its digest must still match.
+    """
+    from .models import create_model
+    from .scan import _sha256 as file_sha256
+
+    path = weights or report.model.weights
+    if path is None:
+        raise InputError(f"the report names no weights file for {report.model.name!r}; pass --weights with the file the scan used")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
+    if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
+        raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
+    return create_model(report.model.name, weights=path).net
+
+
+def default_policy(report: Report) -> Policy | None:
+    """The policy a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
+    (local scope only); None when the report supports neither (global scope without pulse)."""
+    if "pulse" in report.settings.filters:
+        return "band"
+    return "layer" if report.settings.scope == "local" else None
+
+
+def mask_from_report(report: Report, net: nn.Module | None = None, **options) -> Mask:
+    """:func:`build_mask` on ``net``, or on the network the report names (sha256 verified)."""
+    return build_mask(report, net if net is not None else reported_network(report), **options)
+
+
+def mask_bytes(mask: Mask) -> bytes:
+    from safetensors.torch import save
+
+    return save(mask.tensors, metadata=mask.metadata)
+
+
+def save_mask(mask: Mask, path: str | Path) -> Path:
+    write_atomic(Path(path), mask_bytes(mask))
+    return Path(path)
+
+
+def load_mask(path: str | Path, net: nn.Module) -> Mask:
+    """Read a mask file and check it fits ``net``; the first problem is a one-line InputError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"mask {str(path)!r} not found; pass the mask.safetensors a scan or `fragscan mask` wrote")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as error:  # the parser's own words say what is wrong
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read mask {str(path)!r}: {first_line}") from None
+    validate_mask(tensors, net, source=str(path))
+    return Mask(tensors, metadata)
+
+
+def validate_mask(tensors: dict[str, torch.Tensor], net: nn.Module, *, source: str) -> None:
+    prefix = f"mask {source!r} does not fit the model:"
+    parameters = dict(net.named_parameters())
+    for name in parameters:
+        if name not in tensors:
+            raise InputError(f"{prefix} no tensor for parameter {name!r}")
+    for name in tensors:
+        if name not in parameters:
+            raise InputError(f"{prefix} {name!r} is not a parameter of the model")
+    for name, parameter in parameters.items():
+        tensor = tensors[name]
+        if tuple(tensor.shape) != tuple(parameter.shape):
+            raise InputError(f"{prefix} {name!r} has shape {tuple(tensor.shape)}, the parameter has {tuple(parameter.shape)}")
+        if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
+            raise InputError(f"{prefix} {name!r} contains NaN")
+        if tensor.dtype != torch.uint8:
+            raise InputError(f"{prefix} {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, masks are uint8")
+        if bool((tensor > 1).any()):
+            raise InputError(f"{prefix} {name!r} has values other than 0 and 1")
+
+
+def describe(mask: Mask) -> list[tuple[str, int, int]]:
+    """(name, trainable elements, elements) per tensor, for summaries."""
+    return [(name, int(t.sum()), t.numel()) for name, t in mask.tensors.items()]

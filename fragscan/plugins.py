@@ -1,0 +1,119 @@
+"""Plugins: modules that register models, datasets, filters or attacks through the public decorators.
+
+Three routes, each loaded once per process: the ``fragscan.plugins`` entry-point group of installed
+packages, the ``*.py`` files in the project's ``plugins/`` folder (the working directory's), and
+files named with ``--plugin FILE.py``. A plugin that fails to import is recorded with its error,
+not fatal: the scan goes on and the report says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from .errors import InputError
+from .registry import registering_as
+
+ENTRY_POINT_GROUP = "fragscan.plugins"
+PROJECT_DIR = "plugins"
+
+Route = Literal["entry-point", "project", "file"]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One plugin load: where it came from, what it registered, and the error if it failed."""
+
+    name: str
+    route: Route
+    location: str
+    registered: tuple[str, ...] = field(default=())
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.error is None
+
+    def describe(self) -> str:
+        """One line for reports: ``name (route: location) -> what`` or ``... failed: why``."""
+        head = f"{self.name} ({self.route}: {self.location})"
+        if self.error is not None:
+            return f"{head} failed: {self.error}"
+        return f"{head} registered {', '.join(self.registered) or 'nothing'}"
+
+
+_LOADED: dict[tuple[str, str], Plugin] = {}
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _load(key: tuple[str, str], name: str, route: Route, location: str, importer) -> Plugin:
+    if key in _LOADED:
+        return _LOADED[key]
+    with registering_as(f"plugin {name}") as added:
+        try:
+            importer()
+            plugin = Plugin(name, route, location, tuple(added))
+        except Exception as error:  # a broken plugin must not stop fragscan: record why instead
+            plugin = Plugin(name, route, location, tuple(added), _error_line(error))
+    _LOADED[key] = plugin
+    return plugin
+
+
+def _import_file(path: Path) -> None:
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    module_name = f"fragscan_plugin_{path.stem.replace('-', '_')}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+
+
+def _load_file(path: Path, route: Route) -> Plugin:
+    path = path.resolve()
+    return _load(("file", str(path)), path.stem, route, str(path), lambda: _import_file(path))
+
+
+def _load_entry_point(entry_point: metadata.EntryPoint) -> Plugin:
+    def importer():
+        loaded = entry_point.load()
+        if callable(loaded) and not isinstance(loaded, type):
+            loaded()  # an entry point may name a setup function rather than a module
+
+    return _load(("entry-point", entry_point.value), entry_point.name, "entry-point", entry_point.value, importer)
+
+
+def load_plugins(files: Iterable[str | Path] = (), *, project_dir: str | Path | None = None) -> list[Plugin]:
+    """Load every plugin the three routes name (each once per process) and return them in load order.
+
+    ``project_dir`` defaults to ``./plugins``. A ``--plugin`` file that does not exist is a usage
+    error; a plugin that exists but fails is returned with its error.
+    """
+    plugins = [_load_entry_point(ep) for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)]
+    directory = Path(project_dir) if project_dir is not None else Path.cwd() / PROJECT_DIR
+    if directory.is_dir():
+        plugins += [_load_file(path, "project") for path in sorted(directory.glob("*.py")) if not path.name.startswith("_")]
+    for file in files:
+        path = Path(file)
+        if not path.is_file() or path.suffix != ".py":
+            raise InputError(f"--plugin {str(path)!r} is not a Python file; pass the path of a .py plugin")
+        plugins.append(_load_file(path, "file"))
+    return plugins
+
+
+def loaded_plugins() -> list[Plugin]:
+    """Every plugin loaded so far in this process."""
+    return list(_LOADED.values())

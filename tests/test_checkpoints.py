@@ -1,0 +1,69 @@
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+import fragscan
+from fragscan.checkpoints import checkpoint_files
+from fragscan.cli import app
+from fragscan.errors import InputError
+from fragscan.models import MODELS
+from fragscan.report import load_report
+from fragscan.report.html import render_html
+
+QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, batch_size=40)
+
+
+@pytest.fixture(scope="module")
+def epochs(tmp_path_factory):
+    """Two checkpoints: the shipped weights, and a copy whose first conv is damaged."""
+    directory = tmp_path_factory.mktemp("epochs")
+    state = load_file(MODELS.entry("digits-cnn").meta["spec"].default_weights)
+    save_file(state, directory / "epoch10.safetensors")
+    damaged = {k: v.clone() for k, v in state.items()}
+    damaged["features.0.weight"] = damaged["features.0.weight"] + 0.3 * torch.randn(
+        damaged["features.0.weight"].shape, generator=torch.Generator().manual_seed(0)
+    )
+    save_file(damaged, directory / "epoch2.safetensors")
+    return directory
+
+
+def test_checkpoint_files_sort_naturally(epochs, tmp_path):
+    assert [p.name for p in checkpoint_files(epochs)] == ["epoch2.safetensors", "epoch10.safetensors"]
+    with pytest.raises(InputError, match="holds no"):
+        checkpoint_files(tmp_path)
+
+
+def test_one_report_holds_every_checkpoints_scores(epochs):
+    paths = tuple(checkpoint_files(epochs))
+    report = fragscan.scan(fragscan.ScanConfig(checkpoints=paths, **QUICK))
+    single = fragscan.scan(fragscan.ScanConfig(weights=paths[0], **QUICK))
+    assert [c.label for c in report.checkpoints] == ["epoch2", "epoch10"]
+    assert report.settings.checkpoints == paths and report.settings.weights is None
+    first, last = report.checkpoints
+    assert first.baseline.clean == single.baseline.clean
+    assert [g.filters["pulse"].scores for g in first.groups] == [g.filters["pulse"].scores for g in single.groups]
+    # The body is the last checkpoint's full scan, in the single-checkpoint shape.
+    assert report.model.weights == str(paths[1])
+    assert [g.filters["pulse"].scores for g in last.groups] == [g.filters["pulse"].scores for g in report.groups]
+    assert first.baseline.clean != last.baseline.clean  # the damaged conv shows
+    html = render_html(report)
+    assert "Across 2 checkpoints" in html and html.count("<svg") == len(report.groups) + 3
+
+
+def test_a_single_checkpoint_report_has_no_checkpoints_field(epochs):
+    report = fragscan.scan(fragscan.ScanConfig(weights=epochs / "epoch10.safetensors", **QUICK))
+    assert report.checkpoints is None
+
+
+def test_cli_takes_repeated_weights_and_fails_fast_on_a_missing_one(epochs, tmp_path):
+    arguments = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
+                 "--bootstrap", "0", "--quiet"]
+    result = CliRunner().invoke(
+        app, [*arguments, "--weights", str(epochs / "epoch2.safetensors"), "--weights", str(epochs / "missing.safetensors"),
+              "--out", str(tmp_path / "bad")]
+    )
+    assert result.exit_code == 2 and "missing.safetensors' not found" in result.output
+    result = CliRunner().invoke(app, [*arguments, "--checkpoints", str(epochs), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert len(load_report(tmp_path / "out" / "report.json").checkpoints) == 2

@@ -1,0 +1,191 @@
+"""The fast engine against the obvious loop: identical per-sample curves, bit for bit."""
+
+import pytest
+import torch
+from torch import nn
+
+from fragscan.attacks import ADVERSARIAL_MODES, build_attack
+from fragscan.data import create_dataset, evaluation_tensors
+from fragscan.engine import analysis_mode, sweep
+from fragscan.groups import parameter_groups
+from fragscan.models import ModelSpec, Normalized, create_model
+from fragscan.reference import reference_sweep
+from fragscan.train import TrainSettings, train
+
+FILTERS = ("step-up", "step-down", "pulse")
+THRESHOLDS = 4
+BATCH = 16  # 48 samples: three batches, so per-batch attack seeds and chunking are exercised
+EPS = 0.1
+
+
+class Block(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class TinyResNet(nn.Module):
+    """Stem, one residual block with an identity shortcut, pooled head: traceable by torch.fx."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.block = Block(8)
+        self.head = nn.Linear(8 * 4 * 4, num_classes)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(self.block(torch.relu(self.stem(x))), 2)
+        return self.head(x.flatten(1))
+
+
+class Untraceable(TinyResNet):
+    """Branches on a tensor's value, which symbolic tracing cannot follow."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            x = x * 1.0
+        return super().forward(x)
+
+
+def _digits_spec():
+    return ModelSpec((1, 8, 8), (0.3056,), (0.3761,), 10)
+
+
+def _trained(net_type):
+    torch.manual_seed(0)
+    model = Normalized(net_type(), _digits_spec())
+    return train(model, create_dataset("digits", split="train"), TrainSettings(epochs=2))
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, labels, _ = evaluation_tensors(create_dataset("digits"), 48, 0)
+    return images, labels
+
+
+def _engine_and_reference(model, images, labels, mode, attack="FGSM", **engine_options):
+    groups, _ = parameter_groups(model.net)
+    with analysis_mode(model):
+        adversary = ADVERSARIAL_MODES[mode](build_attack(attack, model, EPS, 10), images, labels, BATCH, 0)
+        result = sweep(model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, **engine_options)
+        expected = reference_sweep(
+            model, groups, FILTERS, THRESHOLDS, images, labels, lambda m: build_attack(attack, m, EPS, 10), mode, BATCH, 0
+        )
+    return result, expected
+
+
+def _assert_identical(result, expected):
+    varied = False
+    for group, per_filter in expected.items():
+        for filter_id, (clean, adversarial) in per_filter.items():
+            curve = result.curves[group][filter_id]
+            assert torch.equal(curve.clean, clean), (group, filter_id, "clean")
+            assert torch.equal(curve.adversarial, adversarial), (group, filter_id, "adversarial")
+            varied |= bool((clean != clean[0]).any() or (adversarial != adversarial[0]).any())
+    assert varied, "the curves never change: the comparison would prove nothing"
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_digits_cnn_curves_equal_the_obvious_loop(data, mode):
+    result, expected = _engine_and_reference(create_model("digits-cnn"), *data, mode)
+    _assert_identical(result, expected)
+    assert result.info.prefix_reuse and result.info.fallback is None
+    assert result.info.fused_attack == (mode == "regenerate")
+    assert min(result.info.suffix_share.values()) < 0.1  # the last layer's suffix is tiny
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_residual_net_curves_equal_the_obvious_loop_with_one_batch_per_chunk(data, mode):
+    result, expected = _engine_and_reference(_trained(TinyResNet), *data, mode, memory_budget=1)
+    _assert_identical(result, expected)
+    assert result.info.prefix_reuse
+    assert list(result.info.full_forward_targets) == ["stem.weight"]  # its suffix is the whole model
+    assert "block.conv1.weight" in result.info.suffix_share  # split across the shortcut
+    assert 0 < result.info.suffix_share["block.conv2.weight"] < result.info.suffix_share["block.conv1.weight"] < 1
+
+
+def test_a_random_start_attack_regenerates_with_per_batch_seeds(data):
+    result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "regenerate", attack="PGD")
+    _assert_identical(result, expected)
+    assert not result.info.fused_attack and "PGD" in result.info.fused_attack_note
+
+
+def test_an_untraceable_model_falls_back_to_full_forwards_and_says_so(data):
+    result, expected = _engine_and_reference(_trained(Untraceable), *data, "regenerate")
+    _assert_identical(result, expected)
+    assert not result.info.prefix_reuse
+    assert "torch.fx cannot trace" in result.info.fallback
+
+
+def test_weights_are_restored_when_the_sweep_is_interrupted(data):
+    model = create_model("digits-cnn")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups, _ = parameter_groups(model.net)
+
+    def stop(event):
+        if event.done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), analysis_mode(model):
+        adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+        sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=stop)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_the_report_says_how_the_sweep_was_computed(small_config):
+    import fragscan
+
+    engine = fragscan.scan(small_config(attack_mode="regenerate")).engine
+    assert engine.prefix_reuse and engine.fused_attack and engine.fallback is None
+    assert engine.cells == 5 * 3 * 5 and 0 < engine.variants <= engine.cells
+    assert set(engine.suffix_share) <= {"features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"}
+
+
+def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
+    from fragscan import engine
+
+    original = engine._Evaluator.measure
+    failures = []
+
+    def measure_once_out_of_memory(self, split, k, frontier):
+        if not failures:
+            failures.append(k)
+            raise torch.OutOfMemoryError("simulated")
+        return original(self, split, k, frontier)
+
+    monkeypatch.setattr(engine._Evaluator, "measure", measure_once_out_of_memory)
+    events = []
+    model = create_model("digits-cnn")
+    groups, _ = parameter_groups(model.net)
+    with analysis_mode(model):
+        adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+        result = sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=events.append)
+        expected = reference_sweep(model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0)
+    assert failures
+    _assert_identical(result, expected)
+    assert [e.done for e in events] == list(range(1, len(groups) * len(FILTERS) * THRESHOLDS + 1))
+
+
+def test_batch_size_auto_is_resolved_once_and_recorded(small_config):
+    import fragscan
+
+    report = fragscan.scan(small_config(batch_size="auto", attack_mode="fixed"))
+    assert report.settings.batch_size == "auto"
+    assert report.settings.batch_size_used == 32  # on CPU: the largest power of two <= 60 samples, at most 256
+
+
+def test_batch_size_must_be_a_number_or_auto():
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    result = CliRunner().invoke(app, ["scan", "--batch-size", "many", "--quiet"])
+    assert result.exit_code == 2
+    assert "--batch-size must be a whole number or 'auto'" in result.output

@@ -1,0 +1,126 @@
+"""The HTML report and the curves CSV, checked in a real headless browser (Debian chromium)."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fragscan
+from fragscan.report import load_report, write_scan_outputs
+from fragscan.report.html import render_html
+from fragscan.report.tables import CURVE_COLUMNS, curves_csv
+from pagecheck import browse, external_references, needs_browser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    config = fragscan.ScanConfig(max_samples=40, thresholds=3, eps=0.1, batch_size=40, bootstrap=100)
+    directory = tmp_path_factory.mktemp("scan")
+    write_scan_outputs(fragscan.scan(config), directory)
+    return directory
+
+
+def test_every_scan_writes_json_csv_and_html(scanned):
+    assert {p.name for p in scanned.iterdir()} >= {"report.json", "curves.csv", "report.html"}
+
+
+def test_the_curves_csv_is_tidy_and_matches_the_report(scanned):
+    report = load_report(scanned / "report.json")
+    rows = list(csv.DictReader(io.StringIO((scanned / "curves.csv").read_text())))
+    assert tuple(rows[0]) == CURVE_COLUMNS
+    assert len(rows) == len(report.groups) * len(report.settings.filters) * report.settings.thresholds
+    for row in rows:
+        curve = next(g for g in report.groups if g.name == row["group"]).filters[row["filter"]]
+        index = int(row["threshold_index"])
+        assert float(row["threshold"]) == curve.thresholds[index]
+        assert float(row["position"]) == curve.positions[index]
+        assert int(row["removed"]) == curve.removed[index]
+        assert float(row["clean"]) == curve.clean[index]
+        assert float(row["adversarial"]) == curve.adversarial[index]
+
+
+def test_the_page_shows_every_group_score_interval_and_class(scanned):
+    report = load_report(scanned / "report.json")
+    html = (scanned / "report.html").read_text()
+    assert html.count("<svg") == len(report.groups) + 2  # one curve figure per group, heatmap, class map
+    for group in report.groups:
+        assert group.name in html
+        curve = group.filters["pulse"]
+        assert f"{curve.scores.adversarial:+.4f}" in html
+        low, high = curve.intervals.adversarial
+        assert f"[{low:+.4f}, {high:+.4f}]" in html
+    assert f"{report.baseline.clean:.3f}" in html and report.model.name in html
+    assert external_references(html) == []
+
+
+def test_the_page_is_rendered_from_the_json_alone_and_reproducibly(scanned):
+    report = load_report(scanned / "report.json")
+    assert render_html(report) == render_html(load_report(scanned / "report.json"))
+
+
+def test_report_command_rerenders_from_json(scanned, tmp_path):
+    out = tmp_path / "page.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "fragscan", "report", str(scanned / "report.json"), "-o", str(out), "--csv", str(tmp_path / "c.csv")],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == (scanned / "report.html").read_text()
+    assert (tmp_path / "c.csv").read_text() == (scanned / "curves.csv").read_text()
+
+
+def test_report_command_rejects_a_non_report_in_one_line(tmp_path):
+    bogus = tmp_path / "x.json"
+    bogus.write_text('{"hello": 1}')
+    result = subprocess.run(
+        [sys.executable, "-m", "fragscan", "report", str(bogus)], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2
+    assert "is not a fragscan report" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "report.html").exists()
+
+
+@needs_browser
+def test_the_page_loads_in_chromium_without_errors_or_requests_and_is_not_blank(scanned, tmp_path):
+    seen = browse(scanned / "report.html", tmp_path)
+    assert seen["console"] == []
+    assert seen["requests"] == []
+    assert 'data-ready="true"' in seen["dom"]  # the inline script ran to its end
+    image = Image.open(seen["screenshot"]).convert("L")
+    low, high = image.getextrema()
+    assert high - low > 100
+    colours = len(np.unique(np.asarray(image)))
+    assert colours > 20, "the screenshot is (nearly) blank"
+
+
+@needs_browser
+def test_the_browser_check_catches_console_errors_and_requests(tmp_path):
+    """The negative control: the same checks flag a page that logs an error and fetches an image."""
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!DOCTYPE html><html><body><img src="http://example.invalid/x.png">'
+        '<script>console.error("deliberate");</script></body></html>'
+    )
+    seen = browse(page, tmp_path)
+    assert any("deliberate" in line for line in seen["console"])
+    assert seen["requests"] == ["http://example.invalid/x.png"]
+    assert external_references(page.read_text()) == ["http://example.invalid/x.png"]
+
+
+def test_a_global_scope_scan_renders_its_curves_and_csv_rows():
+    config = fragscan.ScanConfig(max_samples=40, thresholds=3, eps=0.1, batch_size=40, bootstrap=50, scope="global")
+    report = fragscan.scan(config)
+    html = render_html(report)
+    assert "Global scope" in html and html.count("<svg") == 1
+    assert f"{report.global_['pulse'].scores.adversarial:+.4f}" in html
+    rows = list(csv.DictReader(io.StringIO(curves_csv(report))))
+    assert len(rows) == 3 * 3 and {r["group"] for r in rows} == {"(global)"} and rows[0]["numel"] == ""
