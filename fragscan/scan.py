@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import asdict
 import platform
@@ -15,13 +16,15 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
+from .checkpoint import CheckpointStore, tensor_digest
 from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
-from .engine import Curve, Progress, analysis_mode, sweep
+from .engine import Curve, Progress, analysis_mode
+from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
@@ -79,6 +82,20 @@ def _sha256(path: str | Path | None) -> str | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device) -> dict:
+    """Everything that decides the curves, so checkpoints are only ever reused for the same scan."""
+    settings = config.model_dump(mode="json")
+    settings.pop("device")  # "auto" and "cpu" may name the same device; the resolved type is what counts
+    return {
+        **settings,
+        "device_type": device.type,
+        "eps_used": eps,
+        "weights_sha256": tensor_digest(model.net.state_dict()),
+        "samples_sha256": tensor_digest({"images": images, "labels": labels}),
+        "fragscan_version": __version__,
+    }
 
 
 def check_names(config: ScanConfig) -> None:
@@ -142,8 +159,11 @@ def scan(
     dataset: Dataset | None = None,
     progress: Callable[[Progress], None] | None = None,
     plugins: list[str] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> Report:
-    """Run the analysis ``config`` describes and return the report (nothing is written).
+    """Run the analysis ``config`` describes and return the report.
 
     With ``config.checkpoints``, each is scanned in turn into one report (see :mod:`fragscan.checkpoints`).
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
@@ -151,6 +171,11 @@ def scan(
     fitted to the data (classes, channels, size) where its spec leaves them open. Plugins
     (entry points, ./plugins/, ``config.plugins``) are loaded first; ``plugins`` adds lines to
     the report's list.
+
+    Nothing is written unless ``checkpoint_dir`` is given: then each finished target is saved
+    there as it completes, and a later call with the same settings (``resume=True``) reads them
+    back instead of sweeping again; settings that differ raise a ConfigError. ``executor`` picks
+    where the sweeps run (in this process, or on Ray workers); it never changes a number.
     """
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
@@ -202,6 +227,7 @@ def scan(
 
     warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
     warnings += list(getattr(model, "notes", ()))
+    executor = executor or ExecutorOptions()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode
     ):
@@ -216,21 +242,43 @@ def scan(
         else:
             eps = float(config.eps)
         adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
-        result = sweep(
-            model,
-            groups,
-            config.filters,
-            config.thresholds,
-            images,
-            labels,
-            adversary,
-            batch_size=batch_size,
-            scope=config.scope,
-            range_kind=config.global_range,
+        unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
+        targets = targets_of(config, groups)
+        store = None
+        if checkpoint_dir is not None:
+            fingerprint = scan_fingerprint(config, model, images, labels, eps, device)
+            store = CheckpointStore(checkpoint_dir, fingerprint, resume=resume)
+        finished = {t: store.load(t) for t in targets if store is not None and t in store}
+        resumed_targets = len(finished)
+        steps_per_target = len(config.filters) * config.thresholds
+        finished |= run_targets(
+            [t for t in targets if t not in finished],
+            local=lambda target, forward: sweep_target(
+                model, groups, target, config, images, labels, adversary, batch_size, forward
+            ),
+            job=lambda: Job(
+                config=config,
+                model=copy.deepcopy(model).cpu(),
+                images=images.cpu(),
+                labels=labels.cpu(),
+                eps=eps,
+                batch_size=batch_size,
+                plugins=tuple(str(p) for p in config.plugins),
+            ),
+            options=executor,
+            store=store,
             progress=progress,
+            steps_per_target=steps_per_target,
+            total_steps=len(targets) * steps_per_target,
+            done_steps=len(finished) * steps_per_target,
         )
+        curves = {t: finished[t].curves for t in targets}
     model.cpu()
-    curves, unfiltered = result.curves, result.unfiltered
+    engine_info = combined_info([finished[t].info for t in targets])
+
+    for target in targets:
+        if finished[target].device != device.type:
+            warnings.append(f"{target} was swept on {finished[target].device}, the baseline on {device.type}")
 
     clean0 = unfiltered[0].double().mean().item()
     adversarial0 = unfiltered[1].double().mean().item()
@@ -304,7 +352,12 @@ def scan(
         global_=filter_curves("global") if config.scope == "global" else None,
         plugins=[p.describe() for p in loaded_plugins] + list(plugins or []),
         warnings=warnings,
-        engine=EngineReport(**{k: v for k, v in asdict(result.info).items() if k in EngineReport.model_fields}),
-        run=RunInfo(started_at=started_at, duration_s=round(time.perf_counter() - started, 3)),
+        engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
+        run=RunInfo(
+            started_at=started_at,
+            duration_s=round(time.perf_counter() - started, 3),
+            executor=executor.kind,
+            resumed_targets=resumed_targets,
+        ),
     )
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
+from ..checkpoint import DIRECTORY_NAME
 from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
+from ..executors import ExecutorOptions
 from ..masks import reported_network
 from ..report import write_scan_outputs
 from ..report.io import ensure_writable_dir
@@ -88,6 +91,18 @@ def scan(
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
     out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
+    resume: bool = typer.Option(
+        True,
+        "--resume/--no-resume",
+        help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
+    ),
+    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan[ray])."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
+    ),
+    ray_gpus_per_worker: float | None = typer.Option(
+        None, help="GPUs per Ray worker; default 1 when this machine sees CUDA, else 0."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Also print the report JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     policy: Path | None = typer.Option(
@@ -136,16 +151,27 @@ def scan(
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+    options = ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
     ensure_writable_dir(out)
+    checkpoints = out / DIRECTORY_NAME
     console = stderr_console(quiet)
-    with sweep_progress(console) as progress:
-        report = run_scan(config, progress=progress)
+    try:
+        with sweep_progress(console) as progress:
+            report = run_scan(config, progress=progress, checkpoint_dir=checkpoints, resume=resume, executor=options)
+    except KeyboardInterrupt:
+        stderr_console().print(
+            f"interrupted: finished groups are kept in {checkpoints}; run the same command again to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     # The mask needs the weight values: reload the file the report names (sha256 checked).
     net = reported_network(report, config.weights) if report.model.weights else None
     written = write_scan_outputs(report, out, net=net)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
     if net is None:
         console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
-    elif len(written) == 1:
+    elif not any(path.name == "mask.safetensors" for path in written):
         console.print("no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by", highlight=False)
     print_summary(report, console)
     for path in written:

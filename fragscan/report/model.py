@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class _Model(BaseModel):
@@ -152,6 +152,8 @@ class CheckpointReport(_Model):
 class RunInfo(_Model):
     started_at: str
     duration_s: float
+    executor: str = Field("local", description="where the sweeps ran: local (in-process) or ray; never changes a number")
+    resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
 
 
 class Report(_Model):

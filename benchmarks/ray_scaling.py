@@ -1,0 +1,38 @@
+"""Throughput of --executor ray with 1 and 2 workers against the in-process sweep.
+
+Run from the repository root: PYTHONPATH=. python benchmarks/ray_scaling.py [max_samples] [thresholds]
+Prints wall time per executor for the same scan (digits-cnn, FGSM eps 0.1, 3 filters).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import ray
+import torch
+
+import fragscan
+from fragscan.executors import ExecutorOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+samples = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+thresholds = int(sys.argv[2]) if len(sys.argv) > 2 else 9
+config = fragscan.ScanConfig(max_samples=samples, thresholds=thresholds, eps=0.1)
+print(f"digits-cnn, {samples} samples, {thresholds} thresholds, 3 filters, 5 groups; torch threads {torch.get_num_threads()}")
+
+
+def timed(label, **kwargs):
+    started = time.perf_counter()
+    report = fragscan.scan(config, **kwargs)
+    print(f"{label:>22}: {time.perf_counter() - started:7.1f} s")
+    return report
+
+
+reference = timed("in-process")
+for workers in (1, 2):
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    report = timed(f"ray, {workers} worker(s)", executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    ray.shutdown()
+    same = report.model_dump(exclude={"run"}) == reference.model_dump(exclude={"run"})
+    print(f"{'':>22}  same numbers as in-process: {same}")

@@ -1,0 +1,194 @@
+"""Where the sweeps run: in this process (default) or on Ray workers; both give the same curves.
+
+The unit of work is one *target*: one parameter group (local scope) or all groups at once
+(``"global"``), swept by :func:`fragscan.engine.sweep`. A target's curves do not depend on any
+other target (the engine's mask cache is per target), so targets can run in any order, on any
+worker, or be read back from a checkpoint, and the report is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from . import attacks
+from .checkpoint import CheckpointStore, FinishedTarget
+from .config import ScanConfig
+from .engine import EngineInfo, Progress, analysis_mode, sweep
+from .errors import ConfigError, FragscanError
+from .groups import Group, parameter_groups
+
+EXECUTORS = ("local", "ray")
+
+
+def sweep_target(
+    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
+    progress: Callable[[Progress], None] | None = None,
+) -> FinishedTarget:
+    """One target's curves (inside ``analysis_mode``); the engine backs off on out-of-memory itself."""
+    chosen = groups if target == "global" else [g for g in groups if g.name == target]
+    result = sweep(
+        model, chosen, config.filters, config.thresholds, images, labels, adversary,
+        batch_size=batch_size, scope=config.scope, range_kind=config.global_range, progress=progress,
+    )
+    return FinishedTarget(result.curves[target], batch_size, str(images.device.type), result.info)
+
+
+def combined_info(infos: list[EngineInfo]) -> EngineInfo:
+    """One account of how the sweep was computed, from the per-target sweeps' accounts."""
+    combined = EngineInfo(
+        prefix_reuse=any(i.prefix_reuse for i in infos),
+        fused_attack=bool(infos) and all(i.fused_attack for i in infos),
+        fused_attack_note=next((i.fused_attack_note for i in infos if i.fused_attack_note), None),
+        memory_budget_bytes=max((i.memory_budget_bytes for i in infos), default=0),
+        variants=sum(i.variants for i in infos),
+        cells=sum(i.cells for i in infos),
+    )
+    if not combined.prefix_reuse:
+        combined.fallback = next((i.fallback for i in infos if i.fallback), None)
+    for info in infos:
+        combined.full_forward_targets.update(info.full_forward_targets)
+        combined.suffix_share.update(info.suffix_share)
+    return combined
+
+
+def targets_of(config: ScanConfig, groups: list[Group]) -> list[str]:
+    return [g.name for g in groups] if config.scope == "local" else ["global"]
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How to run the sweeps. None of this changes a number in the report."""
+
+    kind: str = "local"
+    ray_address: str | None = None
+    ray_gpus_per_worker: float | None = None  # None: 1 when this machine sees CUDA, else 0
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
+        if self.ray_gpus_per_worker is not None and not 0 <= self.ray_gpus_per_worker <= 64:
+            raise ConfigError(f"--ray-gpus-per-worker must lie in [0, 64], got {self.ray_gpus_per_worker}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
+    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps."""
+
+    config: ScanConfig
+    model: object
+    images: torch.Tensor
+    labels: torch.Tensor
+    eps: float
+    batch_size: int
+    plugins: tuple[str, ...]
+
+
+def run_targets(
+    pending: list[str],
+    *,
+    local: Callable[[str, Callable[[Progress], None] | None], FinishedTarget],
+    job: Callable[[], Job],
+    options: ExecutorOptions,
+    store: CheckpointStore | None,
+    progress: Callable[[Progress], None] | None,
+    steps_per_target: int,
+    total_steps: int,
+    done_steps: int,
+) -> dict[str, FinishedTarget]:
+    """Sweep the ``pending`` targets with the chosen executor, checkpointing each as it finishes."""
+    finished: dict[str, FinishedTarget] = {}
+
+    def keep(target: str, result: FinishedTarget) -> None:
+        finished[target] = result
+        if store is not None:
+            store.save(target, result)
+
+    if options.kind == "local":
+        for target in pending:
+            offset = done_steps
+
+            def forward(event: Progress, offset=offset) -> None:
+                progress(replace(event, done=offset + event.done, total=total_steps))
+
+            keep(target, local(target, forward if progress else None))
+            done_steps += steps_per_target
+        return finished
+    for target, result in _ray_results(pending, job(), options):
+        keep(target, result)
+        done_steps += steps_per_target
+        if progress is not None:
+            progress(Progress(target, "all filters (ray)", done_steps, total_steps))
+    return finished
+
+
+def _ray_results(pending: list[str], job: Job, options: ExecutorOptions) -> Iterable[tuple[str, FinishedTarget]]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'fragscan[ray]'") from None
+    if not ray.is_initialized():
+        import fragscan
+
+        source_root = str(Path(fragscan.__file__).resolve().parent.parent)
+        try:
+            if options.ray_address:
+                ray.init(address=options.ray_address, logging_level="ERROR", log_to_driver=False)
+            else:  # workers import this very fragscan, not whatever else is installed
+                ray.init(
+                    include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": source_root}},
+                )
+        except Exception as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ConfigError(f"cannot start or reach Ray ({options.ray_address or 'local'}): {reason}") from None
+    gpus = options.ray_gpus_per_worker
+    if gpus is None:
+        gpus = 1 if torch.cuda.is_available() else 0
+    remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=2)(sweep_in_worker)
+    job_ref = ray.put(job)
+    waiting = {remote.remote(job_ref, target): target for target in pending}
+    try:
+        while waiting:
+            ready, _ = ray.wait(list(waiting), num_returns=1)
+            target = waiting.pop(ready[0])
+            try:
+                yield target, ray.get(ready[0])
+            except ray.exceptions.RayTaskError as error:
+                cause = error.as_instanceof_cause()
+                if isinstance(cause, FragscanError):
+                    raise cause from None
+                raise FragscanError(f"a Ray worker failed on {target}: {str(error).strip().splitlines()[0]}") from None
+    finally:
+        for reference in waiting:
+            ray.cancel(reference, force=True)
+
+
+def load_worker_plugins(plugins: tuple[str, ...]) -> None:
+    """Hook: a Ray worker is a fresh process, so plugins the driver loaded must be loaded again
+    before the registries are used. Plugin loading lives in ``fragscan.plugins`` (its
+    ``load_plugins(specs)`` registers what the specs name); without plugins nothing is needed."""
+    if plugins:
+        from .plugins import load_plugins  # type: ignore[import-not-found]
+
+        load_plugins(list(plugins))
+
+
+def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
+    """Runs on a Ray worker: rebuild model and evaluation from ``job``, sweep one target."""
+    from .scan import resolve_device
+
+    load_worker_plugins(job.plugins)
+    config = job.config
+    device = resolve_device(config.device)
+    model = job.model.to(device)
+    images, labels = job.images.to(device), job.labels.to(device)
+    groups, _ = parameter_groups(model.net, config.include)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
+        attack = attacks.build_attack(config.attack, model, job.eps, model.spec.num_classes, config.norm_mode)
+        adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
+        return sweep_target(model, groups, target, config, images, labels, adversary, job.batch_size)
