@@ -6,11 +6,28 @@ Every decision the method spec marks **[ours]** is a field here, so a report say
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Score = Literal["clean", "adversarial", "difference"]
+
+
+def _pixel_budget(value):
+    if value != "auto" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"--eps must be 'auto' or a number in [0, 1] (pixel scale), got {value}")
+    return value
+
+
+def _sample_limit(value):
+    if value is not None and value < 1:
+        raise ValueError(f"--max-samples must be at least 1, got {value}")
+    return value
+
+
+# Option types shared by every settings object that evaluates attacks (scan, retrain).
+PixelBudget = Annotated[float | Literal["auto"], AfterValidator(_pixel_budget)]
+SampleLimit = Annotated[int | None, AfterValidator(_sample_limit)]
 
 
 class ScanConfig(BaseModel):
@@ -30,14 +47,14 @@ class ScanConfig(BaseModel):
     )
     download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
     plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
-    max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
+    max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
     batch_size: int | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
     )
     filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
     thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
     attack: str = Field("FGSM", description="torchattacks class name")
-    eps: float | Literal["auto"] = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
+    eps: PixelBudget = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
     eps_target: float = Field(0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0")
     attack_mode: Literal["regenerate", "fixed"] = Field(
         "regenerate", description="craft attacks against each filtered network, or once against the unfiltered one"
@@ -80,20 +97,6 @@ class ScanConfig(BaseModel):
     def _enough_thresholds(cls, value):
         if value < 3:
             raise ValueError(f"--thresholds must be at least 3 (Simpson's rule needs 3 points), got {value}")
-        return value
-
-    @field_validator("eps")
-    @classmethod
-    def _eps_in_pixels(cls, value):
-        if value != "auto" and not 0.0 <= value <= 1.0:
-            raise ValueError(f"--eps must be 'auto' or a number in [0, 1] (pixel scale), got {value}")
-        return value
-
-    @field_validator("max_samples")
-    @classmethod
-    def _positive_samples(cls, value):
-        if value is not None and value < 1:
-            raise ValueError(f"--max-samples must be at least 1, got {value}")
         return value
 
     @field_validator("batch_size")

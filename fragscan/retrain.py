@@ -11,13 +11,13 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import __version__
 from .attacks import ATTACKS, build_attack, calibrate_eps, craft, predictions, uses_eps
+from .config import PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError
@@ -39,37 +39,23 @@ class RetrainConfig(BaseModel):
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     train_split: str = Field("train", description="split to fine-tune on")
     eval_split: str = Field("test", description="split to evaluate on")
-    max_samples: int | None = Field(1000, description="evaluation samples (seeded draw); None = all")
+    max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
     epochs: int = Field(5, description="fine-tuning epochs (same budget for the control)")
     lr: float = Field(1e-3, description="Adam learning rate (the source's)")
     batch_size: int = Field(100, description="training batch size (the source's)")
     weight_decay: float = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
     adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the current network")
     attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
-    eps: float | Literal["auto"] = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
+    eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     control: bool = Field(True, description="also fine-tune with no mask, same seed and budget")
     seed: int = Field(0, description="seeds the data order, evaluation draw and attacks")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-
-    @field_validator("eps")
-    @classmethod
-    def _eps_in_pixels(cls, value):
-        if value != "auto" and not 0.0 <= value <= 1.0:
-            raise ValueError(f"--eps must be 'auto' or a number in [0, 1] (pixel scale), got {value}")
-        return value
 
     @field_validator("epochs", "batch_size")
     @classmethod
     def _positive(cls, value, info):
         if value < 1:
             raise ValueError(f"--{info.field_name.replace('_', '-')} must be at least 1, got {value}")
-        return value
-
-    @field_validator("max_samples")
-    @classmethod
-    def _positive_samples(cls, value):
-        if value is not None and value < 1:
-            raise ValueError(f"--max-samples must be at least 1, got {value}")
         return value
 
 
