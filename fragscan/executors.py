@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import attacks
-from .checkpoint import CheckpointStore, FinishedTarget
+from .resume import CheckpointStore, FinishedTarget
 from .config import ScanConfig
 from .engine import EngineInfo, Progress, analysis_mode, sweep
 from .errors import ConfigError, FragscanError

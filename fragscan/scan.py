@@ -21,7 +21,7 @@ from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
-from .checkpoint import CheckpointStore, tensor_digest
+from .resume import CheckpointStore, tensor_digest
 from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of

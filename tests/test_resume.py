@@ -14,8 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan import attacks
-from fragscan.checkpoint import DIRECTORY_NAME, CheckpointStore, FinishedTarget
+from fragscan.resume import DIRECTORY_NAME, CheckpointStore, FinishedTarget
 from fragscan.cli import app
 from fragscan.engine import Curve, EngineInfo
 from fragscan.errors import ConfigError, InputError

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.checkpoint import CheckpointStore
+from fragscan.resume import CheckpointStore
 from fragscan.cli import app
 from fragscan.errors import InputError
 from fragscan.report import load_report

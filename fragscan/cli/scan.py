@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
-from ..checkpoint import DIRECTORY_NAME
+from ..resume import DIRECTORY_NAME
 from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..executors import ExecutorOptions
