@@ -387,6 +387,7 @@ def sweep(
     range_kind: str = "pooled",
     reuse: bool = True,
     memory_budget: int | None = None,
+    unfiltered: Measurement | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> SweepResult:
     """Curves per target and filter. Local scope: one target per group, each over its own range;
@@ -395,9 +396,12 @@ def sweep(
     Call inside :func:`analysis_mode`. ``reuse=False`` computes every variant with full forwards.
     ``memory_budget`` (bytes) bounds the reused activations held at once (default: 2 GiB on CPU,
     a quarter of the free memory on CUDA); beyond one batch, what does not fit is recomputed.
+    ``unfiltered`` is the unfiltered network's measurement when the caller already has it (a scan
+    sweeping group by group measures it once); otherwise it is measured here.
     """
     info = EngineInfo(memory_budget_bytes=memory_budget or default_memory_budget(images.device))
-    unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
+    if unfiltered is None:
+        unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
 
     why_not_fused = fgsm_fusable(adversary)
     info.fused_attack = why_not_fused is None

@@ -17,7 +17,7 @@ import torch
 from . import attacks
 from .resume import CheckpointStore, FinishedTarget
 from .config import ScanConfig
-from .engine import EngineInfo, Progress, analysis_mode, sweep
+from .engine import EngineInfo, Measurement, Progress, analysis_mode, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 
@@ -26,13 +26,14 @@ EXECUTORS = ("local", "ray")
 
 def sweep_target(
     model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[Progress], None] | None = None, unfiltered: Measurement | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``); the engine backs off on out-of-memory itself."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
     result = sweep(
         model, chosen, config.filters, config.thresholds, images, labels, adversary,
-        batch_size=batch_size, scope=config.scope, range_kind=config.global_range, progress=progress,
+        batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
+        unfiltered=unfiltered, progress=progress,
     )
     return FinishedTarget(result.curves[target], batch_size, str(images.device.type), result.info)
 

@@ -254,7 +254,7 @@ def scan(
         finished |= run_targets(
             [t for t in targets if t not in finished],
             local=lambda target, forward: sweep_target(
-                model, groups, target, config, images, labels, adversary, batch_size, forward
+                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered
             ),
             job=lambda: Job(
                 config=config,
