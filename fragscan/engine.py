@@ -436,6 +436,8 @@ def sweep(
                 candidate = split(traced, parameters, lambda node: costs.get(node, 0.0))
                 if candidate.suffix_share >= WHOLE_MODEL_SHARE:
                     info.full_forward_targets[name] = "nothing to reuse: the group's suffix is the whole model"
+                elif candidate.unsafe:
+                    info.full_forward_targets[name] = f"not split: {candidate.unsafe}"
                 else:
                     frontier, per_batch = evaluator.first_frontier(candidate)
                     if evaluator.agrees(candidate, frontier):

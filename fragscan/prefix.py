@@ -28,6 +28,7 @@ class Split:
     suffix: Callable[..., torch.Tensor]
     identity: bool
     suffix_share: float | None  # share of the model's nodes' FLOPs proxy in the suffix, when known
+    unsafe: str | None = None  # why reusing the prefix would give wrong numbers (then it is not used)
 
 
 def identity_split(model: nn.Module) -> Split:
@@ -53,6 +54,26 @@ def _uses(traced: fx.GraphModule, node: fx.Node, ids: set[int]) -> bool:
     return False
 
 
+def _written(traced: fx.GraphModule, node: fx.Node) -> fx.Node | None:
+    """The node whose tensor ``node`` overwrites in place (``x.add_(y)``, ``relu(x, inplace=True)``,
+    ``out=x``), if any."""
+    target = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+    if node.op == "call_module":
+        return target if getattr(traced.get_submodule(node.target), "inplace", False) else None
+    if node.op == "call_method":
+        return target if node.target.endswith("_") and not node.target.startswith("__") else None
+    if node.op == "call_function":
+        if isinstance(node.kwargs.get("out"), fx.Node):
+            return node.kwargs["out"]
+        name = getattr(node.target, "__name__", "")
+        in_place = node.kwargs.get("inplace") is True or (name.endswith("_") and not name.startswith("__"))
+        return target if in_place or name in _IN_PLACE_OPERATORS else None
+    return None
+
+
+_IN_PLACE_OPERATORS = {"iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior", "ixor", "setitem"}
+
+
 def split(traced: fx.GraphModule, parameters: Sequence[nn.Parameter], cost: Callable[[fx.Node], float]) -> Split:
     """Split ``traced`` into the part independent of ``parameters`` and the dependent suffix.
 
@@ -69,6 +90,19 @@ def split(traced: fx.GraphModule, parameters: Sequence[nn.Parameter], cost: Call
         for node in nodes
         if node not in dependent and node.op != "get_attr" and any(user in dependent for user in node.users)
     ]
+
+    # The frontier is computed once and read by every variant: a suffix write into it would leak
+    # from one variant into the next, and a prefix write would reach suffix reads that, in the
+    # model's own order, came before it.
+    order = {node: i for i, node in enumerate(nodes)}
+    unsafe = None
+    for node in nodes:
+        written = _written(traced, node)
+        if written is None or written in dependent:
+            continue
+        if node in dependent or any(user in dependent and order[user] < order[node] for user in written.users):
+            unsafe = f"{node.name} writes in place to {written.name}, an activation the split would reuse"
+            break
 
     prefix_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
@@ -92,6 +126,7 @@ def split(traced: fx.GraphModule, parameters: Sequence[nn.Parameter], cost: Call
         suffix=fx.GraphModule(traced, suffix_graph),
         identity=False,
         suffix_share=sum(cost(n) for n in nodes if n in dependent) / total,
+        unsafe=unsafe,
     )
 
 

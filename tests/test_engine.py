@@ -53,6 +53,17 @@ class Untraceable(TinyResNet):
         return super().forward(x)
 
 
+class InPlaceShortcut(TinyResNet):
+    """Adds the block's output into the stem's activation in place: the stem's activation is what
+    the block's groups would reuse, so a split there would see it already changed from the second
+    variant on (the first, which the engine's check runs, is still right)."""
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x.add_(self.block.bn2(self.block.conv2(torch.relu(self.block.bn1(self.block.conv1(torch.relu(x)))))))
+        return self.head(nn.functional.max_pool2d(torch.relu(x), 2).flatten(1))
+
+
 def _digits_spec():
     return ModelSpec((1, 8, 8), (0.3056,), (0.3761,), 10)
 
@@ -121,6 +132,15 @@ def test_an_untraceable_model_falls_back_to_full_forwards_and_says_so(data):
     _assert_identical(result, expected)
     assert not result.info.prefix_reuse
     assert "torch.fx cannot trace" in result.info.fallback
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_an_in_place_write_to_a_reused_activation_is_not_split_there(data, mode):
+    result, expected = _engine_and_reference(_trained(InPlaceShortcut), *data, mode)
+    _assert_identical(result, expected)
+    for name in ("block.conv1.weight", "block.conv2.weight"):
+        assert "in place" in result.info.full_forward_targets[name]
+    assert "head.weight" in result.info.suffix_share  # reads after the write: still reusable
 
 
 def test_weights_are_restored_when_the_sweep_is_interrupted(data):
