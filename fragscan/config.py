@@ -84,6 +84,16 @@ class ScanConfig(BaseModel):
     summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
     seed: int = Field(0, description="seeds sample draw and attack randomness")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), or bf16/fp16 "
+        "autocast (faster, may flip a few predictions; checked against --precision-tolerance)",
+    )
+    precision_tolerance: float = Field(
+        0.01,
+        description="[ours] with bf16/fp16: largest share of evaluation samples whose clean or adversarial "
+        "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
+    )
 
     @field_validator("filters", "include", mode="before")
     @classmethod
@@ -118,6 +128,13 @@ class ScanConfig(BaseModel):
     def _non_negative_bootstrap(cls, value):
         if value < 0:
             raise ValueError(f"--bootstrap must be >= 0 (0 turns intervals off), got {value}")
+        return value
+
+    @field_validator("precision_tolerance")
+    @classmethod
+    def _tolerance_in_unit(cls, value):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--precision-tolerance must lie in [0, 1] (a share of samples), got {value}")
         return value
 
     @field_validator("eps_target")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -114,6 +114,24 @@ def analysis_mode(model: nn.Module, norm_mode: str = "eval") -> Iterator[nn.Modu
                     live.copy_(saved)
                 layer.momentum = momentum
         model.train(was_training)
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def arithmetic(device: torch.device, precision: str) -> AbstractContextManager:
+    """The arithmetic a sweep runs in: fp32 as the model is (exact), or bf16/fp16 autocast.
+
+    The weight-cast cache stays off: the engine rewrites weights in place between variants.
+    """
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False)
+
+
+def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int) -> Measurement:
+    """Clean and adversarial correctness of ``model`` as it is (the unfiltered network's row)."""
+    return predictions(model, images, batch_size) == labels, adversary.correct(model)
 
 
 def _digest(masks: list[torch.Tensor]) -> bytes:
@@ -393,7 +411,7 @@ def sweep(
     """Curves per target and filter. Local scope: one target per group, each over its own range;
     global scope: one target, ``"global"``, all groups filtered at once over a shared range.
 
-    Call inside :func:`analysis_mode`. ``reuse=False`` computes every variant with full forwards.
+    Call inside :func:`analysis_mode` (and :func:`arithmetic` for reduced precision). ``reuse=False`` computes every variant with full forwards.
     ``memory_budget`` (bytes) bounds the reused activations held at once (default: 2 GiB on CPU,
     a quarter of the free memory on CUDA); beyond one batch, what does not fit is recomputed.
     ``unfiltered`` is the unfiltered network's measurement when the caller already has it (a scan
@@ -401,7 +419,7 @@ def sweep(
     """
     info = EngineInfo(memory_budget_bytes=memory_budget or default_memory_budget(images.device))
     if unfiltered is None:
-        unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
+        unfiltered = measure(model, images, labels, adversary, batch_size)
 
     why_not_fused = fgsm_fusable(adversary)
     info.fused_attack = why_not_fused is None

@@ -17,7 +17,7 @@ import torch
 from . import attacks
 from .resume import CheckpointStore, FinishedTarget
 from .config import ScanConfig
-from .engine import EngineInfo, Measurement, Progress, analysis_mode, sweep
+from .engine import EngineInfo, Measurement, Progress, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 
@@ -27,14 +27,17 @@ EXECUTORS = ("local", "ray")
 def sweep_target(
     model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
     progress: Callable[[Progress], None] | None = None, unfiltered: Measurement | None = None,
+    precision: str = "fp32",
 ) -> FinishedTarget:
-    """One target's curves (inside ``analysis_mode``); the engine backs off on out-of-memory itself."""
+    """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
+    the engine backs off on out-of-memory itself."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
-    result = sweep(
-        model, chosen, config.filters, config.thresholds, images, labels, adversary,
-        batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
-        unfiltered=unfiltered, progress=progress,
-    )
+    with arithmetic(images.device, precision):
+        result = sweep(
+            model, chosen, config.filters, config.thresholds, images, labels, adversary,
+            batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
+            unfiltered=unfiltered, progress=progress,
+        )
     return FinishedTarget(result.curves[target], batch_size, str(images.device.type), result.info)
 
 
@@ -86,6 +89,7 @@ class Job:
     labels: torch.Tensor
     eps: float
     batch_size: int
+    precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
     plugins: tuple[str, ...]
 
 
@@ -192,4 +196,6 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
         attack = attacks.build_attack(config.attack, model, job.eps, model.spec.num_classes, config.norm_mode)
         adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
-        return sweep_target(model, groups, target, config, images, labels, adversary, job.batch_size)
+        return sweep_target(
+            model, groups, target, config, images, labels, adversary, job.batch_size, precision=job.precision
+        )

@@ -16,14 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, predictions, uses_eps
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
 from .resume import CheckpointStore, tensor_digest
 from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
-from .engine import Curve, Progress, analysis_mode
+from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
@@ -189,6 +189,8 @@ def scan(
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)
+    if config.precision == "fp16" and device.type == "cpu":
+        raise ConfigError("--precision fp16 runs ~20x slower than fp32 on a CPU; use --precision bf16 there (or fp32, exact)")
 
     spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     if dataset is None:
@@ -242,7 +244,23 @@ def scan(
         else:
             eps = float(config.eps)
         adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
-        unfiltered = (predictions(model, images, batch_size) == labels, adversary.correct(model))
+        unfiltered = measure(model, images, labels, adversary, batch_size)
+        precision, precision_disagreement = config.precision, None
+        if precision != "fp32":
+            with arithmetic(device, precision):
+                reduced = measure(model, images, labels, adversary, batch_size)
+            precision_disagreement = (
+                ((reduced[0] != unfiltered[0]) | (reduced[1] != unfiltered[1])).double().mean().item()
+            )
+            if precision_disagreement > config.precision_tolerance:
+                warnings.append(
+                    f"--precision {precision} changed the clean or adversarial correctness of "
+                    f"{precision_disagreement:.1%} of samples on the unfiltered network, above "
+                    f"--precision-tolerance {config.precision_tolerance:.1%}: the sweep ran in fp32"
+                )
+                precision = "fp32"
+            else:
+                unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
         targets = targets_of(config, groups)
         store = None
         if checkpoint_dir is not None:
@@ -254,7 +272,7 @@ def scan(
         finished |= run_targets(
             [t for t in targets if t not in finished],
             local=lambda target, forward: sweep_target(
-                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered
+                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision
             ),
             job=lambda: Job(
                 config=config,
@@ -263,6 +281,7 @@ def scan(
                 labels=labels.cpu(),
                 eps=eps,
                 batch_size=batch_size,
+                precision=precision,
                 plugins=tuple(str(p) for p in config.plugins),
             ),
             options=executor,
@@ -339,6 +358,8 @@ def scan(
             eps_used=eps,
             batch_size_used=batch_size,
             device_used=str(device),
+            precision_used=precision,
+            precision_disagreement=precision_disagreement,
             versions=library_versions(),
         ),
         baseline=Baseline(

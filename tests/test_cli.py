@@ -28,6 +28,9 @@ def test_scan_writes_a_report(tmp_path):
         (["--max-samples", "0"], "--max-samples must be at least 1"),
         (["--attack-mode", "sometimes"], "--attack-mode"),
         (["--weights", "missing.safetensors"], "weights file 'missing.safetensors' not found"),
+        (["--precision", "fp8"], "--precision"),
+        (["--precision-tolerance", "2"], "--precision-tolerance must lie in [0, 1]"),
+        (["--precision", "fp16", "--device", "cpu"], "use --precision bf16 there"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_with_no_report(tmp_path, arguments, message):

@@ -6,7 +6,7 @@ from torch import nn
 
 from fragscan.attacks import ADVERSARIAL_MODES, build_attack
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, sweep
+from fragscan.engine import analysis_mode, arithmetic, sweep
 from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.reference import reference_sweep
@@ -141,6 +141,18 @@ def test_an_in_place_write_to_a_reused_activation_is_not_split_there(data, mode)
     for name in ("block.conv1.weight", "block.conv2.weight"):
         assert "in place" in result.info.full_forward_targets[name]
     assert "head.weight" in result.info.suffix_share  # reads after the write: still reusable
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_in_bf16_the_engine_still_equals_the_obvious_loop_in_bf16(data, mode):
+    """Reduced precision changes the arithmetic, not the engine's exactness: its shortcuts are
+    checked against, and equal, the definition computed in the same arithmetic."""
+    model = _trained(TinyResNet)
+    with arithmetic(torch.device("cpu"), "bf16"):
+        assert model(data[0][:2]).dtype == torch.bfloat16  # the autocast really applies
+        result, expected = _engine_and_reference(model, *data, mode)
+    _assert_identical(result, expected)
+    assert result.info.prefix_reuse and result.info.fused_attack == (mode == "regenerate")
 
 
 def test_weights_are_restored_when_the_sweep_is_interrupted(data):

@@ -136,3 +136,18 @@ def test_constant_tensors_are_skipped_with_a_reason():
 def test_include_widens_the_scope_to_biases():
     groups, _ = parameter_groups(create_model("digits-cnn").net, ("bias",))
     assert "features.0.bias" in [g.name for g in groups]
+
+
+def test_reduced_precision_is_measured_against_fp32_and_falls_back_beyond_the_tolerance(small_config):
+    exact = fragscan.scan(small_config(max_samples=200, thresholds=3, bootstrap=0))
+    fast = fragscan.scan(small_config(max_samples=200, thresholds=3, bootstrap=0, precision="bf16", precision_tolerance=1.0))
+    assert exact.settings.precision_used == "fp32" and exact.settings.precision_disagreement is None
+    assert fast.settings.precision_used == "bf16"
+    flips = fast.settings.precision_disagreement
+    assert 0 < flips < 0.1  # bf16 moves a few FGSM examples of this model across the boundary
+    strict = fragscan.scan(
+        small_config(max_samples=200, thresholds=3, bootstrap=0, precision="bf16", precision_tolerance=flips / 2)
+    )
+    assert strict.settings.precision_used == "fp32" and strict.settings.precision_disagreement == flips
+    assert any("the sweep ran in fp32" in w for w in strict.warnings)
+    assert [g.filters for g in strict.groups] == [g.filters for g in exact.groups]  # the fallback is exact

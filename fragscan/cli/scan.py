@@ -90,6 +90,14 @@ def scan(
     ),
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
     device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    precision: str = typer.Option(
+        _DEFAULTS.precision,
+        help="fp32: exact, the obvious loop's numbers; bf16 or fp16 (CUDA): autocast, faster, checked against --precision-tolerance.",
+    ),
+    precision_tolerance: float = typer.Option(
+        _DEFAULTS.precision_tolerance,
+        help="Largest share of samples whose correctness on the unfiltered network bf16/fp16 may change; above it the sweep runs in fp32.",
+    ),
     out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
     resume: bool = typer.Option(
         True,
@@ -142,6 +150,8 @@ def scan(
         summary_score=summary_score,
         seed=seed,
         device=device,
+        precision=precision,
+        precision_tolerance=precision_tolerance,
     )
     load_plugins(config.plugins)  # before the name checks, so plugin names are known
     check_names(config)
