@@ -281,7 +281,8 @@ def _plan(
     targets: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
 ) -> tuple[list[_Variant], dict[str, tuple[list[int], list[int], list[int | None]]]]:
     """Distinct variants, and per filter: removed and changed counts and each cell's variant index
-    (``None``: nothing changed, the unfiltered network)."""
+    (``None``: nothing changed, the unfiltered network). Two cells share a variant when they zero
+    the same non-zero entries: masks that differ only on entries already zero give one network."""
     variants: list[_Variant] = []
     index_of: dict[bytes, int] = {}
     cells = {}
@@ -289,12 +290,13 @@ def _plan(
         removed, changed, which = [], [], []
         for i, alpha in enumerate(synaptic_filter.thresholds().tolist()):
             masks = [synaptic_filter.removed(w, alpha) for w in originals]
+            altered = [m & (w != 0) for m, w in zip(masks, originals)]
             removed.append(sum(int(m.sum()) for m in masks))
-            changed.append(sum(int((m & (w != 0)).sum()) for m, w in zip(masks, originals)))
+            changed.append(sum(int(a.sum()) for a in altered))
             if changed[-1] == 0:
                 which.append(None)
                 continue
-            key = _digest(masks)
+            key = _digest(altered)
             if key not in index_of:
                 index_of[key] = len(variants)
                 variants.append(_Variant(synaptic_filter, alpha, []))

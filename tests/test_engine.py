@@ -7,6 +7,7 @@ from torch import nn
 from fragscan.attacks import ADVERSARIAL_MODES, build_attack
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.engine import analysis_mode, arithmetic, sweep
+from fragscan.filters import create_filter
 from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.reference import reference_sweep
@@ -153,6 +154,30 @@ def test_in_bf16_the_engine_still_equals_the_obvious_loop_in_bf16(data, mode):
         result, expected = _engine_and_reference(model, *data, mode)
     _assert_identical(result, expected)
     assert result.info.prefix_reuse and result.info.fused_attack == (mode == "regenerate")
+
+
+def test_masks_that_differ_only_on_zero_entries_are_one_network(data):
+    """A pruned layer: thresholds whose bands add only entries that are already zero give the same
+    filtered network, evaluated once; the curves still equal the obvious loop's."""
+    torch.manual_seed(0)
+    model = Normalized(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), _digits_spec())
+    with torch.no_grad():
+        weight = model.net[1].weight
+        weight.uniform_(0.5, 1.0)
+        weight[:, ::2] = 0.0  # half the entries pruned
+        weight[0, 1] = -1.0  # the range is about [-1, 1]: thresholds -1, -1/3, 1/3, 1
+    result, expected = _engine_and_reference(model, *data, "fixed")
+    _assert_identical(result, expected)
+    # step-down at 1/3 removes every positive entry; at -1/3 the zeros too: one network.
+    altered = set()
+    for filter_id in FILTERS:
+        curve = result.curves["1.weight"][filter_id]
+        for alpha in curve.thresholds:
+            synaptic_filter = create_filter(filter_id, float(weight.min()), float(weight.max()), THRESHOLDS)
+            mask = synaptic_filter.removed(weight, alpha) & (weight != 0)
+            if mask.any():
+                altered.add(mask.numpy().tobytes())
+    assert result.info.variants == len(altered)
 
 
 def test_weights_are_restored_when_the_sweep_is_interrupted(data):
