@@ -162,7 +162,7 @@ def test_masks_that_differ_only_on_zero_entries_are_one_network(data):
     torch.manual_seed(0)
     model = Normalized(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), _digits_spec())
     with torch.no_grad():
-        weight = model.net[1].weight
+        weight = model.net[1].weight.detach()
         weight.uniform_(0.5, 1.0)
         weight[:, ::2] = 0.0  # half the entries pruned
         weight[0, 1] = -1.0  # the range is about [-1, 1]: thresholds -1, -1/3, 1/3, 1
