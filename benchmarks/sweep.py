@@ -178,7 +178,7 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...]) -> No
         if not same:
             raise SystemExit("curves differ from the reference loop")
         for precision in reduced:  # opt-in autocast against the exact reference: faster, not identical
-            with analysis_mode(case.model), arithmetic(device, precision):
+            with analysis_mode(case.model), arithmetic(case.model, precision):
                 fast, fast_s, fast_cpu, fast_peak = timed(device, lambda: run_engine(case, groups, mode, thresholds))
             print(f"{mode + ' ' + precision:<11}{'':>12}{fast_s:>10.2f}{reference_s / fast_s:>6.2f}x{'':>11}"
                   f"{fast_cpu:>11.2f}{reference_cpu / fast_cpu:>6.2f}x{'':>12}{networks * samples / fast_s:>12,.0f}"

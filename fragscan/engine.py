@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -119,14 +119,23 @@ def analysis_mode(model: nn.Module, norm_mode: str = "eval") -> Iterator[nn.Modu
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def arithmetic(device: torch.device, precision: str) -> AbstractContextManager:
-    """The arithmetic a sweep runs in: fp32 as the model is (exact), or bf16/fp16 autocast.
+@contextmanager
+def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
+    """The arithmetic a sweep runs in: fp32 as the model is (exact), or bf16/fp16 autocast with the
+    weights in channels-last layout (the fast kernels for reduced precision; restored on exit).
 
     The weight-cast cache stays off: the engine rewrites weights in place between variants.
     """
     if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False)
+        yield model
+        return
+    device = next(model.parameters()).device
+    model.to(memory_format=torch.channels_last)  # only 4-d tensors change layout
+    try:
+        with torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False):
+            yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
 
 
 def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int) -> Measurement:
@@ -413,7 +422,8 @@ def sweep(
     """Curves per target and filter. Local scope: one target per group, each over its own range;
     global scope: one target, ``"global"``, all groups filtered at once over a shared range.
 
-    Call inside :func:`analysis_mode` (and :func:`arithmetic` for reduced precision). ``reuse=False`` computes every variant with full forwards.
+    Call inside :func:`analysis_mode` (and :func:`arithmetic` for reduced precision).
+    ``reuse=False`` computes every variant with full forwards.
     ``memory_budget`` (bytes) bounds the reused activations held at once (default: 2 GiB on CPU,
     a quarter of the free memory on CUDA); beyond one batch, what does not fit is recomputed.
     ``unfiltered`` is the unfiltered network's measurement when the caller already has it (a scan

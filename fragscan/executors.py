@@ -32,7 +32,7 @@ def sweep_target(
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
     the engine backs off on out-of-memory itself."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
-    with arithmetic(images.device, precision):
+    with arithmetic(model, precision):
         result = sweep(
             model, chosen, config.filters, config.thresholds, images, labels, adversary,
             batch_size=batch_size, scope=config.scope, range_kind=config.global_range,

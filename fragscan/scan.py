@@ -247,7 +247,7 @@ def scan(
         unfiltered = measure(model, images, labels, adversary, batch_size)
         precision, precision_disagreement = config.precision, None
         if precision != "fp32":
-            with arithmetic(device, precision):
+            with arithmetic(model, precision):
                 reduced = measure(model, images, labels, adversary, batch_size)
             precision_disagreement = (
                 ((reduced[0] != unfiltered[0]) | (reduced[1] != unfiltered[1])).double().mean().item()

@@ -149,9 +149,11 @@ def test_in_bf16_the_engine_still_equals_the_obvious_loop_in_bf16(data, mode):
     """Reduced precision changes the arithmetic, not the engine's exactness: its shortcuts are
     checked against, and equal, the definition computed in the same arithmetic."""
     model = _trained(TinyResNet)
-    with arithmetic(torch.device("cpu"), "bf16"):
+    with arithmetic(model, "bf16"):
         assert model(data[0][:2]).dtype == torch.bfloat16  # the autocast really applies
+        assert model.net.stem.weight.is_contiguous(memory_format=torch.channels_last)
         result, expected = _engine_and_reference(model, *data, mode)
+    assert all(p.is_contiguous() for p in model.parameters())  # the user's layout is back
     _assert_identical(result, expected)
     assert result.info.prefix_reuse and result.info.fused_attack == (mode == "regenerate")
 
