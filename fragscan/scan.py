@@ -263,7 +263,6 @@ def scan(
                 labels=labels.cpu(),
                 eps=eps,
                 batch_size=batch_size,
-                plugins=tuple(str(p) for p in config.plugins),
             ),
             options=executor,
             store=store,
