@@ -10,7 +10,7 @@ import fragscan
 from fragscan.cli import app
 from fragscan.data import DATASETS
 from fragscan.models import MODELS
-from fragscan.plugins import load_again, load_plugins
+from fragscan.plugins import Plugin, load_again, load_plugins
 
 runner = CliRunner()
 
@@ -136,3 +136,13 @@ def test_load_again_loads_exactly_the_given_plugins(tmp_path, monkeypatch, model
         assert project_only not in fragscan.list_models(external=False)
     finally:
         MODELS.unregister(project_only)
+
+
+def test_load_again_imports_an_entry_point_by_its_value(tmp_path, monkeypatch, model_name):
+    """A worker gets the driver's entry-point record (name, ``module[:attr]``), not the installed metadata."""
+    module = f"fragscan_worker_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(_plugin_source(model_name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (again,) = load_again([Plugin("worker-nets", "entry-point", module)])
+    assert again.loaded and again.registered == (f"model:{model_name}",)
+    assert model_name in fragscan.list_models(external=False)
