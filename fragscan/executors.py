@@ -8,6 +8,7 @@ worker, or be read back from a checkpoint, and the report is the same.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from .config import ScanConfig
 from .engine import EngineInfo, Measurement, Progress, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
+from .plugins import Plugin, load_again, loaded_plugins
 
 EXECUTORS = ("local", "ray")
 
@@ -81,7 +83,8 @@ class ExecutorOptions:
 @dataclass(frozen=True)
 class Job:
     """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
-    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps."""
+    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps.
+    The driver's plugins travel beside it (see :func:`sweep_in_worker`)."""
 
     config: ScanConfig
     model: object
@@ -90,7 +93,6 @@ class Job:
     eps: float
     batch_size: int
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
-    plugins: tuple[str, ...]
 
 
 def run_targets(
@@ -155,8 +157,10 @@ def _ray_results(pending: list[str], job: Job, options: ExecutorOptions) -> Iter
     if gpus is None:
         gpus = 1 if torch.cuda.is_available() else 0
     remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=2)(sweep_in_worker)
+    plugins = tuple(p for p in loaded_plugins() if p.loaded)
+    _pickle_plugin_files_by_value(plugins)
     job_ref = ray.put(job)
-    waiting = {remote.remote(job_ref, target): target for target in pending}
+    waiting = {remote.remote(job_ref, plugins, target): target for target in pending}
     try:
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1)
@@ -164,30 +168,46 @@ def _ray_results(pending: list[str], job: Job, options: ExecutorOptions) -> Iter
             try:
                 yield target, ray.get(ready[0])
             except ray.exceptions.RayTaskError as error:
-                cause = error.as_instanceof_cause()
-                if isinstance(cause, FragscanError):
-                    raise cause from None
-                raise FragscanError(f"a Ray worker failed on {target}: {str(error).strip().splitlines()[0]}") from None
+                if isinstance(error.cause, FragscanError):  # the worker's own error, not Ray's traceback text
+                    raise error.cause from None
+                why = (str(error.cause).strip().splitlines() or [""])[0]
+                raise FragscanError(f"a Ray worker failed on {target}: {type(error.cause).__name__}: {why}") from None
     finally:
         for reference in waiting:
             ray.cancel(reference, force=True)
 
 
-def load_worker_plugins(plugins: tuple[str, ...]) -> None:
-    """Hook: a Ray worker is a fresh process, so plugins the driver loaded must be loaded again
-    before the registries are used. Plugin loading lives in ``fragscan.plugins`` (its
-    ``load_plugins(specs)`` registers what the specs name); without plugins nothing is needed."""
-    if plugins:
-        from .plugins import load_plugins  # type: ignore[import-not-found]
+def _pickle_plugin_files_by_value(plugins: tuple[Plugin, ...]) -> None:
+    """Ray unpickles a task's arguments before the task runs, so a class defined in a plugin file
+    (imported under a made-up module name) could not be found by name on a worker: Ray's
+    cloudpickle sends such modules' classes and functions by value instead."""
+    from ray import cloudpickle
 
-        load_plugins(list(plugins))
+    for plugin in plugins:
+        module = sys.modules.get(plugin.file_module) if plugin.file_module else None
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
 
 
-def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
-    """Runs on a Ray worker: rebuild model and evaluation from ``job``, sweep one target."""
+def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
+    """A Ray worker is a fresh process: load exactly the plugins the driver loaded (the same entry
+    points and files, by the same resolved paths; nothing from the worker's own directory) before
+    the registries are used. One that loaded on the driver but fails here is an error: the worker
+    would not evaluate what the driver asked for."""
+    for plugin in load_again(plugins):
+        if not plugin.loaded:
+            raise ConfigError(
+                f"plugin {plugin.describe()} on a Ray worker (it loaded on the driver): "
+                "install it, or put the file at the same path, on every Ray node"
+            )
+
+
+def sweep_in_worker(job: Job, plugins: tuple[Plugin, ...], target: str) -> FinishedTarget:
+    """Runs on a Ray worker: load the driver's ``plugins`` (its filters and attacks are looked up by
+    name), rebuild the evaluation from ``job``, sweep one target."""
     from .scan import resolve_device
 
-    load_worker_plugins(job.plugins)
+    load_worker_plugins(plugins)
     config = job.config
     device = resolve_device(config.device)
     model = job.model.to(device)

@@ -40,6 +40,12 @@ class Plugin:
     def loaded(self) -> bool:
         return self.error is None
 
+    @property
+    def file_module(self) -> str | None:
+        """The made-up name a plugin file is imported under (``None`` for an entry point): another
+        process cannot import it by that name before it has loaded the same file."""
+        return None if self.route == "entry-point" else _file_module_name(Path(self.location))
+
     def describe(self) -> str:
         """One line for reports: ``name (route: location) -> what`` or ``... failed: why``."""
         head = f"{self.name} ({self.route}: {self.location})"
@@ -69,9 +75,13 @@ def _load(key: tuple[str, str], name: str, route: Route, location: str, importer
     return plugin
 
 
-def _import_file(path: Path) -> None:
+def _file_module_name(path: Path) -> str:
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    module_name = f"fragscan_plugin_{path.stem.replace('-', '_')}_{digest}"
+    return f"fragscan_plugin_{path.stem.replace('-', '_')}_{digest}"
+
+
+def _import_file(path: Path) -> None:
+    module_name = _file_module_name(path)
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -117,3 +127,16 @@ def load_plugins(files: Iterable[str | Path] = (), *, project_dir: str | Path | 
 def loaded_plugins() -> list[Plugin]:
     """Every plugin loaded so far in this process."""
     return list(_LOADED.values())
+
+
+def load_again(plugins: Iterable[Plugin]) -> list[Plugin]:
+    """Load exactly these plugins, by the route and location another process loaded them from, and
+    nothing else: no entry point, ``plugins/`` file or ``--plugin`` file that process did not load.
+    For a fresh process (a Ray worker) that must hold the same registries as the one it works for."""
+    again = []
+    for plugin in plugins:
+        if plugin.route == "entry-point":
+            again.append(_load_entry_point(metadata.EntryPoint(plugin.name, plugin.location, ENTRY_POINT_GROUP)))
+        else:
+            again.append(_load_file(Path(plugin.location), plugin.route))
+    return again

@@ -282,7 +282,6 @@ def scan(
                 eps=eps,
                 batch_size=batch_size,
                 precision=precision,
-                plugins=tuple(str(p) for p in config.plugins),
             ),
             options=executor,
             store=store,

@@ -10,7 +10,7 @@ import fragscan
 from fragscan.cli import app
 from fragscan.data import DATASETS
 from fragscan.models import MODELS
-from fragscan.plugins import load_plugins
+from fragscan.plugins import Plugin, load_again, load_plugins
 
 runner = CliRunner()
 
@@ -119,3 +119,30 @@ def test_a_factory_without_in_chans_is_called_with_what_it_takes(tmp_path):
         assert fragscan.create_model(name).spec.num_classes == 10
     finally:
         MODELS.unregister(name)
+
+
+def test_load_again_loads_exactly_the_given_plugins(tmp_path, monkeypatch, model_name):
+    """What a Ray worker does: the driver's plugins by their resolved paths, not its own ./plugins/."""
+    project_only = f"{model_name}-project-only"
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "worker_local.py").write_text(_plugin_source(project_only))
+    named = tmp_path / "named_plugin.py"
+    named.write_text(_plugin_source(model_name))
+    (driver_record,) = load_plugins([named], project_dir=tmp_path / "empty")[-1:]
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert load_again([driver_record]) == [driver_record]
+        assert model_name in fragscan.list_models(external=False)
+        assert project_only not in fragscan.list_models(external=False)
+    finally:
+        MODELS.unregister(project_only)
+
+
+def test_load_again_imports_an_entry_point_by_its_value(tmp_path, monkeypatch, model_name):
+    """A worker gets the driver's entry-point record (name, ``module[:attr]``), not the installed metadata."""
+    module = f"fragscan_worker_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(_plugin_source(model_name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (again,) = load_again([Plugin("worker-nets", "entry-point", module)])
+    assert again.loaded and again.registered == (f"model:{model_name}",)
+    assert model_name in fragscan.list_models(external=False)

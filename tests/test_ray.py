@@ -2,12 +2,18 @@
 
 import importlib
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
 
 import fragscan
+from fragscan import executors
+from fragscan.errors import ConfigError
 from fragscan.executors import ExecutorOptions
+from fragscan.filters import FILTERS
+from fragscan.models import MODELS
+from fragscan.plugins import Plugin
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'fragscan[ray]' to run the scale-out tests")
 scan_module = importlib.import_module("fragscan.scan")
@@ -54,3 +60,69 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
     resumed = fragscan.scan(config, checkpoint_dir=tmp_path, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     assert resumed.run.resumed_targets == 2
     assert _numbers(resumed) == _numbers(reference)
+
+
+def _plugin_with_its_own_classes(model_name: str, filter_id: str) -> str:
+    """A plugin file whose network class and filter class exist only in that file: no worker can import them by name."""
+    return textwrap.dedent(
+        f"""
+        import torch
+        from torch import nn
+        import fragscan
+
+        class TwoLayerNet(nn.Module):
+            def __init__(self, num_classes):
+                super().__init__()
+                self.hidden = nn.Linear(64, 16)
+                self.out = nn.Linear(16, num_classes)
+
+            def forward(self, x):
+                return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+        @fragscan.register_model("{model_name}", input_size=(1, 8, 8), mean=(0.3,), std=(0.4,), num_classes=10)
+        def factory(num_classes=10, **kwargs):
+            torch.manual_seed(0)
+            return TwoLayerNet(num_classes)
+
+        @fragscan.register_filter
+        class Magnitude(fragscan.SynapticFilter):
+            id = "{filter_id}"
+            label = "magnitude"
+            description = "removes every |w| <= |alpha|"
+
+            def removed(self, weight, alpha):
+                return weight.abs() <= abs(alpha)
+        """
+    )
+
+
+def test_a_model_and_filter_from_a_plugin_file_run_on_ray_workers(local_ray, tmp_path):
+    model_name, filter_id = f"ray-plugin-net-{tmp_path.name}", f"ray-magnitude-{tmp_path.name}"
+    path = tmp_path / "ray_plugin.py"
+    path.write_text(_plugin_with_its_own_classes(model_name, filter_id))
+    config = fragscan.ScanConfig(
+        model=model_name, plugins=[path], max_samples=40, thresholds=3, eps=0.1, filters=f"pulse,{filter_id}"
+    )
+    try:
+        reference = fragscan.scan(config)
+        distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    finally:
+        MODELS.unregister(model_name)
+        FILTERS.unregister(filter_id)
+    assert [g.name for g in distributed.groups] == ["hidden.weight", "out.weight"]
+    assert _numbers(distributed) == _numbers(reference)
+    assert distributed.plugins == reference.plugins
+    assert f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
+
+
+def test_a_plugin_the_driver_loaded_but_a_worker_cannot_is_one_clean_error(local_ray, small_config, tmp_path, monkeypatch):
+    missing = tmp_path / "only_on_the_driver.py"
+    driver_plugins = executors.loaded_plugins
+    monkeypatch.setattr(
+        executors, "loaded_plugins", lambda: [*driver_plugins(), Plugin("only_on_the_driver", "file", str(missing), ("filter:x",))]
+    )
+    with pytest.raises(ConfigError) as caught:
+        fragscan.scan(small_config(thresholds=3, max_samples=40, filters="pulse"), executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    message = str(caught.value)
+    assert message.startswith(f"plugin only_on_the_driver (file: {missing}) failed: FileNotFoundError")
+    assert "on a Ray worker" in message and len(message.splitlines()) == 1
