@@ -29,8 +29,33 @@ for _name in torchattacks.__all__:
         ATTACKS.register(_name, _cls, source="torchattacks")
 
 
+class _CallerModes(nn.Module):
+    """``model`` with its train/eval switch disabled, for an attack to run in the modes its caller set.
+
+    torchattacks cannot express the source's mode (batch norm in train mode, all else in eval):
+    ``set_model_training_mode(model_training=True)`` puts the whole model in train mode and then
+    only modules whose class name contains "BatchNorm" or "Dropout" back, so functional dropout
+    and DropPath stay on, and after the attack it leaves the model in train mode.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def train(self, mode: bool = True) -> _CallerModes:
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
 def build_attack(name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval") -> Attack:
-    """An attack on ``model`` with budget ``eps``; class-count options are set from the model."""
+    """An attack on ``model`` with budget ``eps``; class-count options are set from the model.
+
+    ``norm_mode='eval'``: torchattacks' default, the attack runs in eval mode and switches a model
+    in training back afterwards. ``norm_mode='train'``: the attack runs in, and leaves, exactly the
+    modes its caller set; call it inside ``engine.analysis_mode(model, 'train')``.
+    """
     cls = ATTACKS.get(name)
     accepted = inspect.signature(cls.__init__).parameters
     options = {}
@@ -40,12 +65,9 @@ def build_attack(name: str, model: nn.Module, eps: float, num_classes: int, norm
         if count_option in accepted:
             options[count_option] = num_classes
     try:
-        attack = cls(model, **options)
+        return cls(_CallerModes(model) if norm_mode == "train" else model, **options)
     except TypeError as error:
         raise ConfigError(f"attack {name} cannot be built with {sorted(options)}: {error}") from None
-    if norm_mode == "train":
-        attack.set_model_training_mode(model_training=True, batchnorm_training=True, dropout_training=False)
-    return attack
 
 
 def uses_eps(name: str) -> bool:
