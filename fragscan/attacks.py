@@ -1,5 +1,8 @@
 """Adversarial data from torchattacks, crafted in [0, 1] pixel space against the Normalized model.
 
+``attack_space='normalized'`` is the source's attack instead: FGSM steps ``eps`` on the normalised
+input, unclipped (:class:`NormalizedFGSM`); it still takes and returns pixels.
+
 Two ways to get adversarial accuracy for a (filtered) network, one small class each:
 ``Regenerate`` attacks the network it is asked about; ``Fixed`` reuses examples crafted once
 against the unfiltered network (the transfer setting).
@@ -16,6 +19,7 @@ from torchattacks.attack import Attack
 from torch import nn
 
 from .errors import ConfigError
+from .models import Normalized
 from .registry import Registry
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -29,8 +33,69 @@ for _name in torchattacks.__all__:
         ATTACKS.register(_name, _cls, source="torchattacks")
 
 
-def build_attack(name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval") -> Attack:
-    """An attack on ``model`` with budget ``eps``; class-count options are set from the model."""
+class _CallerModes(nn.Module):
+    """``model`` with its train/eval switch disabled, for an attack to run in the modes its caller set.
+
+    torchattacks cannot express the source's mode (batch norm in train mode, all else in eval):
+    ``set_model_training_mode(model_training=True)`` puts the whole model in train mode and then
+    only modules whose class name contains "BatchNorm" or "Dropout" back, so functional dropout
+    and DropPath stay on, and after the attack it leaves the model in train mode.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def train(self, mode: bool = True) -> _CallerModes:
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+
+class NormalizedFGSM(Attack):
+    """The source's FGSM: z + eps * sign(grad_z) on the normalised input z = (x - mean) / std, unclipped.
+
+    It takes and returns pixels: a step of ``eps * std`` per channel along sign(grad_x), which is
+    sign(grad_z) since std > 0. torchattacks.FGSM clamps to [0, 1] inside ``forward``; this is
+    that forward without the clamp.
+    """
+
+    def __init__(self, model: nn.Module, std: torch.Tensor, eps: float):
+        super().__init__("NormalizedFGSM", model)
+        self.eps = eps
+        self.std = std.detach().clone()
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = images.clone().detach().to(self.device).requires_grad_(True)
+        labels = labels.clone().detach().to(self.device)
+        cost = nn.CrossEntropyLoss()(self.get_logits(images), labels)
+        grad = torch.autograd.grad(cost, images)[0]
+        return (images + self.eps * self.std.to(images.device) * grad.sign()).detach()
+
+
+def check_attack_space(name: str, attack_space: str) -> None:
+    if attack_space == "normalized" and name != "FGSM":
+        raise ConfigError(f"--attack-space normalized is the source's FGSM on normalised inputs; use --attack FGSM, not {name}")
+
+
+def build_attack(
+    name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval", attack_space: str = "pixel"
+) -> Attack:
+    """An attack on ``model`` with budget ``eps``; class-count options are set from the model.
+
+    ``norm_mode='eval'``: torchattacks' default, the attack runs in eval mode and switches a model
+    in training back afterwards. ``norm_mode='train'``: the attack runs in, and leaves, exactly the
+    modes its caller set; call it inside ``engine.analysis_mode(model, 'train')``.
+    ``attack_space='normalized'``: :class:`NormalizedFGSM` (``name`` must be FGSM), ``eps`` in
+    normalised units; ``model`` must be a Normalized wrapper, whose ``std`` sets the step.
+    """
+    attacked = _CallerModes(model) if norm_mode == "train" else model
+    check_attack_space(name, attack_space)
+    if attack_space == "normalized":
+        if not isinstance(model, Normalized):
+            raise ConfigError("--attack-space normalized needs a fragscan Normalized model: its std sets the step")
+        return NormalizedFGSM(attacked, model.std, eps)
     cls = ATTACKS.get(name)
     accepted = inspect.signature(cls.__init__).parameters
     options = {}
@@ -40,12 +105,9 @@ def build_attack(name: str, model: nn.Module, eps: float, num_classes: int, norm
         if count_option in accepted:
             options[count_option] = num_classes
     try:
-        attack = cls(model, **options)
+        return cls(attacked, **options)
     except TypeError as error:
         raise ConfigError(f"attack {name} cannot be built with {sorted(options)}: {error}") from None
-    if norm_mode == "train":
-        attack.set_model_training_mode(model_training=True, batchnorm_training=True, dropout_training=False)
-    return attack
 
 
 def uses_eps(name: str) -> bool:

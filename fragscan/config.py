@@ -15,7 +15,9 @@ Score = Literal["clean", "adversarial", "difference"]
 
 def _pixel_budget(value):
     if value != "auto" and not 0.0 <= value <= 1.0:
-        raise ValueError(f"--eps must be 'auto' or a number in [0, 1] (pixel scale), got {value}")
+        raise ValueError(
+            f"--eps must be 'auto' or a number in [0, 1] (pixels, or normalised units with --attack-space normalized), got {value}"
+        )
     return value
 
 
@@ -28,6 +30,13 @@ def _sample_limit(value):
 # Option types shared by every settings object that evaluates attacks (scan, retrain).
 PixelBudget = Annotated[float | Literal["auto"], AfterValidator(_pixel_budget)]
 SampleLimit = Annotated[int | None, AfterValidator(_sample_limit)]
+AttackSpace = Annotated[
+    Literal["pixel", "normalized"],
+    Field(
+        description="[ours] attacks perturb [0,1] pixels and clip; 'normalized' is the source's: FGSM steps eps "
+        "on the normalised input, unclipped"
+    ),
+]
 
 
 class ScanConfig(BaseModel):
@@ -55,6 +64,7 @@ class ScanConfig(BaseModel):
     thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
     attack: str = Field("FGSM", description="torchattacks class name")
     eps: PixelBudget = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
+    attack_space: AttackSpace = "pixel"
     eps_target: float = Field(0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0")
     attack_mode: Literal["regenerate", "fixed"] = Field(
         "regenerate", description="craft attacks against each filtered network, or once against the unfiltered one"

@@ -169,7 +169,7 @@ def fgsm_fusable(adversary: Adversary) -> str | None:
         return "fixed mode crafts once; nothing to share"
     attack = adversary.attack
     if type(attack) is not torchattacks.FGSM:
-        return f"{type(attack).__name__} is not FGSM: it runs as torchattacks defines it"
+        return f"{type(attack).__name__} is not torchattacks.FGSM: the attack runs on its own"
     if attack.targeted or attack._normalization_applied is not None or attack._model_training:
         return "FGSM in targeted, normalised or training mode runs as torchattacks defines it"
     return None

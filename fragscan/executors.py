@@ -214,7 +214,9 @@ def sweep_in_worker(job: Job, plugins: tuple[Plugin, ...], target: str) -> Finis
     images, labels = job.images.to(device), job.labels.to(device)
     groups, _ = parameter_groups(model.net, config.include)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
-        attack = attacks.build_attack(config.attack, model, job.eps, model.spec.num_classes, config.norm_mode)
+        attack = attacks.build_attack(
+            config.attack, model, job.eps, model.spec.num_classes, config.norm_mode, config.attack_space
+        )
         adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size, precision=job.precision

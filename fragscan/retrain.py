@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torchattacks.attack import Attack
 
 from . import __version__
-from .attacks import ATTACKS, build_attack, calibrate_eps, craft, predictions, uses_eps
-from .config import PixelBudget, SampleLimit
+from .attacks import ATTACKS, build_attack, calibrate_eps, check_attack_space, craft, predictions, uses_eps
+from .config import AttackSpace, PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError
@@ -26,7 +27,7 @@ from .models import Normalized, create_model
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class RetrainConfig(BaseModel):
@@ -47,6 +48,7 @@ class RetrainConfig(BaseModel):
     adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the current network")
     attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
+    attack_space: AttackSpace = "pixel"
     control: bool = Field(True, description="also fine-tune with no mask, same seed and budget")
     seed: int = Field(0, description="seeds the data order, evaluation draw and attacks")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
@@ -97,11 +99,11 @@ class Retrained:
     control: dict[str, torch.Tensor] | None
 
 
-def evaluate(model: Normalized, images, labels, attack: str, eps: float, batch_size: int, seed: int) -> Accuracy:
-    """Clean accuracy, and accuracy under ``attack`` crafted against this very network."""
+def evaluate(model: Normalized, images, labels, attack: Attack, batch_size: int, seed: int) -> Accuracy:
+    """Clean accuracy, and accuracy under ``attack``, built on this very network."""
     with analysis_mode(model):
         clean = (predictions(model, images, batch_size) == labels).double().mean().item()
-        adversarial_images = craft(build_attack(attack, model, eps, model.spec.num_classes), images, labels, batch_size, seed)
+        adversarial_images = craft(attack, images, labels, batch_size, seed)
         adversarial = (predictions(model, adversarial_images, batch_size) == labels).double().mean().item()
     return Accuracy(clean=clean, adversarial=adversarial)
 
@@ -136,6 +138,7 @@ def retrain(config: RetrainConfig) -> Retrained:
     """Fine-tune ``config.weights`` under ``config.mask`` (and, unless disabled, without it)."""
     started = time.perf_counter()
     ATTACKS.entry(config.attack)
+    check_attack_space(config.attack, config.attack_space)
     if config.eps == "auto" and not uses_eps(config.attack):
         raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
     device = resolve_device(config.device)
@@ -153,19 +156,23 @@ def retrain(config: RetrainConfig) -> Retrained:
     start_weights = {k: v.detach().cpu().clone() for k, v in original.net.state_dict().items()}
     batch = config.batch_size
 
+    def attack_on(model: Normalized, eps: float) -> Attack:
+        return build_attack(config.attack, model, eps, model.spec.num_classes, attack_space=config.attack_space)
+
     if config.eps == "auto":
         with analysis_mode(original):
-            eps = calibrate_eps(
-                lambda e: build_attack(config.attack, original, e, original.spec.num_classes),
-                original, images, labels, batch, config.seed,
-            )
+            eps = calibrate_eps(lambda e: attack_on(original, e), original, images, labels, batch, config.seed)
     else:
         eps = float(config.eps)
-    before = evaluate(original, images, labels, config.attack, eps, batch, config.seed)
+
+    def accuracy_of(model: Normalized) -> Accuracy:
+        return evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+
+    before = accuracy_of(original)
 
     def fine_tune(with_mask: bool) -> Normalized:
         model = copy.deepcopy(original)
-        adversary = build_attack(config.attack, model, eps, model.spec.num_classes) if config.adversarial else None
+        adversary = attack_on(model, eps) if config.adversarial else None
         per_name = {f"net.{k}": v for k, v in mask.tensors.items()} if with_mask else None
         # The wrapper's own parameters (none for built-ins) are not in the mask: they stay as they are.
         if per_name is not None:
@@ -174,10 +181,10 @@ def retrain(config: RetrainConfig) -> Retrained:
         return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
 
     selective_model = fine_tune(with_mask=True)
-    selective = evaluate(selective_model, images, labels, config.attack, eps, batch, config.seed)
+    selective = accuracy_of(selective_model)
     changes = _changes(start_weights, selective_model, mask)
     control_model = fine_tune(with_mask=False) if config.control else None
-    control = evaluate(control_model, images, labels, config.attack, eps, batch, config.seed) if control_model else None
+    control = accuracy_of(control_model) if control_model else None
 
     def state(model: Normalized | None) -> dict[str, torch.Tensor] | None:
         return None if model is None else {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}

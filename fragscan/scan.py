@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, uses_eps
+from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, check_attack_space, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
@@ -103,6 +103,7 @@ def check_names(config: ScanConfig) -> None:
     for filter_id in config.filters:
         FILTERS.entry(filter_id)
     ATTACKS.entry(config.attack)
+    check_attack_space(config.attack, config.attack_space)
     if config.eps == "auto" and not uses_eps(config.attack):
         raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
 
@@ -237,7 +238,7 @@ def scan(
         warnings += check_model(model, images, labels, batch_size)
 
         def make_attack(eps: float):
-            return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode)
+            return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
 
         if config.eps == "auto":
             eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)

@@ -12,7 +12,7 @@ from ..retrain import RetrainConfig, retrain
 from ..retrain_html import render_html
 from ..ui import stderr_console, stdout_console
 from . import app, fails_cleanly
-from .scan import _number
+from .scan import ATTACK_SPACE_HELP, _number
 
 
 @app.command("retrain")
@@ -27,6 +27,7 @@ def retrain_command(
     no_control: bool = typer.Option(False, "--no-control", help="Skip the unmasked control run."),
     attack: str = typer.Option("FGSM", help="torchattacks class for evaluation and --adversarial."),
     eps: str = typer.Option("auto", help="Budget in [0,1] pixels, or 'auto' (adversarial ≈ half of clean before training)."),
+    attack_space: str = typer.Option("pixel", help=ATTACK_SPACE_HELP),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     train_split: str = typer.Option("train", help="Split to fine-tune on."),
     eval_split: str = typer.Option("test", help="Split to evaluate on."),
@@ -47,7 +48,7 @@ def retrain_command(
         RetrainConfig,
         model=model, dataset=dataset, weights=weights, mask=mask, data_root=data_root, train_split=train_split,
         eval_split=eval_split, max_samples=max_samples, epochs=epochs, lr=lr, batch_size=batch_size,
-        weight_decay=weight_decay, adversarial=adversarial, attack=attack,
+        weight_decay=weight_decay, adversarial=adversarial, attack=attack, attack_space=attack_space,
         eps=eps if eps == "auto" else _number(eps, "--eps"), control=not no_control, seed=seed, device=device,
     )
     ensure_writable_dir(out)

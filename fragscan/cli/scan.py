@@ -26,6 +26,11 @@ from .audit import audit_and_write
 from .summary import print_summary
 
 _DEFAULTS = ScanConfig()
+# Shared with `fragscan retrain`, which evaluates with the same attacks.
+ATTACK_SPACE_HELP = (
+    "'pixel': attacks perturb [0,1] pixels and clip; 'normalized': the source's FGSM, a step of eps on the "
+    "normalised input, unclipped (--attack FGSM only; eps in normalised units)."
+)
 
 
 @app.command()
@@ -60,6 +65,7 @@ def scan(
     eps: str = typer.Option(
         str(_DEFAULTS.eps), help="Perturbation budget in [0,1] pixels, or 'auto' to calibrate adv0 ≈ half of clean0."
     ),
+    attack_space: str = typer.Option(_DEFAULTS.attack_space, help=ATTACK_SPACE_HELP),
     attack_mode: str = typer.Option(
         _DEFAULTS.attack_mode, help="regenerate: attack every filtered network; fixed: reuse examples from the unfiltered one."
     ),
@@ -136,6 +142,7 @@ def scan(
         thresholds=thresholds,
         attack=attack,
         eps=eps if eps == "auto" else _number(eps, "--eps"),
+        attack_space=attack_space,
         attack_mode=attack_mode,
         scope=scope,
         global_range=global_range,
