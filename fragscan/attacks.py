@@ -82,7 +82,9 @@ def check_attack_space(name: str, attack_space: str) -> None:
 def build_attack(
     name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval", attack_space: str = "pixel"
 ) -> Attack:
-    """An attack on ``model`` with budget ``eps``; class-count options are set from the model.
+    """An attack on ``model`` with budget ``eps``; class-count options are set from the model, and
+    a step size ``alpha`` keeps torchattacks' default ratio to ``eps`` (equal to its default at
+    the default eps).
 
     ``norm_mode='eval'``: torchattacks' default, the attack runs in eval mode and switches a model
     in training back afterwards. ``norm_mode='train'``: the attack runs in, and leaves, exactly the
@@ -101,6 +103,10 @@ def build_attack(
     options = {}
     if "eps" in accepted:
         options["eps"] = eps
+        if "alpha" in accepted:
+            # torchattacks' step sizes are absolute (PGD: 2/255 for eps 8/255, 10 steps), so a larger
+            # eps would never be reached: keep the step's default share of eps instead.
+            options["alpha"] = eps * accepted["alpha"].default / accepted["eps"].default
     for count_option in ("n_classes", "num_classes"):
         if count_option in accepted:
             options[count_option] = num_classes

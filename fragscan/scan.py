@@ -244,6 +244,8 @@ def scan(
             eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)
         else:
             eps = float(config.eps)
+            if not uses_eps(config.attack):
+                warnings.append(f"attack {config.attack} has no eps: --eps {eps} was not used")
         adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
         unfiltered = measure(model, images, labels, adversary, batch_size)
         precision, precision_disagreement = config.precision, None

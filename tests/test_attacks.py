@@ -212,3 +212,20 @@ def test_retrain_evaluates_with_the_attack_space_it_records(tmp_path):
             for space, crafted in (("pixel", pixel), ("normalized", normalized))
         }
     assert record["before"]["adversarial"] == expected["normalized"] != expected["pixel"]
+
+
+@pytest.mark.parametrize("name", ["PGD", "BIM", "MIFGSM"])
+def test_iterative_attacks_step_in_proportion_to_eps_so_eps_is_reached(data, name):
+    model = create_model("digits-cnn")
+    images, labels = data
+    default = build_attack(name, model, 8 / 255, 10)
+    assert default.alpha == pytest.approx(getattr(torchattacks, name)(model).alpha)  # torchattacks' own at its eps
+    with analysis_mode(model):
+        crafted = craft(build_attack(name, model, 0.3, 10), images, labels, BATCH, 0)
+    # torchattacks' absolute 2/255 step would stop 10 steps later at 0.078
+    assert (crafted - images).abs().max() > 0.25
+
+
+def test_a_numeric_eps_on_an_attack_without_one_is_a_warning(small_config):
+    report = fragscan.scan(small_config(attack="DeepFool", max_samples=20, thresholds=3, filters="pulse", bootstrap=0))
+    assert any("DeepFool has no eps" in w for w in report.warnings)
