@@ -17,7 +17,7 @@ from .models import Normalized, create_model, list_models, register_model  # noq
 from .masks import load_mask, mask_from_report, save_mask  # noqa: E402
 from .report import Report, load_report  # noqa: E402
 from .retrain import RetrainConfig, retrain  # noqa: E402
-from .scan import scan  # noqa: E402
+from .scan import ScanOutputs, scan, scan_to  # noqa: E402
 
 __all__ = [
     "FragscanError",
@@ -26,6 +26,7 @@ __all__ = [
     "Report",
     "RetrainConfig",
     "ScanConfig",
+    "ScanOutputs",
     "SynapticFilter",
     "audit",
     "compare",
@@ -42,4 +43,5 @@ __all__ = [
     "retrain",
     "save_mask",
     "scan",
+    "scan_to",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
@@ -18,6 +19,9 @@ from .config import ScanConfig
 from .engine import Progress
 from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
+
+if TYPE_CHECKING:
+    from .scan import Analysis
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -64,18 +68,21 @@ def scan_checkpoints(
     dataset: Dataset | None = None,
     progress: Callable[[Progress], None] | None = None,
     plugins: list[str] | None = None,
-) -> Report:
-    from .scan import scan
+) -> Analysis:
+    from .scan import Analysis, analyse
 
     for path in config.checkpoints:
         if not Path(path).is_file():
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
-    reports = [
-        scan(config.model_copy(update={"checkpoints": (), "weights": path}), dataset=dataset, progress=progress, plugins=plugins)
-        for path in config.checkpoints
-    ]
+    reports = []
+    for path in config.checkpoints:
+        # Only the last model is kept: it is the one the report's body analysed.
+        analysis = analyse(
+            config.model_copy(update={"checkpoints": (), "weights": path}), dataset=dataset, progress=progress, plugins=plugins
+        )
+        reports.append(analysis.report)
     last = reports[-1]
-    return last.model_copy(
+    report = last.model_copy(
         update={
             "settings": last.settings.model_copy(update={"checkpoints": config.checkpoints, "weights": None}),
             "checkpoints": [_summary(r) for r in reports],
@@ -85,3 +92,4 @@ def scan_checkpoints(
             ),
         }
     )
+    return Analysis(report, analysis.model)

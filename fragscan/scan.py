@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from . import __version__
@@ -21,14 +23,15 @@ from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
-from .resume import CheckpointStore, tensor_digest
+from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
 from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
-from .models import Normalized, create_model_for_data
+from .masks import default_policy
+from .models import Normalized, create_model_for_data, model_spec
 from .plugins import load_plugins
 from .report import (
     Baseline,
@@ -45,6 +48,8 @@ from .report import (
     ScoreTriple,
     Settings,
     SkippedGroupReport,
+    ensure_writable_dir,
+    write_scan_outputs,
 )
 from .sanity import check_model, near_chance
 from .scores import filtering_scores
@@ -98,12 +103,17 @@ def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps:
     }
 
 
-def check_names(config: ScanConfig) -> None:
-    """Fail fast on names no registry knows, before any model or data is loaded."""
+def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset: Dataset | None = None) -> None:
+    """Fail fast on names no registry knows, before any model or data is loaded; the model and
+    dataset names only where no ``model`` or ``dataset`` object stands in for them."""
     for filter_id in config.filters:
         FILTERS.entry(filter_id)
     ATTACKS.entry(config.attack)
     check_attack_space(config.attack, config.attack_space)
+    if model is None:
+        model_spec(config.model)
+    if dataset is None:
+        DATASETS.entry(config.dataset)
     if config.eps == "auto" and not uses_eps(config.attack):
         raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
 
@@ -153,6 +163,14 @@ def _filter_curve(
     )
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """A finished scan: its report, and the model it analysed (on the CPU, weights as scanned)."""
+
+    report: Report
+    model: Normalized
+
+
 def scan(
     config: ScanConfig | None = None,
     *,
@@ -178,9 +196,35 @@ def scan(
     back instead of sweeping again; settings that differ raise a ConfigError. ``executor`` picks
     where the sweeps run (in this process, or on Ray workers); it never changes a number.
     """
+    return analyse(
+        config,
+        model=model,
+        dataset=dataset,
+        progress=progress,
+        plugins=plugins,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        executor=executor,
+    ).report
+
+
+def analyse(
+    config: ScanConfig | None = None,
+    *,
+    model: Normalized | None = None,
+    dataset: Dataset | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    plugins: list[str] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
+) -> Analysis:
+    """:func:`scan`, also handing out the model it analysed (for a multi-checkpoint scan, the
+    last checkpoint's, whose scan is the report's body): what outputs built from the weight
+    values (masks) need, without loading the weights a second time."""
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
-    check_names(config)
+    check_names(config, model=model, dataset=dataset)
     if config.checkpoints:
         if model is not None:
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
@@ -332,7 +376,7 @@ def scan(
             )
 
     spec = model.spec
-    return Report(
+    report = Report(
         fragscan_version=__version__,
         model=ModelInfo(
             name=config.model,
@@ -383,4 +427,62 @@ def scan(
             resumed_targets=resumed_targets,
         ),
     )
+    return Analysis(report, model)
 
+
+class ScanOutputs(BaseModel):
+    """What :func:`scan_to` wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report: Report
+    written: list[Path] = Field(description="report.json, curves.csv, report.html and, when there is one, mask.safetensors")
+    no_mask: str | None = Field(description="why no mask.safetensors was written; None when one was")
+
+
+def scan_to(
+    config: ScanConfig | None,
+    out: str | Path,
+    *,
+    model: Normalized | None = None,
+    dataset: Dataset | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    plugins: list[str] | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
+) -> ScanOutputs:
+    """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
+    report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
+    atomically (:func:`fragscan.report.write_scan_outputs`).
+
+    Names and ``out`` are checked before any model or data is loaded. Finished sweep targets are
+    checkpointed under ``out/.fragscan-checkpoints`` as they complete, so the same call after an
+    interruption resumes (``resume=False`` discards them); they are removed once the outputs are
+    written. The mask is built from the model the scan analysed, as it held it in memory.
+    """
+    config = config or ScanConfig()
+    load_plugins(config.plugins)  # before the name checks, so plugin names are known
+    check_names(config, model=model, dataset=dataset)
+    directory = ensure_writable_dir(Path(out))
+    checkpoints = directory / DIRECTORY_NAME
+    analysis = analyse(
+        config,
+        model=model,
+        dataset=dataset,
+        progress=progress,
+        plugins=plugins,
+        checkpoint_dir=checkpoints,
+        resume=resume,
+        executor=executor,
+    )
+    report = analysis.report
+    # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
+    if report.model.weights is None:
+        no_mask = "the model was scanned without a weights file"
+    elif default_policy(report) is None:
+        no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
+    else:
+        no_mask = None
+    written = write_scan_outputs(report, directory, net=None if no_mask else analysis.model.net)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
+    return ScanOutputs(report=report, written=written, no_mask=no_mask)

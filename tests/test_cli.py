@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -64,3 +68,58 @@ def test_listing_commands_name_the_builtins():
     assert "digits" in runner.invoke(app, ["datasets"]).output
     assert "pulse" in runner.invoke(app, ["filters"]).output
     assert "FGSM" in runner.invoke(app, ["attacks"]).output
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message", "help_command"),
+    [
+        (["scan", "--thresholds", "abc"], "Invalid value for '--thresholds': ", "fragscan scan"),
+        (["scan", "--max-samples", ""], "Invalid value for '--max-samples': ", "fragscan scan"),
+        (["scan", "--tau", "x"], "Invalid value for '--tau': ", "fragscan scan"),
+        (["scan", "--no-such-option"], "No such option: --no-such-option", "fragscan scan"),
+        (["scna"], "No such command 'scna'", "fragscan"),
+        (["--no-such-option"], "No such option: --no-such-option", "fragscan"),
+        (["mask"], "Missing argument", "fragscan mask"),
+        (["audit", "report.json", "--max-fragile-share", "half"], "Invalid value for '--max-fragile-share': ", "fragscan audit"),
+        (["retrain", "--epochs", "one"], "Invalid value for '--epochs': ", "fragscan retrain"),
+        (["models", "--bogus"], "No such option: --bogus", "fragscan models"),
+    ],
+)
+def test_values_click_cannot_parse_are_one_line_and_exit_2(arguments, message, help_command):
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"error: {message}") and lines[0].endswith(f"(see '{help_command} --help')"), result.output
+
+
+def _fragscan(*arguments: str) -> subprocess.CompletedProcess:
+    """``python -m fragscan``: the path the console script also takes (both call fragscan.cli.main)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "fragscan", *arguments], cwd=ROOT, env=environment, capture_output=True, text=True)
+
+
+def test_a_usage_error_is_one_red_line_on_stderr_from_the_real_entry_point():
+    result = _fragscan("scan", "--thresholds", "abc", "--out", "never-written")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: Invalid value for '--thresholds': ") and lines[0].endswith("(see 'fragscan scan --help')")
+    assert not (ROOT / "never-written").exists()
+
+
+def test_help_and_bare_fragscan_still_show_the_help_from_the_real_entry_point():
+    helped = _fragscan("scan", "--help")
+    assert helped.returncode == 0 and "--thresholds" in helped.stdout and "error:" not in helped.stdout + helped.stderr
+    bare = _fragscan()
+    assert bare.returncode == 2  # click's convention: no command is a usage error, answered with the help
+    assert "scan" in bare.stdout + bare.stderr and "error:" not in bare.stdout + bare.stderr
+
+
+def test_bare_fragscan_shows_the_help_in_the_test_runner_too():
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2 and "Commands" in result.output and "error:" not in result.output

@@ -4,17 +4,54 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 
 import typer
 from rich.text import Text
+from typer.core import TyperGroup
 
 from ..errors import FragscanError
 from ..ui import stderr_console
 
+# click's UsageError, the base of typer.BadParameter: recent typer vendors click (typer._click),
+# older typer uses click itself; the public subclass leads to the right class in both.
+_ClickUsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The ``fragscan`` group, turning click's own usage errors (a value it cannot parse as the
+    option's type, an unknown option or command, a missing argument) into one red line and exit 2,
+    like fragscan's errors, instead of click's usage box. The group's options and every
+    sub-command's (parsed inside ``invoke``) pass through here, whatever runs the app."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_errors_on_one_line():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_errors_on_one_line():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _usage_errors_on_one_line() -> Iterator[None]:
+    try:
+        yield
+    except _ClickUsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare `fragscan`: click shows the help (exit 2)
+            raise
+        message = " ".join(error.format_message().split()).rstrip(".")
+        if error.ctx is not None:
+            message += f" (see '{error.ctx.command_path} --help')"
+        _print_error("error:", message)
+        raise typer.Exit(error.exit_code) from None
+
+
 app = typer.Typer(
     name="fragscan",
+    cls=_OneLineUsageErrors,
     help="Find the fragile, robust and antifragile parameters of a trained image classifier.",
     no_args_is_help=True,
     add_completion=False,

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
-from ..resume import DIRECTORY_NAME
 from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..executors import ExecutorOptions
-from ..masks import reported_network
-from ..report import write_scan_outputs
-from ..report.io import ensure_writable_dir
-from ..data import DATASETS
-from ..models import model_spec
-from ..plugins import load_plugins
-from ..scan import check_names
-from ..scan import scan as run_scan
+from ..resume import DIRECTORY_NAME
+from ..scan import scan_to
 from ..ui import stderr_console, stdout_console, sweep_progress
 from . import app, fails_cleanly
 from .audit import audit_and_write
@@ -160,38 +152,28 @@ def scan(
         precision=precision,
         precision_tolerance=precision_tolerance,
     )
-    load_plugins(config.plugins)  # before the name checks, so plugin names are known
-    check_names(config)
-    model_spec(config.model)  # an unknown model or dataset fails before any data is read
-    DATASETS.entry(config.dataset)
     audit_policy = load_policy(policy) if policy else None
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
-    options = ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
-    ensure_writable_dir(out)
-    checkpoints = out / DIRECTORY_NAME
     console = stderr_console(quiet)
     try:
         with sweep_progress(console) as progress:
-            report = run_scan(config, progress=progress, checkpoint_dir=checkpoints, resume=resume, executor=options)
+            outputs = scan_to(
+                config, out, progress=progress, resume=resume, executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
+            )
     except KeyboardInterrupt:
         stderr_console().print(
-            f"interrupted: finished groups are kept in {checkpoints}; run the same command again to resume",
+            f"interrupted: finished groups are kept in {out / DIRECTORY_NAME}; run the same command again to resume",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
-    # The mask needs the weight values: reload the file the report names (sha256 checked).
-    net = reported_network(report, config.weights) if report.model.weights else None
-    written = write_scan_outputs(report, out, net=net)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
-    if net is None:
-        console.print("no mask.safetensors: the model was scanned without a weights file", highlight=False)
-    elif not any(path.name == "mask.safetensors" for path in written):
-        console.print("no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by", highlight=False)
+    report = outputs.report
+    if outputs.no_mask:
+        console.print(f"no mask.safetensors: {outputs.no_mask}", highlight=False, soft_wrap=True)
     print_summary(report, console)
-    for path in written:
+    for path in outputs.written:
         console.print(f"wrote {path}", highlight=False)
     if json_output:
         stdout_console().out(report.model_dump_json(indent=1), highlight=False)
