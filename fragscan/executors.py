@@ -21,7 +21,7 @@ from .config import ScanConfig
 from .engine import EngineInfo, Measurement, Progress, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
-from .plugins import Plugin, load_again, loaded_plugins
+from .plugins import Plugin, load_again
 
 EXECUTORS = ("local", "ray")
 
@@ -83,8 +83,8 @@ class ExecutorOptions:
 @dataclass(frozen=True)
 class Job:
     """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
-    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps.
-    The driver's plugins travel beside it (see :func:`sweep_in_worker`)."""
+    fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps,
+    and the plugins the scan loaded (the report's list), which the worker loads again."""
 
     config: ScanConfig
     model: object
@@ -93,6 +93,7 @@ class Job:
     eps: float
     batch_size: int
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
+    plugins: tuple[Plugin, ...]
 
 
 def run_targets(
@@ -157,10 +158,9 @@ def _ray_results(pending: list[str], job: Job, options: ExecutorOptions) -> Iter
     if gpus is None:
         gpus = 1 if torch.cuda.is_available() else 0
     remote = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=2)(sweep_in_worker)
-    plugins = tuple(p for p in loaded_plugins() if p.loaded)
-    _pickle_plugin_files_by_value(plugins)
+    _pickle_plugin_files_by_value(job.plugins)
     job_ref = ray.put(job)
-    waiting = {remote.remote(job_ref, plugins, target): target for target in pending}
+    waiting = {remote.remote(job_ref, target): target for target in pending}
     try:
         while waiting:
             ready, _ = ray.wait(list(waiting), num_returns=1)
@@ -190,7 +190,7 @@ def _pickle_plugin_files_by_value(plugins: tuple[Plugin, ...]) -> None:
 
 
 def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
-    """A Ray worker is a fresh process: load exactly the plugins the driver loaded (the same entry
+    """A Ray worker is a fresh process: load exactly the plugins the scan loaded (the same entry
     points and files, by the same resolved paths; nothing from the worker's own directory) before
     the registries are used. One that loaded on the driver but fails here is an error: the worker
     would not evaluate what the driver asked for."""
@@ -202,12 +202,12 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
             )
 
 
-def sweep_in_worker(job: Job, plugins: tuple[Plugin, ...], target: str) -> FinishedTarget:
-    """Runs on a Ray worker: load the driver's ``plugins`` (its filters and attacks are looked up by
+def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
+    """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
     name), rebuild the evaluation from ``job``, sweep one target."""
     from .scan import resolve_device
 
-    load_worker_plugins(plugins)
+    load_worker_plugins(job.plugins)
     config = job.config
     device = resolve_device(config.device)
     model = job.model.to(device)

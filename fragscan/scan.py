@@ -329,6 +329,7 @@ def analyse(
                 eps=eps,
                 batch_size=batch_size,
                 precision=precision,
+                plugins=tuple(p for p in loaded_plugins if p.loaded),
             ),
             options=executor,
             store=store,

@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 
 import fragscan
-from fragscan import executors
 from fragscan.errors import ConfigError
 from fragscan.executors import ExecutorOptions
 from fragscan.filters import FILTERS
 from fragscan.models import MODELS
-from fragscan.plugins import Plugin
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'fragscan[ray]' to run the scale-out tests")
 scan_module = importlib.import_module("fragscan.scan")
@@ -115,14 +113,13 @@ def test_a_model_and_filter_from_a_plugin_file_run_on_ray_workers(local_ray, tmp
     assert f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
 
 
-def test_a_plugin_the_driver_loaded_but_a_worker_cannot_is_one_clean_error(local_ray, small_config, tmp_path, monkeypatch):
+def test_a_plugin_the_driver_loaded_but_a_worker_cannot_is_one_clean_error(local_ray, small_config, tmp_path):
+    # A file present where the driver runs but not on the workers: this one removes itself once loaded.
     missing = tmp_path / "only_on_the_driver.py"
-    driver_plugins = executors.loaded_plugins
-    monkeypatch.setattr(
-        executors, "loaded_plugins", lambda: [*driver_plugins(), Plugin("only_on_the_driver", "file", str(missing), ("filter:x",))]
-    )
+    missing.write_text("from pathlib import Path\n\nPath(__file__).unlink()\n")
+    config = small_config(thresholds=3, max_samples=40, filters="pulse", plugins=[missing])
     with pytest.raises(ConfigError) as caught:
-        fragscan.scan(small_config(thresholds=3, max_samples=40, filters="pulse"), executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+        fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     message = str(caught.value)
     assert message.startswith(f"plugin only_on_the_driver (file: {missing}) failed: FileNotFoundError")
     assert "on a Ray worker" in message and len(message.splitlines()) == 1
