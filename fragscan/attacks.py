@@ -140,7 +140,16 @@ def craft(attack: Attack, images: torch.Tensor, labels: torch.Tensor, batch_size
 def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
     """One batch of :func:`craft`, its randomness seeded by ``seed``."""
     torch.manual_seed(seed)
-    return attack(images, labels)
+    try:
+        return attack(images, labels)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as error:  # e.g. TIFGSM's kernels are built for 3 channels only
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(
+            f"attack {type(attack).__name__} cannot run on inputs of shape {tuple(images.shape[1:])}: {reason[:200]}; "
+            "choose another --attack (see `fragscan attacks`)"
+        ) from error
 
 
 class Regenerate:

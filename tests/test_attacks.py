@@ -229,3 +229,13 @@ def test_iterative_attacks_step_in_proportion_to_eps_so_eps_is_reached(data, nam
 def test_a_numeric_eps_on_an_attack_without_one_is_a_warning(small_config):
     report = fragscan.scan(small_config(attack="DeepFool", max_samples=20, thresholds=3, filters="pulse", bootstrap=0))
     assert any("DeepFool has no eps" in w for w in report.warnings)
+
+
+def test_an_attack_that_cannot_handle_the_input_is_one_clean_error(tmp_path):
+    result = CliRunner().invoke(
+        app, ["scan", "--attack", "TIFGSM", "--eps", "0.1", "--max-samples", "20", "--thresholds", "3", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: attack TIFGSM cannot run on inputs of shape (1, 8, 8)")
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "report.json").exists()
