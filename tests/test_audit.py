@@ -121,6 +121,8 @@ def test_regression_needs_a_baseline_and_warns_about_other_settings(scanned):
     result = audit(report, Policy(max_regression=1.0), baseline=other_eps)
     assert result.passed
     assert any("eps_used 0.2 → 0.1" in w for w in result.warnings)
+    in_bf16 = report.model_copy(update={"settings": report.settings.model_copy(update={"precision_used": "bf16"})})
+    assert any("precision_used bf16 → fp32" in w for w in audit(report, Policy(max_regression=1.0), baseline=in_bf16).warnings)
 
 
 def test_group_rules_refuse_a_global_scan(scanned):

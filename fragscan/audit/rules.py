@@ -16,7 +16,7 @@ _SCORES = ("clean", "adversarial", "difference")
 # Settings that change what a score means: a baseline that differs in one is compared with a warning.
 _COMPARABLE_SETTINGS = (
     "dataset", "split", "max_samples", "thresholds", "attack", "eps_used", "attack_mode", "scope",
-    "baseline", "normalise_by", "norm_mode", "attack_space", "tau", "seed",
+    "baseline", "normalise_by", "norm_mode", "attack_space", "precision_used", "tau", "seed",
 )  # fmt: skip
 
 
