@@ -10,6 +10,7 @@ from fragscan.engine import analysis_mode
 from fragscan.filters import StepUp
 from fragscan.groups import parameter_groups
 from fragscan.models import create_model
+from fragscan.report.html import render_html
 
 
 def _numbers(report):
@@ -151,3 +152,5 @@ def test_reduced_precision_is_measured_against_fp32_and_falls_back_beyond_the_to
     assert strict.settings.precision_used == "fp32" and strict.settings.precision_disagreement == flips
     assert any("the sweep ran in fp32" in w for w in strict.warnings)
     assert [g.filters for g in strict.groups] == [g.filters for g in exact.groups]  # the fallback is exact
+    assert "Arithmetic <code>bf16</code>, not exact" in render_html(fast)
+    assert "Arithmetic" not in render_html(strict)

@@ -23,7 +23,12 @@ def print_summary(report: Report, console: Console) -> None:
         f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
         f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
         f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} ε={settings.eps_used:.4g} "
-        f"({settings.attack_mode}), device {settings.device_used}",
+        f"({settings.attack_mode}), device {settings.device_used}"
+        + (
+            f", {settings.precision_used} ({settings.precision_disagreement:.2%} of samples changed against fp32)"
+            if settings.precision_used != "fp32"
+            else ""
+        ),
         highlight=False,
     )
     if report.groups:
