@@ -3,6 +3,8 @@
 ``train`` optionally takes a retrain mask: gradients are multiplied by it, and because Adam's
 weight decay and moment estimates still move an element whose gradient is zero, every frozen
 element is also restored from a saved copy after each optimizer step, so it stays bit-identical.
+A batch-norm layer whose parameters are all frozen runs in eval mode, so its running statistics
+stay too.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: 
 
 
 class FrozenElements:
-    """Keeps the elements a mask marks 0 exactly as they were, whatever the optimizer does."""
+    """Keeps the elements a mask marks 0 exactly as they were, whatever the optimizer does; a
+    normalisation layer whose parameters are all frozen also keeps its running statistics."""
 
     def __init__(self, parameters: dict[str, nn.Parameter], mask: dict[str, torch.Tensor]):
         self.entries = []
@@ -62,6 +65,19 @@ class FrozenElements:
             if bool(trainable.all()):
                 continue
             self.entries.append((parameter, trainable, parameter.detach().clone()))
+        self._fully_frozen = {id(parameter) for parameter, trainable, _ in self.entries if not trainable.any()}
+
+    def freeze_norm_statistics(self, model: nn.Module) -> None:
+        """Eval mode (running statistics used, not updated) for every normalisation layer whose
+        parameters are all frozen: a frozen layer should compute tomorrow what it computes today."""
+        for module in model.modules():
+            parameters = list(module.parameters(recurse=False))
+            if (
+                isinstance(module, nn.modules.batchnorm._NormBase)
+                and parameters
+                and all(id(p) in self._fully_frozen for p in parameters)
+            ):
+                module.eval()
 
     def mask_gradients(self) -> None:
         for parameter, trainable, _ in self.entries:
@@ -98,6 +114,8 @@ def train(
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(1, settings.epochs + 1):
         model.train()
+        if frozen is not None:
+            frozen.freeze_norm_statistics(model)
         total = 0.0
         for images, labels in loader:
             images, labels = images.to(device), labels.to(device)

@@ -37,6 +37,26 @@ def test_masked_training_keeps_frozen_elements_bit_identical_with_weight_decay_a
         assert bool((differs & mask[name].bool()).any()), f"{name} did not move"
 
 
+def test_a_batch_norm_layer_with_every_parameter_frozen_keeps_its_running_statistics():
+    from torch import nn
+
+    from fragscan.models import ModelSpec, Normalized
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 10)
+    )
+    model = Normalized(net, ModelSpec((1, 8, 8), (0.3,), (0.4,), 10))
+    mask = {name: torch.ones(p.shape, dtype=torch.uint8) for name, p in model.named_parameters()}
+    mask["net.1.weight"].zero_()
+    mask["net.1.bias"].zero_()  # the first norm layer frozen whole; the second still trains
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, _train_set(), TrainSettings(epochs=1), mask=mask)
+    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(model.state_dict()[f"net.1.{buffer}"], before[f"net.1.{buffer}"]), buffer
+        assert not torch.equal(model.state_dict()[f"net.4.{buffer}"], before[f"net.4.{buffer}"]), buffer
+
+
 def test_masking_gradients_alone_would_not_keep_them_under_weight_decay():
     """Why frozen elements are restored after each step: Adam's decay moves zero-gradient entries."""
     model = create_model("digits-cnn")
