@@ -113,6 +113,13 @@ def test_a_model_and_filter_from_a_plugin_file_run_on_ray_workers(local_ray, tmp
     assert f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
 
 
+def test_ray_workers_sweep_in_the_precision_the_scan_settled_on(local_ray, small_config):
+    config = small_config(thresholds=3, max_samples=40, filters="pulse", precision="bf16", precision_tolerance=1.0)
+    reference = fragscan.scan(config)
+    assert reference.settings.precision_used == "bf16"
+    assert _numbers(fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))) == _numbers(reference)
+
+
 def test_a_plugin_the_driver_loaded_but_a_worker_cannot_is_one_clean_error(local_ray, small_config, tmp_path):
     # A file present where the driver runs but not on the workers: this one removes itself once loaded.
     missing = tmp_path / "only_on_the_driver.py"
