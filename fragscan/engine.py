@@ -130,12 +130,16 @@ def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
         yield model
         return
     device = next(model.parameters()).device
-    model.to(memory_format=torch.channels_last)  # only 4-d tensors change layout
+    # Module.to changes only 4-d tensors to channels-last, and fails on 5-d ones (Conv3d).
+    relayout = all(p.dim() != 5 for p in model.parameters())
+    if relayout:
+        model.to(memory_format=torch.channels_last)
     try:
         with torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False):
             yield model
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        if relayout:
+            model.to(memory_format=torch.contiguous_format)
 
 
 def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int) -> Measurement:

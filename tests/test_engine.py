@@ -248,3 +248,10 @@ def test_batch_size_must_be_a_number_or_auto():
     result = CliRunner().invoke(app, ["scan", "--batch-size", "many", "--quiet"])
     assert result.exit_code == 2
     assert "--batch-size must be a whole number or 'auto'" in result.output
+
+
+def test_reduced_precision_leaves_5d_weights_in_their_layout():
+    model = nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten())
+    with arithmetic(model, "bf16"):
+        assert model(torch.rand(1, 1, 4, 4, 4)).dtype == torch.bfloat16
+    assert model[0].weight.is_contiguous()
