@@ -21,6 +21,7 @@ from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
 
 if TYPE_CHECKING:
+    from .executors import ExecutorOptions
     from .scan import Analysis
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -68,17 +69,28 @@ def scan_checkpoints(
     dataset: Dataset | None = None,
     progress: Callable[[Progress], None] | None = None,
     plugins: list[str] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
 ) -> Analysis:
+    """Each weights file scanned in turn (with ``scan``'s resume and executor options; checkpoint
+    k's finished groups are kept in ``checkpoint_dir/weights-k``), merged into one report."""
     from .scan import Analysis, analyse
 
     for path in config.checkpoints:
         if not Path(path).is_file():
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
     reports = []
-    for path in config.checkpoints:
+    for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.
         analysis = analyse(
-            config.model_copy(update={"checkpoints": (), "weights": path}), dataset=dataset, progress=progress, plugins=plugins
+            config.model_copy(update={"checkpoints": (), "weights": path}),
+            dataset=dataset,
+            progress=progress,
+            plugins=plugins,
+            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"weights-{k}",
+            resume=resume,
+            executor=executor,
         )
         reports.append(analysis.report)
     last = reports[-1]
@@ -88,7 +100,11 @@ def scan_checkpoints(
             "checkpoints": [_summary(r) for r in reports],
             "warnings": [f"{Path(p).name}: {w}" for p, r in zip(config.checkpoints, reports) for w in r.warnings],
             "run": last.run.model_copy(
-                update={"started_at": reports[0].run.started_at, "duration_s": round(sum(r.run.duration_s for r in reports), 3)}
+                update={
+                    "started_at": reports[0].run.started_at,
+                    "duration_s": round(sum(r.run.duration_s for r in reports), 3),
+                    "resumed_targets": sum(r.run.resumed_targets for r in reports),
+                }
             ),
         }
     )

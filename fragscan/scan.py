@@ -230,7 +230,10 @@ def analyse(
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
         from .checkpoints import scan_checkpoints
 
-        return scan_checkpoints(config, dataset=dataset, progress=progress, plugins=plugins)
+        return scan_checkpoints(
+            config, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir, resume=resume,
+            executor=executor,
+        )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     device = resolve_device(config.device)

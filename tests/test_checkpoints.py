@@ -67,3 +67,27 @@ def test_cli_takes_repeated_weights_and_fails_fast_on_a_missing_one(epochs, tmp_
     result = CliRunner().invoke(app, [*arguments, "--checkpoints", str(epochs), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert len(load_report(tmp_path / "out" / "report.json").checkpoints) == 2
+
+
+def test_an_interrupted_multi_checkpoint_scan_resumes_each_weights_file(epochs, tmp_path, monkeypatch):
+    import importlib
+
+    scan_module = importlib.import_module("fragscan.scan")
+    files = checkpoint_files(epochs)
+    config = fragscan.ScanConfig(checkpoints=files, **QUICK)
+    reference = fragscan.scan(config)
+    real, calls = scan_module.sweep_target, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) > 7:  # all 5 groups of the first file, 2 of the second
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(scan_module, "sweep_target", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
+    resumed = fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
+    assert resumed.run.resumed_targets == 7
+    assert resumed.model_dump(exclude={"run"}) == reference.model_dump(exclude={"run"})

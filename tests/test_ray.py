@@ -120,6 +120,20 @@ def test_ray_workers_sweep_in_the_precision_the_scan_settled_on(local_ray, small
     assert _numbers(fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))) == _numbers(reference)
 
 
+def test_a_multi_checkpoint_scan_runs_each_weights_file_on_ray_workers(local_ray, small_config, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    shipped = load_file(MODELS.entry("digits-cnn").meta["spec"].default_weights)
+    save_file(shipped, tmp_path / "epoch1.safetensors")
+    save_file({k: v * 0.9 for k, v in shipped.items()}, tmp_path / "epoch2.safetensors")
+    config = small_config(
+        thresholds=3, max_samples=40, filters="pulse", checkpoints=(tmp_path / "epoch1.safetensors", tmp_path / "epoch2.safetensors")
+    )
+    distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert distributed.run.executor == "ray"
+    assert _numbers(distributed) == _numbers(fragscan.scan(config))
+
+
 def test_a_plugin_the_driver_loaded_but_a_worker_cannot_is_one_clean_error(local_ray, small_config, tmp_path):
     # A file present where the driver runs but not on the workers: this one removes itself once loaded.
     missing = tmp_path / "only_on_the_driver.py"
