@@ -21,7 +21,18 @@ def stdout_console() -> Console:
 
 @contextmanager
 def sweep_progress(console: Console) -> Iterator[Callable[[SweepProgress], None]]:
-    """A progress bar over the whole sweep, naming the group and filter in flight."""
+    """A progress bar over the whole sweep, naming the group and filter in flight; in a log or a
+    pipe, where a bar cannot redraw, one line as each group starts."""
+    if not console.is_terminal:
+        started: set[str] = set()
+
+        def log(event: SweepProgress) -> None:
+            if event.target not in started:
+                started.add(event.target)
+                console.print(f"{event.done}/{event.total} cells done, at {event.target}", highlight=False)
+
+        yield log
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -47,6 +47,17 @@ def test_bad_input_is_one_line_and_exit_2_with_no_report(tmp_path, arguments, me
     assert not (out / "report.json").exists()
 
 
+def test_progress_in_a_log_is_one_line_per_group_and_nothing_before_an_error(tmp_path):
+    result = runner.invoke(app, ["scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if "cells done, at " in line]
+    assert [line.split(", at ")[1] for line in progress] == [
+        "features.0.weight", "features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"
+    ]
+    failed = runner.invoke(app, ["scan", "resnet18", "cifar10", "--out", str(tmp_path / "other")])
+    assert failed.output.startswith("error: dataset 'cifar10' reads files from disk")
+
+
 def test_unwritable_out_is_one_line_and_exit_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
