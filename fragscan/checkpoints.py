@@ -9,19 +9,14 @@ checkpoint's baseline, scores, intervals and classes in order.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from torch.utils.data import Dataset
-
 from .config import ScanConfig
-from .engine import Progress
 from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
 
 if TYPE_CHECKING:
-    from .executors import ExecutorOptions
     from .scan import Analysis
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -63,18 +58,10 @@ def _summary(report: Report) -> CheckpointReport:
     )
 
 
-def scan_checkpoints(
-    config: ScanConfig,
-    *,
-    dataset: Dataset | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    plugins: list[str] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = True,
-    executor: ExecutorOptions | None = None,
-) -> Analysis:
-    """Each weights file scanned in turn (with ``scan``'s resume and executor options; checkpoint
-    k's finished groups are kept in ``checkpoint_dir/weights-k``), merged into one report."""
+def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = None, **options) -> Analysis:
+    """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
+    keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
+    merged into one report."""
     from .scan import Analysis, analyse
 
     for path in config.checkpoints:
@@ -85,12 +72,8 @@ def scan_checkpoints(
         # Only the last model is kept: it is the one the report's body analysed.
         analysis = analyse(
             config.model_copy(update={"checkpoints": (), "weights": path}),
-            dataset=dataset,
-            progress=progress,
-            plugins=plugins,
             checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"weights-{k}",
-            resume=resume,
-            executor=executor,
+            **options,
         )
         reports.append(analysis.report)
     last = reports[-1]
