@@ -144,8 +144,17 @@ def inference_throughput(case: Case) -> float:
     return repeats * len(case.images) / (time.perf_counter() - started)
 
 
-def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...]) -> None:
-    groups, _ = parameter_groups(case.model.net)
+def spread(groups: list, count: int | None) -> list:
+    """``count`` groups spread evenly over the depth (all of them for None), so the mean suffix
+    share stays representative."""
+    if count is None or count >= len(groups):
+        return groups
+    step = len(groups) / count
+    return [groups[int(i * step)] for i in range(count)]
+
+
+def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group_count: int | None = None) -> None:
+    groups = spread(parameter_groups(case.model.net)[0], group_count)
     samples = len(case.images)
     throughput = inference_throughput(case)
     print(f"\n## {case.name}: {len(groups)} groups x {len(FILTERS)} filters x {thresholds} thresholds, "
@@ -195,8 +204,7 @@ def growth(case: Case, device) -> None:
                 {**base, "thresholds": 6}, {**base, "thresholds": 12}, {**base, "samples": len(case.images)}]
     for setting in settings:
         # Groups spread over the depth, so the suffix share is representative.
-        step = len(all_groups) / setting["groups"]
-        groups = [all_groups[int(i * step)] for i in range(setting["groups"])]
+        groups = spread(all_groups, setting["groups"])
         sub = Case(case.name, case.model, case.images[: setting["samples"]], case.labels[: setting["samples"]],
                    case.batch_size, case.eps)
         with analysis_mode(case.model):
@@ -208,6 +216,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=128, help="ResNet-18 evaluation samples")
     parser.add_argument("--thresholds", type=int, default=3, help="ResNet-18 thresholds per filter")
+    parser.add_argument("--groups", type=int, default=None, help="ResNet-18 groups, spread over the depth (default: all 21)")
+    parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--digits-thresholds", type=int, default=25, help="digits-cnn thresholds per filter")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
@@ -222,8 +232,9 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     resnet = resnet18_case(args.samples, device)
     reduced = tuple(p for p in args.reduced.split(",") if p)
-    compare(resnet, args.thresholds, device, reduced)
-    compare(digits_case(540, device), args.digits_thresholds, device, reduced)
+    compare(resnet, args.thresholds, device, reduced, args.groups)
+    if not args.skip_digits:
+        compare(digits_case(540, device), args.digits_thresholds, device, reduced)
     if not args.skip_growth:
         growth(resnet, device)
 
