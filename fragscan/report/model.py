@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..classify import Class
@@ -109,7 +111,9 @@ class Settings(ScanConfig):
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
-    precision_used: str = Field("fp32", description="the sweep's arithmetic (fp32 when --precision broke its tolerance)")
+    precision_used: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="the sweep's arithmetic (fp32 when --precision broke its tolerance)"
+    )
     precision_disagreement: float | None = Field(
         None, description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network differed from fp32"
     )
