@@ -103,10 +103,11 @@ def build_attack(
     options = {}
     if "eps" in accepted:
         options["eps"] = eps
-        if "alpha" in accepted:
+        default_alpha, default_eps = (accepted[p].default if p in accepted else None for p in ("alpha", "eps"))
+        if all(isinstance(d, (int, float)) and d > 0 for d in (default_alpha, default_eps)):
             # torchattacks' step sizes are absolute (PGD: 2/255 for eps 8/255, 10 steps), so a larger
             # eps would never be reached: keep the step's default share of eps instead.
-            options["alpha"] = eps * accepted["alpha"].default / accepted["eps"].default
+            options["alpha"] = eps * default_alpha / default_eps
     for count_option in ("n_classes", "num_classes"):
         if count_option in accepted:
             options[count_option] = num_classes
