@@ -1,6 +1,6 @@
 """Benchmark: fragscan's sweep engine against the obvious loop, same model, data, filters, thresholds.
 
-    python benchmarks/sweep.py [--samples 128] [--thresholds 3] [--device auto]
+    python benchmarks/sweep.py [--samples 128] [--thresholds 3] [--groups N] [--reduced bf16] [--device auto]
 
 For ResNet-18 (torchvision, CIFAR-size 3x32x32 input, 10 classes, *random* weights seeded with 0,
 uniform-noise images labelled by the unfiltered network's own predictions so clean accuracy starts
