@@ -121,6 +121,13 @@ def uses_eps(name: str) -> bool:
     return "eps" in inspect.signature(ATTACKS.get(name).__init__).parameters
 
 
+def eps_meaning(name: str) -> str:
+    """What ``--eps`` bounds for this attack (torchattacks names its L2 attacks ``...L2``)."""
+    if not uses_eps(name):
+        return "nothing (no eps)"
+    return "L2 norm of the change" if name.endswith("L2") else "each pixel's change"
+
+
 def predictions(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     with torch.inference_mode():
         return torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])

@@ -81,6 +81,16 @@ def test_listing_commands_name_the_builtins():
     assert "FGSM" in runner.invoke(app, ["attacks"]).output
 
 
+def test_the_attack_listing_says_what_eps_bounds():
+    from fragscan.attacks import eps_meaning
+
+    assert [eps_meaning(name) for name in ("FGSM", "PGDL2", "DeepFool")] == [
+        "each pixel's change", "L2 norm of the change", "nothing (no eps)"
+    ]
+    listing = runner.invoke(app, ["attacks", "PGDL2"], terminal_width=200).output
+    assert "L2 norm of the change" in listing
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

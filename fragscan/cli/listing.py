@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..attacks import ATTACKS
+from ..attacks import ATTACKS, eps_meaning
 from ..data import DATASETS
 from ..filters import FILTERS
 from ..models import MODELS
@@ -94,5 +94,5 @@ def attacks(pattern: str = typer.Argument("*", help="Glob over attack names.")) 
     rows = []
     for name in ATTACKS.list(pattern):
         doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()
-        rows.append([name, doc[0].strip() if doc else ""])
-    _show("attacks", ["name", "description"], rows)
+        rows.append([name, eps_meaning(name), doc[0].strip() if doc else ""])
+    _show("attacks", ["name", "--eps bounds", "description"], rows)
