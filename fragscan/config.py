@@ -76,6 +76,9 @@ class ScanConfig(BaseModel):
     include: tuple[str, ...] = Field(
         (), description="[ours] extra parameters to analyse: globs over parameter names, or 'bias' / 'norm'"
     )
+    select: tuple[str, ...] = Field(
+        (), description="analyse only the groups whose names match one of these globs (default: every group)"
+    )
     baseline: Literal["one", "density"] = Field("one", description="[ours] score baseline b: 1, or share still present")
     normalise_by: Literal["unfiltered", "first"] = Field(
         "unfiltered", description="[ours] divide curves by the unfiltered accuracy, or the source's first threshold"
@@ -105,7 +108,7 @@ class ScanConfig(BaseModel):
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
     )
 
-    @field_validator("filters", "include", mode="before")
+    @field_validator("filters", "include", "select", mode="before")
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):

@@ -212,7 +212,7 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     device = resolve_device(config.device)
     model = job.model.to(device)
     images, labels = job.images.to(device), job.labels.to(device)
-    groups, _ = parameter_groups(model.net, config.include)
+    groups, _ = parameter_groups(model.net, config.include, config.select)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
         attack = attacks.build_attack(
             config.attack, model, job.eps, model.spec.num_classes, config.norm_mode, config.attack_space

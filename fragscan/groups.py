@@ -40,10 +40,14 @@ def _wanted(name: str, module: nn.Module, leaf: str, include: tuple[str, ...]) -
     return any(fnmatch.fnmatch(name, pattern) for pattern in include if pattern not in ("bias", "norm"))
 
 
-def parameter_groups(net: nn.Module, include: tuple[str, ...] = ()) -> tuple[list[Group], list[SkippedGroup]]:
+def parameter_groups(
+    net: nn.Module, include: tuple[str, ...] = (), select: tuple[str, ...] = ()
+) -> tuple[list[Group], list[SkippedGroup]]:
     """Groups in module order, and the selected tensors that cannot be swept, each with why.
 
-    Tied tensors (one Parameter under several names) form one group under its first name.
+    ``include`` widens the default tensors (see module doc); ``select``, when given, keeps only
+    the names matching one of its globs. Tied tensors (one Parameter under several names) form
+    one group under its first name.
     """
     groups: list[Group] = []
     skipped: list[SkippedGroup] = []
@@ -52,6 +56,8 @@ def parameter_groups(net: nn.Module, include: tuple[str, ...] = ()) -> tuple[lis
         for leaf, parameter in module.named_parameters(recurse=False):
             name = f"{module_name}.{leaf}" if module_name else leaf
             if not _wanted(name, module, leaf, include):
+                continue
+            if select and not any(fnmatch.fnmatch(name, pattern) for pattern in select):
                 continue
             if id(parameter) in seen:
                 continue

@@ -122,7 +122,7 @@ def build_mask(
         if policy == "layer":
             raise ConfigError("a global-scope report has no per-group classes; use --policy band")
         curve = report.global_["pulse"]
-        for group in parameter_groups(net, report.settings.include)[0]:
+        for group in parameter_groups(net, report.settings.include, report.settings.select)[0]:
             tensors[group.name] = _band_mask(group.parameter, curve, report, score)
 
     metadata = {

@@ -267,8 +267,14 @@ def analyse(
             f"dataset labels reach {int(labels.max())} but model {config.model!r} has {model.spec.num_classes} classes"
         )
 
-    groups, skipped = parameter_groups(model.net, config.include)
+    groups, skipped = parameter_groups(model.net, config.include, config.select)
     if not groups:
+        every = parameter_groups(model.net, config.include)[0]
+        if config.select and every:
+            raise ConfigError(
+                f"--select {','.join(config.select)} matches no analysable tensor of {config.model!r}; "
+                f"its groups are named like {every[0].name!r} (see `fragscan scan --help`)"
+            )
         raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
     model = model.to(device)
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA

@@ -35,6 +35,7 @@ def test_scan_writes_a_report(tmp_path):
         (["--precision", "fp8"], "--precision"),
         (["--precision-tolerance", "2"], "--precision-tolerance must lie in [0, 1]"),
         (["--precision", "fp16", "--device", "cpu"], "use --precision bf16 there"),
+        (["--select", "layer4.*"], "--select layer4.* matches no analysable tensor of 'digits-cnn'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_with_no_report(tmp_path, arguments, message):

@@ -154,3 +154,18 @@ def test_reduced_precision_is_measured_against_fp32_and_falls_back_beyond_the_to
     assert [g.filters for g in strict.groups] == [g.filters for g in exact.groups]  # the fallback is exact
     assert "Arithmetic <code>bf16</code>, not exact" in render_html(fast)
     assert "Arithmetic" not in render_html(strict)
+
+
+def test_select_analyses_only_the_matching_groups_and_the_mask_treats_the_rest_as_others(small_config, tmp_path):
+    from safetensors.torch import load_file
+
+    config = small_config(select=("classifier.*",), thresholds=3, bootstrap=0)
+    outputs = fragscan.scan_to(config, tmp_path)
+    assert [g.name for g in outputs.report.groups] == ["classifier.1.weight", "classifier.3.weight"]
+    assert outputs.report.settings.select == ("classifier.*",)
+    full = fragscan.scan(small_config(thresholds=3, bootstrap=0))
+    assert outputs.report.groups == full.groups[3:]  # the same numbers as in a scan of every group
+    mask = load_file(tmp_path / "mask.safetensors")
+    assert bool(mask["features.0.weight"].all())  # not analysed: --others train (the default)
+    frozen = fragscan.mask_from_report(outputs.report, others="freeze").tensors
+    assert not bool(frozen["features.0.weight"].any())

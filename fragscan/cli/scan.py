@@ -68,6 +68,9 @@ def scan(
     include: list[str] = typer.Option(
         [], help="Also analyse these parameters: a name glob, 'bias' or 'norm' (repeatable)."
     ),
+    select: list[str] = typer.Option(
+        [], help="Analyse only the groups whose names match this glob, e.g. 'layer4.*' (repeatable or comma-separated)."
+    ),
     baseline: str = typer.Option(_DEFAULTS.baseline, help="Score baseline: 'one' (unfiltered) or 'density' (share present)."),
     normalise_by: str = typer.Option(
         _DEFAULTS.normalise_by, help="Divide curves by the 'unfiltered' accuracy or the source's 'first' threshold."
@@ -139,6 +142,7 @@ def scan(
         scope=scope,
         global_range=global_range,
         include=include,
+        select=select,
         baseline=baseline,
         normalise_by=normalise_by,
         norm_mode=norm_mode,
