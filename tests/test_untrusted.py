@@ -40,6 +40,10 @@ options = st.fixed_dictionaries(
         "--weights": st.sampled_from(["missing.safetensors", "", "."]),
         "--data-root": st.sampled_from([".", "nowhere"]),
         "--split": st.sampled_from(["test", "train", "val"]),
+        "--select": st.sampled_from(["features.*", "layer4.*", "[", ""]),
+        "--attack-space": st.sampled_from(["pixel", "normalized", "z"]),
+        "--precision": st.sampled_from(["fp32", "bf16", "fp16", "fp8", ""]),
+        "--precision-tolerance": st.sampled_from(["0", "1", "-1", "x", "nan"]),
     },
 )
 
