@@ -79,6 +79,14 @@ def check_attack_space(name: str, attack_space: str) -> None:
         raise ConfigError(f"--attack-space normalized is the source's FGSM on normalised inputs; use --attack FGSM, not {name}")
 
 
+def check_attack(name: str, eps: float | str, attack_space: str) -> None:
+    """Fail fast, before any data is read, on attack settings that cannot work together."""
+    ATTACKS.entry(name)
+    check_attack_space(name, attack_space)
+    if eps == "auto" and not uses_eps(name):
+        raise ConfigError(f"attack {name} has no eps; --eps auto cannot calibrate it")
+
+
 def build_attack(
     name: str, model: nn.Module, eps: float, num_classes: int, norm_mode: str = "eval", attack_space: str = "pixel"
 ) -> Attack:

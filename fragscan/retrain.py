@@ -17,11 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torchattacks.attack import Attack
 
 from . import __version__
-from .attacks import ATTACKS, build_attack, calibrate_eps, check_attack_space, craft, predictions, uses_eps
+from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .config import AttackSpace, PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
-from .errors import ConfigError
 from .masks import Mask, load_mask
 from .models import Normalized, create_model
 from .scan import library_versions, resolve_device
@@ -137,10 +136,7 @@ def _changes(before: dict[str, torch.Tensor], after: Normalized, mask: Mask) -> 
 def retrain(config: RetrainConfig) -> Retrained:
     """Fine-tune ``config.weights`` under ``config.mask`` (and, unless disabled, without it)."""
     started = time.perf_counter()
-    ATTACKS.entry(config.attack)
-    check_attack_space(config.attack, config.attack_space)
-    if config.eps == "auto" and not uses_eps(config.attack):
-        raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
+    check_attack(config.attack, config.eps, config.attack_space)
     device = resolve_device(config.device)
     settings = TrainSettings(
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, ATTACKS, build_attack, calibrate_eps, check_attack_space, uses_eps
+from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, check_attack, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
@@ -108,14 +108,11 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
     dataset names only where no ``model`` or ``dataset`` object stands in for them."""
     for filter_id in config.filters:
         FILTERS.entry(filter_id)
-    ATTACKS.entry(config.attack)
-    check_attack_space(config.attack, config.attack_space)
+    check_attack(config.attack, config.eps, config.attack_space)
     if model is None:
         model_spec(config.model)
     if dataset is None:
         DATASETS.entry(config.dataset)
-    if config.eps == "auto" and not uses_eps(config.attack):
-        raise ConfigError(f"attack {config.attack} has no eps; --eps auto cannot calibrate it")
 
 
 def _filter_curve(
