@@ -43,6 +43,8 @@ def _summary(report: Report) -> CheckpointReport:
         weights=report.model.weights,
         weights_sha256=report.model.weights_sha256,
         eps_used=report.settings.eps_used,
+        precision_used=report.settings.precision_used,
+        precision_disagreement=report.settings.precision_disagreement,
         baseline=Baseline(clean=report.baseline.clean, adversarial=report.baseline.adversarial, samples=report.baseline.samples),
         groups=[
             CheckpointGroup(

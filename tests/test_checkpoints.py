@@ -51,6 +51,23 @@ def test_one_report_holds_every_checkpoints_scores(epochs):
     assert "Across 2 checkpoints" in html and html.count("<svg") == len(report.groups) + 3
 
 
+def test_each_checkpoint_records_the_precision_its_sweep_ran_in(epochs):
+    paths = tuple(checkpoint_files(epochs))
+    reduced = dict(QUICK, max_samples=100, precision="bf16")
+    disagreements = [
+        fragscan.scan(fragscan.ScanConfig(weights=p, **reduced, precision_tolerance=1.0)).settings.precision_disagreement
+        for p in paths
+    ]
+    assert disagreements[0] > disagreements[1]  # bf16 moves more of the damaged epoch's samples
+    tolerance = sum(disagreements) / 2
+    report = fragscan.scan(fragscan.ScanConfig(checkpoints=paths, **reduced, precision_tolerance=tolerance))
+    assert [c.precision_used for c in report.checkpoints] == ["fp32", "bf16"]
+    assert [c.precision_disagreement for c in report.checkpoints] == disagreements
+    assert any(w.startswith("epoch2.safetensors: ") and "the sweep ran in fp32" in w for w in report.warnings)
+    html = render_html(report)
+    assert "ε=0.1, bf16)" in html and "ε=0.1, fp32" not in html
+
+
 def test_a_single_checkpoint_report_has_no_checkpoints_field(epochs):
     report = fragscan.scan(fragscan.ScanConfig(weights=epochs / "epoch10.safetensors", **QUICK))
     assert report.checkpoints is None

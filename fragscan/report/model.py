@@ -153,6 +153,8 @@ class CheckpointReport(_Model):
     weights: str
     weights_sha256: str | None
     eps_used: float
+    precision_used: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="this checkpoint's sweep arithmetic")
+    precision_disagreement: float | None = Field(None, description="as in settings, for this checkpoint")
     baseline: Baseline
     groups: list[CheckpointGroup]
 
