@@ -30,7 +30,7 @@ from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_t
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
-from .masks import default_policy
+from .masks import default_policy, mask_from_report
 from .models import Normalized, create_model_for_data, model_spec
 from .plugins import load_plugins
 from .report import (
@@ -484,12 +484,14 @@ def scan_to(
     )
     report = analysis.report
     # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
+    policy = default_policy(report)
     if report.model.weights is None:
         no_mask = "the model was scanned without a weights file"
-    elif default_policy(report) is None:
+    elif policy is None:
         no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
     else:
         no_mask = None
-    written = write_scan_outputs(report, directory, net=None if no_mask else analysis.model.net)
+    mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
+    written = write_scan_outputs(report, directory, mask=mask)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)

@@ -6,11 +6,15 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from ..errors import InputError
 from .model import Report
+
+if TYPE_CHECKING:
+    from ..masks import Mask
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -86,25 +90,23 @@ def write_curves_csv(report: Report, path: Path) -> Path:
     return Path(path)
 
 
-def write_scan_outputs(report: Report, directory: Path, net=None) -> list[Path]:
-    """Everything a scan leaves in its output directory, each rendered from the report and
-    written atomically: report.json, curves.csv (tidy long curves), report.html and, given
-    ``net`` (the user's network with the weights the report analysed), the default retrain mask
-    mask.safetensors: band masks need the weight values, which the report does not hold."""
-    from ..masks import default_policy, mask_from_report, mask_bytes
+def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
+    """Everything a scan leaves in its output directory, each written atomically: report.json,
+    curves.csv (tidy long curves) and report.html, rendered from the report, and, given ``mask``
+    (built from the weight values, which the report does not hold), mask.safetensors."""
+    from ..masks import mask_bytes
     from .html import render_html
     from .tables import curves_csv
 
     directory = ensure_writable_dir(directory)
-    policy = default_policy(report)
     # Render everything before writing anything: a rendering failure leaves no partial set.
     outputs = {
         directory / "report.json": report_json(report),
         directory / "curves.csv": curves_csv(report).encode(),
         directory / "report.html": render_html(report).encode(),
     }
-    if net is not None and policy:
-        outputs[directory / "mask.safetensors"] = mask_bytes(mask_from_report(report, net, policy=policy))
+    if mask is not None:
+        outputs[directory / "mask.safetensors"] = mask_bytes(mask)
     for path, data in outputs.items():
         write_atomic(path, data)
     return list(outputs)
