@@ -59,7 +59,7 @@ def test_a_pickle_with_code_is_refused(tmp_path):
 
     path = tmp_path / "w.pt"
     torch.save({"weight": Hostile()}, path)
-    with pytest.raises(InputError, match="cannot read weights"):
+    with pytest.raises(InputError, match=r"pickled object \(print\).*never unpickles"):
         load_state_dict(path)
 
 

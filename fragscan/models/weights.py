@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pickle
+import re
+
 import torch
 from torch import nn
 
 from ..errors import InputError
 
-_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+# Where checkpoints keep the state dict, most common first; timm's EMA-only checkpoints hold
+# just "state_dict_ema" or "model_ema" (the live weights win when both are there, as in timm).
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "state_dict_ema", "model_ema")
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -23,6 +28,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's text suggests weights_only=False: never here
+        raise InputError(_refused_pickle(path, error)) from None
     except Exception as error:  # the file's own parser says what is wrong
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"cannot read weights {str(path)!r}: {first_line}") from error
@@ -31,8 +38,24 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[key]
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"weights {str(path)!r} hold no state dict of tensors")
+        held = f"keys {', '.join(map(repr, list(state)[:6]))}" if isinstance(state, dict) else type(state).__name__
+        raise InputError(
+            f"weights {str(path)!r} hold no state dict of tensors (found {held}); expected name -> tensor, "
+            f"directly or under one of {', '.join(map(repr, _WRAPPER_KEYS))}"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _refused_pickle(path: Path, error: pickle.UnpicklingError) -> str:
+    """One line for a file ``weights_only`` loading refused: a pickled object (a whole nn.Module) or no torch file."""
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if refused:
+        return (
+            f"weights {str(path)!r} hold a pickled object ({refused.group(1)}), not a state dict, and fragscan never "
+            "unpickles code from a file; where you trust it, re-save its weights: "
+            "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
+        )
+    return f"weights {str(path)!r} are neither a safetensors file nor a torch state dict (torch.save of name -> tensor)"
 
 
 def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:

@@ -1,0 +1,54 @@
+"""Inputs as users bring them (weights files, models, dataset files): each bad one is a one-line
+actionable error, each good one is read as documented."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fragscan.errors import InputError
+from fragscan.models import create_model
+from fragscan.models.weights import load_state_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+SHAPE = dict(num_classes=4, input_size=(1, 12, 12))
+
+
+def _state(name="small-cnn"):
+    return {k: v.contiguous() for k, v in create_model(name, **SHAPE).net.state_dict().items()}
+
+
+def test_a_pickled_module_is_refused_with_how_to_resave_it(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(create_model("small-cnn", **SHAPE).net, path)
+    with pytest.raises(InputError) as caught:
+        load_state_dict(path)
+    message = str(caught.value)
+    assert "pickled object (fragscan.models.paper.SmallCNN)" in message and "state_dict()" in message
+    assert "\n" not in message and "\x1b" not in message  # torch's own text is several lines with terminal codes
+    assert "weights_only" not in message  # torch suggests weights_only=False: fragscan never does that
+
+
+def test_bytes_that_are_no_torch_file_say_so(tmp_path):
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"not a torch file at all")
+    with pytest.raises(InputError, match=r"are neither a safetensors file nor a torch state dict"):
+        load_state_dict(path)
+
+
+@pytest.mark.parametrize("key", ["state_dict_ema", "model_ema"])
+def test_a_timm_ema_only_checkpoint_loads(tmp_path, key):
+    state = _state()
+    path = tmp_path / "ema.pth"
+    torch.save({key: state, "epoch": 3, "arch": "small-cnn"}, path)
+    loaded = load_state_dict(path)
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_a_checkpoint_without_tensors_names_what_it_holds(tmp_path):
+    path = tmp_path / "meta.pt"
+    torch.save({"epoch": 3, "accuracy": 0.9}, path)
+    with pytest.raises(InputError, match=r"found keys 'epoch', 'accuracy'.*under one of 'state_dict'"):
+        load_state_dict(path)
