@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fragscan.errors import InputError
+from fragscan.errors import ConfigError, InputError
 from fragscan.models import create_model
 from fragscan.models.weights import load_state_dict
 
@@ -52,3 +52,29 @@ def test_a_checkpoint_without_tensors_names_what_it_holds(tmp_path):
     torch.save({"epoch": 3, "accuracy": 0.9}, path)
     with pytest.raises(InputError, match=r"found keys 'epoch', 'accuracy'.*under one of 'state_dict'"):
         load_state_dict(path)
+
+
+def test_a_timm_vit_is_built_for_the_datas_image_size():
+    model = create_model("vit_tiny_patch16_224", num_classes=10, input_size=(1, 32, 32))
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "name, size",
+    [("vit_tiny_patch16_224", (1, 8, 8)), ("convnext_atto", (1, 8, 8)), ("tv:vit_b_16", (1, 28, 28))],
+)
+def test_a_model_that_cannot_take_the_image_size_says_so_at_build(name, size):
+    with pytest.raises(ConfigError) as caught:
+        create_model(name, num_classes=10, input_size=size)
+    message = str(caught.value)
+    assert f"model {name!r} cannot take {'x'.join(map(str, size))} images" in message and "resize" in message
+    assert "\n" not in message
+
+
+def test_a_pretrained_weights_file_timm_cannot_read_is_not_blamed_on_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(InputError) as caught:
+        create_model("timm:resnet18", num_classes=10, input_size=(1, 16, 16), pretrained=True, weights=path)
+    assert "not cached" not in str(caught.value) and "cannot load weights" in str(caught.value)

@@ -193,13 +193,32 @@ def create_model(
         weights = weights if weights is not None else spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
-        return Normalized(net, spec).eval()
+        return _runs_on_its_input(name, Normalized(net, spec).eval())
 
     from .external import build_external
 
     spec = ModelSpec().fitted(num_classes=num_classes, in_chans=in_chans, input_size=input_size, mean=mean, std=std)
     net, spec, notes = build_external(name, spec, weights=weights, pretrained=pretrained, known=MODELS.list(), **kwargs)
-    return Normalized(net, spec, notes=notes).eval()
+    return _runs_on_its_input(name, Normalized(net, spec, notes=notes).eval())
+
+
+def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
+    """``model``, once one image of its spec's size has gone through it: an architecture that cannot
+    take that size (a kernel or patch larger than the image, a fixed position grid) fails here in
+    one line, not deep inside the first attack."""
+    probe = torch.zeros(1, *model.spec.input_size)
+    try:
+        with torch.no_grad():
+            model(probe)
+    except Exception as error:  # whatever the architecture raises, the cause is the input size
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        size = "x".join(map(str, model.spec.input_size))
+        raise ConfigError(
+            f"model {name!r} cannot take {size} images ({reason}); pick a model that fits images of this size "
+            "(small-cnn fits any) or resize the data"
+        ) from None
+    return model
 
 
 def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:

@@ -100,8 +100,12 @@ def _pretrained_statistics(spec: ModelSpec, mean: tuple[float, ...], std: tuple[
 
 def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kwargs) -> tuple[nn.Module, ModelSpec, list[str]]:
     import timm
+    from timm.models import get_pretrained_cfg
 
     options = {"num_classes": spec.num_classes, "in_chans": spec.input_size[0], **kwargs}
+    published = get_pretrained_cfg(architecture)
+    if published is not None and published.fixed_input_size and tuple(published.input_size[1:]) != spec.input_size[1:]:
+        options.setdefault("img_size", spec.input_size[1:])  # a ViT's patch grid is built for one size: the data's
     if not pretrained:
         net = timm.create_model(architecture, pretrained=False, **options)
         if weights is not None:
@@ -115,7 +119,8 @@ def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kw
     try:  # offline, timm's hub client answers from its cache or fails at once
         net = timm.create_model(architecture, pretrained=True, **options)
     except Exception as error:  # hub, network or file errors: say which model and why, in one line
-        where = "" if downloads_allowed() else " (downloads are off: HF_HUB_OFFLINE=1 and the weights are not cached)"
+        # with --weights FILE the file is what failed; the download cache was never asked
+        where = "" if downloads_allowed() or weights is not None else " (downloads are off: HF_HUB_OFFLINE=1 and the weights are not cached)"
         raise InputError(
             f"--pretrained: cannot load weights for timm model {architecture!r}{where}: {_first_line(error)}; "
             "pass the file with --weights FILE"
