@@ -78,3 +78,55 @@ def test_a_pretrained_weights_file_timm_cannot_read_is_not_blamed_on_the_cache(t
     with pytest.raises(InputError) as caught:
         create_model("timm:resnet18", num_classes=10, input_size=(1, 16, 16), pretrained=True, weights=path)
     assert "not cached" not in str(caught.value) and "cannot load weights" in str(caught.value)
+
+
+def _npz(tmp_path, name="d.npz", **arrays):
+    import numpy as np
+
+    path = tmp_path / name
+    np.savez(path, **arrays) if name.endswith(".npz") else np.save(path, arrays["x"])
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("negative labels", r"labels must be 0, 1, \.\.\., K-1; y holds -5"),
+        ("uint16 pixels", r"integer x must be pixels 0-255, found \[0, 32512\]"),
+        ("signed pixels", r"integer x must be pixels 0-255, found \[-128"),
+        ("bool pixels", r"x is bool; give integer pixels 0-255 or floats in \[0, 1\]"),
+        ("NaN pixels", r"x holds NaN or infinite values"),
+        ("scalar y", r"y must be N integer labels for the N=8 images, got int64 \(\)"),
+        ("not a zip", r"cannot read .*: File is not a zip file"),
+        ("a .npy", r"is one \.npy array, not a \.npz archive; save it with np\.savez"),
+    ],
+)
+def test_npz_files_that_do_not_hold_images_and_labels_are_one_line(tmp_path, case, expected):
+    import numpy as np
+
+    from fragscan.data import create_dataset
+
+    x = np.arange(8 * 4 * 4, dtype=np.uint8).reshape(8, 4, 4)
+    y = np.arange(8) % 3
+    path = {
+        "negative labels": lambda: _npz(tmp_path, x=x, y=y - 5),
+        "uint16 pixels": lambda: _npz(tmp_path, x=x.astype(np.uint16) * 256, y=y),
+        "signed pixels": lambda: _npz(tmp_path, x=x.astype(np.int16) - 128, y=y),
+        "bool pixels": lambda: _npz(tmp_path, x=x > 50, y=y),
+        "NaN pixels": lambda: _npz(tmp_path, x=np.full((8, 4, 4), np.nan, np.float32), y=y),
+        "scalar y": lambda: _npz(tmp_path, x=x, y=np.int64(3)),
+        "not a zip": lambda: (tmp_path / "d.npz").write_bytes(b"PK\x03\x04junk") and tmp_path / "d.npz",
+        "a .npy": lambda: _npz(tmp_path, "d.npy", x=x),
+    }[case]()
+    with pytest.raises(InputError, match=expected):
+        create_dataset("npz", root=path)
+
+
+def test_npz_integer_pixels_of_any_dtype_within_0_255_are_scaled(tmp_path):
+    import numpy as np
+
+    from fragscan.data import create_dataset
+
+    x = np.array([[[0, 255], [51, 102]]] * 2, dtype=np.int64)
+    dataset = create_dataset("npz", root=_npz(tmp_path, x=x, y=np.array([0, 1])))
+    assert torch.allclose(dataset[0][0], torch.tensor([[[0.0, 1.0], [0.2, 0.4]]]))

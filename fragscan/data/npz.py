@@ -1,10 +1,11 @@
-"""Arrays in a NumPy ``.npz``: ``x`` (N x H x W, N x H x W x C or N x C x H x W; uint8 0-255 or float
-in [0, 1]) and ``y`` (N integer labels). ``--data-root`` is the file, or a folder holding ``SPLIT.npz``.
+"""Arrays in a NumPy ``.npz``: ``x`` (N x H x W, N x H x W x C or N x C x H x W; integers 0-255 or finite
+floats in [0, 1]) and ``y`` (N integer labels). ``--data-root`` is the file, or a folder holding ``SPLIT.npz``.
 Loaded with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +32,28 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
     if not path.is_file():
         raise InputError(f"npz: {str(path)!r} not found; pass the .npz file or a folder holding {split}.npz (arrays x, y)")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+            raise InputError(f"npz: {str(path)!r} is one .npy array, not a .npz archive; save it with np.savez(FILE, x=images, y=labels)")
+        with loaded as arrays:
             if "x" not in arrays or "y" not in arrays:
                 raise InputError(f"npz: {str(path)!r} holds {sorted(arrays.files)}; it needs arrays 'x' and 'y'")
             x, y = arrays["x"], arrays["y"]
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
-    if len(x) != len(y) or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"npz: y must be N integer labels for the N={len(x)} images, got {y.dtype} {y.shape}")
+    if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}")
+    if y.size and y.min() < 0:
+        raise InputError(f"npz: labels must be 0, 1, ..., K-1; y holds {int(y.min())}")
     pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale
+            raise InputError(f"npz: integer x must be pixels 0-255, found [{pixels.min()}, {pixels.max()}]; or give floats in [0, 1]")
         pixels = pixels.astype(np.float32) / 255.0
+    elif not np.issubdtype(pixels.dtype, np.floating):
+        raise InputError(f"npz: x is {pixels.dtype}; give integer pixels 0-255 or floats in [0, 1]")
+    elif not np.isfinite(pixels).all():
+        raise InputError("npz: x holds NaN or infinite values; pixels must be floats in [0, 1]")
     elif pixels.size and (pixels.min() < 0 or pixels.max() > 1):
         raise InputError(f"npz: float x must lie in [0, 1], found [{pixels.min():.3g}, {pixels.max():.3g}]")
     dataset = TensorDataset(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), torch.from_numpy(y.astype(np.int64)))
