@@ -91,7 +91,6 @@ def _npz(tmp_path, name="d.npz", **arrays):
 @pytest.mark.parametrize(
     "case, expected",
     [
-        ("negative labels", r"labels must be 0, 1, \.\.\., K-1; y holds -5"),
         ("uint16 pixels", r"integer x must be pixels 0-255, found \[0, 32512\]"),
         ("signed pixels", r"integer x must be pixels 0-255, found \[-128"),
         ("bool pixels", r"x is bool; give integer pixels 0-255 or floats in \[0, 1\]"),
@@ -109,7 +108,6 @@ def test_npz_files_that_do_not_hold_images_and_labels_are_one_line(tmp_path, cas
     x = np.arange(8 * 4 * 4, dtype=np.uint8).reshape(8, 4, 4)
     y = np.arange(8) % 3
     path = {
-        "negative labels": lambda: _npz(tmp_path, x=x, y=y - 5),
         "uint16 pixels": lambda: _npz(tmp_path, x=x.astype(np.uint16) * 256, y=y),
         "signed pixels": lambda: _npz(tmp_path, x=x.astype(np.int16) - 128, y=y),
         "bool pixels": lambda: _npz(tmp_path, x=x > 50, y=y),
@@ -130,3 +128,58 @@ def test_npz_integer_pixels_of_any_dtype_within_0_255_are_scaled(tmp_path):
     x = np.array([[[0, 255], [51, 102]]] * 2, dtype=np.int64)
     dataset = create_dataset("npz", root=_npz(tmp_path, x=x, y=np.array([0, 1])))
     assert torch.allclose(dataset[0][0], torch.tensor([[[0.0, 1.0], [0.2, 0.4]]]))
+
+
+def _image_folder(root, sizes, extra=None):
+    import numpy as np
+    from PIL import Image
+
+    for name, (height, width) in sizes.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((height, width, 3), 100, np.uint8)).save(root / name)
+    for name, content in (extra or {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    return root
+
+
+def test_an_imagefolder_file_that_is_no_image_is_named(tmp_path):
+    from fragscan.data import create_dataset, evaluation_tensors
+
+    root = _image_folder(tmp_path, {"a/0.png": (8, 8), "b/0.png": (8, 8)}, {"b/1.png": b"\x89PNG not really"})
+    with pytest.raises(InputError, match=r"cannot read image '.*b/1\.png': .*remove or replace the file"):
+        evaluation_tensors(create_dataset("imagefolder", root=root), None, 0)
+
+
+def test_imagefolder_images_of_different_sizes_are_named(tmp_path):
+    from fragscan.data import create_dataset, evaluation_tensors
+
+    root = _image_folder(tmp_path, {"a/0.png": (8, 8), "b/0.png": (8, 6)})
+    with pytest.raises(InputError, match=r"images differ in size: '.*a/0\.png' is \(3, 8, 8\), '.*b/0\.png' \(3, 8, 6\)"):
+        evaluation_tensors(create_dataset("imagefolder", root=root), None, 0)
+
+
+def test_an_empty_imagefolder_class_is_not_reported_as_no_images_at_all(tmp_path):
+    from fragscan.data import create_dataset
+
+    root = _image_folder(tmp_path, {"a/0.png": (8, 8)})
+    (root / "b").mkdir()
+    with pytest.raises(InputError, match=r"no valid file for the classes b.*an image in every CLASS folder") as caught:
+        create_dataset("imagefolder", root=root)
+    assert "holds no" not in str(caught.value)
+
+
+@pytest.mark.parametrize("source", ["tensors", "npz"])
+def test_negative_labels_from_any_dataset_are_an_input_error(tmp_path, source):
+    import numpy as np
+    from torch.utils.data import TensorDataset
+
+    from fragscan.data import create_dataset, evaluation_tensors
+
+    labels = [0, 1, -1, 2]
+    if source == "tensors":
+        dataset = TensorDataset(torch.rand(4, 1, 4, 4), torch.tensor(labels))
+    else:
+        dataset = create_dataset("npz", root=_npz(tmp_path, x=np.zeros((4, 4, 4), np.uint8), y=np.array(labels)))
+    with pytest.raises(InputError, match=r"labels must be 0, 1, \.\.\., K-1; found -1"):
+        evaluation_tensors(dataset, None, 0)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
@@ -108,7 +108,23 @@ def evaluation_tensors(
         generator = torch.Generator().manual_seed(seed)
         indices = sorted(torch.randperm(size, generator=generator)[:max_samples].tolist())
     images, labels = zip(*(dataset[i] for i in indices))
-    return torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in images]), torch.as_tensor(labels), indices
+    images = [torch.as_tensor(x, dtype=torch.float32) for x in images]
+    odd = next((n for n, x in enumerate(images) if x.shape != images[0].shape), None)
+    if odd is not None:
+        raise InputError(
+            f"the images differ in size: {_sample_name(dataset, indices[0])} is {tuple(images[0].shape)}, "
+            f"{_sample_name(dataset, indices[odd])} {tuple(images[odd].shape)}; resize them to one size first"
+        )
+    labels = torch.as_tensor(labels)
+    if int(labels.min()) < 0:
+        raise InputError(f"dataset labels must be 0, 1, ..., K-1; found {int(labels.min())}")
+    return torch.stack(images), labels, indices
+
+
+def _sample_name(dataset: Dataset, index: int) -> str:
+    """A sample as the user knows it: its file (ImageFolder's ``samples``) or its index."""
+    samples = getattr(dataset, "samples", None)
+    return repr(str(samples[index][0])) if samples is not None else f"sample {index}"
 
 
 # Built-in adapters register on import, one small module each.

@@ -11,16 +11,30 @@ from . import register_dataset
 from .layout import require_root
 
 
+def read_rgb(path: str | Path):
+    """The image at ``path`` as RGB (grayscale and RGBA converted, as torchvision's loader does), or
+    an InputError naming the file that is not an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise InputError(f"cannot read image {str(path)!r}: {error}; remove or replace the file") from None
+
+
 def image_folder(directory: Path, grayscale: bool = False):
     """torchvision's ImageFolder over ``directory`` giving float pixels in [0, 1] (RGB, or one channel)."""
     from torchvision import datasets, transforms
 
     steps = [transforms.Grayscale()] if grayscale else []
     try:
-        return datasets.ImageFolder(str(directory), transform=transforms.Compose([*steps, transforms.ToTensor()]))
-    except (FileNotFoundError, OSError) as error:
+        return datasets.ImageFolder(
+            str(directory), transform=transforms.Compose([*steps, transforms.ToTensor()]), loader=read_rgb
+        )
+    except (FileNotFoundError, OSError) as error:  # no class folder, or a class folder without an image
         raise InputError(
-            f"imagefolder: {str(directory)!r} holds no CLASS/IMAGE files ({error}); expected DIR/CLASS/*.png|jpg"
+            f"imagefolder: cannot use {str(directory)!r}: {error}; expected DIR/CLASS/*.png|jpg with an image in every CLASS folder"
         ) from None
 
 

@@ -43,8 +43,6 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
         raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
     if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}")
-    if y.size and y.min() < 0:
-        raise InputError(f"npz: labels must be 0, 1, ..., K-1; y holds {int(y.min())}")
     pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale

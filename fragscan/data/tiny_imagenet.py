@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from . import register_dataset
-from .imagefolder import image_folder
+from .imagefolder import image_folder, read_rgb
 from .layout import check_split, missing_files, require_root
 
 
@@ -26,11 +26,9 @@ class _Annotated(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
         from torchvision.transforms.functional import to_tensor
 
-        with Image.open(self.files[index]) as image:
-            return to_tensor(image.convert("RGB")), self.targets[index]
+        return to_tensor(read_rgb(self.files[index])), self.targets[index]
 
 
 def _classes(root: Path) -> list[str]:
