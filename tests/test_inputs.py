@@ -183,3 +183,25 @@ def test_negative_labels_from_any_dataset_are_an_input_error(tmp_path, source):
         dataset = create_dataset("npz", root=_npz(tmp_path, x=np.zeros((4, 4, 4), np.uint8), y=np.array(labels)))
     with pytest.raises(InputError, match=r"labels must be 0, 1, \.\.\., K-1; found -1"):
         evaluation_tensors(dataset, None, 0)
+
+
+def test_an_svhn_file_that_is_no_mat_file_is_one_line(tmp_path):
+    from fragscan.data import create_dataset
+
+    (tmp_path / "test_32x32.mat").write_bytes(b"junk\n")
+    with pytest.raises(InputError, match=r"cannot read SVHN file '.*test_32x32\.mat' \(expected arrays X"):
+        create_dataset("svhn", root=tmp_path)
+
+
+def test_a_cifar_batch_whose_data_is_not_32x32x3_rows_is_one_line(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from fragscan.data import create_dataset
+
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as handle:
+        pickle.dump({b"data": np.zeros((10, 100), np.uint8), b"labels": [0] * 10}, handle)
+    with pytest.raises(InputError, match=r"'data' holds 1000 bytes, not rows of 3x32x32 pixels"):
+        create_dataset("cifar10", root=tmp_path)

@@ -80,7 +80,10 @@ class _Variant:
             batch = _unpickle(directory / file)
             if "data" not in batch or self.label_key not in batch:
                 raise InputError(f"CIFAR batch {str(directory / file)!r} lacks 'data' or {self.label_key!r}")
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            data = np.asarray(batch["data"], dtype=np.uint8)
+            if data.size % 3072:
+                raise InputError(f"CIFAR batch {str(directory / file)!r}: 'data' holds {data.size} bytes, not rows of 3x32x32 pixels")
+            images.append(data.reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
         return ImageTensors(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), self.classes)
 

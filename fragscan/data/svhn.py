@@ -28,6 +28,7 @@ SPLITS = ("train", "test", "extra")
 )
 def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     check_split("svhn", split, SPLITS)
     if download:
@@ -44,7 +45,7 @@ def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> I
     try:
         arrays = loadmat(str(path))
         images, labels = arrays["X"], arrays["y"]
-    except (OSError, ValueError, KeyError, NotImplementedError) as error:
+    except (OSError, ValueError, KeyError, NotImplementedError, MatReadError) as error:
         raise InputError(f"cannot read SVHN file {str(path)!r} (expected arrays X [32,32,3,N] and y [N,1]): {error}") from None
     if images.ndim != 4 or images.shape[:3] != (32, 32, 3):
         raise InputError(f"SVHN file {str(path)!r}: X has shape {images.shape}, expected (32, 32, 3, N)")
