@@ -19,11 +19,21 @@ class UsageError(FragscanError):
 
 
 class UnknownNameError(UsageError):
+    """``known`` in the order to show it: the names a user registered before a library's thousand."""
+
     def __init__(self, kind: str, name: str, known: Iterable[str]):
-        known = sorted(set(known))
+        known = list(dict.fromkeys(known))
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known[:12])}"
-        super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`)")
+        super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`){_failed_plugins()}")
+
+
+def _failed_plugins() -> str:
+    """Plugins that failed to load, which may be what should have registered the name."""
+    from .plugins import loaded_plugins  # plugins import the registries, which raise this error
+
+    failed = [plugin.describe() for plugin in loaded_plugins() if not plugin.loaded]
+    return f"; plugin {'; plugin '.join(failed)}" if failed else ""
 
 
 class ConfigError(UsageError):

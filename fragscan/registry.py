@@ -70,7 +70,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(self.kind, name, self._entries) from None
+            raise UnknownNameError(self.kind, name, self.list()) from None
 
     def get(self, name: str) -> T:
         return self.entry(name).obj

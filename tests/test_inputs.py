@@ -205,3 +205,24 @@ def test_a_cifar_batch_whose_data_is_not_32x32x3_rows_is_one_line(tmp_path):
         pickle.dump({b"data": np.zeros((10, 100), np.uint8), b"labels": [0] * 10}, handle)
     with pytest.raises(InputError, match=r"'data' holds 1000 bytes, not rows of 3x32x32 pixels"):
         create_dataset("cifar10", root=tmp_path)
+
+
+def test_an_unknown_name_lists_registered_models_first_and_any_plugin_that_failed(tmp_path, monkeypatch):
+    from fragscan import plugins
+    from fragscan.errors import UnknownNameError
+    from fragscan.models import model_spec
+    from fragscan.plugins import load_plugins
+
+    monkeypatch.setattr(plugins, "_LOADED", dict(plugins._LOADED))  # the broken plugin stays in this test
+
+    with pytest.raises(UnknownNameError) as caught:
+        model_spec("zzzq-net")
+    assert "known: digits-cnn, " in str(caught.value)  # not timm's alphabetical first (aimv2_...)
+    broken = tmp_path / "broken_nets.py"
+    broken.write_text("import a_module_that_is_not_installed\n")
+    load_plugins([broken], project_dir=tmp_path / "none")
+    with pytest.raises(UnknownNameError) as caught:
+        model_spec("zzzq-net")
+    assert str(caught.value).endswith(
+        f"; plugin broken_nets (file: {broken.resolve()}) failed: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"
+    )
