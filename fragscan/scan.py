@@ -266,6 +266,12 @@ def analyse(
 
     groups, skipped = parameter_groups(model.net, config.include, config.select)
     if not groups:
+        if skipped:  # the names matched: their values are what cannot be swept (a zero-initialised head)
+            more = f" (+{len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            raise ConfigError(
+                f"model {config.model!r} has nothing to sweep among the tensors selected: "
+                f"{skipped[0].name!r} {skipped[0].reason}{more}; load trained weights (--weights) or select others"
+            )
         every = parameter_groups(model.net, config.include)[0]
         if config.select and every:
             raise ConfigError(

@@ -226,3 +226,16 @@ def test_an_unknown_name_lists_registered_models_first_and_any_plugin_that_faile
     assert str(caught.value).endswith(
         f"; plugin broken_nets (file: {broken.resolve()}) failed: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"
     )
+
+
+def test_a_selected_tensor_that_cannot_be_swept_is_named_with_why():
+    import fragscan
+
+    model = create_model("digits-cnn")
+    with torch.no_grad():
+        model.net.classifier[3].weight.zero_()  # torchvision's ViT heads start at zero like this
+    config = fragscan.ScanConfig(select=["classifier.3.*"], max_samples=20, thresholds=3, eps=0.1)
+    with pytest.raises(ConfigError) as caught:
+        fragscan.scan(config, model=model)
+    assert "'classifier.3.weight' all entries are equal: no value band to sweep" in str(caught.value)
+    assert "matches no analysable tensor" not in str(caught.value)
