@@ -239,3 +239,16 @@ def test_a_selected_tensor_that_cannot_be_swept_is_named_with_why():
         fragscan.scan(config, model=model)
     assert "'classifier.3.weight' all entries are equal: no value band to sweep" in str(caught.value)
     assert "matches no analysable tensor" not in str(caught.value)
+
+
+def test_a_corrupt_gzipped_idx_file_is_one_line(tmp_path):
+    import gzip
+
+    from fragscan.data.idx import read_idx
+
+    data = bytearray(gzip.compress(bytes(range(256)) * 64, mtime=0))
+    data[40:60] = b"\xff" * 20  # damage the deflate stream, not its end
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"cannot read IDX file '.*t10k-images-idx3-ubyte\.gz': Error -3"):
+        read_idx(path)

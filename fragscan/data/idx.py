@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from math import prod
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def read_idx(path: Path) -> torch.Tensor:
     try:
         with opener(path, "rb") as handle:
             data = handle.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: a corrupt gzip stream
         raise InputError(f"cannot read IDX file {str(path)!r}: {error}") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise InputError(f"{str(path)!r} is not an IDX file of unsigned bytes (bad magic number)")
