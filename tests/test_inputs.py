@@ -252,3 +252,16 @@ def test_a_corrupt_gzipped_idx_file_is_one_line(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"cannot read IDX file '.*t10k-images-idx3-ubyte\.gz': Error -3"):
         read_idx(path)
+
+
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_weights_without_batchnorm_step_counters_load_as_torch_loads_them(tmp_path, pretrained):
+    from safetensors.torch import save_file
+
+    name = "tv:resnet18" if pretrained else "small-cnn"
+    source = create_model(name, num_classes=4, input_size=(3, 16, 16))
+    state = {k: v.contiguous() for k, v in source.net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "old.safetensors"
+    save_file(state, str(path))
+    loaded = create_model(name, num_classes=4, input_size=(3, 16, 16), weights=path, pretrained=pretrained)
+    assert all(torch.equal(loaded.net.state_dict()[k], v) for k, v in state.items())

@@ -58,10 +58,16 @@ def _refused_pickle(path: Path, error: pickle.UnpicklingError) -> str:
     return f"weights {str(path)!r} are neither a safetensors file nor a torch state dict (torch.save of name -> tensor)"
 
 
+def _needed(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> list[str]:
+    """Keys of ``expected`` that ``state`` lacks, less BatchNorm's step counters: torch fills those in
+    (checkpoints saved before PyTorch 0.4.1, or converted from other frameworks, have none)."""
+    return [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+
+
 def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
     """Load ``state`` strictly, naming the first mismatch in one line."""
     expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
+    missing = _needed(expected, state)
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         parts = []
@@ -89,13 +95,13 @@ def adapt_pretrained(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
     from timm.models import adapt_input_conv
 
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
+    missing = _needed(own, state)
     if missing:
         raise InputError(f"weights {source!r} do not fit the model: missing {missing[0]!r}" + (
             f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
     adapted, fresh = {}, []
     for key, mine in own.items():
-        theirs = state[key]
+        theirs = state.get(key, mine)  # only a step counter can be absent here
         if theirs.shape == mine.shape:
             adapted[key] = theirs
         elif theirs.ndim == 4 and theirs.shape[0] == mine.shape[0] and theirs.shape[2:] == mine.shape[2:]:
