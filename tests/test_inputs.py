@@ -265,3 +265,14 @@ def test_weights_without_batchnorm_step_counters_load_as_torch_loads_them(tmp_pa
     save_file(state, str(path))
     loaded = create_model(name, num_classes=4, input_size=(3, 16, 16), weights=path, pretrained=pretrained)
     assert all(torch.equal(loaded.net.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("scale, found", [(255.0, r"\[0, 255\]"), (float("nan"), r"\[nan, nan\] with NaN or inf")])
+def test_a_dataset_giving_pixels_outside_0_1_is_refused_not_scored(scale, found):
+    from torch.utils.data import TensorDataset
+
+    from fragscan.data import evaluation_tensors
+
+    pixels = torch.linspace(0, 1, 4 * 16).view(4, 1, 4, 4) * scale  # a plugin that forgot to divide by 255
+    with pytest.raises(InputError, match=rf"dataset gives pixels in {found}.*floats in \[0, 1\]"):
+        evaluation_tensors(TensorDataset(pixels, torch.tensor([0, 1, 0, 1])), None, 0)

@@ -118,7 +118,15 @@ def evaluation_tensors(
     labels = torch.as_tensor(labels)
     if int(labels.min()) < 0:
         raise InputError(f"dataset labels must be 0, 1, ..., K-1; found {int(labels.min())}")
-    return torch.stack(images), labels, indices
+    pixels = torch.stack(images)
+    if not bool(torch.isfinite(pixels).all()) or float(pixels.min()) < 0 or float(pixels.max()) > 1:
+        # attacks clip to [0, 1]: 0-255 pixels would be scored, silently, on other images than the clean ones
+        raise InputError(
+            f"the dataset gives pixels in [{float(pixels.min()):.3g}, {float(pixels.max()):.3g}]"
+            f"{'' if bool(torch.isfinite(pixels).all()) else ' with NaN or inf'}; adapters must give floats in [0, 1] "
+            "(divide 0-255 pixels by 255)"
+        )
+    return pixels, labels, indices
 
 
 def _sample_name(dataset: Dataset, index: int) -> str:
