@@ -276,3 +276,59 @@ def test_a_dataset_giving_pixels_outside_0_1_is_refused_not_scored(scale, found)
     pixels = torch.linspace(0, 1, 4 * 16).view(4, 1, 4, 4) * scale  # a plugin that forgot to divide by 255
     with pytest.raises(InputError, match=rf"dataset gives pixels in {found}.*floats in \[0, 1\]"):
         evaluation_tensors(TensorDataset(pixels, torch.tensor([0, 1, 0, 1])), None, 0)
+
+
+class _TupleOut(torch.nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.linear = torch.nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)), x.mean()  # logits and a feature, as some research code returns
+
+
+def _broken_factory(num_classes=10):
+    raise RuntimeError("cannot build: missing config file net.yaml")
+
+
+@pytest.mark.parametrize(
+    "factory, expected",
+    [
+        (lambda num_classes=10: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1000)),
+         r"must return one tensor of logits, N x 10 for 10 classes; it returned shape \(1, 1000\)"),
+        (_TupleOut, r"must return one tensor of logits, N x 10 for 10 classes; it returned a tuple"),
+        (_broken_factory, r"model 'odd-net' \(test\) failed to build: RuntimeError: cannot build: missing config file net.yaml"),
+    ],
+)
+def test_a_registered_model_that_cannot_serve_as_a_classifier_is_one_line(factory, expected):
+    from fragscan.models import MODELS, register_model
+
+    register_model("odd-net", input_size=(1, 8, 8), num_classes=10, source="test")(factory)
+    try:
+        with pytest.raises(ConfigError, match=expected):
+            create_model("odd-net")
+    finally:
+        MODELS.unregister("odd-net")
+
+
+@pytest.mark.parametrize(
+    "sample, expected",
+    [
+        (lambda: (__import__("PIL.Image").Image.new("L", (4, 4)), 1), r"sample 0 is \(Image, int\)"),
+        (lambda: (torch.rand(4, 4), 1), r"image of shape \(4, 4\)"),
+        (lambda: (torch.rand(1, 4, 4), 1.0), r"torch.float32 label"),
+        (lambda: (torch.rand(1, 4, 4), __import__("numpy").array([0, 1])), r"int64 label of shape \(2,\)"),  # one-hot
+    ],
+)
+def test_dataset_samples_outside_the_adapter_contract_are_one_line(sample, expected):
+    from fragscan.data import evaluation_tensors
+
+    class Samples(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return sample()
+
+    with pytest.raises(InputError, match=r"samples must be \(float tensor C x H x W in \[0, 1\], int label\).*" + expected):
+        evaluation_tensors(Samples(), None, 0)

@@ -108,14 +108,26 @@ def evaluation_tensors(
         generator = torch.Generator().manual_seed(seed)
         indices = sorted(torch.randperm(size, generator=generator)[:max_samples].tolist())
     images, labels = zip(*(dataset[i] for i in indices))
-    images = [torch.as_tensor(x, dtype=torch.float32) for x in images]
+    contract = "samples must be (float tensor C x H x W in [0, 1], int label)"
+    try:
+        images = [torch.as_tensor(x, dtype=torch.float32) for x in images]
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as error:  # a PIL image, a string label, ragged arrays
+        raise InputError(
+            f"the dataset's {contract}; {_sample_name(dataset, indices[0])} is "
+            f"({type(images[0]).__name__}, {type(labels[0]).__name__}): {error}"
+        ) from None
+    if images[0].ndim != 3 or labels.ndim != 1 or labels.is_floating_point() or labels.is_complex():
+        raise InputError(
+            f"the dataset's {contract}; {_sample_name(dataset, indices[0])} has an image of shape "
+            f"{tuple(images[0].shape)} and a {labels.dtype} label of shape {tuple(labels.shape[1:])}"
+        )
     odd = next((n for n, x in enumerate(images) if x.shape != images[0].shape), None)
     if odd is not None:
         raise InputError(
             f"the images differ in size: {_sample_name(dataset, indices[0])} is {tuple(images[0].shape)}, "
             f"{_sample_name(dataset, indices[odd])} {tuple(images[odd].shape)}; resize them to one size first"
         )
-    labels = torch.as_tensor(labels)
     if int(labels.min()) < 0:
         raise InputError(f"dataset labels must be 0, 1, ..., K-1; found {int(labels.min())}")
     pixels = torch.stack(images)

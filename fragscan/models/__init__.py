@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FragscanError
 from ..registry import Registry
 from .weights import apply_state_dict, load_state_dict
 
@@ -189,7 +189,12 @@ def create_model(
         factory_options = {"num_classes": spec.num_classes, "in_chans": spec.input_size[0], **kwargs}
         if entry.meta.get("stems"):
             factory_options["stem"] = stem
-        net = entry.obj(**_accepted(entry.obj, factory_options))
+        try:
+            net = entry.obj(**_accepted(entry.obj, factory_options))
+        except FragscanError:
+            raise
+        except Exception as error:  # a plugin's factory: its own bug, named with where it came from
+            raise ConfigError(f"model {name!r} ({entry.source}) failed to build: {_first_line(error)}") from None
         weights = weights if weights is not None else spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
@@ -209,16 +214,26 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
     probe = torch.zeros(1, *model.spec.input_size)
     try:
         with torch.no_grad():
-            model(probe)
+            output = model(probe)
     except Exception as error:  # whatever the architecture raises, the cause is the input size
-        text = str(error).strip()
-        reason = text.splitlines()[0] if text else type(error).__name__
         size = "x".join(map(str, model.spec.input_size))
         raise ConfigError(
-            f"model {name!r} cannot take {size} images ({reason}); pick a model that fits images of this size "
+            f"model {name!r} cannot take {size} images ({_first_line(error)}); pick a model that fits images of this size "
             "(small-cnn fits any) or resize the data"
         ) from None
+    classes = model.spec.num_classes
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (1, classes):
+        given = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
+        raise ConfigError(
+            f"model {name!r} must return one tensor of logits, N x {classes} for {classes} classes; it returned {given} "
+            "for one image (a factory should build its classifier with num_classes=...)"
+        )
     return model
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:
