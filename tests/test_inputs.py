@@ -332,3 +332,13 @@ def test_dataset_samples_outside_the_adapter_contract_are_one_line(sample, expec
 
     with pytest.raises(InputError, match=r"samples must be \(float tensor C x H x W in \[0, 1\], int label\).*" + expected):
         evaluation_tensors(Samples(), None, 0)
+
+
+def test_imagefolder_does_not_read_split_folders_as_classes(tmp_path):
+    from fragscan.data import create_dataset
+
+    root = _image_folder(tmp_path, {f"{split}/{label}/0.png": (8, 8) for split in ("train", "test") for label in "ab"})
+    assert create_dataset("imagefolder", root=root, split="test").classes == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"has no 'val' folder but has split folders test, train; pass --split test\|train"):
+        create_dataset("imagefolder", root=root, split="val")
+    assert create_dataset("imagefolder", root=root / "train", split="val").classes == ["a", "b"]  # ROOT/CLASS

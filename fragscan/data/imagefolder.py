@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from . import register_dataset
 from .layout import require_root
 
@@ -41,5 +41,16 @@ def image_folder(directory: Path, grayscale: bool = False):
 @register_dataset("imagefolder", description="ROOT[/SPLIT]/CLASS/*.png|jpg (torchvision ImageFolder); grayscale=True for 1 channel")
 def imagefolder(root: Path, split: str = "test", grayscale: bool = False, **kwargs):
     require_root("imagefolder", root, "CLASS/IMAGE folders, or SPLIT/CLASS/IMAGE")
-    directory = root / split if (root / split).is_dir() else root
-    return image_folder(directory, grayscale)
+    if (root / split).is_dir():
+        return image_folder(root / split, grayscale)
+    splits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.lower() in _SPLIT_NAMES) if root.is_dir() else []
+    if splits:  # read as CLASS folders, the other splits would become the classes
+        raise ConfigError(
+            f"imagefolder: {str(root)!r} has no {split!r} folder but has split folders {', '.join(splits)}; "
+            f"pass --split {'|'.join(splits)}"
+        )
+    return image_folder(root, grayscale)
+
+
+# Folder names that mark ROOT/SPLIT/CLASS rather than ROOT/CLASS.
+_SPLIT_NAMES = {"train", "test", "val", "valid", "validation", "extra"}
