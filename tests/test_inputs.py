@@ -342,3 +342,14 @@ def test_imagefolder_does_not_read_split_folders_as_classes(tmp_path):
     with pytest.raises(ConfigError, match=r"has no 'val' folder but has split folders test, train; pass --split test\|train"):
         create_dataset("imagefolder", root=root, split="val")
     assert create_dataset("imagefolder", root=root / "train", split="val").classes == ["a", "b"]  # ROOT/CLASS
+
+
+def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path):
+    from safetensors.torch import save_file
+
+    state = _state()
+    state["features.0.weight"][0, 0, 0, 0] = float("nan")
+    path = tmp_path / "diverged.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(InputError, match=r"hold NaN or infinite values in 'features.0.weight'.*earlier checkpoint"):
+        create_model("small-cnn", weights=path, **SHAPE)

@@ -43,6 +43,17 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"weights {str(path)!r} hold no state dict of tensors (found {held}); expected name -> tensor, "
             f"directly or under one of {', '.join(map(repr, _WRAPPER_KEYS))}"
         )
+    # Weights and biases only: a buffer may hold -inf on purpose (an attention mask).
+    broken = next(
+        (k for k, v in state.items() if k.rsplit(".", 1)[-1] in ("weight", "bias") and v.is_floating_point()
+         and not bool(torch.isfinite(v).all())),
+        None,
+    )
+    if broken is not None:  # every threshold of a sweep would be NaN: refuse here, where the cause is known
+        raise InputError(
+            f"weights {str(path)!r} hold NaN or infinite values in {broken!r}; the file is damaged or from a "
+            "diverged training run: pass an earlier checkpoint"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
