@@ -353,3 +353,11 @@ def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path):
     save_file(state, str(path))
     with pytest.raises(InputError, match=r"hold NaN or infinite values in 'features.0.weight'.*earlier checkpoint"):
         create_model("small-cnn", weights=path, **SHAPE)
+
+
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_a_directory_as_weights_is_named_as_one(tmp_path, pretrained):
+    folder = tmp_path / "run.safetensors"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"is a directory; pass the .safetensors or .pt/.pth file in it.*--checkpoints DIR"):
+        create_model("timm:resnet18", weights=folder, pretrained=pretrained, **SHAPE)

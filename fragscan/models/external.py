@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, InputError, UnknownNameError
 from . import ModelSpec
-from .weights import adapt_pretrained, apply_state_dict, load_state_dict
+from .weights import adapt_pretrained, apply_state_dict, load_state_dict, require_weights_file
 
 TIMM_PREFIX = "timm:"
 TV_PREFIX = "tv:"
@@ -112,8 +112,7 @@ def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kw
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
         return net, spec, []
     if weights is not None:
-        if not Path(weights).is_file():
-            raise InputError(f"weights file {str(weights)!r} not found; pass an existing .safetensors or .pt/.pth file")
+        require_weights_file(weights)
         # timm's own path: it loads the file (weights_only), adapts the input conv and the classifier.
         options["pretrained_cfg_overlay"] = {"file": str(weights)}
     try:  # offline, timm's hub client answers from its cache or fails at once

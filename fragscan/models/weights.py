@@ -17,10 +17,21 @@ from ..errors import InputError
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "state_dict_ema", "model_ema")
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def require_weights_file(path: str | Path) -> Path:
+    """``path`` if it is a file, else an InputError saying what it is instead."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(
+            f"weights {str(path)!r} is a directory; pass the .safetensors or .pt/.pth file in it "
+            "(to scan every file in it: --checkpoints DIR)"
+        )
     if not path.is_file():
         raise InputError(f"weights file {str(path)!r} not found; pass an existing .safetensors or .pt/.pth file")
+    return path
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = require_weights_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
