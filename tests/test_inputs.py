@@ -1,8 +1,6 @@
 """Inputs as users bring them (weights files, models, dataset files): each bad one is a one-line
 actionable error, each good one is read as documented."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,6 @@ from fragscan.errors import ConfigError, InputError
 from fragscan.models import create_model
 from fragscan.models.weights import load_state_dict
 
-ROOT = Path(__file__).resolve().parent.parent
 SHAPE = dict(num_classes=4, input_size=(1, 12, 12))
 
 
