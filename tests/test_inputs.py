@@ -1,8 +1,6 @@
 """Inputs as users bring them (weights files, models, dataset files): each bad one is a one-line
 actionable error, each good one is read as documented."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
