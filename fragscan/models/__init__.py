@@ -194,7 +194,7 @@ def create_model(
         except FragscanError:
             raise
         except Exception as error:  # a plugin's factory: its own bug, named with where it came from
-            raise ConfigError(f"model {name!r} ({entry.source}) failed to build: {_first_line(error)}") from None
+            raise ConfigError(f"model {name!r} ({entry.source}) failed to build: {type(error).__name__}: {first_line(error)}") from None
         weights = weights if weights is not None else spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
@@ -218,7 +218,7 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
     except Exception as error:  # whatever the architecture raises, the cause is the input size
         size = "x".join(map(str, model.spec.input_size))
         raise ConfigError(
-            f"model {name!r} cannot take {size} images ({_first_line(error)}); pick a model that fits images of this size "
+            f"model {name!r} cannot take {size} images ({first_line(error)}); pick a model that fits images of this size "
             "(small-cnn fits any) or resize the data"
         ) from None
     classes = model.spec.num_classes
@@ -231,9 +231,10 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
     return model
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (some run to pages), or its type when it has none."""
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError, InputError, UnknownNameError
-from . import ModelSpec
+from . import ModelSpec, first_line
 from .weights import adapt_pretrained, apply_state_dict, load_state_dict, require_weights_file
 
 TIMM_PREFIX = "timm:"
@@ -85,11 +85,6 @@ def build_external(
     return build(architecture, spec, weights=weights, pretrained=pretrained, **kwargs)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _pretrained_statistics(spec: ModelSpec, mean: tuple[float, ...], std: tuple[float, ...]) -> ModelSpec:
     """Pretrained RGB statistics, averaged over channels when the data has one channel (as the conv is summed)."""
     channels = spec.input_size[0]
@@ -121,7 +116,7 @@ def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kw
         # with --weights FILE the file is what failed; the download cache was never asked
         where = "" if downloads_allowed() or weights is not None else " (downloads are off: HF_HUB_OFFLINE=1 and the weights are not cached)"
         raise InputError(
-            f"--pretrained: cannot load weights for timm model {architecture!r}{where}: {_first_line(error)}; "
+            f"--pretrained: cannot load weights for timm model {architecture!r}{where}: {first_line(error)}; "
             "pass the file with --weights FILE"
         ) from None
     config = net.pretrained_cfg
@@ -166,7 +161,7 @@ def _torchvision(architecture: str, spec: ModelSpec, *, weights, pretrained: boo
     try:
         net = models.get_model(architecture, weights=None, num_classes=spec.num_classes, **kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"torchvision model {architecture!r} cannot be built: {_first_line(error)}") from None
+        raise ConfigError(f"torchvision model {architecture!r} cannot be built: {first_line(error)}") from None
     _replace_input_conv(net, spec.input_size[0])
     if not pretrained:
         if weights is not None:
@@ -192,4 +187,4 @@ def _torchvision_download(architecture: str, url: str):
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(f"--pretrained: cannot fetch torchvision weights for {architecture!r}: {_first_line(error)}") from None
+        raise InputError(f"--pretrained: cannot fetch torchvision weights for {architecture!r}: {first_line(error)}") from None
