@@ -356,3 +356,22 @@ def test_a_directory_as_weights_is_named_as_one(tmp_path, pretrained):
     folder.mkdir()
     with pytest.raises(InputError, match=r"is a directory; pass the .safetensors or .pt/.pth file in it.*--checkpoints DIR"):
         create_model("timm:resnet18", weights=folder, pretrained=pretrained, **SHAPE)
+
+
+@pytest.mark.parametrize("dataset, torchvision_class", [("kmnist", "KMNIST"), ("cifar10", "CIFAR10"), ("svhn", "SVHN")])
+def test_a_failed_download_is_one_line(tmp_path, monkeypatch, dataset, torchvision_class):
+    import torchvision.datasets
+
+    from fragscan.data import create_dataset
+
+    def offline(*args, **kwargs):  # torchvision's own text when there is no network
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried http://mirror/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+        )
+
+    monkeypatch.setattr(torchvision.datasets, torchvision_class, offline)
+    with pytest.raises(InputError) as caught:
+        create_dataset(dataset, root=tmp_path, download=True)
+    assert str(caught.value).endswith(
+        "failed: Error downloading train-images-idx3-ubyte.gz: Tried http://mirror/, got: <urlopen error [Errno -2] Name or service not known>"
+    )

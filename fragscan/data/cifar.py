@@ -16,7 +16,7 @@ import torch
 
 from ..errors import InputError
 from . import register_dataset
-from .layout import ImageTensors, check_split, missing_files, require_root
+from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -129,7 +129,7 @@ def _download(class_name: str, root: Path, split: str) -> None:
     try:
         getattr(torchvision.datasets, class_name)(str(root), train=split == "train", download=True)
     except Exception as error:
-        raise InputError(f"--download of {class_name} into {str(root)!r} failed: {error}") from None
+        raise download_failed(class_name, root, error) from None
 
 
 @register_dataset(

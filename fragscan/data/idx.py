@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from . import register_dataset
-from .layout import ImageTensors, check_split, first_existing, missing_files, require_root
+from .layout import ImageTensors, check_split, download_failed, first_existing, missing_files, require_root
 
 _PREFIX = {"train": "train", "test": "t10k"}
 _KINDS = {"images": "idx3", "labels": "idx1"}
@@ -78,7 +78,7 @@ def _download(torchvision_class: str, root: Path, split: str) -> None:
     try:
         getattr(torchvision.datasets, torchvision_class)(str(root), train=split == "train", download=True)
     except Exception as error:  # network or checksum: one line
-        raise InputError(f"--download of {torchvision_class} into {str(root)!r} failed: {error}") from None
+        raise download_failed(torchvision_class, root, error) from None
 
 
 def _adapter(name: str, torchvision_name: str, classes: list[str], mean: float, std: float, description: str):

@@ -45,3 +45,8 @@ def first_existing(candidates: Iterable[Path]) -> Path | None:
 def missing_files(name: str, expected: str, places: Sequence[Path], hint: str = "") -> InputError:
     where = ", ".join(repr(str(p)) for p in places)
     return InputError(f"{name}: no {expected} in {where}{'; ' + hint if hint else ''}")
+
+
+def download_failed(dataset: str, root: Path, error: BaseException) -> InputError:
+    """torchvision's download errors run over several lines (file, mirror, cause): one line here."""
+    return InputError(f"--download of {dataset} into {str(root)!r} failed: {' '.join(str(error).split())}")

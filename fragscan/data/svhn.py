@@ -13,7 +13,7 @@ import torch
 
 from ..errors import InputError
 from . import register_dataset
-from .layout import ImageTensors, check_split, missing_files, require_root
+from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 
 SPLITS = ("train", "test", "extra")
 
@@ -37,7 +37,7 @@ def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> I
         try:
             torchvision.datasets.SVHN(str(root), split=split, download=True)
         except Exception as error:
-            raise InputError(f"--download of SVHN into {str(root)!r} failed: {error}") from None
+            raise download_failed("SVHN", root, error) from None
     require_root("svhn", root, f"{split}_32x32.mat")
     path = root / f"{split}_32x32.mat"
     if not path.is_file():
