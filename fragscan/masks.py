@@ -164,7 +164,16 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
         raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
     if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
         raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
-    return create_model(report.model.name, weights=path).net
+    recorded = report.model  # the network as the scan fitted it to its data, not the name's bare spec
+    return create_model(
+        recorded.name,
+        weights=path,
+        num_classes=recorded.num_classes,
+        input_size=tuple(recorded.input_size),
+        mean=tuple(recorded.mean),
+        std=tuple(recorded.std),
+        stem=report.settings.stem,
+    ).net
 
 
 def default_policy(report: Report) -> Policy | None:
