@@ -315,6 +315,7 @@ def test_a_registered_model_that_cannot_serve_as_a_classifier_is_one_line(factor
         (lambda: (torch.rand(1, 4, 4), __import__("numpy").array([0, 1])), r"int64 label of shape \(2,\)"),  # one-hot
     ],
 )
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays")  # the one-hot case
 def test_dataset_samples_outside_the_adapter_contract_are_one_line(sample, expected):
     from fragscan.data import evaluation_tensors
 
@@ -375,3 +376,32 @@ def test_a_failed_download_is_one_line(tmp_path, monkeypatch, dataset, torchvisi
     assert str(caught.value).endswith(
         "failed: Error downloading train-images-idx3-ubyte.gz: Tried http://mirror/, got: <urlopen error [Errno -2] Name or service not known>"
     )
+
+
+def test_the_mask_command_rebuilds_a_model_fitted_to_the_scans_data(tmp_path):
+    from safetensors.torch import save_file
+    from typer.testing import CliRunner
+
+    import fragscan
+    from fragscan.cli import app
+
+    import numpy as np
+
+    weights = tmp_path / "small.safetensors"
+    save_file(_state(), str(weights))  # small-cnn has no fixed size or classes: the scan fits it to 12x12 npz data
+    data = tmp_path / "test.npz"
+    np.savez(data, x=np.random.default_rng(0).random((20, 12, 12)), y=np.arange(20) % 4)
+    config = fragscan.ScanConfig(
+        model="small-cnn", dataset="npz", data_root=data, weights=weights, max_samples=20, thresholds=3, eps=0.1, filters="pulse"
+    )
+    fragscan.scan_to(config, tmp_path / "out")
+    result = CliRunner().invoke(app, ["mask", str(tmp_path / "out" / "report.json"), "--out", str(tmp_path / "m.safetensors"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["timm:resnet18", "small-cnn"])
+def test_stem_cifar_on_a_model_without_stems_is_refused_not_recorded(name):
+    with pytest.raises(ConfigError, match=rf"--stem cifar is for resnet18, .*; {name!r} keeps its own first layers"):
+        create_model(name, stem="cifar", **SHAPE)
+    assert create_model("resnet18", stem="cifar", **SHAPE).net.conv1.stride == (1, 1)

@@ -176,6 +176,10 @@ def create_model(
     ImageNet weights: from ``weights`` when given (adapted to the classes and channels), else from
     the local download cache; it fails fast when they are not there and downloads are off.
     """
+    if stem != "imagenet" and not (name in MODELS and MODELS.entry(name).meta.get("stems")):
+        # the report records --stem: it must not name a stem the network does not have
+        with_stems = ", ".join(n for n in MODELS.list() if MODELS.entry(n).meta.get("stems"))
+        raise ConfigError(f"--stem {stem} is for {with_stems}; {name!r} keeps its own first layers (drop --stem)")
     if name in MODELS:
         entry = MODELS.entry(name)
         spec: ModelSpec = entry.meta["spec"].fitted(
