@@ -19,10 +19,10 @@ from torchattacks.attack import Attack
 from . import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .config import AttackSpace, PixelBudget, SampleLimit
-from .data import create_dataset, evaluation_tensors
+from .data import create_dataset, evaluation_tensors, fitting_facts
 from .engine import analysis_mode
 from .masks import Mask, load_mask
-from .models import Normalized, create_model
+from .models import Normalized, create_model_for_data
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
@@ -141,9 +141,9 @@ def retrain(config: RetrainConfig) -> Retrained:
     settings = TrainSettings(
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed
     )
-    original = create_model(config.model, weights=config.weights)
-    mask = load_mask(config.mask, original.net)
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
+    original = create_model_for_data(config.model, weights=config.weights, **fitting_facts(train_set, config.dataset))
+    mask = load_mask(config.mask, original.net)
     images, labels, _ = evaluation_tensors(
         create_dataset(config.dataset, root=config.data_root, split=config.eval_split), config.max_samples, config.seed
     )

@@ -161,15 +161,15 @@ class TrainRecord(BaseModel):
     checkpoints: list[Checkpoint]
 
 
-def initial_model(name: str, weights: str | Path | None, seed: int) -> Normalized:
-    """A registered model to train: from ``weights``, or freshly initialised with ``seed``."""
-    from .models import MODELS, create_model, model_spec
+def initial_model(name: str, weights: str | Path | None, seed: int, dataset: Dataset, dataset_name: str) -> Normalized:
+    """A model to train, fitted to ``dataset`` where its spec leaves classes, size or statistics open:
+    from ``weights``, or freshly initialised with ``seed``."""
+    from .data import fitting_facts
+    from .models import create_model_for_data
 
-    if weights is not None:
-        return create_model(name, weights=weights)
-    spec = model_spec(name)
+    facts = fitting_facts(dataset, dataset_name)
     torch.manual_seed(seed)
-    return Normalized(MODELS.get(name)(num_classes=spec.num_classes), spec)
+    return create_model_for_data(name, weights=weights, fresh=weights is None, **facts)
 
 
 def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:

@@ -405,3 +405,27 @@ def test_stem_cifar_on_a_model_without_stems_is_refused_not_recorded(name):
     with pytest.raises(ConfigError, match=rf"--stem cifar is for resnet18, .*; {name!r} keeps its own first layers"):
         create_model(name, stem="cifar", **SHAPE)
     assert create_model("resnet18", stem="cifar", **SHAPE).net.conv1.stride == (1, 1)
+
+
+def test_train_and_retrain_fit_an_open_model_to_the_data(tmp_path):
+    """small-cnn leaves classes and size to the data, as every timm/tv model does: train and retrain
+    must fit it as scan does (train was an internal error, retrain 'input_size is open')."""
+    from safetensors.torch import load_file, save_file
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "small-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    weights = tmp_path / "t" / "epoch_001.safetensors"
+    assert load_file(str(weights))["classifier.3.weight"].shape == (10, 64)
+    save_file({k: torch.ones_like(v, dtype=torch.uint8) for k, v in load_file(str(weights)).items()
+               if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}, str(tmp_path / "mask.safetensors"))
+    result = runner.invoke(
+        app,
+        ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(tmp_path / "mask.safetensors"), "--train-split", "test",
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet", "--out", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "weights.safetensors").is_file()
