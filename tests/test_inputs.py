@@ -290,7 +290,7 @@ def _broken_factory(num_classes=10):
     "factory, expected",
     [
         (lambda num_classes=10: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1000)),
-         r"must return one tensor of logits, N x 10 for 10 classes; it returned shape \(1, 1000\)"),
+         r"must return one tensor of logits, N x 10 for 10 classes; it returned shape \(2, 1000\)"),
         (_TupleOut, r"must return one tensor of logits, N x 10 for 10 classes; it returned a tuple"),
         (_broken_factory, r"model 'odd-net' \(test\) failed to build: RuntimeError: cannot build: missing config file net.yaml"),
     ],
@@ -429,3 +429,21 @@ def test_train_and_retrain_fit_an_open_model_to_the_data(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "weights.safetensors").is_file()
+
+
+def test_a_model_that_squeezes_the_batch_axis_is_not_refused_for_it():
+    from fragscan.models import MODELS, register_model
+
+    class Squeezing(torch.nn.Module):  # common in research code: pool, then squeeze() the 1x1 map
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.conv, self.linear = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4, num_classes)
+
+        def forward(self, x):
+            return self.linear(torch.nn.functional.adaptive_avg_pool2d(self.conv(x), 1).squeeze())
+
+    register_model("squeezing-net", input_size=(1, 8, 8), num_classes=10, source="test")(Squeezing)
+    try:
+        assert create_model("squeezing-net")(torch.rand(5, 1, 8, 8)).shape == (5, 10)
+    finally:
+        MODELS.unregister("squeezing-net")

@@ -213,10 +213,10 @@ def create_model(
 
 
 def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
-    """``model``, once one image of its spec's size has gone through it: an architecture that cannot
+    """``model``, once two images of its spec's size have gone through it: an architecture that cannot
     take that size (a kernel or patch larger than the image, a fixed position grid) fails here in
     one line, not deep inside the first attack."""
-    probe = torch.zeros(1, *model.spec.input_size)
+    probe = torch.zeros(2, *model.spec.input_size)  # two: a forward that squeezes the batch axis passes with one
     try:
         with torch.no_grad():
             output = model(probe)
@@ -227,11 +227,11 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
             "(small-cnn fits any) or resize the data"
         ) from None
     classes = model.spec.num_classes
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (1, classes):
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, classes):
         given = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
         raise ConfigError(
             f"model {name!r} must return one tensor of logits, N x {classes} for {classes} classes; it returned {given} "
-            "for one image (a factory should build its classifier with num_classes=...)"
+            "for two images (a factory should build its classifier with num_classes=...)"
         )
     return model
 
