@@ -24,7 +24,7 @@ from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
-from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
+from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, fitting_facts
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
@@ -245,10 +245,7 @@ def analyse(
     if model is None:
         model = create_model_for_data(
             config.model,
-            num_classes=class_count(dataset, spec_dataset),
-            input_size=tuple(images.shape[1:]),
-            mean=spec_dataset.mean if spec_dataset else None,
-            std=spec_dataset.std if spec_dataset else None,
+            **fitting_facts(dataset, config.dataset),
             weights=config.weights,
             pretrained=config.pretrained,
             stem=config.stem,
