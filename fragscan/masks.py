@@ -154,6 +154,7 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
     ``weights`` overrides the recorded path (the file moved); its digest must still match.
     """
     from .models import create_model
+    from .plugins import load_plugins
     from .scan import _sha256 as file_sha256
 
     path = weights or report.model.weights
@@ -164,7 +165,12 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
         raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
     if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
         raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
-    return create_model(report.model.name, weights=path).net
+    load_plugins()  # as the scan did, so a model from an entry point or ./plugins/ resolves
+    built = report.model  # the network as the scan built it: fitted to its data, with its stem
+    return create_model(
+        built.name, weights=path, num_classes=built.num_classes, input_size=tuple(built.input_size),
+        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem,
+    ).net
 
 
 def default_policy(report: Report) -> Policy | None:

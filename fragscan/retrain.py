@@ -22,7 +22,8 @@ from .config import AttackSpace, PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
 from .masks import Mask, load_mask
-from .models import Normalized, create_model
+from .fitting import model_for_data
+from .models import Normalized
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
@@ -141,9 +142,9 @@ def retrain(config: RetrainConfig) -> Retrained:
     settings = TrainSettings(
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed
     )
-    original = create_model(config.model, weights=config.weights)
-    mask = load_mask(config.mask, original.net)
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
+    original = model_for_data(config.model, config.dataset, train_set, weights=config.weights)
+    mask = load_mask(config.mask, original.net)
     images, labels, _ = evaluation_tensors(
         create_dataset(config.dataset, root=config.data_root, split=config.eval_split), config.max_samples, config.seed
     )

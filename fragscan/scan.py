@@ -24,14 +24,15 @@ from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
-from .data import DATASETS, class_count, create_dataset, dataset_spec, evaluation_tensors
+from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups
 from .masks import default_policy, mask_from_report
-from .models import Normalized, create_model_for_data, model_spec
+from .fitting import model_for_data
+from .models import Normalized, model_spec
 from .plugins import load_plugins
 from .report import (
     Baseline,
@@ -243,12 +244,11 @@ def analyse(
     images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
     weights_path = config.weights
     if model is None:
-        model = create_model_for_data(
+        model = model_for_data(
             config.model,
-            num_classes=class_count(dataset, spec_dataset),
+            config.dataset,
+            dataset,
             input_size=tuple(images.shape[1:]),
-            mean=spec_dataset.mean if spec_dataset else None,
-            std=spec_dataset.std if spec_dataset else None,
             weights=config.weights,
             pretrained=config.pretrained,
             stem=config.stem,

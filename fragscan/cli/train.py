@@ -44,8 +44,8 @@ def train_command(
     settings = TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     resolved = resolve_device(device)
     ensure_writable_dir(out)
-    network = initial_model(model, weights, seed)
     train_set = create_dataset(dataset, root=data_root, split=split)
+    network = initial_model(model, dataset, train_set, weights, seed)
     eval_set = create_dataset(dataset, root=data_root, split=eval_split)
     console = stderr_console(quiet)
     losses: list[float] = []

@@ -167,9 +167,11 @@ def create_model(
     std: tuple[float, ...] | None = None,
     pretrained: bool = False,
     stem: Stem = "imagenet",
+    default_weights: bool = True,
     **kwargs: Any,
 ) -> Normalized:
-    """Build a model, load weights (``weights`` or the spec's default) and wrap it.
+    """Build a model, load weights (``weights``, or the spec's default unless ``default_weights`` is
+    False: a fresh initialisation to train) and wrap it.
 
     ``num_classes``, ``in_chans``, ``input_size``, ``mean`` and ``std`` fill what the registered spec
     leaves open (explicit values override it, as in timm). ``pretrained`` starts from published
@@ -190,7 +192,8 @@ def create_model(
         if entry.meta.get("stems"):
             factory_options["stem"] = stem
         net = entry.obj(**_accepted(entry.obj, factory_options))
-        weights = weights if weights is not None else spec.default_weights
+        if weights is None and default_weights:
+            weights = spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
         return Normalized(net, spec).eval()

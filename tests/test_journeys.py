@@ -1,0 +1,58 @@
+"""End-to-end user journeys across commands (scan -> mask -> retrain, train), as a user runs them,
+and the bad inputs met along the way: each must work, or fail on one line with its exit code."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from fragscan.cli import app
+from fragscan.models import create_model
+
+runner = CliRunner()
+QUICK_SCAN = ["--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--bootstrap", "0", "--quiet"]
+
+
+def _ok(arguments):
+    result = runner.invoke(app, [str(a) for a in arguments])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_train_scan_mask_retrain_journey_for_a_model_fitted_to_the_data(tmp_path):
+    # small-cnn leaves its classes, input size and statistics to the data: every command must fit it
+    # to the dataset as scan does, not only scan.
+    _ok(["train", "small-cnn", "digits", "--epochs", "1", "--quiet", "--out", tmp_path / "train"])
+    weights = tmp_path / "train" / "epoch_001.safetensors"
+    assert create_model("small-cnn", weights=weights, num_classes=10, input_size=(1, 8, 8))  # loads strictly
+
+    _ok(["scan", "small-cnn", "digits", "--weights", weights, *QUICK_SCAN, "--out", tmp_path / "scan"])
+    _ok(["mask", tmp_path / "scan" / "report.json", "--policy", "layer", "-o", tmp_path / "m.safetensors", "--quiet"])
+    assert load_file(str(tmp_path / "m.safetensors")).keys() == load_file(str(tmp_path / "scan" / "mask.safetensors")).keys()
+
+    _ok(["retrain", "small-cnn", "digits", "--weights", weights, "--mask", tmp_path / "m.safetensors", "--epochs", "1",
+         "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet", "--out", tmp_path / "retrain"])
+    assert json.loads((tmp_path / "retrain" / "retrain.json").read_text())["frozen_bit_identical"] is True
+
+
+PLUGIN = '''
+from torch import nn
+import fragscan
+
+@fragscan.register_model("journey-net")
+def journey_net(num_classes=10, in_chans=1, **kwargs):
+    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, num_classes))
+'''
+
+
+def test_train_and_mask_find_a_model_in_the_project_plugins_folder(tmp_path, monkeypatch):
+    # scan loads ./plugins/*.py before it resolves names; train, mask and retrain must as well
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "journey.py").write_text(PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    _ok(["train", "journey-net", "digits", "--epochs", "1", "--quiet", "--out", "train"])
+    _ok(["scan", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", *QUICK_SCAN, "--out", "scan"])
+    _ok(["mask", "scan/report.json", "-o", "m.safetensors", "--quiet"])
+    _ok(["retrain", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", "--mask", "m.safetensors",
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet", "--out", "retrain"])
