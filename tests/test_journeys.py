@@ -56,3 +56,41 @@ def test_train_and_mask_find_a_model_in_the_project_plugins_folder(tmp_path, mon
     _ok(["mask", "scan/report.json", "-o", "m.safetensors", "--quiet"])
     _ok(["retrain", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", "--mask", "m.safetensors",
          "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet", "--out", "retrain"])
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory):
+    """One quick scan of the embedded default, shared by the output-path tests."""
+    out = tmp_path_factory.mktemp("scan")
+    _ok(["scan", *QUICK_SCAN, "--out", out])
+    return out / "report.json"
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "internal error" not in result.output, result.output
+    assert all(fragment in result.output for fragment in fragments), result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mask", "{report}", "-o", "{directory}"],
+        ["report", "{report}", "-o", "{directory}"],
+        ["report", "{report}", "-o", "{directory}/page.html", "--csv", "{directory}"],
+        ["compare", "{report}", "{report}", "--html", "{directory}"],
+        ["compare", "{report}", "{report}", "--html", "{directory}/page.html", "--json", "{directory}"],
+    ],
+)
+def test_an_output_file_that_is_a_directory_is_one_line_and_nothing_is_written(scanned, tmp_path, command):
+    directory = tmp_path / "taken"
+    directory.mkdir()
+    result = runner.invoke(app, [part.format(report=scanned, directory=directory) for part in command])
+    _one_line_error(result, str(directory), "is a directory")
+    assert list(directory.iterdir()) == []  # not the other file of the pair either
+
+
+def test_mask_creates_the_folder_of_its_output_like_every_other_command(scanned, tmp_path):
+    out = tmp_path / "new" / "folder" / "m.safetensors"
+    _ok(["mask", scanned, "-o", out, "--quiet"])
+    assert load_file(str(out)).keys() == load_file(str(scanned.parent / "mask.safetensors")).keys()

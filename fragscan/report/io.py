@@ -64,7 +64,7 @@ def load_report(path: str | Path) -> Report:
         raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {first['msg']}") from None
 
 
-def ensure_writable_dir(directory: Path) -> Path:
+def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
     """Create ``directory`` if needed and prove it writable before any long work starts."""
     directory = Path(directory)
     try:
@@ -72,8 +72,18 @@ def ensure_writable_dir(directory: Path) -> Path:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        raise InputError(f"cannot write to --out {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
+        raise InputError(f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
     return directory
+
+
+def ensure_writable_file(path: Path, option: str) -> Path:
+    """:func:`ensure_writable_dir` for the folder of the file ``option`` names, and that the name is
+    free for a file: checked before any work, so one bad path of several leaves none written."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"cannot write {option} {str(path)!r}: it is a directory; name a file in it")
+    ensure_writable_dir(path.parent, option)
+    return path
 
 
 def write_html(report: Report, path: Path) -> Path:
