@@ -94,3 +94,12 @@ def test_mask_creates_the_folder_of_its_output_like_every_other_command(scanned,
     out = tmp_path / "new" / "folder" / "m.safetensors"
     _ok(["mask", scanned, "-o", out, "--quiet"])
     assert load_file(str(out)).keys() == load_file(str(scanned.parent / "mask.safetensors")).keys()
+
+
+@pytest.mark.parametrize("name", ["policy.yaml", "policy.json"])
+def test_a_policy_file_that_is_not_text_is_one_line(scanned, tmp_path, name):
+    policy = tmp_path / name
+    policy.write_bytes(b"\xff\xfe\x00min_clean_accuracy: 0.5")
+    result = runner.invoke(app, ["audit", str(scanned), "--policy", str(policy), "--out", str(tmp_path / "audit")])
+    _one_line_error(result, str(policy), "UTF-8")
+    assert not (tmp_path / "audit").exists()
