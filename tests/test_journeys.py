@@ -103,3 +103,18 @@ def test_a_policy_file_that_is_not_text_is_one_line(scanned, tmp_path, name):
     result = runner.invoke(app, ["audit", str(scanned), "--policy", str(policy), "--out", str(tmp_path / "audit")])
     _one_line_error(result, str(policy), "UTF-8")
     assert not (tmp_path / "audit").exists()
+
+
+@pytest.mark.parametrize("content", ["a whole pickled model", "text"])
+def test_weights_torch_load_refuses_say_what_to_save_instead_of_suggesting_unsafe_loading(tmp_path, content):
+    import torch
+    from torch import nn
+
+    path = tmp_path / "weights.pt"
+    if content == "text":
+        path.write_text("not a torch file")
+    else:
+        torch.save(nn.Sequential(nn.Linear(2, 2)), path)  # the module object, not its state_dict()
+    result = runner.invoke(app, ["scan", "--weights", str(path), *QUICK_SCAN, "--out", str(tmp_path / "out")])
+    _one_line_error(result, str(path), "state_dict()")
+    assert "weights_only` set to `False" not in result.output and "Re-running" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -23,6 +24,11 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's advice (load it unsafely) is not ours to give
+        raise InputError(
+            f"cannot read weights {str(path)!r}: not a state dict of tensors ({_refusal(error)}); "
+            "save the network's state_dict(), preferably with safetensors, not the model object"
+        ) from error
     except Exception as error:  # the file's own parser says what is wrong
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"cannot read weights {str(path)!r}: {first_line}") from error
@@ -33,6 +39,14 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"weights {str(path)!r} hold no state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _refusal(error: pickle.UnpicklingError) -> str:
+    """The reason inside torch's weights-only refusal, without its advice to load unsafely."""
+    text = str(error)
+    _, marker, reason = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (reason if marker else text).splitlines() if line.strip()]
+    return lines[0].split(". Please use")[0].rstrip(".") if lines else type(error).__name__
 
 
 def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
