@@ -118,3 +118,9 @@ def test_weights_torch_load_refuses_say_what_to_save_instead_of_suggesting_unsaf
     result = runner.invoke(app, ["scan", "--weights", str(path), *QUICK_SCAN, "--out", str(tmp_path / "out")])
     _one_line_error(result, str(path), "state_dict()")
     assert "weights_only` set to `False" not in result.output and "Re-running" not in result.output
+
+
+def test_a_filter_named_twice_is_one_line_not_swept_twice(tmp_path):
+    result = runner.invoke(app, ["scan", *QUICK_SCAN, "--filters", "pulse,step-up,pulse", "--out", str(tmp_path)])
+    _one_line_error(result, "--filters", "'pulse' twice")
+    assert not (tmp_path / "report.json").exists()
