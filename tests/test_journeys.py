@@ -124,3 +124,17 @@ def test_a_filter_named_twice_is_one_line_not_swept_twice(tmp_path):
     result = runner.invoke(app, ["scan", *QUICK_SCAN, "--filters", "pulse,step-up,pulse", "--out", str(tmp_path)])
     _one_line_error(result, "--filters", "'pulse' twice")
     assert not (tmp_path / "report.json").exists()
+
+
+def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
+    import fragscan.cli.retrain
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fragscan.cli.retrain, "retrain", interrupted)
+    result = runner.invoke(
+        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 130, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("interrupted"), result.output

@@ -78,8 +78,11 @@ def fails_cleanly(command: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:  # every file is written atomically: what exists is whole
+            _print_error("interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written")
+            raise typer.Exit(130) from None
         except FragscanError as error:
             if _state["debug"]:
                 traceback.print_exc()
