@@ -138,3 +138,14 @@ def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
     )
     assert result.exit_code == 130, result.output
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("interrupted"), result.output
+
+
+def test_compare_of_many_reports_in_a_pipe_shows_every_cell_whole(scanned):
+    # CliRunner is not a terminal, like a CI log: no screen edge, so nothing may be cut to "…"
+    import fragscan
+
+    result = _ok(["compare", *[scanned] * 4])
+    assert "…" not in result.output, result.output
+    for group in fragscan.load_report(scanned).groups:
+        line = next(line for line in result.output.splitlines() if group.name in line)
+        assert line.count(group.summary_class) == 4, line

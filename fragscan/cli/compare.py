@@ -12,7 +12,7 @@ from ..compare import compare as compare_reports
 from ..errors import ConfigError
 from ..report import load_report, write_atomic
 from ..report.io import ensure_writable_file
-from ..ui import stderr_console, stdout_console
+from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 from .summary import CLASS_STYLE
 
@@ -65,7 +65,7 @@ def compare(
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):
         console.print(f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False)
-    console.print(table)
+    print_table(console, table)
     console.print(f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False)
     for path, render in ((html, "html"), (json_path, "json")):
         if path is None:

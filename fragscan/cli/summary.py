@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..report import Report
+from ..ui import print_table
 
 CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
 
@@ -50,7 +51,7 @@ def print_summary(report: Report, console: Console) -> None:
                 *(_score(group.filters[f].scores.adversarial) for f in settings.filters),
                 f"[{style}]{group.summary_class}[/{style}]",
             )
-        console.print(table)
+        print_table(console, table)
         counts = Counter(g.summary_class for g in report.groups)
         console.print(", ".join(f"{n} {c}" for c, n in sorted(counts.items())), highlight=False)
     for skipped in report.skipped:
