@@ -149,3 +149,14 @@ def test_compare_of_many_reports_in_a_pipe_shows_every_cell_whole(scanned):
     for group in fragscan.load_report(scanned).groups:
         line = next(line for line in result.output.splitlines() if group.name in line)
         assert line.count(group.summary_class) == 4, line
+
+
+def test_a_global_scope_scan_prints_its_scores_and_class(tmp_path):
+    import fragscan
+
+    result = _ok(["scan", *QUICK_SCAN[:-1], "--scope", "global", "--out", tmp_path])  # not --quiet
+    curves = fragscan.load_report(tmp_path / "report.json").global_
+    row = next((line for line in result.output.splitlines() if line.strip().startswith("(global)")), None)
+    assert row is not None, result.output
+    assert all(f"{curve.scores.adversarial:+.4f}" in row for curve in curves.values()), row
+    assert curves["pulse"].classes.adversarial in row, row
