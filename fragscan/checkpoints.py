@@ -66,9 +66,13 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     merged into one report."""
     from .scan import Analysis, analyse
 
+    from .models.weights import load_state_dict
+
     for path in config.checkpoints:
         if not Path(path).is_file():
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
+    for path in config.checkpoints:
+        load_state_dict(path)  # an unreadable file fails now, not after the ones before it were scanned
     reports = []
     for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.

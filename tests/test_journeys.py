@@ -160,3 +160,17 @@ def test_a_global_scope_scan_prints_its_scores_and_class(tmp_path):
     assert row is not None, result.output
     assert all(f"{curve.scores.adversarial:+.4f}" in row for curve in curves.values()), row
     assert curves["pulse"].classes.adversarial in row, row
+
+
+def test_an_unreadable_checkpoint_fails_before_the_others_are_scanned(tmp_path):
+    import shutil
+
+    from fragscan.models import model_spec
+
+    folder = tmp_path / "epochs"
+    folder.mkdir()
+    shutil.copy(model_spec("digits-cnn").default_weights, folder / "epoch1.safetensors")
+    (folder / "epoch2.pt").write_text("not a torch file")
+    result = runner.invoke(app, ["scan", "--checkpoints", str(folder), *QUICK_SCAN, "--out", str(tmp_path / "out")])
+    _one_line_error(result, "epoch2.pt")
+    assert not list((tmp_path / "out").rglob("*.safetensors"))  # epoch1 was not swept first
