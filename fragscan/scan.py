@@ -29,7 +29,7 @@ from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
-from .groups import parameter_groups
+from .groups import parameter_groups, unmatched_glob
 from .masks import default_policy, mask_from_report
 from .fitting import model_for_data
 from .models import Normalized, model_spec
@@ -273,6 +273,17 @@ def analyse(
                 f"its groups are named like {every[0].name!r} (see `fragscan scan --help`)"
             )
         raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
+    parameter_names = [name for name, _ in model.net.named_parameters()]
+    for option, patterns, names in (
+        ("--include", tuple(p for p in config.include if p not in ("bias", "norm")), parameter_names),
+        ("--select", config.select, [g.name for g in (*groups, *skipped)]),
+    ):
+        missed = unmatched_glob(patterns, names)
+        if missed is not None:
+            raise ConfigError(
+                f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
+                f"of {config.model!r}; its names look like {names[0]!r}"
+            )
     model = model.to(device)
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
         images, labels = images.pin_memory(), labels.pin_memory()

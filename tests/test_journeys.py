@@ -174,3 +174,13 @@ def test_an_unreadable_checkpoint_fails_before_the_others_are_scanned(tmp_path):
     result = runner.invoke(app, ["scan", "--checkpoints", str(folder), *QUICK_SCAN, "--out", str(tmp_path / "out")])
     _one_line_error(result, "epoch2.pt")
     assert not list((tmp_path / "out").rglob("*.safetensors"))  # epoch1 was not swept first
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "glob"),
+    [("--include", "bias,weird*", "weird*"), ("--select", "features.*,clasifier.*", "clasifier.*")],
+)
+def test_a_glob_of_include_or_select_that_matches_nothing_is_one_line_not_ignored(tmp_path, option, value, glob):
+    result = runner.invoke(app, ["scan", *QUICK_SCAN, option, value, "--out", str(tmp_path)])
+    _one_line_error(result, option, repr(glob))
+    assert not (tmp_path / "report.json").exists()
