@@ -184,3 +184,9 @@ def test_a_glob_of_include_or_select_that_matches_nothing_is_one_line_not_ignore
     result = runner.invoke(app, ["scan", *QUICK_SCAN, option, value, "--out", str(tmp_path)])
     _one_line_error(result, option, repr(glob))
     assert not (tmp_path / "report.json").exists()
+
+
+def test_scan_help_names_every_file_a_scan_writes(scanned):
+    help_text = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "300"}).output
+    written = [path.name for path in scanned.parent.iterdir() if not path.name.startswith(".")]
+    assert written and all(name in help_text for name in written), (written, help_text)
