@@ -187,9 +187,9 @@ def mask_from_report(report: Report, net: nn.Module | None = None, **options) ->
 
 
 def mask_bytes(mask: Mask) -> bytes:
-    from safetensors.torch import save
+    from .models.weights import safetensors_bytes
 
-    return save(mask.tensors, metadata=mask.metadata)
+    return safetensors_bytes(mask.tensors, mask.metadata)
 
 
 def save_mask(mask: Mask, path: str | Path) -> Path:

@@ -190,3 +190,34 @@ def test_scan_help_names_every_file_a_scan_writes(scanned):
     help_text = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "300"}).output
     written = [path.name for path in scanned.parent.iterdir() if not path.name.startswith(".")]
     assert written and all(name in help_text for name in written), (written, help_text)
+
+
+def test_the_same_training_twice_writes_byte_identical_checkpoints_and_record(tmp_path):
+    # training.json records each checkpoint's sha256, and scans record the weights' sha256: equal
+    # runs must give equal bytes, whatever order safetensors' hash map puts the metadata in
+    for run in ("a", "b"):
+        _ok(["train", "digits-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", tmp_path / run])
+    for name in ("epoch_001.safetensors", "training.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_a_mask_rederived_from_a_report_is_byte_identical_to_the_scans_own(scanned, tmp_path):
+    for run in range(3):
+        _ok(["mask", scanned, "-o", tmp_path / f"m{run}.safetensors", "--quiet"])
+        assert (tmp_path / f"m{run}.safetensors").read_bytes() == (scanned.parent / "mask.safetensors").read_bytes()
+
+
+def test_safetensors_bytes_are_the_same_every_call_and_read_back_unchanged():
+    import torch
+    from safetensors.torch import load
+
+    from fragscan.models.weights import safetensors_bytes
+
+    tensors = {"b": torch.arange(3, dtype=torch.uint8), "a": torch.ones(2, 3)}
+    metadata = {key: key.upper() for key in "qwertyuiop"}
+    produced = {safetensors_bytes(tensors, metadata) for _ in range(20)}
+    assert len(produced) == 1
+    data = produced.pop()
+    length = int.from_bytes(data[:8], "little")
+    assert length % 8 == 0 and json.loads(data[8 : 8 + length])["__metadata__"] == metadata
+    assert {k: v.tolist() for k, v in load(data).items()} == {k: v.tolist() for k, v in tensors.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -39,6 +40,19 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"weights {str(path)!r} hold no state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``safetensors.torch.save`` with its JSON header in sorted order. safetensors writes the
+    metadata in hash-map order, which changes from call to call, so equal tensors and metadata gave
+    different bytes, and so different sha256 digests, which reports and training.json record."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    length = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header so the data starts 8-byte aligned
+    return len(header).to_bytes(8, "little") + header + data[8 + length :]
 
 
 def _refusal(error: pickle.UnpicklingError) -> str:
