@@ -206,7 +206,7 @@ def load_mask(path: str | Path, net: nn.Module) -> Mask:
         raise InputError(f"mask {str(path)!r} not found; pass the mask.safetensors a scan or `fragscan mask` wrote")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            metadata = dict(sorted((handle.metadata() or {}).items()))  # safetensors reads it in hash-map order
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # the parser's own words say what is wrong
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

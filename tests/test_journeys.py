@@ -221,3 +221,12 @@ def test_safetensors_bytes_are_the_same_every_call_and_read_back_unchanged():
     length = int.from_bytes(data[:8], "little")
     assert length % 8 == 0 and json.loads(data[8 : 8 + length])["__metadata__"] == metadata
     assert {k: v.tolist() for k, v in load(data).items()} == {k: v.tolist() for k, v in tensors.items()}
+
+
+def test_a_mask_reads_back_with_its_metadata_in_one_order(scanned):
+    # retrain.json records the mask's metadata: two equal retrains must write equal files
+    from fragscan.masks import load_mask
+
+    net = create_model("digits-cnn").net
+    orders = {tuple(load_mask(scanned.parent / "mask.safetensors", net).metadata) for _ in range(10)}
+    assert len(orders) == 1
