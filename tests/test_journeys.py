@@ -230,3 +230,10 @@ def test_a_mask_reads_back_with_its_metadata_in_one_order(scanned):
     net = create_model("digits-cnn").net
     orders = {tuple(load_mask(scanned.parent / "mask.safetensors", net).metadata) for _ in range(10)}
     assert len(orders) == 1
+
+
+@pytest.mark.parametrize("command", [["audit"], ["report"], ["mask"], ["compare", "{directory}"]])
+def test_a_scan_folder_given_for_its_report_names_the_report_inside(scanned, command):
+    directory = str(scanned.parent)
+    result = runner.invoke(app, [part.format(directory=directory) for part in command] + [directory])
+    _one_line_error(result, "is a directory", str(scanned))

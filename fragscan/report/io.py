@@ -54,6 +54,10 @@ def write_report(report: Report, path: Path) -> Path:
 
 def load_report(path: str | Path) -> Report:
     path = Path(path)
+    if path.is_dir():
+        inside = path / "report.json"
+        hint = f"pass {str(inside)!r}" if inside.is_file() else "pass the report.json a scan wrote"
+        raise InputError(f"report {str(path)!r} is a directory; {hint}")
     if not path.is_file():
         raise InputError(f"report {str(path)!r} not found; pass the report.json a scan wrote")
     try:
