@@ -237,3 +237,19 @@ def test_a_scan_folder_given_for_its_report_names_the_report_inside(scanned, com
     directory = str(scanned.parent)
     result = runner.invoke(app, [part.format(directory=directory) for part in command] + [directory])
     _one_line_error(result, "is a directory", str(scanned))
+
+
+def test_retrain_refuses_a_mask_derived_for_another_model_even_when_its_shapes_fit(scanned, tmp_path):
+    # small-cnn on 8x8 digits has digits-cnn's parameter names and shapes: only the metadata tells
+    from safetensors.torch import save_file
+
+    model = create_model("small-cnn", num_classes=10, input_size=(1, 8, 8))
+    weights = tmp_path / "small.safetensors"
+    save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(weights))
+    result = runner.invoke(
+        app,
+        ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(scanned.parent / "mask.safetensors"),
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet", "--out", str(tmp_path / "out")],
+    )
+    _one_line_error(result, "'digits-cnn'", "'small-cnn'")
+    assert not (tmp_path / "out" / "weights.safetensors").exists()
