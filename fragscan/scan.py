@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .filters import FILTERS
 from .groups import parameter_groups, unmatched_glob
 from .masks import default_policy, mask_from_report
-from .fitting import model_for_data
+from .fitting import check_fits, model_for_data
 from .models import Normalized, model_spec
 from .plugins import load_plugins
 from .report import (
@@ -254,15 +254,7 @@ def analyse(
             stem=config.stem,
         )
         weights_path = weights_path or model.spec.default_weights
-    if tuple(images.shape[1:]) != tuple(model.spec.input_size):
-        raise ConfigError(
-            f"dataset {config.dataset!r} gives images of shape {tuple(images.shape[1:])} but model "
-            f"{config.model!r} expects {tuple(model.spec.input_size)}"
-        )
-    if int(labels.max()) >= model.spec.num_classes:
-        raise ConfigError(
-            f"dataset labels reach {int(labels.max())} but model {config.model!r} has {model.spec.num_classes} classes"
-        )
+    check_fits(model, config.model, config.dataset, tuple(images.shape[1:]), int(labels.max()))  # a model passed in too
 
     groups, skipped = parameter_groups(model.net, config.include, config.select)
     if not groups:

@@ -253,3 +253,31 @@ def test_retrain_refuses_a_mask_derived_for_another_model_even_when_its_shapes_f
     )
     _one_line_error(result, "'digits-cnn'", "'small-cnn'")
     assert not (tmp_path / "out" / "weights.safetensors").exists()
+
+
+def _npz_folder(folder, size, classes=10):
+    import numpy as np
+
+    folder.mkdir()
+    generator = np.random.default_rng(0)
+    for split in ("train", "test"):
+        x = generator.integers(0, 256, size=(30, size, size), dtype=np.uint8)
+        np.savez(folder / f"{split}.npz", x=x, y=np.arange(30) % classes)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["train", "retrain"])
+def test_train_and_retrain_refuse_data_the_models_registration_does_not_take_as_scan_does(scanned, tmp_path, command):
+    # digits-cnn is registered for 1x8x8 inputs and adaptive pooling would run it on 12x12 images:
+    # scan refuses that, so training on them would make weights no scan accepts
+    data = _npz_folder(tmp_path / "data", size=12)
+    arguments = ["train", "digits-cnn", "npz", "--data-root", str(data), "--epochs", "1", "--quiet", "--out", str(tmp_path / "out")]
+    if command == "retrain":
+        arguments = ["retrain", "digits-cnn", "npz", "--data-root", str(data), "--mask", str(scanned.parent / "mask.safetensors"),
+                     "--epochs", "1", "--eps", "0.1", "--no-control", "--quiet", "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, arguments)
+    _one_line_error(result, "(1, 12, 12)", "(1, 8, 8)")
+    assert not list((tmp_path / "out").glob("*.safetensors"))
+    scan = runner.invoke(app, ["scan", "digits-cnn", "npz", "--data-root", str(data), *QUICK_SCAN, "--out", str(tmp_path / "s")])
+    _one_line_error(scan, "(1, 12, 12)", "(1, 8, 8)")  # the same words as scan's
+    assert scan.output.split(": ", 1)[1] == result.output.split(": ", 1)[1]
