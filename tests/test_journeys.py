@@ -281,3 +281,18 @@ def test_train_and_retrain_refuse_data_the_models_registration_does_not_take_as_
     scan = runner.invoke(app, ["scan", "digits-cnn", "npz", "--data-root", str(data), *QUICK_SCAN, "--out", str(tmp_path / "s")])
     _one_line_error(scan, "(1, 12, 12)", "(1, 8, 8)")  # the same words as scan's
     assert scan.output.split(": ", 1)[1] == result.output.split(": ", 1)[1]
+
+
+def test_checkpoints_with_the_same_file_name_in_different_folders_get_distinct_labels(tmp_path):
+    import shutil
+
+    import fragscan
+    from fragscan.models import model_spec
+
+    for run in ("run1", "run2"):
+        (tmp_path / run).mkdir()
+        shutil.copy(model_spec("digits-cnn").default_weights, tmp_path / run / "epoch10.safetensors")
+    _ok(["scan", "--weights", tmp_path / "run1" / "epoch10.safetensors", "--weights", tmp_path / "run2" / "epoch10.safetensors",
+         *QUICK_SCAN, "--filters", "pulse", "--out", tmp_path / "out"])
+    labels = [c.label for c in fragscan.load_report(tmp_path / "out" / "report.json").checkpoints]
+    assert labels == ["run1/epoch10", "run2/epoch10"]
