@@ -296,3 +296,12 @@ def test_checkpoints_with_the_same_file_name_in_different_folders_get_distinct_l
          *QUICK_SCAN, "--filters", "pulse", "--out", tmp_path / "out"])
     labels = [c.label for c in fragscan.load_report(tmp_path / "out" / "report.json").checkpoints]
     assert labels == ["run1/epoch10", "run2/epoch10"]
+
+
+def test_a_rescan_that_writes_no_mask_leaves_no_stale_mask_beside_its_report(tmp_path):
+    _ok(["scan", *QUICK_SCAN, "--filters", "pulse", "--out", tmp_path])
+    assert (tmp_path / "mask.safetensors").is_file()
+    result = _ok(["scan", *QUICK_SCAN[:-1], "--scope", "global", "--filters", "step-up", "--summary-filter", "step-up",
+                  "--out", tmp_path])
+    assert "no mask.safetensors" in result.output
+    assert not (tmp_path / "mask.safetensors").exists()  # the earlier scan's, which retrain would take for this one's

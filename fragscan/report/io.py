@@ -107,7 +107,8 @@ def write_curves_csv(report: Report, path: Path) -> Path:
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
     """Everything a scan leaves in its output directory, each written atomically: report.json,
     curves.csv (tidy long curves) and report.html, rendered from the report, and, given ``mask``
-    (built from the weight values, which the report does not hold), mask.safetensors."""
+    (built from the weight values, which the report does not hold), mask.safetensors; without
+    one, an earlier scan's mask.safetensors there is removed."""
     from ..masks import mask_bytes
     from .html import render_html
     from .tables import curves_csv
@@ -123,4 +124,6 @@ def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None
         outputs[directory / "mask.safetensors"] = mask_bytes(mask)
     for path, data in outputs.items():
         write_atomic(path, data)
+    if mask is None:  # an earlier scan's mask would pass for this report's
+        (directory / "mask.safetensors").unlink(missing_ok=True)
     return list(outputs)
