@@ -305,3 +305,11 @@ def test_a_rescan_that_writes_no_mask_leaves_no_stale_mask_beside_its_report(tmp
                   "--out", tmp_path])
     assert "no mask.safetensors" in result.output
     assert not (tmp_path / "mask.safetensors").exists()  # the earlier scan's, which retrain would take for this one's
+
+
+@pytest.mark.parametrize("option", [["--ray-address", "auto"], ["--ray-gpus-per-worker", "1"]])
+def test_ray_options_without_the_ray_executor_are_one_line_not_ignored(tmp_path, option):
+    # forgetting --executor ray would otherwise run the whole scan in this process, silently
+    result = runner.invoke(app, ["scan", *QUICK_SCAN, *option, "--out", str(tmp_path)])
+    _one_line_error(result, option[0], "--executor ray")
+    assert not (tmp_path / "report.json").exists()
