@@ -71,9 +71,8 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
     keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
     merged into one report."""
-    from .scan import Analysis, analyse
-
     from .models.weights import load_state_dict
+    from .scan import Analysis, analyse
 
     for path in config.checkpoints:
         if not Path(path).is_file():
