@@ -313,3 +313,27 @@ def test_ray_options_without_the_ray_executor_are_one_line_not_ignored(tmp_path,
     result = runner.invoke(app, ["scan", *QUICK_SCAN, *option, "--out", str(tmp_path)])
     _one_line_error(result, option[0], "--executor ray")
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "{report}", "-o", "{report}"],
+        ["report", "{report}", "--csv", "{report}"],
+        ["report", "{report}", "-o", "{copy}/same", "--csv", "{copy}/same"],
+        ["mask", "{report}", "-o", "{report}"],
+        ["compare", "{report}", "{copy}/report.json", "--json", "{copy}/report.json"],
+        ["compare", "{report}", "{report}", "--html", "{copy}/same", "--json", "{copy}/same"],
+    ],
+)
+def test_an_output_named_as_an_input_or_as_another_output_is_refused_before_it_overwrites(scanned, tmp_path, command):
+    import shutil
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(scanned, copy / "report.json")
+    before = scanned.read_bytes()
+    result = runner.invoke(app, [part.format(report=scanned, copy=copy) for part in command])
+    _one_line_error(result, "same file")
+    assert scanned.read_bytes() == before and (copy / "report.json").read_bytes() == before
+    assert not (copy / "same").exists()

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..compare import compare as compare_reports
 from ..errors import ConfigError
 from ..report import load_report, write_atomic
-from ..report.io import ensure_writable_file
+from ..report.io import check_outputs
 from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 from .summary import CLASS_STYLE
@@ -38,9 +38,7 @@ def compare(
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")
     if score not in (None, "clean", "adversarial", "difference"):
         raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
-    for path, option in ((html, "--html"), (json_path, "--json")):
-        if path is not None:
-            ensure_writable_file(path, option)
+    check_outputs({"--html": html, "--json": json_path}, reports)
     loaded = [load_report(path) for path in reports]
     comparison = compare_reports(loaded, reports, by=by, filter_id=filter_id, score=score, depth_bins=depth_bins)
     table = Table(

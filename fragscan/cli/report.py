@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..report import load_report, write_curves_csv, write_html
-from ..report.io import ensure_writable_file
+from ..report.io import check_outputs
 from ..ui import stderr_console
 from . import app, fails_cleanly
 
@@ -24,9 +24,8 @@ def report(
 ) -> None:
     """Render a report.json as one self-contained HTML page (no network, no external files)."""
     loaded = load_report(report_json)
-    output = ensure_writable_file(output or report_json.with_name("report.html"), "--output")
-    if csv is not None:
-        ensure_writable_file(csv, "--csv")
+    output = output or report_json.with_name("report.html")
+    check_outputs({"--output": output, "--csv": csv}, [report_json])
     written = [write_html(loaded, output)]
     if csv is not None:
         written.append(write_curves_csv(loaded, csv))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,19 @@ def ensure_writable_file(path: Path, option: str) -> Path:
         raise InputError(f"cannot write {option} {str(path)!r}: it is a directory; name a file in it")
     ensure_writable_dir(path.parent, option)
     return path
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | None] = ()) -> None:
+    """Before any work: each output file (by its option) can be written, and none is the same file
+    as an input or as another output, which writing it would overwrite."""
+    taken = {Path(p).resolve(): f"the input {str(p)!r}" for p in inputs if p is not None}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        ensure_writable_file(path, option)
+        if Path(path).resolve() in taken:
+            raise InputError(f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file")
+        taken[Path(path).resolve()] = option
 
 
 def write_html(report: Report, path: Path) -> Path:
