@@ -337,3 +337,19 @@ def test_an_output_named_as_an_input_or_as_another_output_is_refused_before_it_o
     _one_line_error(result, "same file")
     assert scanned.read_bytes() == before and (copy / "report.json").read_bytes() == before
     assert not (copy / "same").exists()
+
+
+def test_a_mask_given_as_weights_is_refused_not_loaded_as_zeros_and_ones(tmp_path):
+    # a network without buffers has a mask's exact names and shapes: only the dtype tells them apart
+    import torch
+    from torch import nn
+
+    from fragscan.errors import InputError
+    from fragscan.models.weights import apply_state_dict
+
+    net = nn.Sequential(nn.Linear(3, 2))
+    mask = {name: torch.ones(p.shape, dtype=torch.uint8) for name, p in net.named_parameters()}
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(InputError, match="'0.weight' has dtype uint8"):
+        apply_state_dict(net, mask, source="mask.safetensors")
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -81,6 +81,11 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
                 f"weights {source!r} do not fit the model: {key!r} has shape {tuple(tensor.shape)}, "
                 f"the model expects {tuple(expected[key].shape)}"
             )
+        if expected[key].is_floating_point() and not tensor.is_floating_point():  # e.g. a mask, which has a net's names and shapes
+            raise InputError(
+                f"weights {source!r} do not fit the model: {key!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                f"the model's is {str(expected[key].dtype).removeprefix('torch.')} (a mask is not weights)"
+            )
     net.load_state_dict(state, strict=True)
 
 
