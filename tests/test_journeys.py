@@ -353,3 +353,13 @@ def test_a_mask_given_as_weights_is_refused_not_loaded_as_zeros_and_ones(tmp_pat
     with pytest.raises(InputError, match="'0.weight' has dtype uint8"):
         apply_state_dict(net, mask, source="mask.safetensors")
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_heatmap_labels_with_dollar_signs_are_text_not_broken_mathtext():
+    # checkpoint labels are file names, rows group names, the label a filter id: none is TeX
+    import numpy as np
+
+    from fragscan.report import plots
+
+    svg = plots.diverging_heatmap(np.zeros((1, 2)), ["net.$w$"], ["epoch$^$1", "b"], "S_adv ($f$)")
+    assert "epoch$^$1" in svg and "net.$w$" in svg
