@@ -363,3 +363,18 @@ def test_heatmap_labels_with_dollar_signs_are_text_not_broken_mathtext():
 
     svg = plots.diverging_heatmap(np.zeros((1, 2)), ["net.$w$"], ["epoch$^$1", "b"], "S_adv ($f$)")
     assert "epoch$^$1" in svg and "net.$w$" in svg
+
+
+def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path, monkeypatch):
+    import fragscan.cli.retrain
+
+    def broken(config):
+        raise RuntimeError("what went wrong\n  detail the parser printed\n  ^")
+
+    monkeypatch.setattr(fragscan.cli.retrain, "retrain", broken)
+    result = runner.invoke(
+        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 3, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "RuntimeError: what went wrong" in result.output and "--debug" in result.output
