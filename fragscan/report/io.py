@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .model import Report
+from .. import __version__
+from .model import SCHEMA_VERSION, Report
 
 if TYPE_CHECKING:
     from ..masks import Mask
@@ -61,12 +63,30 @@ def load_report(path: str | Path) -> Report:
         raise InputError(f"report {str(path)!r} is a directory; {hint}")
     if not path.is_file():
         raise InputError(f"report {str(path)!r} not found; pass the report.json a scan wrote")
+    data = path.read_bytes()
+    newer = _newer_schema(data)
+    if newer is not None:  # its fields may be unknown here, or mean something else (a new major)
+        raise InputError(
+            f"report {str(path)!r} has schema {newer}, newer than this fragscan {__version__} reads "
+            f"({SCHEMA_VERSION}); use the fragscan that wrote it"
+        )
     try:
-        return Report.model_validate_json(path.read_bytes())
+        return Report.model_validate_json(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {first['msg']}") from None
+
+
+def _newer_schema(data: bytes) -> str | None:
+    """The report's ``schema_version`` when it is newer than this fragscan's model, else None."""
+    try:
+        version = json.loads(data).get("schema_version")
+        if tuple(int(part) for part in str(version).split(".")) > tuple(int(p) for p in SCHEMA_VERSION.split(".")):
+            return str(version)
+    except (ValueError, AttributeError):  # not JSON, not an object, no numeric version: validation says why
+        pass
+    return None
 
 
 def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
