@@ -388,3 +388,13 @@ def test_a_report_of_a_newer_schema_says_so_instead_of_not_a_report_or_a_silent_
     newer.write_text(json.dumps(data))
     result = runner.invoke(app, ["audit", str(newer), "--out", str(tmp_path / "audit")])
     _one_line_error(result, f"schema {version}", "newer")
+
+
+def test_a_retrain_without_control_leaves_no_earlier_control_beside_its_result(scanned, tmp_path):
+    common = ["retrain", "digits-cnn", "digits", "--mask", scanned.parent / "mask.safetensors", "--epochs", "1",
+              "--max-samples", "20", "--eps", "0.1", "--quiet", "--out", tmp_path]
+    _ok(common)
+    assert (tmp_path / "control.safetensors").is_file()
+    _ok([*common, "--no-control"])
+    assert json.loads((tmp_path / "retrain.json").read_text())["control"] is None
+    assert not (tmp_path / "control.safetensors").exists()  # the first run's, which this result did not make

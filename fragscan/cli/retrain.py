@@ -60,6 +60,8 @@ def retrain_command(
     if done.control is not None:
         written.append(out / "control.safetensors")
         write_atomic(written[-1], safetensors_bytes(done.control, {"model": model, "mask": "none (control)"}))
+    else:  # an earlier run's control would pass for this result's
+        (out / "control.safetensors").unlink(missing_ok=True)
     written.append(out / "retrain.json")
     write_atomic(written[-1], result.model_dump_json(indent=1).encode())
     written.append(out / "retrain.html")
