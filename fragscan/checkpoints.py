@@ -37,9 +37,16 @@ def checkpoint_files(directory: str | Path) -> list[Path]:
     return sorted(files, key=natural)
 
 
-def _summary(report: Report) -> CheckpointReport:
+def _labels(paths: tuple[Path, ...]) -> list[str]:
+    """Each file's stem, or ``folder/stem`` where stems repeat (run1/epoch10, run2/epoch10), so the
+    columns of the HTML heatmap can be told apart."""
+    stems = [Path(p).stem for p in paths]
+    return [f"{Path(p).parent.name}/{stem}" if stems.count(stem) > 1 else stem for p, stem in zip(paths, stems)]
+
+
+def _summary(report: Report, label: str) -> CheckpointReport:
     return CheckpointReport(
-        label=Path(report.model.weights).stem,
+        label=label,
         weights=report.model.weights,
         weights_sha256=report.model.weights_sha256,
         eps_used=report.settings.eps_used,
@@ -64,11 +71,14 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
     keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
     merged into one report."""
+    from .models.weights import load_state_dict
     from .scan import Analysis, analyse
 
     for path in config.checkpoints:
         if not Path(path).is_file():
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
+    for path in config.checkpoints:
+        load_state_dict(path)  # an unreadable file fails now, not after the ones before it were scanned
     reports = []
     for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.
@@ -82,7 +92,7 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     report = last.model_copy(
         update={
             "settings": last.settings.model_copy(update={"checkpoints": config.checkpoints, "weights": None}),
-            "checkpoints": [_summary(r) for r in reports],
+            "checkpoints": [_summary(r, label) for r, label in zip(reports, _labels(config.checkpoints))],
             "warnings": [f"{Path(p).name}: {w}" for p, r in zip(config.checkpoints, reports) for w in r.warnings],
             "run": last.run.model_copy(
                 update={

@@ -165,6 +165,9 @@ class ScanConfig(BaseModel):
             raise ValueError("--classify ci needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
+        twice = next((name for i, name in enumerate(self.filters) if name in self.filters[:i]), None)
+        if twice is not None:
+            raise ValueError(f"--filters names {twice!r} twice; name each filter once")
         if self.summary_filter not in self.filters:
             from .filters import FILTERS
 

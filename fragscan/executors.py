@@ -78,6 +78,9 @@ class ExecutorOptions:
             raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
         if self.ray_gpus_per_worker is not None and not 0 <= self.ray_gpus_per_worker <= 64:
             raise ConfigError(f"--ray-gpus-per-worker must lie in [0, 64], got {self.ray_gpus_per_worker}")
+        if self.kind != "ray" and (self.ray_address is not None or self.ray_gpus_per_worker is not None):
+            given = "--ray-address" if self.ray_address is not None else "--ray-gpus-per-worker"
+            raise ConfigError(f"{given} is for --executor ray; add --executor ray, or drop {given} to scan in this process")
 
 
 @dataclass(frozen=True)

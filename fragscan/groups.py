@@ -71,3 +71,8 @@ def parameter_groups(
             else:
                 groups.append(Group(name, parameter, type(module).__name__))
     return groups, skipped
+
+
+def unmatched_glob(patterns: tuple[str, ...], names: list[str]) -> str | None:
+    """The first of ``patterns`` that matches none of ``names``: a typo that would silently do nothing."""
+    return next((p for p in patterns if not any(fnmatch.fnmatch(name, p) for name in names)), None)

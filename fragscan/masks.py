@@ -154,6 +154,7 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
     ``weights`` overrides the recorded path (the file moved); its digest must still match.
     """
     from .models import create_model
+    from .plugins import load_plugins
     from .scan import _sha256 as file_sha256
 
     path = weights or report.model.weights
@@ -164,15 +165,11 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
         raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
     if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
         raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
-    recorded = report.model  # the network as the scan fitted it to its data, not the name's bare spec
+    load_plugins()  # as the scan did, so a model from an entry point or ./plugins/ resolves
+    built = report.model  # the network as the scan built it: fitted to its data, with its stem
     return create_model(
-        recorded.name,
-        weights=path,
-        num_classes=recorded.num_classes,
-        input_size=tuple(recorded.input_size),
-        mean=tuple(recorded.mean),
-        std=tuple(recorded.std),
-        stem=report.settings.stem,
+        built.name, weights=path, num_classes=built.num_classes, input_size=tuple(built.input_size),
+        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem,
     ).net
 
 
@@ -190,9 +187,9 @@ def mask_from_report(report: Report, net: nn.Module | None = None, **options) ->
 
 
 def mask_bytes(mask: Mask) -> bytes:
-    from safetensors.torch import save
+    from .models.weights import safetensors_bytes
 
-    return save(mask.tensors, metadata=mask.metadata)
+    return safetensors_bytes(mask.tensors, mask.metadata)
 
 
 def save_mask(mask: Mask, path: str | Path) -> Path:
@@ -209,7 +206,7 @@ def load_mask(path: str | Path, net: nn.Module) -> Mask:
         raise InputError(f"mask {str(path)!r} not found; pass the mask.safetensors a scan or `fragscan mask` wrote")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            metadata = dict(sorted((handle.metadata() or {}).items()))  # safetensors reads it in hash-map order
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # the parser's own words say what is wrong
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

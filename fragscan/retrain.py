@@ -19,10 +19,12 @@ from torchattacks.attack import Attack
 from . import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .config import AttackSpace, PixelBudget, SampleLimit
-from .data import create_dataset, evaluation_tensors, fitting_facts
+from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
+from .errors import InputError
 from .masks import Mask, load_mask
-from .models import Normalized, create_model_for_data
+from .fitting import model_for_data
+from .models import Normalized
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
@@ -142,8 +144,14 @@ def retrain(config: RetrainConfig) -> Retrained:
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed
     )
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
-    original = create_model_for_data(config.model, weights=config.weights, **fitting_facts(train_set, config.dataset))
+    original = model_for_data(config.model, config.dataset, train_set, weights=config.weights)
     mask = load_mask(config.mask, original.net)
+    masked_model = mask.metadata.get("model")
+    if masked_model and masked_model != config.model:  # the shapes can fit another model's by chance
+        raise InputError(
+            f"mask {str(config.mask)!r} was derived from a scan of {masked_model!r}, not {config.model!r}; "
+            "derive one from a scan of this model (fragscan mask REPORT)"
+        )
     images, labels, _ = evaluation_tensors(
         create_dataset(config.dataset, root=config.data_root, split=config.eval_split), config.max_samples, config.seed
     )

@@ -24,14 +24,15 @@ from .classify import classify
 from .confidence import Bootstrap, pack_bits
 from .config import ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
-from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, fitting_facts
+from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
-from .groups import parameter_groups
+from .groups import parameter_groups, unmatched_glob
 from .masks import default_policy, mask_from_report
-from .models import Normalized, create_model_for_data, model_spec
+from .fitting import check_fits, model_for_data
+from .models import Normalized, model_spec
 from .plugins import load_plugins
 from .report import (
     Baseline,
@@ -243,23 +244,17 @@ def analyse(
     images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
     weights_path = config.weights
     if model is None:
-        model = create_model_for_data(
+        model = model_for_data(
             config.model,
-            **fitting_facts(dataset, config.dataset),
+            config.dataset,
+            dataset,
+            input_size=tuple(images.shape[1:]),
             weights=config.weights,
             pretrained=config.pretrained,
             stem=config.stem,
         )
         weights_path = weights_path or model.spec.default_weights
-    if tuple(images.shape[1:]) != tuple(model.spec.input_size):
-        raise ConfigError(
-            f"dataset {config.dataset!r} gives images of shape {tuple(images.shape[1:])} but model "
-            f"{config.model!r} expects {tuple(model.spec.input_size)}"
-        )
-    if int(labels.max()) >= model.spec.num_classes:
-        raise ConfigError(
-            f"dataset labels reach {int(labels.max())} but model {config.model!r} has {model.spec.num_classes} classes"
-        )
+    check_fits(model, config.model, config.dataset, tuple(images.shape[1:]), int(labels.max()))  # a model passed in too
 
     groups, skipped = parameter_groups(model.net, config.include, config.select)
     if not groups:
@@ -276,6 +271,17 @@ def analyse(
                 f"its groups are named like {every[0].name!r} (see `fragscan scan --help`)"
             )
         raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
+    parameter_names = [name for name, _ in model.net.named_parameters()]
+    for option, patterns, names in (
+        ("--include", tuple(p for p in config.include if p not in ("bias", "norm")), parameter_names),
+        ("--select", config.select, [g.name for g in (*groups, *skipped)]),
+    ):
+        missed = unmatched_glob(patterns, names)
+        if missed is not None:
+            raise ConfigError(
+                f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
+                f"of {config.model!r}; its names look like {names[0]!r}"
+            )
     model = model.to(device)
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
         images, labels = images.pin_memory(), labels.pin_memory()

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError
+from .fitting import model_for_data
 from .models import Normalized
 
 # Makes adversarial examples for a training batch: (images, labels) -> images.
@@ -161,15 +162,11 @@ class TrainRecord(BaseModel):
     checkpoints: list[Checkpoint]
 
 
-def initial_model(name: str, weights: str | Path | None, seed: int, dataset: Dataset, dataset_name: str) -> Normalized:
-    """A model to train, fitted to ``dataset`` where its spec leaves classes, size or statistics open:
-    from ``weights``, or freshly initialised with ``seed``."""
-    from .data import fitting_facts
-    from .models import create_model_for_data
-
-    facts = fitting_facts(dataset, dataset_name)
+def initial_model(name: str, dataset_name: str, dataset: Dataset, weights: str | Path | None, seed: int) -> Normalized:
+    """A model to train, fitted to ``dataset`` as a scan fits it: from ``weights``, or freshly
+    initialised with ``seed`` (never from the model's shipped default weights)."""
     torch.manual_seed(seed)
-    return create_model_for_data(name, weights=weights, fresh=weights is None, **facts)
+    return model_for_data(name, dataset_name, dataset, weights=weights, default_weights=weights is not None)
 
 
 def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from .engine import Progress as SweepProgress
 
@@ -17,6 +19,23 @@ def stderr_console(quiet: bool = False) -> Console:
 
 def stdout_console() -> Console:
     return Console()
+
+
+def print_table(console: Console, table: Table) -> None:
+    """``table`` on a terminal fitted to the screen, as rich does; in a log or a pipe, which has no
+    screen edge, at its natural width, instead of cut to rich's default 80 columns ("fra…")."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    screen = console.width
+    console.width = max(screen, Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = screen
+
+
+_UNBOUNDED = 100_000
 
 
 @contextmanager

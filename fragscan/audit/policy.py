@@ -78,7 +78,10 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def _parse(path: Path):
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file") from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)

@@ -78,8 +78,11 @@ def fails_cleanly(command: Callable) -> Callable:
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:  # every file is written atomically: what exists is whole
+            _print_error("interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written")
+            raise typer.Exit(130) from None
         except FragscanError as error:
             if _state["debug"]:
                 traceback.print_exc()
@@ -88,7 +91,8 @@ def fails_cleanly(command: Callable) -> Callable:
         except Exception as error:  # a bug or an environment failure: still one line unless --debug
             if _state["debug"]:
                 traceback.print_exc()
-            _print_error("internal error:", f"{type(error).__name__}: {error} (rerun with --debug for the traceback)")
+            first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+            _print_error("internal error:", f"{type(error).__name__}: {first_line} (rerun with --debug for the traceback)")
             raise typer.Exit(3) from None
 
     return run

@@ -13,7 +13,7 @@ from ..audit import AuditResult, Policy, audit as run_audit, load_baseline, load
 from ..config import build_config
 from ..errors import PolicyViolation
 from ..report import Report, ensure_writable_dir, load_report
-from ..ui import stderr_console, stdout_console
+from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 
 _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
@@ -101,7 +101,7 @@ def print_audit_summary(result: AuditResult, console: Console, *, quiet: bool = 
             threshold = ", ".join(rule.threshold) if isinstance(rule.threshold, list) else f"{rule.threshold:g}"
             measured = "—" if rule.measured is None else f"{rule.measured:.4g}"
             table.add_row(rule.id, threshold, measured, "[green]pass[/green]" if rule.passed else "[red]FAIL[/red]")
-        console.print(table)
+        print_table(console, table)
     for rule in result.failed:
         say(f"[red]✗ {rule.id}[/red]: {rule.message}")
         for finding in rule.findings[:_FINDINGS_SHOWN]:

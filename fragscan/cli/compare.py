@@ -11,8 +11,8 @@ from rich.table import Table
 from ..compare import compare as compare_reports
 from ..errors import ConfigError
 from ..report import load_report, write_atomic
-from ..report.io import ensure_writable_dir
-from ..ui import stderr_console, stdout_console
+from ..report.io import check_outputs
+from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 from .summary import CLASS_STYLE
 
@@ -38,6 +38,7 @@ def compare(
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")
     if score not in (None, "clean", "adversarial", "difference"):
         raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
+    check_outputs({"--html": html, "--json": json_path}, reports)
     loaded = [load_report(path) for path in reports]
     comparison = compare_reports(loaded, reports, by=by, filter_id=filter_id, score=score, depth_bins=depth_bins)
     table = Table(
@@ -62,12 +63,11 @@ def compare(
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):
         console.print(f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False)
-    console.print(table)
+    print_table(console, table)
     console.print(f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False)
     for path, render in ((html, "html"), (json_path, "json")):
         if path is None:
             continue
-        ensure_writable_dir(path.parent)
         if render == "html":
             from ..report.html import render_comparison_html
 

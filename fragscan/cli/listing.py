@@ -14,7 +14,7 @@ from ..filters import FILTERS
 from ..models import MODELS
 from ..models.external import TV_PREFIX, external_names
 from ..plugins import load_plugins
-from ..ui import stderr_console, stdout_console
+from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 
 
@@ -24,7 +24,7 @@ def _show(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))  # descriptions hold brackets, not markup
-    stdout_console().print(table)
+    print_table(stdout_console(), table)
 
 
 PLUGIN_OPTION = typer.Option([], "--plugin", help="Load this plugin file first (repeatable).")

@@ -8,6 +8,7 @@ import typer
 
 from ..masks import describe, mask_from_report, reported_network, save_mask
 from ..report import load_report
+from ..report.io import check_outputs
 from ..ui import stderr_console
 from . import app, fails_cleanly
 
@@ -27,6 +28,7 @@ def mask(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
+    check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
-from ..ui import stdout_console
+from ..ui import print_table, stdout_console
 from . import app, fails_cleanly
 
 
@@ -26,4 +26,4 @@ def plugins(
     for found in load_plugins(plugin):
         status = f"[red]failed: {found.error}[/red]" if found.error else f"registered {', '.join(found.registered) or 'nothing'}"
         table.add_row(found.name, found.route, found.location, status)
-    stdout_console().print(table)
+    print_table(stdout_console(), table)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..report import load_report, write_curves_csv, write_html
-from ..report.io import ensure_writable_dir
+from ..report.io import check_outputs
 from ..ui import stderr_console
 from . import app, fails_cleanly
 
@@ -25,10 +25,9 @@ def report(
     """Render a report.json as one self-contained HTML page (no network, no external files)."""
     loaded = load_report(report_json)
     output = output or report_json.with_name("report.html")
-    ensure_writable_dir(output.parent)
+    check_outputs({"--output": output, "--csv": csv}, [report_json])
     written = [write_html(loaded, output)]
     if csv is not None:
-        ensure_writable_dir(csv.parent)
         written.append(write_curves_csv(loaded, csv))
     console = stderr_console(quiet)
     for path in written:

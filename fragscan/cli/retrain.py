@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..config import build_config
+from ..models.weights import safetensors_bytes
 from ..report import ensure_writable_dir, write_atomic
 from ..retrain import RetrainConfig, retrain
 from ..retrain_html import render_html
@@ -42,8 +43,6 @@ def retrain_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Fine-tune only the mask's trainable elements; report accuracy before, after and for the control."""
-    from safetensors.torch import save
-
     config = build_config(
         RetrainConfig,
         model=model, dataset=dataset, weights=weights, mask=mask, data_root=data_root, train_split=train_split,
@@ -57,10 +56,12 @@ def retrain_command(
         done = retrain(config)
     result = done.result
     written = [out / "weights.safetensors"]
-    write_atomic(written[0], save(done.selective, metadata={"model": model, "mask": str(mask)}))
+    write_atomic(written[0], safetensors_bytes(done.selective, {"model": model, "mask": str(mask)}))
     if done.control is not None:
         written.append(out / "control.safetensors")
-        write_atomic(written[-1], save(done.control, metadata={"model": model, "mask": "none (control)"}))
+        write_atomic(written[-1], safetensors_bytes(done.control, {"model": model, "mask": "none (control)"}))
+    else:  # an earlier run's control would pass for this result's
+        (out / "control.safetensors").unlink(missing_ok=True)
     written.append(out / "retrain.json")
     write_atomic(written[-1], result.model_dump_json(indent=1).encode())
     written.append(out / "retrain.html")

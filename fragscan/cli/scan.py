@@ -99,7 +99,7 @@ def scan(
         _DEFAULTS.precision_tolerance,
         help="Largest share of samples whose correctness on the unfiltered network bf16/fp16 may change; above it the sweep runs in fp32.",
     ),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv and report.html (created if missing)."),
+    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv, report.html and mask.safetensors (created if missing)."),
     resume: bool = typer.Option(
         True,
         "--resume/--no-resume",

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..report import Report
+from ..ui import print_table
 
 CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
 
@@ -30,8 +31,13 @@ def print_summary(report: Report, console: Console) -> None:
             else ""
         ),
         highlight=False,
+        soft_wrap=True,
     )
-    if report.groups:
+    rows = [(group.name, str(group.numel), group.filters, group.summary_class) for group in report.groups]
+    if report.global_:  # a global-scope scan's one result: every group filtered at once
+        summary_curve = report.global_[settings.summary_filter]
+        rows.append(("(global)", "all", report.global_, getattr(summary_curve.classes, settings.summary_score)))
+    if rows:
         table = Table(
             title=f"adversarial scores S_adv; class from {settings.summary_filter}/{settings.summary_score}",
             title_justify="left",
@@ -42,16 +48,16 @@ def print_summary(report: Report, console: Console) -> None:
         for filter_id in settings.filters:
             table.add_column(filter_id, justify="right")
         table.add_column("class")
-        for group in report.groups:
-            style = CLASS_STYLE[group.summary_class]
+        for name, numel, curves, summary_class in rows:
+            style = CLASS_STYLE[summary_class]
             table.add_row(
-                group.name,
-                str(group.numel),
-                *(_score(group.filters[f].scores.adversarial) for f in settings.filters),
-                f"[{style}]{group.summary_class}[/{style}]",
+                name,
+                numel,
+                *(_score(curves[f].scores.adversarial) for f in settings.filters),
+                f"[{style}]{summary_class}[/{style}]",
             )
-        console.print(table)
-        counts = Counter(g.summary_class for g in report.groups)
+        print_table(console, table)
+        counts = Counter(summary_class for *_, summary_class in rows)
         console.print(", ".join(f"{n} {c}" for c, n in sorted(counts.items())), highlight=False)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped.name}: {skipped.reason}", highlight=False)

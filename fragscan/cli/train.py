@@ -10,6 +10,7 @@ import typer
 from .. import __version__
 from ..data import create_dataset
 from ..errors import ConfigError
+from ..models.weights import safetensors_bytes
 from ..report import ensure_writable_dir, write_atomic
 from ..scan import library_versions, resolve_device
 from ..train import Checkpoint, TrainRecord, TrainSettings, accuracy, checkpoint_state, initial_model, train
@@ -37,15 +38,13 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
 ) -> None:
     """Train with the source's setup (Adam, cross-entropy), saving per-epoch checkpoints to scan."""
-    from safetensors.torch import save
-
     if save_every < 1:
         raise ConfigError(f"--save-every must be at least 1, got {save_every}")
     settings = TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     resolved = resolve_device(device)
     ensure_writable_dir(out)
     train_set = create_dataset(dataset, root=data_root, split=split)
-    network = initial_model(model, weights, seed, train_set, dataset)
+    network = initial_model(model, dataset, train_set, weights, seed)
     eval_set = create_dataset(dataset, root=data_root, split=eval_split)
     console = stderr_console(quiet)
     losses: list[float] = []
@@ -56,7 +55,7 @@ def train_command(
         if epoch % save_every and epoch != epochs:
             console.print(f"epoch {epoch:>3}  loss {loss:.4f}", highlight=False)
             return
-        data = save(checkpoint_state(network), metadata={"model": model, "epoch": str(epoch)})
+        data = safetensors_bytes(checkpoint_state(network), {"model": model, "epoch": str(epoch)})
         path = out / f"epoch_{epoch:03d}.safetensors"
         write_atomic(path, data)
         clean = accuracy(network, eval_set, device=resolved)

@@ -92,20 +92,6 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
     return int(torch.as_tensor(labels).max()) + 1
 
 
-def fitting_facts(dataset: Dataset, name: str) -> dict[str, Any]:
-    """What a model fitted to ``dataset`` (read by adapter ``name``) takes from it, as
-    ``create_model_for_data``'s keywords: classes, image size and the adapter's pixel statistics."""
-    spec = dataset_spec(name) if name in DATASETS else None
-    if len(dataset) == 0:
-        raise ConfigError("the dataset split is empty")
-    return {
-        "num_classes": class_count(dataset, spec),
-        "input_size": tuple(torch.as_tensor(dataset[0][0]).shape),
-        "mean": spec.mean if spec else None,
-        "std": spec.std if spec else None,
-    }
-
-
 def evaluation_tensors(
     dataset: Dataset, max_samples: int | None, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:

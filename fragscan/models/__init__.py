@@ -167,10 +167,11 @@ def create_model(
     std: tuple[float, ...] | None = None,
     pretrained: bool = False,
     stem: Stem = "imagenet",
-    fresh: bool = False,
+    default_weights: bool = True,
     **kwargs: Any,
 ) -> Normalized:
-    """Build a model, load weights (``weights`` or, unless ``fresh``, the spec's default) and wrap it.
+    """Build a model, load weights (``weights``, or the spec's default unless ``default_weights`` is
+    False: a fresh initialisation to train) and wrap it.
 
     ``num_classes``, ``in_chans``, ``input_size``, ``mean`` and ``std`` fill what the registered spec
     leaves open (explicit values override it, as in timm). ``pretrained`` starts from published
@@ -200,7 +201,8 @@ def create_model(
             raise
         except Exception as error:  # a plugin's factory: its own bug, named with where it came from
             raise ConfigError(f"model {name!r} ({entry.source}) failed to build: {type(error).__name__}: {first_line(error)}") from None
-        weights = weights if weights is not None or fresh else spec.default_weights
+        if weights is None and default_weights:
+            weights = spec.default_weights
         if weights is not None:
             apply_state_dict(net, load_state_dict(weights), source=str(weights))
         return _runs_on_its_input(name, Normalized(net, spec).eval())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import json
 import pickle
 import re
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,6 +68,19 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``safetensors.torch.save`` with its JSON header in sorted order. safetensors writes the
+    metadata in hash-map order, which changes from call to call, so equal tensors and metadata gave
+    different bytes, and so different sha256 digests, which reports and training.json record."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    length = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header so the data starts 8-byte aligned
+    return len(header).to_bytes(8, "little") + header + data[8 + length :]
+
+
 def _refused_pickle(path: Path, error: pickle.UnpicklingError) -> str:
     """One line for a file ``weights_only`` loading refused: a pickled object (a whole nn.Module) or no torch file."""
     refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
@@ -77,7 +90,10 @@ def _refused_pickle(path: Path, error: pickle.UnpicklingError) -> str:
             "unpickles code from a file; where you trust it, re-save its weights: "
             "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
         )
-    return f"weights {str(path)!r} are neither a safetensors file nor a torch state dict (torch.save of name -> tensor)"
+    return (
+        f"weights {str(path)!r} are neither a safetensors file nor a torch state dict; "
+        "save the network's state_dict() (name -> tensor), preferably with safetensors"
+    )
 
 
 def _needed(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> list[str]:
@@ -103,6 +119,11 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
             raise InputError(
                 f"weights {source!r} do not fit the model: {key!r} has shape {tuple(tensor.shape)}, "
                 f"the model expects {tuple(expected[key].shape)}"
+            )
+        if expected[key].is_floating_point() and not tensor.is_floating_point():  # e.g. a mask, which has a net's names and shapes
+            raise InputError(
+                f"weights {source!r} do not fit the model: {key!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                f"the model's is {str(expected[key].dtype).removeprefix('torch.')} (a mask is not weights)"
             )
     net.load_state_dict(state, strict=True)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from ..errors import InputError
-from .model import Report
+from .. import __version__
+from .model import SCHEMA_VERSION, Report
 
 if TYPE_CHECKING:
     from ..masks import Mask
@@ -54,17 +57,39 @@ def write_report(report: Report, path: Path) -> Path:
 
 def load_report(path: str | Path) -> Report:
     path = Path(path)
+    if path.is_dir():
+        inside = path / "report.json"
+        hint = f"pass {str(inside)!r}" if inside.is_file() else "pass the report.json a scan wrote"
+        raise InputError(f"report {str(path)!r} is a directory; {hint}")
     if not path.is_file():
         raise InputError(f"report {str(path)!r} not found; pass the report.json a scan wrote")
+    data = path.read_bytes()
+    newer = _newer_schema(data)
+    if newer is not None:  # its fields may be unknown here, or mean something else (a new major)
+        raise InputError(
+            f"report {str(path)!r} has schema {newer}, newer than this fragscan {__version__} reads "
+            f"({SCHEMA_VERSION}); use the fragscan that wrote it"
+        )
     try:
-        return Report.model_validate_json(path.read_bytes())
+        return Report.model_validate_json(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {first['msg']}") from None
 
 
-def ensure_writable_dir(directory: Path) -> Path:
+def _newer_schema(data: bytes) -> str | None:
+    """The report's ``schema_version`` when it is newer than this fragscan's model, else None."""
+    try:
+        version = json.loads(data).get("schema_version")
+        if tuple(int(part) for part in str(version).split(".")) > tuple(int(p) for p in SCHEMA_VERSION.split(".")):
+            return str(version)
+    except (ValueError, AttributeError):  # not JSON, not an object, no numeric version: validation says why
+        pass
+    return None
+
+
+def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
     """Create ``directory`` if needed and prove it writable before any long work starts."""
     directory = Path(directory)
     try:
@@ -72,8 +97,31 @@ def ensure_writable_dir(directory: Path) -> Path:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        raise InputError(f"cannot write to --out {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
+        raise InputError(f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
     return directory
+
+
+def ensure_writable_file(path: Path, option: str) -> Path:
+    """:func:`ensure_writable_dir` for the folder of the file ``option`` names, and that the name is
+    free for a file: checked before any work, so one bad path of several leaves none written."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"cannot write {option} {str(path)!r}: it is a directory; name a file in it")
+    ensure_writable_dir(path.parent, option)
+    return path
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | None] = ()) -> None:
+    """Before any work: each output file (by its option) can be written, and none is the same file
+    as an input or as another output, which writing it would overwrite."""
+    taken = {Path(p).resolve(): f"the input {str(p)!r}" for p in inputs if p is not None}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        ensure_writable_file(path, option)
+        if Path(path).resolve() in taken:
+            raise InputError(f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file")
+        taken[Path(path).resolve()] = option
 
 
 def write_html(report: Report, path: Path) -> Path:
@@ -93,7 +141,8 @@ def write_curves_csv(report: Report, path: Path) -> Path:
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
     """Everything a scan leaves in its output directory, each written atomically: report.json,
     curves.csv (tidy long curves) and report.html, rendered from the report, and, given ``mask``
-    (built from the weight values, which the report does not hold), mask.safetensors."""
+    (built from the weight values, which the report does not hold), mask.safetensors; without
+    one, an earlier scan's mask.safetensors there is removed."""
     from ..masks import mask_bytes
     from .html import render_html
     from .tables import curves_csv
@@ -109,4 +158,6 @@ def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None
         outputs[directory / "mask.safetensors"] = mask_bytes(mask)
     for path, data in outputs.items():
         write_atomic(path, data)
+    if mask is None:  # an earlier scan's mask would pass for this report's
+        (directory / "mask.safetensors").unlink(missing_ok=True)
     return list(outputs)

@@ -70,7 +70,7 @@ def response_curves(curves: dict[str, FilterCurve], numel: int | None, clean0: f
             ax.set_xticks([0, 0.5, 1])
             ax.set_yticks([0, 0.5, 1])
             score = curve.scores.adversarial
-            ax.set_title(f"{filter_id}: S_adv {'—' if score is None else f'{score:+.3f}'}", fontsize=8)
+            ax.set_title(f"{filter_id}: S_adv {'—' if score is None else f'{score:+.3f}'}", fontsize=8, parse_math=False)
             ax.set_xlabel("threshold position t", fontsize=7, labelpad=1)
         axes[0].set_ylabel("share", fontsize=7, labelpad=1)
         return svg(figure, tight=False)
@@ -91,8 +91,9 @@ def _score_matrix(report: Report) -> tuple[np.ndarray, list[str]]:
 def _grid_figure(rows: list[str], columns: list[str], extra_width: float = 0.0) -> tuple[Figure, object]:
     figure = _figure(1.6 + 0.75 * len(columns) + extra_width + 0.06 * max(map(len, rows)), 1.2 + 0.2 * len(rows))
     ax = figure.subplots()
-    ax.set_xticks(np.arange(len(columns)) + 0.5, columns, fontsize=7)
-    ax.set_yticks(np.arange(len(rows)) + 0.5, rows, fontsize=7)
+    # Labels are names (groups, checkpoint files, filters): "$" in one is a character, not TeX.
+    ax.set_xticks(np.arange(len(columns)) + 0.5, columns, fontsize=7, parse_math=False)
+    ax.set_yticks(np.arange(len(rows)) + 0.5, rows, fontsize=7, parse_math=False)
     ax.invert_yaxis()
     ax.xaxis.tick_top()
     return figure, ax
@@ -110,7 +111,7 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
         )
         ax.set_facecolor("#bdc3c7")
         colorbar = figure.colorbar(mesh, ax=ax, shrink=min(1.0, 6 / max(len(rows), 1)) if len(rows) > 6 else 1.0)
-        colorbar.set_label(label)
+        colorbar.set_label(label, parse_math=False)
         return svg(figure)
 
 
