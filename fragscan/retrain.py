@@ -24,11 +24,11 @@ from .engine import analysis_mode
 from .errors import InputError
 from .masks import Mask, load_mask
 from .fitting import model_for_data
-from .models import Normalized
+from .models import Normalized, Stem
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class RetrainConfig(BaseModel):
@@ -37,6 +37,7 @@ class RetrainConfig(BaseModel):
     model: str = Field("digits-cnn", description="registered model name")
     dataset: str = Field("digits", description="registered dataset adapter")
     weights: Path | None = Field(None, description="weights to start from; default: the model's own")
+    stem: Stem = Field("imagenet", description="paper built-ins: the first layers the scan used (--stem)")
     mask: Path = Field(description="retrain mask (mask.safetensors), 1 = trainable")
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     train_split: str = Field("train", description="split to fine-tune on")
@@ -144,7 +145,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed
     )
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
-    original = model_for_data(config.model, config.dataset, train_set, weights=config.weights)
+    original = model_for_data(config.model, config.dataset, train_set, weights=config.weights, stem=config.stem)
     mask = load_mask(config.mask, original.net)
     masked_model = mask.metadata.get("model")
     if masked_model and masked_model != config.model:  # the shapes can fit another model's by chance

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError
 from .fitting import model_for_data
-from .models import Normalized
+from .models import Normalized, Stem
 
 # Makes adversarial examples for a training batch: (images, labels) -> images.
 Adversary = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -153,6 +153,7 @@ class TrainRecord(BaseModel):
     train_split: str
     eval_split: str
     initial_weights: str | None
+    stem: str = Field("imagenet", description="paper built-ins' first layers (--stem); scan and retrain need the same")
     optimizer: str = "Adam"
     loss: str = "cross-entropy"
     settings: dict[str, float | int]
@@ -162,11 +163,13 @@ class TrainRecord(BaseModel):
     checkpoints: list[Checkpoint]
 
 
-def initial_model(name: str, dataset_name: str, dataset: Dataset, weights: str | Path | None, seed: int) -> Normalized:
+def initial_model(
+    name: str, dataset_name: str, dataset: Dataset, weights: str | Path | None, seed: int, stem: Stem = "imagenet"
+) -> Normalized:
     """A model to train, fitted to ``dataset`` as a scan fits it: from ``weights``, or freshly
     initialised with ``seed`` (never from the model's shipped default weights)."""
     torch.manual_seed(seed)
-    return model_for_data(name, dataset_name, dataset, weights=weights, default_weights=weights is not None)
+    return model_for_data(name, dataset_name, dataset, weights=weights, default_weights=weights is not None, stem=stem)
 
 
 def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:

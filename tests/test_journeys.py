@@ -36,6 +36,23 @@ def test_train_scan_mask_retrain_journey_for_a_model_fitted_to_the_data(tmp_path
     assert json.loads((tmp_path / "retrain" / "retrain.json").read_text())["frozen_bit_identical"] is True
 
 
+
+def test_a_cifar_stem_resnet_trains_scans_and_retrains_with_its_stem(tmp_path):
+    # the paper's CIFAR ResNets: train and retrain must build the same first layers the scan used
+    _ok(["train", "resnet18", "digits", "--stem", "cifar", "--epochs", "1", "--split", "test", "--quiet", "--out", tmp_path / "train"])
+    assert json.loads((tmp_path / "train" / "training.json").read_text())["stem"] == "cifar"
+    weights = tmp_path / "train" / "epoch_001.safetensors"
+    assert load_file(str(weights))["conv1.weight"].shape[-2:] == (3, 3)
+    _ok(["scan", "resnet18", "digits", "--stem", "cifar", "--weights", weights, "--select", "fc.*", *QUICK_SCAN,
+         "--out", tmp_path / "scan"])
+    retrain = ["retrain", "resnet18", "digits", "--weights", weights, "--mask", tmp_path / "scan" / "mask.safetensors",
+               "--epochs", "1", "--train-split", "test", "--max-samples", "20", "--eps", "0.1", "--no-control", "--quiet"]
+    without_stem = runner.invoke(app, [str(a) for a in [*retrain, "--out", tmp_path / "imagenet-stem"]])
+    assert without_stem.exit_code == 2 and "'conv1.weight' has shape (64, 1, 3, 3)" in without_stem.output
+    _ok([*retrain, "--stem", "cifar", "--out", tmp_path / "retrain"])
+    result = json.loads((tmp_path / "retrain" / "retrain.json").read_text())
+    assert result["settings"]["stem"] == "cifar" and result["frozen_bit_identical"] is True
+
 PLUGIN = '''
 from torch import nn
 import fragscan

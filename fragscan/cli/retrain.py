@@ -13,7 +13,7 @@ from ..retrain import RetrainConfig, retrain
 from ..retrain_html import render_html
 from ..ui import stderr_console, stdout_console
 from . import app, fails_cleanly
-from .scan import ATTACK_SPACE_HELP, _number
+from .scan import ATTACK_SPACE_HELP, STEM_HELP, _number
 
 
 @app.command("retrain")
@@ -23,6 +23,7 @@ def retrain_command(
     dataset: str = typer.Argument(..., help="Dataset adapter (see `fragscan datasets`)."),
     mask: Path = typer.Option(..., help="Retrain mask (mask.safetensors from a scan or `fragscan mask`)."),
     weights: Path | None = typer.Option(None, help="Weights to start from; default: the model's own."),
+    stem: str = typer.Option("imagenet", help=STEM_HELP),
     epochs: int = typer.Option(5, help="Fine-tuning epochs (the control gets the same)."),
     adversarial: bool = typer.Option(False, "--adversarial", help="Fine-tune on adversarial examples (same attack and eps)."),
     no_control: bool = typer.Option(False, "--no-control", help="Skip the unmasked control run."),
@@ -45,7 +46,7 @@ def retrain_command(
     """Fine-tune only the mask's trainable elements; report accuracy before, after and for the control."""
     config = build_config(
         RetrainConfig,
-        model=model, dataset=dataset, weights=weights, mask=mask, data_root=data_root, train_split=train_split,
+        model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root, train_split=train_split,
         eval_split=eval_split, max_samples=max_samples, epochs=epochs, lr=lr, batch_size=batch_size,
         weight_decay=weight_decay, adversarial=adversarial, attack=attack, attack_space=attack_space,
         eps=eps if eps == "auto" else _number(eps, "--eps"), control=not no_control, seed=seed, device=device,

@@ -18,6 +18,8 @@ from .audit import audit_and_write
 from .summary import print_summary
 
 _DEFAULTS = ScanConfig()
+# Shared with `fragscan train` and `retrain`, which build the same networks.
+STEM_HELP = "Paper built-ins: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)."
 # Shared with `fragscan retrain`, which evaluates with the same attacks.
 ATTACK_SPACE_HELP = (
     "'pixel': attacks perturb [0,1] pixels and clip; 'normalized': the source's FGSM, a step of eps on the "
@@ -41,7 +43,7 @@ def scan(
     pretrained: bool = typer.Option(
         False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache; offline it fails fast)."
     ),
-    stem: str = typer.Option(_DEFAULTS.stem, help="Paper built-ins: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)."),
+    stem: str = typer.Option(_DEFAULTS.stem, help=STEM_HELP),
     download: bool = typer.Option(False, "--download", help="Let the dataset adapter download missing files (needs network)."),
     plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     max_samples: int | None = typer.Option(

@@ -16,6 +16,7 @@ from ..scan import library_versions, resolve_device
 from ..train import Checkpoint, TrainRecord, TrainSettings, accuracy, checkpoint_state, initial_model, train
 from ..ui import stderr_console
 from . import app, fails_cleanly
+from .scan import STEM_HELP
 
 
 @app.command("train")
@@ -26,6 +27,7 @@ def train_command(
     epochs: int = typer.Option(10, help="Training epochs."),
     save_every: int = typer.Option(10, help="Write a checkpoint every K epochs (and after the last)."),
     weights: Path | None = typer.Option(None, help="Start from these weights; default: a fresh seeded initialisation."),
+    stem: str = typer.Option("imagenet", help=STEM_HELP),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option("train", help="Split to train on."),
     eval_split: str = typer.Option("test", help="Split whose clean accuracy each checkpoint records."),
@@ -44,7 +46,7 @@ def train_command(
     resolved = resolve_device(device)
     ensure_writable_dir(out)
     train_set = create_dataset(dataset, root=data_root, split=split)
-    network = initial_model(model, dataset, train_set, weights, seed)
+    network = initial_model(model, dataset, train_set, weights, seed, stem)
     eval_set = create_dataset(dataset, root=data_root, split=eval_split)
     console = stderr_console(quiet)
     losses: list[float] = []
@@ -70,6 +72,7 @@ def train_command(
         train_split=split,
         eval_split=eval_split,
         initial_weights=None if weights is None else str(weights),
+        stem=stem,
         settings={"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed},
         device_used=str(resolved),
         versions=library_versions(),

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -178,6 +178,8 @@ def create_model(
     ImageNet weights: from ``weights`` when given (adapted to the classes and channels), else from
     the local download cache; it fails fast when they are not there and downloads are off.
     """
+    if stem not in get_args(Stem):
+        raise ConfigError(f"--stem must be one of {', '.join(get_args(Stem))}, got {stem!r}")
     if stem != "imagenet" and not (name in MODELS and MODELS.entry(name).meta.get("stems")):
         # the report records --stem: it must not name a stem the network does not have
         with_stems = ", ".join(n for n in MODELS.list() if MODELS.entry(n).meta.get("stems"))
