@@ -90,9 +90,13 @@ def _sha256(path: str | Path | None) -> str | None:
     return digest.hexdigest()
 
 
+# Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
+SCORING_ONLY = {"baseline", "normalise_by", "tau", "classify", "bootstrap", "summary_filter", "summary_score"}
+
+
 def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device) -> dict:
     """Everything that decides the curves, so checkpoints are only ever reused for the same scan."""
-    settings = config.model_dump(mode="json")
+    settings = config.model_dump(mode="json", exclude=SCORING_ONLY)
     settings.pop("device")  # "auto" and "cpu" may name the same device; the resolved type is what counts
     return {
         **settings,

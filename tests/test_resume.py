@@ -103,6 +103,19 @@ def test_other_settings_on_resume_are_a_clear_error(small_config, tmp_path, monk
     assert fresh.run.resumed_targets == 0
 
 
+def test_scoring_settings_change_on_resume_without_sweeping_again(small_config, tmp_path, monkeypatch):
+    first = small_config(filters="pulse,step-up", summary_filter="pulse", thresholds=3, max_samples=40)
+    fragscan.scan(first, checkpoint_dir=tmp_path)
+    rescored = first.model_copy(
+        update=dict(tau=0.05, bootstrap=50, classify="ci", summary_filter="step-up", summary_score="difference",
+                    baseline="density", normalise_by="first")
+    )
+    swept = interrupt_after(monkeypatch, 99)
+    resumed = fragscan.scan(rescored, checkpoint_dir=tmp_path)
+    assert swept == [] and resumed.run.resumed_targets == len(FIVE_GROUPS)
+    assert numbers(resumed) == numbers(fragscan.scan(rescored))
+
+
 def test_a_damaged_checkpoint_is_one_line(small_config, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
