@@ -6,6 +6,12 @@ import difflib
 from collections.abc import Iterable
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (some run to pages), or its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class FragscanError(Exception):
     """Base error. The CLI prints ``str(error)`` on one line and exits with ``exit_code``."""
 

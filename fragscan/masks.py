@@ -18,7 +18,7 @@ from torch import nn
 from . import __version__
 from .classify import Class, classify
 from .config import Score
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, first_line
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
 from .report import Report, report_digest, write_atomic
@@ -209,8 +209,7 @@ def load_mask(path: str | Path, net: nn.Module) -> Mask:
             metadata = dict(sorted((handle.metadata() or {}).items()))  # safetensors reads it in hash-map order
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # the parser's own words say what is wrong
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read mask {str(path)!r}: {first_line}") from None
+        raise InputError(f"cannot read mask {str(path)!r}: {first_line(error)}") from None
     validate_mask(tensors, net, source=str(path))
     return Mask(tensors, metadata)
 

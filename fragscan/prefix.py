@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
+from .errors import first_line
+
 
 @dataclass(frozen=True)
 class Split:
@@ -40,8 +42,7 @@ def trace(model: nn.Module) -> tuple[fx.GraphModule | None, str | None]:
     try:
         return fx.symbolic_trace(model), None
     except Exception as error:  # tracing fails in many ways (control flow on values, unsupported ops)
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return None, f"torch.fx cannot trace the model ({type(error).__name__}: {first_line[:160]})"
+        return None, f"torch.fx cannot trace the model ({type(error).__name__}: {first_line(error)[:160]})"
 
 
 def _uses(traced: fx.GraphModule, node: fx.Node, ids: set[int]) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from ..errors import ConfigError, FragscanError
+from ..errors import ConfigError, FragscanError, first_line
 from ..registry import Registry
 from .weights import apply_state_dict, load_state_dict
 
@@ -238,12 +238,6 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
             "for two images (a factory should build its classifier with num_classes=...)"
         )
     return model
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of a library's error message (some run to pages), or its type when it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _accepted(factory: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:

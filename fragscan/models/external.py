@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError, InputError, UnknownNameError
-from . import ModelSpec, first_line
+from ..errors import ConfigError, InputError, UnknownNameError, first_line
+from . import ModelSpec
 from .weights import adapt_pretrained, apply_state_dict, load_state_dict, require_weights_file
 
 TIMM_PREFIX = "timm:"

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 # Where checkpoints keep the state dict, most common first; timm's EMA-only checkpoints hold
 # just "state_dict_ema" or "model_ema" (the live weights win when both are there, as in timm).
@@ -42,8 +42,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:  # torch's text suggests weights_only=False: never here
         raise InputError(_refused_pickle(path, error)) from None
     except Exception as error:  # the file's own parser says what is wrong
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read weights {str(path)!r}: {first_line}") from error
+        raise InputError(f"cannot read weights {str(path)!r}: {first_line(error)}") from error
     for key in _WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
