@@ -74,11 +74,10 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     from .models.weights import load_state_dict
     from .scan import Analysis, analyse
 
-    for path in config.checkpoints:
+    for path in config.checkpoints:  # a missing or unreadable file fails now, not after the ones before it were scanned
         if not Path(path).is_file():
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
-    for path in config.checkpoints:
-        load_state_dict(path)  # an unreadable file fails now, not after the ones before it were scanned
+        load_state_dict(path)
     reports = []
     for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.
