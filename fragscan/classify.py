@@ -1,10 +1,20 @@
-"""Scores to classes (method §5): pure functions."""
+"""Scores to classes (method §5, §6): pure functions.
+
+Two rules. ``evidence`` (the default) makes a claim only where the score's interval supports it:
+the whole interval below −τ is ``fragile``, above +τ ``antifragile``, within ±τ ``robust``, and
+anything else ``inconclusive``. ``tau`` is the source's point rule on the score alone.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-Class = Literal["fragile", "robust", "antifragile", "unperturbed", "undefined"]
+Class = Literal["fragile", "robust", "antifragile", "inconclusive", "unperturbed", "undefined"]
+Rule = Literal["evidence", "tau"]
+DECIDED: frozenset[str] = frozenset({"fragile", "robust", "antifragile"})
+
+Interval = tuple[float, float]
 
 
 def classify(
@@ -12,29 +22,55 @@ def classify(
     tau: float,
     *,
     perturbed: bool = True,
-    interval: tuple[float, float] | None = None,
-    mode: Literal["tau", "ci"] = "tau",
+    interval: Interval | None = None,
+    rule: Rule = "evidence",
 ) -> Class:
-    """``fragile`` below −tau, ``antifragile`` above tau, ``robust`` within.
+    """The class of one score under ``rule``.
 
-    ``mode='ci'`` uses the score's bootstrap ``interval``: robust when it contains 0 or lies within
-    ±tau, otherwise fragile or antifragile by the side of 0 it lies on. A sweep that altered no entry
-    measured nothing, so it is ``unperturbed``, never robust; a score whose reference accuracy was
-    0 (or, in ci mode, without an interval) is ``undefined``.
+    A sweep that altered no entry measured nothing, so it is ``unperturbed``; a score whose
+    reference accuracy was 0 is ``undefined``. Under ``evidence`` a score without an interval
+    (``--bootstrap 0``, or undefined in most resamples) cannot be decided: ``inconclusive``.
     """
     if not perturbed:
         return "unperturbed"
     if score is None:
         return "undefined"
-    if mode == "ci":
-        if interval is None:
-            return "undefined"
-        low, high = interval
-        if low <= 0 <= high or (-tau <= low and high <= tau):
-            return "robust"
-        return "fragile" if high < 0 else "antifragile"
+    if rule == "evidence":
+        return "inconclusive" if interval is None else evidence_class(interval, tau)
     if score < -tau:
         return "fragile"
     if score > tau:
         return "antifragile"
     return "robust"
+
+
+def evidence_class(interval: Interval, tau: float) -> Class:
+    """Where the whole interval lies relative to ±τ; ``inconclusive`` when it straddles a boundary."""
+    low, high = interval
+    if high < -tau:
+        return "fragile"
+    if low > tau:
+        return "antifragile"
+    if -tau <= low and high <= tau:
+        return "robust"
+    return "inconclusive"
+
+
+def decision_margin(score: float, tau: float) -> float:
+    """How far the point estimate sits from the nearest class boundary (±τ): the largest interval
+    half-width that could still decide a score centred there."""
+    return abs(abs(score) - tau)
+
+
+def samples_to_decide(score: float | None, half_width: float | None, samples: int, tau: float) -> int | None:
+    """About how many samples would shrink the interval (half-width ∝ 1/√n) enough to decide the
+    score where its point estimate lies now; ``None`` when no sample count would (the point sits
+    on a boundary) or nothing is known."""
+    if score is None or half_width is None or samples < 1:
+        return None
+    margin = decision_margin(score, tau)
+    if margin == 0:
+        return None
+    if half_width < margin:
+        return samples
+    return math.ceil(samples * (half_width / margin) ** 2)

@@ -73,8 +73,10 @@ class Bootstrap:
         *,
         present: Sequence[float] | None = None,
         normalise_by: str = "unfiltered",
+        level: float = LEVEL,
     ) -> ScoreIntervals:
-        """95 % percentile intervals of the three scores of one curve (bool [thresholds, samples])."""
+        """Percentile intervals (``level``, 95 % by default) of the three scores of one curve
+        (bool [thresholds, samples]); a family of claims passes a simultaneous ``level``."""
         scores = score_arrays(
             self._accuracy(clean),
             self._accuracy(adversarial),
@@ -84,15 +86,15 @@ class Bootstrap:
             present=present,
             normalise_by=normalise_by,
         )
-        return ScoreIntervals(*(_percentile_interval(s) for s in scores))
+        return ScoreIntervals(*(_percentile_interval(s, level) for s in scores))
 
 
-def _percentile_interval(draws: np.ndarray) -> Interval:
-    """The central 95 % of the resampled scores; None when the score is undefined in most draws
-    (a reference accuracy of 0)."""
+def _percentile_interval(draws: np.ndarray, level: float) -> Interval:
+    """The central ``level`` share of the resampled scores; None when the score is undefined in
+    most draws (a reference accuracy of 0)."""
     defined = draws[~np.isnan(draws)]
     if defined.size < draws.size / 2:
         return None
-    tail = (1 - LEVEL) / 2 * 100
+    tail = (1 - level) / 2 * 100
     low, high = np.percentile(defined, [tail, 100 - tail])
     return float(low), float(high)

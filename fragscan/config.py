@@ -87,8 +87,10 @@ class ScanConfig(BaseModel):
         "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
     )
     tau: float = Field(0.01, description="robustness margin: |S| <= tau is robust")
-    classify: Literal["tau", "ci"] = Field(
-        "tau", description="[ours] robust means |S| <= tau, or (ci) the 95% interval contains 0 or lies within ±tau"
+    classify: Literal["evidence", "tau"] = Field(
+        "evidence",
+        description="[ours] evidence: a class only where the score's interval lies wholly below -tau (fragile), "
+        "above +tau (antifragile) or within ±tau (robust), else inconclusive; tau: the source's point rule",
     )
     bootstrap: int = Field(
         1000, description="[ours] paired bootstrap resamples over evaluation samples for score intervals; 0 = none"
@@ -107,6 +109,16 @@ class ScanConfig(BaseModel):
         description="[ours] with bf16/fp16: largest share of evaluation samples whose clean or adversarial "
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
     )
+
+    @field_validator("classify", mode="before")
+    @classmethod
+    def _ci_was_replaced(cls, value):
+        if value == "ci":
+            raise ValueError(
+                "--classify ci was replaced by evidence (robust needs the interval within ±tau, not merely "
+                "containing 0); use --classify evidence, or tau for the source's point rule"
+            )
+        return value
 
     @field_validator("filters", "include", "select", mode="before")
     @classmethod
@@ -161,8 +173,8 @@ class ScanConfig(BaseModel):
     def _summary_filter_swept(self):
         if self.checkpoints and self.weights is not None:
             raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
-        if self.classify == "ci" and self.bootstrap == 0:
-            raise ValueError("--classify ci needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
+        if self.classify == "evidence" and self.bootstrap == 0:
+            raise ValueError("--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
         twice = next((name for i, name in enumerate(self.filters) if name in self.filters[:i]), None)

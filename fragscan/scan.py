@@ -145,7 +145,7 @@ def _filter_curve(
             config.tau,
             perturbed=perturbed,
             interval=None if intervals is None else getattr(intervals, score),
-            mode=config.classify,
+            rule=config.classify,
         )
 
     return FilterCurve(
