@@ -98,3 +98,10 @@ def _percentile_interval(draws: np.ndarray, level: float) -> Interval:
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(defined, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def family_level(members: int, looks: int = 1, level: float = LEVEL) -> float:
+    """Bonferroni: the per-claim level that keeps a family of ``members`` claims, each looked at
+    ``looks`` times, at ``level`` together (spec §5: summary classes over the report's groups;
+    §5b: the planned looks of an adaptive scan)."""
+    return 1 - (1 - level) / max(1, members * looks)
