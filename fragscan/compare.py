@@ -4,7 +4,10 @@ architectures, and how their scores move.
 Reports of one architecture are matched by group name. Reports of different architectures are
 matched by role: the first conv, the shortcut (downsample) convs, the last linear layer, and
 relative-depth bins (group i of n falls in bin floor(i·bins/n)). A role holding several groups has a
-class only when they all agree ("mixed" otherwise) and the mean of their scores.
+class only when they all agree ("mixed" otherwise) and the mean of their scores. For the summary filter
+and score a group's class is its summary class (simultaneous over its report's groups). Invariance is a
+claim: it needs the same decided class (fragile, robust or antifragile) in every report, so an
+``inconclusive`` anywhere leaves the item not invariant.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .classify import Class
+from .classify import DECIDED, Class
 from .config import Score
 from .errors import InputError
+from .evidence import group_class
 from .report import GroupReport, Report
 
 SHORTCUT = re.compile(r"downsample|shortcut|skip")  # torchvision/timm ResNets name them downsample
@@ -43,7 +47,7 @@ class ComparedItem(_Model):
     classes: list[RoleClass] = Field(description="per report")
     scores: list[float | None] = Field(description="per report, the (mean) score")
     deltas: list[float | None] = Field(description="per report, score minus the first report's score")
-    invariant: bool = Field(description="the same fragile/robust/antifragile class in every report")
+    invariant: bool = Field(description="the same decided (fragile/robust/antifragile) class in every report")
 
 
 class Comparison(_Model):
@@ -81,9 +85,8 @@ def _cell(report: Report, names: list[str], filter_id: str, score: str) -> tuple
     if not names:
         return "absent", None
     by_name = {g.name: g for g in report.groups}
-    curves = [by_name[n].filters[filter_id] for n in names]
-    classes = {getattr(c.classes, score) for c in curves}
-    values = [getattr(c.scores, score) for c in curves]
+    classes = {group_class(report, by_name[n], filter_id, score) for n in names}
+    values = [getattr(by_name[n].filters[filter_id].scores, score) for n in names]
     defined = [v for v in values if v is not None]
     return (classes.pop() if len(classes) == 1 else "mixed"), (fmean(defined) if defined else None)
 
@@ -130,7 +133,7 @@ def compare(
         classes = [c for c, _ in cells]
         scores = [s for _, s in cells]
         deltas = [None if s is None or scores[0] is None else s - scores[0] for s in scores]
-        invariant = len(set(classes)) == 1 and classes[0] in ("fragile", "robust", "antifragile")
+        invariant = len(set(classes)) == 1 and classes[0] in DECIDED
         items.append(
             ComparedItem(key=key, members=members, classes=classes, scores=scores, deltas=deltas, invariant=invariant)
         )

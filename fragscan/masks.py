@@ -1,9 +1,11 @@
 """Retrain masks (method §6-7): a Report and the weights it analysed -> one uint8 tensor per parameter.
 
-1 = may be trained (robust or antifragile), 0 = frozen (fragile, or a class that measured nothing).
+1 = may be trained (robust or antifragile), 0 = frozen (fragile, or a class that measured nothing);
+``inconclusive`` follows ``inconclusive`` (default ``freeze``: train only what the evidence supports).
 ``band`` (default) works per element: the pulse filter removed one value band per threshold, each
-band is classed from the accuracy change it caused, and each element inherits its band's class.
-``layer`` gives every element of a group the group's class under the chosen filter(s) and score.
+band's class is the report's threshold class of the accuracy change it caused (method §6), and each
+element inherits its band's class. ``layer`` gives every element of a group the group's class under
+the chosen filter(s) and score (the summary class for the summary filter and score).
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import torch
 from torch import nn
 
 from . import __version__
-from .classify import Class, classify
+from .classify import Class
 from .config import Score
 from .errors import ConfigError, InputError, first_line
+from .evidence import group_class
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
 from .report import Report, report_digest, write_atomic
 
 Policy = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
+Inconclusive = Literal["freeze", "train"]
 POLICIES: tuple[str, ...] = ("band", "layer")
 TRAINABLE: frozenset[Class] = frozenset({"robust", "antifragile"})
 # Elements between two pulse bands (the bands are narrower than the threshold spacing) take the
@@ -44,18 +48,6 @@ class Mask:
         return sum(int(t.sum()) for t in self.tensors.values()) / max(total, 1)
 
 
-def band_classes(clean: list[float], adversarial: list[float], changed: list[int], clean0: float,
-                 adversarial0: float, score: Score, tau: float) -> list[Class]:
-    """One class per pulse band from Δadv = adv_i − adv0, Δclean = clean_i − clean0 (and their
-    difference Δadv − Δclean); a band that altered no entry is ``unperturbed``."""
-    classes: list[Class] = []
-    for clean_i, adversarial_i, changed_i in zip(clean, adversarial, changed):
-        delta = {"clean": clean_i - clean0, "adversarial": adversarial_i - adversarial0}
-        delta["difference"] = delta["adversarial"] - delta["clean"]
-        classes.append(classify(delta[score], tau, perturbed=changed_i > 0))
-    return classes
-
-
 def element_classes(weight: torch.Tensor, thresholds: list[float], classes: list[Class]) -> torch.Tensor:
     """Index into ``classes`` for every element of ``weight``: the pulse band it falls in, rebuilt
     from the recorded thresholds with :class:`Pulse` itself; elements in no band take the nearest."""
@@ -68,8 +60,9 @@ def element_classes(weight: torch.Tensor, thresholds: list[float], classes: list
     return band
 
 
-def _trainable(classes: list[Class]) -> torch.Tensor:
-    return torch.tensor([c in TRAINABLE for c in classes], dtype=torch.uint8)
+def _trainable(classes: list[Class], inconclusive: Inconclusive) -> torch.Tensor:
+    trainable = TRAINABLE | ({"inconclusive"} if inconclusive == "train" else set())
+    return torch.tensor([c in trainable for c in classes], dtype=torch.uint8)
 
 
 def build_mask(
@@ -80,6 +73,7 @@ def build_mask(
     score: Score | None = None,
     filters: tuple[str, ...] | None = None,
     others: Others = "train",
+    inconclusive: Inconclusive = "freeze",
 ) -> Mask:
     """The mask ``report`` implies for ``net`` (the user's network with the weights it analysed).
 
@@ -90,6 +84,8 @@ def build_mask(
         raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if others not in ("train", "freeze"):
         raise ConfigError(f"--others must be 'train' or 'freeze', got {others!r}")
+    if inconclusive not in ("freeze", "train"):
+        raise ConfigError(f"--inconclusive must be 'freeze' or 'train', got {inconclusive!r}")
     score = score or report.settings.summary_score
     if score not in ("clean", "adversarial", "difference"):
         raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
@@ -113,17 +109,17 @@ def build_mask(
             if list(weight.shape) != group.shape:
                 raise InputError(f"{group.name!r} has shape {list(weight.shape)} in the model but {group.shape} in the report")
             if policy == "layer":
-                keep = all(getattr(group.filters[f].classes, score) in TRAINABLE for f in filters)
+                classes = [group_class(report, group, f, score) for f in filters]
+                keep = bool(_trainable(classes, inconclusive).all())
                 tensors[group.name] = torch.full(weight.shape, int(keep), dtype=torch.uint8)
             else:
-                curve = group.filters["pulse"]
-                tensors[group.name] = _band_mask(weight, curve, report, score)
+                tensors[group.name] = _band_mask(weight, group.filters["pulse"], score, inconclusive)
     else:
         if policy == "layer":
             raise ConfigError("a global-scope report has no per-group classes; use --policy band")
         curve = report.global_["pulse"]
         for group in parameter_groups(net, report.settings.include, report.settings.select)[0]:
-            tensors[group.name] = _band_mask(group.parameter, curve, report, score)
+            tensors[group.name] = _band_mask(group.parameter, curve, score, inconclusive)
 
     metadata = {
         "fragscan_version": __version__,
@@ -134,18 +130,20 @@ def build_mask(
         "score": score,
         "filter": ",".join(filters),
         "tau": repr(report.settings.tau),
+        "rule": report.settings.classify,
+        "inconclusive": inconclusive,
+        "split": report.dataset.split,
         "others": others,
         "band_gaps": GAP_RULE if policy == "band" else "",
     }
     return Mask({k: v.contiguous() for k, v in tensors.items()}, metadata)
 
 
-def _band_mask(weight: torch.Tensor, curve, report: Report, score: Score) -> torch.Tensor:
-    classes = band_classes(
-        curve.clean, curve.adversarial, curve.changed, report.baseline.clean, report.baseline.adversarial,
-        score, report.settings.tau,
-    )
-    return _trainable(classes)[element_classes(weight, curve.thresholds, classes)]
+def _band_mask(weight: torch.Tensor, curve, score: Score, inconclusive: Inconclusive) -> torch.Tensor:
+    if curve.threshold_classes is None:
+        raise InputError("the report has no threshold classes (no per-sample correctness); rescan to build a band mask")
+    classes = getattr(curve.threshold_classes, score)
+    return _trainable(classes, inconclusive)[element_classes(weight, curve.thresholds, classes)]
 
 
 def reported_network(report: Report, weights: str | Path | None = None) -> nn.Module:

@@ -26,6 +26,7 @@ from .config import ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
+from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .filters import FILTERS
@@ -447,7 +448,9 @@ def analyse(
             resumed_targets=resumed_targets,
         ),
     )
-    return Analysis(report, model)
+    # Claims about a family (summary classes over the groups, threshold classes over the scan's
+    # thresholds) need all its members: they are made on the assembled report.
+    return Analysis(judge(report), model)
 
 
 class ScanOutputs(BaseModel):

@@ -3,7 +3,6 @@ import pytest
 import torch
 
 import fragscan
-from fragscan.classify import classify
 from fragscan.confidence import Bootstrap, pack_bits, unpack_bits
 from fragscan.scores import filtering_scores
 
@@ -69,20 +68,6 @@ def test_packed_bits_round_trip_odd_shapes():
     assert torch.equal(unpack_bits(pack_bits(correct), (3, 13)), correct)
 
 
-@pytest.mark.parametrize(
-    ("score", "interval", "expected"),
-    [
-        (-0.05, (-0.08, -0.02), "fragile"),
-        (-0.05, (-0.08, 0.01), "robust"),  # contains 0
-        (0.004, (0.002, 0.006), "robust"),  # within ±tau
-        (0.05, (0.02, 0.08), "antifragile"),
-        (-0.011, (-0.012, -0.0105), "fragile"),  # beyond tau and away from 0
-    ],
-)
-def test_ci_classification(score, interval, expected):
-    assert classify(score, 0.01, interval=interval, mode="ci") == expected
-
-
 def test_a_scan_reports_intervals_that_bracket_its_scores_and_recompute_from_the_report(small_config):
     report = fragscan.scan(small_config(bootstrap=300))
     clean0 = unpack_bits(report.baseline.correct.clean, [report.baseline.samples])
@@ -95,8 +80,10 @@ def test_a_scan_reports_intervals_that_bracket_its_scores_and_recompute_from_the
             assert unpack_bits(curve.correct.adversarial, shape).double().mean(1).tolist() == curve.adversarial
 
 
-def test_ci_classification_is_recorded_and_needs_intervals(small_config):
-    report = fragscan.scan(small_config(classify="ci", bootstrap=200, thresholds=3, filters="pulse"))
-    assert report.settings.classify == "ci" and report.settings.bootstrap == 200
-    with pytest.raises(ValueError, match="--classify ci needs score intervals"):
-        small_config(classify="ci", bootstrap=0)
+def test_evidence_classification_is_the_recorded_default_and_needs_intervals(small_config):
+    report = fragscan.scan(small_config(bootstrap=200, thresholds=3, filters="pulse"))
+    assert report.settings.classify == "evidence" and report.settings.bootstrap == 200
+    with pytest.raises(ValueError, match="--classify evidence needs score intervals"):
+        small_config(bootstrap=0)
+    with pytest.raises(ValueError, match="--classify ci was replaced by evidence"):
+        small_config(classify="ci")

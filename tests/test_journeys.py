@@ -397,7 +397,7 @@ def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path,
     assert "RuntimeError: what went wrong" in result.output and "--debug" in result.output
 
 
-@pytest.mark.parametrize(("version", "extra"), [("1.99", {"added_in_1_99": 1}), ("2.0", {})])
+@pytest.mark.parametrize(("version", "extra"), [("2.99", {"added_in_2_99": 1}), ("3.0", {})])
 def test_a_report_of_a_newer_schema_says_so_instead_of_not_a_report_or_a_silent_read(scanned, tmp_path, version, extra):
     data = json.loads(scanned.read_text())
     data.update(schema_version=version, **extra)

@@ -5,8 +5,9 @@ from typer.testing import CliRunner
 import fragscan
 from fragscan.cli import app
 from fragscan.errors import InputError
+from fragscan.evidence import judge
 from fragscan.filters import Pulse
-from fragscan.masks import TRAINABLE, band_classes, build_mask, element_classes, load_mask, reported_network, save_mask
+from fragscan.masks import TRAINABLE, build_mask, element_classes, load_mask, reported_network, save_mask
 from fragscan.models import create_model
 from fragscan.report import report_digest
 
@@ -37,7 +38,12 @@ def test_bands_rebuilt_from_the_report_are_the_bands_the_sweep_removed(report, n
 
 
 def test_band_mask_gives_each_element_its_bands_class_by_hand(report, net):
+    # The point rule's oracle: a band is trainable when its Δadv does not fall below −τ. (The evidence
+    # rule's threshold classes have their own oracle in test_evidence.py.)
+    settings = report.settings.model_copy(update={"classify": "tau"})
+    report = judge(report.model_copy(update={"settings": settings}))
     mask = build_mask(report, net, policy="band", score="adversarial")
+    assert mask.metadata["rule"] == "tau"
     weights = dict(net.named_parameters())
     saw = set()
     for group in report.groups:
@@ -57,15 +63,11 @@ def test_band_mask_gives_each_element_its_bands_class_by_hand(report, net):
 def test_layer_mask_follows_the_group_class_and_others_freeze(report, net):
     mask = build_mask(report, net, policy="layer", filters=("pulse", "step-up"), others="freeze")
     for group in report.groups:
-        keep = group.filters["pulse"].classes.adversarial in TRAINABLE and group.filters["step-up"].classes.adversarial in TRAINABLE
+        # pulse/S_adv is the summary pair: its class is the group's (simultaneous) summary class
+        keep = group.summary_class in TRAINABLE and group.filters["step-up"].classes.adversarial in TRAINABLE
         assert bool((mask.tensors[group.name] == int(keep)).all())
     assert not mask.tensors["features.0.bias"].any()
     assert mask.metadata["policy"] == "layer" and mask.metadata["filter"] == "pulse,step-up"
-
-
-def test_band_classes_are_unperturbed_when_nothing_changed():
-    assert band_classes([0.9, 0.9], [0.5, 0.6], [0, 3], 0.9, 0.5, "adversarial", 0.01) == ["unperturbed", "antifragile"]
-    assert band_classes([0.8], [0.5], [1], 0.9, 0.5, "difference", 0.01) == ["antifragile"]
 
 
 def test_mask_file_round_trip_keeps_tensors_and_metadata(report, net, tmp_path):
@@ -152,6 +154,7 @@ def test_a_file_that_is_not_safetensors_is_one_line(tmp_path, net):
         (["--filters", "step-up"], "--policy band needs --filters pulse"),
         (["--policy", "layer", "--filters", "step-down"], "the report has no 'step-down' sweep"),
         (["--others", "maybe"], "--others must be 'train' or 'freeze'"),
+        (["--inconclusive", "maybe"], "--inconclusive must be 'freeze' or 'train'"),
     ],
 )
 def test_mask_command_bad_options_are_one_line(report, tmp_path, arguments, message):

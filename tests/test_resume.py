@@ -107,7 +107,7 @@ def test_scoring_settings_change_on_resume_without_sweeping_again(small_config, 
     first = small_config(filters="pulse,step-up", summary_filter="pulse", thresholds=3, max_samples=40)
     fragscan.scan(first, checkpoint_dir=tmp_path)
     rescored = first.model_copy(
-        update=dict(tau=0.05, bootstrap=50, classify="ci", summary_filter="step-up", summary_score="difference",
+        update=dict(tau=0.05, bootstrap=50, classify="tau", summary_filter="step-up", summary_score="difference",
                     baseline="density", normalise_by="first")
     )
     swept = interrupt_after(monkeypatch, 99)

@@ -22,8 +22,11 @@ class Policy(BaseModel):
     max_fragile_share: float | None = Field(
         None, ge=0, le=1, description="share of analysed groups whose class is fragile must not exceed this"
     )
+    max_inconclusive_share: float | None = Field(
+        None, ge=0, le=1, description="share of analysed groups whose class is inconclusive must not exceed this"
+    )
     must_not_be_fragile: tuple[str, ...] = Field(
-        (), description="globs over group names; no matching group may be fragile, and each glob must match one"
+        (), description="globs over group names; no matching group may be (decidedly) fragile, and each glob must match one"
     )
     max_regression: float | None = Field(
         None, ge=0, description="no filtering score may fall by more than this against the baseline report"
@@ -42,10 +45,14 @@ class Policy(BaseModel):
 
     def group_rules(self) -> list[str]:
         """Set rules that need per-group results (a ``--scope local`` report)."""
-        return [r for r in self.rules() if r in ("max-fragile-share", "must-not-be-fragile", "max-regression")]
+        group_rules = ("max-fragile-share", "max-inconclusive-share", "must-not-be-fragile", "max-regression")
+        return [r for r in self.rules() if r in group_rules]
 
 
-RULE_FIELDS = ("min_clean_accuracy", "min_adversarial_accuracy", "max_fragile_share", "must_not_be_fragile", "max_regression")
+RULE_FIELDS = (
+    "min_clean_accuracy", "min_adversarial_accuracy", "max_fragile_share", "max_inconclusive_share",
+    "must_not_be_fragile", "max_regression",
+)
 
 
 def rule_id(field: str) -> str:

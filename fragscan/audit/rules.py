@@ -95,7 +95,9 @@ def audit(report: Report, policy: Policy, *, report_path: str | None = None, bas
             )
         )
     if policy.max_fragile_share is not None:
-        outcomes.append(_fragile_share(report, policy.max_fragile_share))
+        outcomes.append(_class_share(report, "fragile", policy.max_fragile_share))
+    if policy.max_inconclusive_share is not None:
+        outcomes.append(_class_share(report, "inconclusive", policy.max_inconclusive_share))
     if policy.must_not_be_fragile:
         outcomes.append(_must_not_be_fragile(report, policy.must_not_be_fragile))
     if policy.max_regression is not None:
@@ -157,20 +159,29 @@ def _at_least(rule: str, what: str, value: float, minimum: float) -> RuleOutcome
     )
 
 
-def _fragile_share(report: Report, maximum: float) -> RuleOutcome:
-    fragile = [g for g in report.groups if g.summary_class == "fragile"]
-    share = len(fragile) / len(report.groups)
+def _class_share(report: Report, cls: str, maximum: float) -> RuleOutcome:
+    """At most ``maximum`` of the groups have summary class ``cls``; each such group is a finding."""
+    members = [g for g in report.groups if g.summary_class == cls]
+    share = len(members) / len(report.groups)
     passed = share <= maximum
     settings = report.settings
     return RuleOutcome(
-        id="max-fragile-share",
-        description=f"at most this share of groups is fragile (class from {settings.summary_filter}/{settings.summary_score})",
+        id=f"max-{cls}-share",
+        description=f"at most this share of groups is {cls} (class from {settings.summary_filter}/{settings.summary_score}, "
+        f"--classify {settings.classify})",
         threshold=maximum,
         measured=share,
         passed=passed,
-        message=f"{len(fragile)} of {len(report.groups)} groups fragile ({share:.1%} {'≤' if passed else '>'} {maximum:.1%})",
-        findings=[] if passed else [Finding(message=f"{g.name} is fragile", group=g.name) for g in fragile],
+        message=f"{len(members)} of {len(report.groups)} groups {cls} ({share:.1%} {'≤' if passed else '>'} {maximum:.1%})",
+        findings=[] if passed else [Finding(message=f"{g.name} is {cls}{_undecided(g)}", group=g.name) for g in members],
     )
+
+
+def _undecided(group) -> str:
+    """What would decide an inconclusive group, as a message suffix."""
+    if group.samples_to_decide is None:
+        return ""
+    return f" (±{group.half_width:.4f}; about {group.samples_to_decide} samples would decide it)"
 
 
 def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
@@ -182,16 +193,18 @@ def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
             + (" ..." if len(names) > 8 else "")
         )
     guarded = [g for g in report.groups if any(fnmatchcase(g.name, glob) for glob in globs)]
-    fragile = [g for g in guarded if g.summary_class == "fragile"]
+    fragile = [g for g in guarded if g.summary_class == "fragile"]  # decided: an inconclusive group is no finding
+    undecided = sum(g.summary_class == "inconclusive" for g in guarded)
     scores = {g.name: g.filters[report.settings.summary_filter].scores for g in fragile}
     return RuleOutcome(
         id="must-not-be-fragile",
-        description="no group matching these globs is fragile",
+        description="no group matching these globs is fragile (decided; inconclusive ones are counted, not failed)",
         threshold=list(globs),
         measured=float(len(fragile)),
         passed=not fragile,
         message=f"{len(fragile)} of {len(guarded)} guarded groups fragile"
-        + (f": {', '.join(g.name for g in fragile)}" if fragile else ""),
+        + (f": {', '.join(g.name for g in fragile)}" if fragile else "")
+        + (f"; {undecided} inconclusive (not shown fragile, not shown safe)" if undecided else ""),
         findings=[
             Finding(
                 message=f"{g.name} must not be fragile but is "

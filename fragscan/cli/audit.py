@@ -29,8 +29,11 @@ def audit(
         None, help="Fail if the unfiltered adversarial accuracy is below this."
     ),
     max_fragile_share: float | None = typer.Option(None, help="Fail if more than this share of groups is fragile (0-1)."),
+    max_inconclusive_share: float | None = typer.Option(
+        None, help="Fail if more than this share of groups is inconclusive (0-1): the scan needs more samples."
+    ),
     must_not_be_fragile: list[str] = typer.Option(
-        [], help="Fail if a group matching this glob is fragile; the glob must match a group (repeatable)."
+        [], help="Fail if a group matching this glob is decidedly fragile; the glob must match a group (repeatable)."
     ),
     max_regression: float | None = typer.Option(
         None, help="Fail if any filtering score falls by more than this against --baseline."
@@ -46,6 +49,7 @@ def audit(
         "min_clean_accuracy": min_clean_accuracy,
         "min_adversarial_accuracy": min_adversarial_accuracy,
         "max_fragile_share": max_fragile_share,
+        "max_inconclusive_share": max_inconclusive_share,
         "must_not_be_fragile": must_not_be_fragile or None,
         "max_regression": max_regression,
         "baseline_report": baseline,

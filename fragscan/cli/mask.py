@@ -23,6 +23,9 @@ def mask(
         None, help="Comma-separated filters whose classes decide (layer: trainable under all); band needs pulse."
     ),
     others: str = typer.Option("train", help="Parameters the scan did not analyse (biases, norms): train or freeze."),
+    inconclusive: str = typer.Option(
+        "freeze", help="Elements or groups whose class the evidence leaves inconclusive: freeze (train only what the evidence supports) or train."
+    ),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
@@ -32,10 +35,15 @@ def mask(
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(
-        loaded, reported_network(loaded, weights), policy=policy, score=score, filters=chosen, others=others
+        loaded, reported_network(loaded, weights), policy=policy, score=score, filters=chosen, others=others,
+        inconclusive=inconclusive,
     )
     save_mask(built, out)
     console = stderr_console(quiet)
     for name, trainable, total in describe(built):
         console.print(f"  {name:<28} {trainable:>8} / {total:<8} trainable", highlight=False)
-    console.print(f"wrote {out} ({built.trainable_share():.1%} trainable, policy {policy})", highlight=False)
+    console.print(
+        f"wrote {out} ({built.trainable_share():.1%} trainable, policy {policy}, rule {loaded.settings.classify}, "
+        f"inconclusive {inconclusive})",
+        highlight=False,
+    )

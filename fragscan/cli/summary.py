@@ -8,10 +8,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..evidence import resolution_line
 from ..report import Report
 from ..ui import print_table
 
-CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
+CLASS_STYLE = {
+    "fragile": "red", "robust": "green", "antifragile": "cyan", "inconclusive": "dim", "unperturbed": "yellow",
+    "undefined": "magenta",
+}
 
 
 def _score(value: float | None) -> str:
@@ -33,10 +37,15 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    rows = [(group.name, str(group.numel), group.filters, group.summary_class) for group in report.groups]
+    rows = [
+        (group.name, str(group.numel), group.filters, group.summary_class, group.half_width) for group in report.groups
+    ]
     if report.global_:  # a global-scope scan's one result: every group filtered at once
         summary_curve = report.global_[settings.summary_filter]
-        rows.append(("(global)", "all", report.global_, getattr(summary_curve.classes, settings.summary_score)))
+        rows.append((
+            "(global)", "all", report.global_, getattr(summary_curve.classes, settings.summary_score),
+            None if summary_curve.half_widths is None else getattr(summary_curve.half_widths, settings.summary_score),
+        ))
     if rows:
         table = Table(
             title=f"adversarial scores S_adv; class from {settings.summary_filter}/{settings.summary_score}",
@@ -47,18 +56,27 @@ def print_summary(report: Report, console: Console) -> None:
         table.add_column("numel", justify="right")
         for filter_id in settings.filters:
             table.add_column(filter_id, justify="right")
+        table.add_column("±", justify="right")  # the summary interval's half-width: the scan's resolution
         table.add_column("class")
-        for name, numel, curves, summary_class in rows:
+        for name, numel, curves, summary_class, half_width in rows:
             style = CLASS_STYLE[summary_class]
             table.add_row(
                 name,
                 numel,
                 *(_score(curves[f].scores.adversarial) for f in settings.filters),
+                "—" if half_width is None else f"{half_width:.4f}",
                 f"[{style}]{summary_class}[/{style}]",
             )
         print_table(console, table)
-        counts = Counter(summary_class for *_, summary_class in rows)
-        console.print(", ".join(f"{n} {c}" for c, n in sorted(counts.items())), highlight=False)
+        counts = Counter(row[3] for row in rows)
+        console.print(
+            ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
+            + f" (--classify {settings.classify}, τ = {settings.tau})",
+            highlight=False,
+        )
+        resolution = resolution_line(report)
+        if resolution:
+            console.print(resolution, highlight=False)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped.name}: {skipped.reason}", highlight=False)
     for warning in report.warnings:

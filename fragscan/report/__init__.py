@@ -19,6 +19,9 @@ from .model import (  # noqa: F401
     ScoreTriple,
     Settings,
     SkippedGroupReport,
+    ThresholdClasses,
+    ThresholdIntervals,
+    ThresholdValues,
 )
 from .io import (  # noqa: F401
     ensure_writable_dir,

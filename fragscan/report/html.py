@@ -14,6 +14,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from ..evidence import resolution_line
 from . import plots
 from .model import Report
 
@@ -53,6 +54,7 @@ def render_html(report: Report) -> str:
             (k, v) for k, v in settings.model_dump(mode="json").items() if k not in ("versions",)
         ),
         summary_counts=Counter(g.summary_class for g in report.groups),
+        resolution=resolution_line(report),
         heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
         class_map=Markup(plots.class_map(report)) if report.groups else None,
         curves=curves,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..classify import Class
 from ..config import ScanConfig
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "2.0"
 
 
 class _Model(BaseModel):
@@ -39,6 +39,30 @@ class IntervalTriple(_Model):
     difference: Interval
 
 
+class ThresholdClasses(_Model):
+    """Per threshold, the class of the paired difference to the unfiltered network (method §6)."""
+
+    clean: list[Class]
+    adversarial: list[Class]
+    difference: list[Class]
+
+
+class ThresholdValues(_Model):
+    """Per threshold, one number per score kind; None where the threshold altered nothing."""
+
+    clean: list[float | None]
+    adversarial: list[float | None]
+    difference: list[float | None]
+
+
+class ThresholdIntervals(_Model):
+    """Per threshold, the interval of Δ adjusted for the scan's thresholds (settings.threshold_level)."""
+
+    clean: list[Interval]
+    adversarial: list[Interval]
+    difference: list[Interval]
+
+
 class PackedCorrectness(_Model):
     """Per-sample correctness as base64 of numpy.packbits over the row-major bool array
     ([thresholds, samples] for a curve, [samples] for the baseline), most significant bit first."""
@@ -61,6 +85,19 @@ class FilterCurve(_Model):
     intervals: IntervalTriple | None = Field(None, description="95% bootstrap intervals (settings.bootstrap > 0)")
     classes: ClassTriple
     correct: PackedCorrectness | None = Field(None, description="per-sample correctness, packed bits")
+    half_widths: ScoreTriple | None = Field(None, description="half the width of each score's 95% interval")
+    threshold_classes: ThresholdClasses | None = Field(
+        None, description="per threshold: class of Δ = acc_i − acc0 (clean, adversarial, Δadv − Δclean), τ in accuracy units"
+    )
+    threshold_p_values: ThresholdValues | None = Field(
+        None, description="per threshold: exact McNemar (sign test) p-value of Δ against 0"
+    )
+    threshold_q_values: ThresholdValues | None = Field(
+        None, description="per threshold: Benjamini-Hochberg q-value over the scan's perturbed thresholds"
+    )
+    threshold_intervals: ThresholdIntervals | None = Field(
+        None, description="per threshold: interval of Δ at settings.threshold_level"
+    )
 
 
 class GroupReport(_Model):
@@ -70,6 +107,13 @@ class GroupReport(_Model):
     shape: list[int]
     filters: dict[str, FilterCurve]
     summary_class: Class = Field(alias="class", description="class of the summary filter's summary score")
+    summary_interval: Interval = Field(
+        None, description="the summary score's interval at settings.summary_level (simultaneous over the groups)"
+    )
+    half_width: float | None = Field(None, description="half the width of summary_interval")
+    samples_to_decide: int | None = Field(
+        None, description="inconclusive groups: about how many samples would decide the class (half-width ∝ 1/√n)"
+    )
 
 
 class SkippedGroupReport(_Model):
@@ -118,6 +162,14 @@ class Settings(ScanConfig):
         None, description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network differed from fp32"
     )
     versions: dict[str, str]
+    filter_level: float | None = Field(None, description="confidence level of per-filter intervals and classes")
+    summary_level: float | None = Field(
+        None, description="per-group level of summary intervals: Bonferroni, 0.95 simultaneous over the groups"
+    )
+    threshold_level: float | None = Field(
+        None, description="per-threshold level of threshold intervals: Bonferroni over the perturbed thresholds"
+    )
+    threshold_method: str | None = Field(None, description="how threshold intervals, p- and q-values are computed")
 
 
 class EngineReport(_Model):
