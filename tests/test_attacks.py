@@ -92,7 +92,9 @@ def test_a_norm_mode_train_scan_never_runs_dropout(small_config):
 
     for module in model.modules():
         module.register_forward_pre_hook(record)
-    fragscan.scan(small_config(norm_mode="train", max_samples=40, thresholds=3, bootstrap=0), model=model)
+    fragscan.scan(
+        small_config(norm_mode="train", max_samples=40, thresholds=3, bootstrap=0, classify="tau"), model=model
+    )
     assert not wrong
 
 
@@ -180,10 +182,9 @@ def test_a_normalized_sweep_equals_the_obvious_loop_without_the_fused_fgsm(data)
 
 
 def test_a_normalized_scan_records_its_attack_space_and_calibrates_eps(small_config):
-    pixel = fragscan.scan(small_config(eps="auto", max_samples=40, thresholds=3, filters="pulse", bootstrap=0))
-    report = fragscan.scan(
-        small_config(eps="auto", max_samples=40, thresholds=3, filters="pulse", bootstrap=0, attack_space="normalized")
-    )
+    quick = dict(max_samples=40, thresholds=3, filters="pulse", bootstrap=0, classify="tau")
+    pixel = fragscan.scan(small_config(eps="auto", **quick))
+    report = fragscan.scan(small_config(eps="auto", **quick, attack_space="normalized"))
     assert report.settings.attack_space == "normalized" and pixel.settings.attack_space == "pixel"
     assert json.loads(report.model_dump_json())["settings"]["attack_space"] == "normalized"
     assert 0 < report.settings.eps_used < 1 and report.settings.eps_used != pixel.settings.eps_used
@@ -227,7 +228,9 @@ def test_iterative_attacks_step_in_proportion_to_eps_so_eps_is_reached(data, nam
 
 
 def test_a_numeric_eps_on_an_attack_without_one_is_a_warning(small_config):
-    report = fragscan.scan(small_config(attack="DeepFool", max_samples=20, thresholds=3, filters="pulse", bootstrap=0))
+    report = fragscan.scan(
+        small_config(attack="DeepFool", max_samples=20, thresholds=3, filters="pulse", bootstrap=0, classify="tau")
+    )
     assert any("DeepFool has no eps" in w for w in report.warnings)
 
 

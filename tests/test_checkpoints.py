@@ -11,7 +11,7 @@ from fragscan.models import MODELS
 from fragscan.report import load_report
 from fragscan.report.html import render_html
 
-QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, batch_size=40)
+QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, classify="tau", batch_size=40)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_a_single_checkpoint_report_has_no_checkpoints_field(epochs):
 
 def test_cli_takes_repeated_weights_and_fails_fast_on_a_missing_one(epochs, tmp_path):
     arguments = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
-                 "--bootstrap", "0", "--quiet"]
+                 "--bootstrap", "0", "--classify", "tau", "--quiet"]
     result = CliRunner().invoke(
         app, [*arguments, "--weights", str(epochs / "epoch2.safetensors"), "--weights", str(epochs / "missing.safetensors"),
               "--out", str(tmp_path / "bad")]

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def report():
-    return fragscan.scan(fragscan.ScanConfig(max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0))
+    # the point rule: no intervals needed, and this file is about matching groups, not deciding classes
+    config = fragscan.ScanConfig(max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, classify="tau")
+    return fragscan.scan(config)
 
 
 def _with_score(report, group_index: int, value: float, cls: str):

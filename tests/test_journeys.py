@@ -11,7 +11,9 @@ from fragscan.cli import app
 from fragscan.models import create_model
 
 runner = CliRunner()
-QUICK_SCAN = ["--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--bootstrap", "0", "--quiet"]
+QUICK_SCAN = [
+    "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--bootstrap", "0", "--classify", "tau", "--quiet"
+]
 
 
 def _ok(arguments):

@@ -140,14 +140,15 @@ def test_include_widens_the_scope_to_biases():
 
 
 def test_reduced_precision_is_measured_against_fp32_and_falls_back_beyond_the_tolerance(small_config):
-    exact = fragscan.scan(small_config(max_samples=200, thresholds=3, bootstrap=0))
-    fast = fragscan.scan(small_config(max_samples=200, thresholds=3, bootstrap=0, precision="bf16", precision_tolerance=1.0))
+    quick = dict(max_samples=200, thresholds=3, bootstrap=0, classify="tau")
+    exact = fragscan.scan(small_config(**quick))
+    fast = fragscan.scan(small_config(**quick, precision="bf16", precision_tolerance=1.0))
     assert exact.settings.precision_used == "fp32" and exact.settings.precision_disagreement is None
     assert fast.settings.precision_used == "bf16"
     flips = fast.settings.precision_disagreement
     assert 0 < flips < 0.1  # bf16 moves a few FGSM examples of this model across the boundary
     strict = fragscan.scan(
-        small_config(max_samples=200, thresholds=3, bootstrap=0, precision="bf16", precision_tolerance=flips / 2)
+        small_config(**quick, precision="bf16", precision_tolerance=flips / 2)
     )
     assert strict.settings.precision_used == "fp32" and strict.settings.precision_disagreement == flips
     assert any("the sweep ran in fp32" in w for w in strict.warnings)
@@ -159,11 +160,11 @@ def test_reduced_precision_is_measured_against_fp32_and_falls_back_beyond_the_to
 def test_select_analyses_only_the_matching_groups_and_the_mask_treats_the_rest_as_others(small_config, tmp_path):
     from safetensors.torch import load_file
 
-    config = small_config(select=("classifier.*",), thresholds=3, bootstrap=0)
+    config = small_config(select=("classifier.*",), thresholds=3, bootstrap=0, classify="tau")
     outputs = fragscan.scan_to(config, tmp_path)
     assert [g.name for g in outputs.report.groups] == ["classifier.1.weight", "classifier.3.weight"]
     assert outputs.report.settings.select == ("classifier.*",)
-    full = fragscan.scan(small_config(thresholds=3, bootstrap=0))
+    full = fragscan.scan(small_config(thresholds=3, bootstrap=0, classify="tau"))
     assert outputs.report.groups == full.groups[3:]  # the same numbers as in a scan of every group
     mask = load_file(tmp_path / "mask.safetensors")
     assert bool(mask["features.0.weight"].all())  # not analysed: --others train (the default)

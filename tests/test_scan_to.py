@@ -15,7 +15,7 @@ from fragscan.masks import build_mask, reported_network
 from fragscan.models import MODELS, create_model
 from fragscan.resume import DIRECTORY_NAME
 
-QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters=("pulse",), bootstrap=0, batch_size=40)
+QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters=("pulse",), bootstrap=0, classify="tau", batch_size=40)
 # Enough bands and samples that a band mask holds both trainable and frozen elements.
 BANDS = {**QUICK, "max_samples": 60, "thresholds": 5}
 ALL_OUTPUTS = ["report.json", "curves.csv", "report.html", "mask.safetensors"]
@@ -110,7 +110,8 @@ def test_scan_to_checks_names_and_out_before_loading_any_data(tmp_path, monkeypa
 def test_the_cli_says_why_there_is_no_mask(tmp_path):
     result = CliRunner().invoke(
         app, ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "step-up",
-              "--summary-filter", "step-up", "--scope", "global", "--bootstrap", "0", "--out", str(tmp_path)]
+              "--summary-filter", "step-up", "--scope", "global", "--bootstrap", "0", "--classify", "tau",
+              "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
     assert "no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by" in result.output
