@@ -53,11 +53,11 @@ def judge(report: Report) -> Report:
     settings = report.settings
     samples = report.baseline.samples
     baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [samples]) for k in ("clean", "adversarial"))
-    bits = {(name, f): _unpacked(curve, samples) for name, f, curve in curves}
-    differences = {key: _differences(*pair, *baseline) for key, pair in bits.items()}
-    perturbed = sum(sum(1 for n in c.changed if n > 0) for *_, c in curves)
-    threshold_level = family_level(perturbed)
-    tests = {key: _tests(d, threshold_level) for key, d in differences.items()}
+    threshold_level = family_level(sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
+    tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
+        (name, f): _tests(_differences(*_unpacked(curve, samples), *baseline), threshold_level)
+        for name, f, curve in curves
+    }
     q_values = _q_values(tests, {(name, f): c.changed for name, f, c in curves})
 
     def judged(name: str, filter_id: str, curve: FilterCurve) -> FilterCurve:
@@ -98,7 +98,7 @@ def judge(report: Report) -> Report:
         if bootstrap is not None:
             present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
             interval = getattr(
-                bootstrap.intervals(*bits[(group.name, settings.summary_filter)], curve.positions, present=present,
+                bootstrap.intervals(*_unpacked(curve, samples), curve.positions, present=present,
                                     normalise_by=settings.normalise_by, level=summary_level),
                 settings.summary_score,
             )
@@ -119,7 +119,9 @@ def judge(report: Report) -> Report:
     return report.model_copy(
         update={
             "groups": [summarised(g) for g in report.groups],
-            "global_": None if report.global_ is None else {f: judged("global", f, c) for f, c in report.global_.items()},
+            "global_": None if report.global_ is None else {
+                f: judged("global", f, c) for f, c in report.global_.items()
+            },
             "settings": settings.model_copy(
                 update={
                     "filter_level": LEVEL,

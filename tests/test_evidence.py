@@ -162,7 +162,9 @@ def test_the_saved_report_alone_reproduces_every_claim_under_either_rule(scanned
         curve = group.filters["pulse"]
         assert group.summary_class == classify(curve.scores.adversarial, as_tau.settings.tau, rule="tau")
         deltas = [a - as_tau.baseline.adversarial for a in curve.adversarial]
-        expected = [classify(d, as_tau.settings.tau, perturbed=n > 0, rule="tau") for d, n in zip(deltas, curve.changed)]
+        expected = [
+            classify(d, as_tau.settings.tau, perturbed=n > 0, rule="tau") for d, n in zip(deltas, curve.changed)
+        ]
         assert curve.threshold_classes.adversarial == expected
         assert group.samples_to_decide is None  # only an inconclusive class asks for more samples
 
@@ -229,7 +231,8 @@ def test_audit_fails_must_not_be_fragile_only_on_a_decided_fragile_group(scanned
     name = report.groups[0].name
     undecided = _with_classes(report, ["inconclusive", "robust", "robust", "robust", "robust"], [900])
     outcome = audit(undecided, Policy(must_not_be_fragile=(name,))).rules[0]
-    assert outcome.passed and outcome.message == "0 of 1 guarded groups fragile; 1 inconclusive (not shown fragile, not shown safe)"
+    assert outcome.passed
+    assert outcome.message == "0 of 1 guarded groups fragile; 1 inconclusive (not shown fragile, not shown safe)"
     fragile = _with_classes(report, ["fragile", "robust", "robust", "robust", "robust"])
     assert not audit(fragile, Policy(must_not_be_fragile=(name,))).passed
 
@@ -260,7 +263,8 @@ def test_compare_calls_only_the_same_decided_class_invariant(scanned):
 
 def test_html_shows_inconclusive_in_the_class_map_and_the_resolution(scanned):
     report, _ = scanned
-    page = render_html(_with_classes(report, ["inconclusive", "inconclusive", "robust", "robust", "fragile"], [900, 1500]))
+    classes = ["inconclusive", "inconclusive", "robust", "robust", "fragile"]
+    page = render_html(_with_classes(report, classes, [900, 1500]))
     assert "2 groups inconclusive at 120 samples; about 1500 would decide them" in page
     assert ".class-inconclusive {" in page and "inconclusive: " in page  # the colour and the legend entry
     assert "simultaneous over the 5 groups" in page

@@ -167,13 +167,16 @@ def _class_share(report: Report, cls: str, maximum: float) -> RuleOutcome:
     settings = report.settings
     return RuleOutcome(
         id=f"max-{cls}-share",
-        description=f"at most this share of groups is {cls} (class from {settings.summary_filter}/{settings.summary_score}, "
-        f"--classify {settings.classify})",
+        description=f"at most this share of groups is {cls} (class from "
+        f"{settings.summary_filter}/{settings.summary_score}, --classify {settings.classify})",
         threshold=maximum,
         measured=share,
         passed=passed,
-        message=f"{len(members)} of {len(report.groups)} groups {cls} ({share:.1%} {'≤' if passed else '>'} {maximum:.1%})",
-        findings=[] if passed else [Finding(message=f"{g.name} is {cls}{_undecided(g)}", group=g.name) for g in members],
+        message=f"{len(members)} of {len(report.groups)} groups {cls} "
+        f"({share:.1%} {'≤' if passed else '>'} {maximum:.1%})",
+        findings=[] if passed else [
+            Finding(message=f"{g.name} is {cls}{_undecided(g)}", group=g.name) for g in members
+        ],
     )
 
 

@@ -24,7 +24,8 @@ def mask(
     ),
     others: str = typer.Option("train", help="Parameters the scan did not analyse (biases, norms): train or freeze."),
     inconclusive: str = typer.Option(
-        "freeze", help="Elements or groups whose class the evidence leaves inconclusive: freeze (train only what the evidence supports) or train."
+        "freeze",
+        help="Elements or groups the evidence leaves inconclusive: freeze (train only what it supports) or train.",
     ),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
