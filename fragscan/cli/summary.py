@@ -11,7 +11,10 @@ from rich.table import Table
 from ..report import Report
 from ..ui import print_table
 
-CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
+CLASS_STYLE = {
+    "fragile": "red", "robust": "green", "antifragile": "cyan", "inconclusive": "dim", "unperturbed": "yellow",
+    "undefined": "magenta",
+}
 
 
 def _score(value: float | None) -> str:
@@ -33,6 +36,7 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    adaptive = settings.adaptive is not None
     rows = [(group.name, str(group.numel), group.filters, group.summary_class) for group in report.groups]
     if report.global_:  # a global-scope scan's one result: every group filtered at once
         summary_curve = report.global_[settings.summary_filter]
@@ -47,6 +51,8 @@ def print_summary(report: Report, console: Console) -> None:
         table.add_column("numel", justify="right")
         for filter_id in settings.filters:
             table.add_column(filter_id, justify="right")
+        if adaptive:  # each sweep stopped at its own count; the group's is its largest
+            table.add_column("samples", justify="right")
         table.add_column("class")
         for name, numel, curves, summary_class in rows:
             style = CLASS_STYLE[summary_class]
@@ -54,11 +60,14 @@ def print_summary(report: Report, console: Console) -> None:
                 name,
                 numel,
                 *(_score(curves[f].scores.adversarial) for f in settings.filters),
+                *([str(max(curves[f].samples for f in settings.filters))] if adaptive else []),
                 f"[{style}]{summary_class}[/{style}]",
             )
         print_table(console, table)
         counts = Counter(summary_class for *_, summary_class in rows)
         console.print(", ".join(f"{n} {c}" for c, n in sorted(counts.items())), highlight=False)
+    if report.sampling_note():
+        console.print(report.sampling_note(), highlight=False, soft_wrap=True)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped.name}: {skipped.reason}", highlight=False)
     for warning in report.warnings:

@@ -25,6 +25,7 @@ CLASS_COLOURS = {
     "fragile": "#c0392b",
     "robust": "#27ae60",
     "antifragile": "#2471a3",
+    "inconclusive": "#95a5a6",
     "unperturbed": "#d4ac0d",
     "undefined": "#8e44ad",
 }
