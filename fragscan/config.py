@@ -21,15 +21,18 @@ def _pixel_budget(value):
     return value
 
 
-def _sample_limit(value):
-    if value is not None and value < 1:
-        raise ValueError(f"--max-samples must be at least 1, got {value}")
-    return value
+def _at_least_one(option: str) -> AfterValidator:
+    def check(value):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+        return value
+
+    return AfterValidator(check)
 
 
 # Option types shared by every settings object that evaluates attacks (scan, retrain).
 PixelBudget = Annotated[float | Literal["auto"], AfterValidator(_pixel_budget)]
-SampleLimit = Annotated[int | None, AfterValidator(_sample_limit)]
+SampleLimit = Annotated[int | None, _at_least_one("--max-samples")]
 AttackSpace = Annotated[
     Literal["pixel", "normalized"],
     Field(
@@ -44,16 +47,9 @@ class Adaptive(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    initial_samples: int = Field(
+    initial_samples: Annotated[int, _at_least_one("--initial-samples")] = Field(
         100, description="samples of each sweep's first look; each later look doubles them, up to --max-samples"
     )
-
-    @field_validator("initial_samples")
-    @classmethod
-    def _positive_start(cls, value):
-        if value < 1:
-            raise ValueError(f"--initial-samples must be at least 1, got {value}")
-        return value
 
 
 class AdaptivePlan(Adaptive):

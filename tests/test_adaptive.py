@@ -17,9 +17,9 @@ from fragscan.confidence import Bootstrap, family_level, unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.errors import ConfigError
+from test_resume import interrupt_after
 
 executors = importlib.import_module("fragscan.executors")
-scan_module = importlib.import_module("fragscan.scan")
 runner = CliRunner()
 
 
@@ -142,18 +142,10 @@ def test_a_non_adaptive_scan_reports_its_sample_count_everywhere(small_config):
 
 def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_path, monkeypatch):
     config, reference, _ = adaptive_reports["fixed"]
-    real, started = scan_module.sweep_target, []
-
-    def interrupted(*args, **kwargs):
-        started.append(args[2])
-        if len(started) > 1:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(scan_module, "sweep_target", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fragscan.scan(config, checkpoint_dir=tmp_path)
-    monkeypatch.setattr(scan_module, "sweep_target", real)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, checkpoint_dir=tmp_path)
     resumed = fragscan.scan(config, checkpoint_dir=tmp_path)
     assert resumed.run.resumed_targets == 1
     numbers = [json.loads(r.model_dump_json(exclude={"run"})) for r in (resumed, reference)]
