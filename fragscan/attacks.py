@@ -10,6 +10,7 @@ against the unfiltered network (the transfer setting).
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 
@@ -181,6 +182,10 @@ class Regenerate:
         adversarial = craft(self.attack, self.images, self.labels, self.batch_size, self.seed)
         return predictions(model, adversarial, self.batch_size) == self.labels
 
+    def subset(self, columns: torch.Tensor) -> Regenerate:
+        """The same attack on the samples at ``columns`` only (an adaptive scan's new samples)."""
+        return Regenerate(self.attack, self.images[columns], self.labels[columns], self.batch_size, self.seed)
+
 
 class Fixed:
     """Adversarial correctness on examples crafted once, against the network given at construction."""
@@ -193,6 +198,12 @@ class Fixed:
 
     def correct(self, model: nn.Module) -> torch.Tensor:
         return predictions(model, self.adversarial, self.batch_size) == self.labels
+
+    def subset(self, columns: torch.Tensor) -> Fixed:
+        """The examples already crafted for the samples at ``columns``: nothing is crafted again."""
+        chosen = copy.copy(self)
+        chosen.labels, chosen.adversarial = self.labels[columns], self.adversarial[columns]
+        return chosen
 
 
 ADVERSARIAL_MODES: dict[str, Callable[..., Regenerate | Fixed]] = {"regenerate": Regenerate, "fixed": Fixed}

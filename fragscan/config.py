@@ -21,15 +21,18 @@ def _pixel_budget(value):
     return value
 
 
-def _sample_limit(value):
-    if value is not None and value < 1:
-        raise ValueError(f"--max-samples must be at least 1, got {value}")
-    return value
+def _at_least_one(option: str) -> AfterValidator:
+    def check(value):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+        return value
+
+    return AfterValidator(check)
 
 
 # Option types shared by every settings object that evaluates attacks (scan, retrain).
 PixelBudget = Annotated[float | Literal["auto"], AfterValidator(_pixel_budget)]
-SampleLimit = Annotated[int | None, AfterValidator(_sample_limit)]
+SampleLimit = Annotated[int | None, _at_least_one("--max-samples")]
 AttackSpace = Annotated[
     Literal["pixel", "normalized"],
     Field(
@@ -37,6 +40,30 @@ AttackSpace = Annotated[
         "on the normalised input, unclipped"
     ),
 ]
+
+
+class Adaptive(BaseModel):
+    """[ours] Adaptive sampling (method §5b): how a sweep starts; it grows to ``max_samples``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    initial_samples: Annotated[int, _at_least_one("--initial-samples")] = Field(
+        100, description="samples of each sweep's first look; each later look doubles them, up to --max-samples"
+    )
+
+
+class AdaptivePlan(Adaptive):
+    """What an adaptive scan resolved: its looks and the interval levels they imply."""
+
+    max_samples: int = Field(description="samples drawn; no sweep uses more")
+    schedule: list[int] = Field(description="the sample counts of the planned looks, K, 2K, 4K, ... up to max_samples")
+    looks: int = Field(description="planned looks, the Bonferroni divisor of every interval's error rate")
+    interval_adjustment: Literal["bonferroni"] = Field(
+        "bonferroni", description="how repeated looks are paid for: alpha split over the planned looks"
+    )
+    filter_level: float = Field(description="level of per-filter intervals: 1 - 0.05 / looks")
+    summary_level: float = Field(description="level of summary intervals: 1 - 0.05 / (groups x looks)")
+    futility: str = Field(description="when a sweep stops although a class is undecided")
 
 
 class ScanConfig(BaseModel):
@@ -97,6 +124,11 @@ class ScanConfig(BaseModel):
     )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
     summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
+    adaptive: Adaptive | None = Field(
+        None,
+        description="[ours] grow each (group, filter) sweep's samples from initial_samples, doubling, up to "
+        "max_samples, until its classes are decided (method §5b); None: every sweep uses max_samples",
+    )
     seed: int = Field(0, description="seeds sample draw and attack randomness")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
@@ -119,6 +151,13 @@ class ScanConfig(BaseModel):
                 "containing 0); use --classify evidence, or tau for the source's point rule"
             )
         return value
+
+    @field_validator("adaptive", mode="before")
+    @classmethod
+    def _adaptive_switch(cls, value):
+        if value is True:  # ScanConfig(adaptive=True): the default start
+            return Adaptive()
+        return None if value is False else value
 
     @field_validator("filters", "include", "select", mode="before")
     @classmethod
@@ -175,6 +214,10 @@ class ScanConfig(BaseModel):
             raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
         if self.classify == "evidence" and self.bootstrap == 0:
             raise ValueError("--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
+        if self.adaptive is not None and self.scope == "global":
+            raise ValueError("--adaptive grows each group's sweep on its own; use it with --scope local")
+        if self.adaptive is not None and self.classify != "evidence":
+            raise ValueError("--adaptive stops a sweep once its interval decides the class; use it with --classify evidence")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
         twice = next((name for i, name in enumerate(self.filters) if name in self.filters[:i]), None)

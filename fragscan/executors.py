@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from . import attacks
+from . import adaptive, attacks
+from .assess import References
 from .resume import CheckpointStore, FinishedTarget
 from .config import ScanConfig
 from .engine import EngineInfo, Measurement, Progress, analysis_mode, arithmetic, sweep
@@ -29,18 +30,38 @@ EXECUTORS = ("local", "ray")
 def sweep_target(
     model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
     progress: Callable[[Progress], None] | None = None, unfiltered: Measurement | None = None,
-    precision: str = "fp32",
+    precision: str = "fp32", ranks: torch.Tensor | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
-    the engine backs off on out-of-memory itself."""
+    the engine backs off on out-of-memory itself. With ``config.adaptive``, each filter's curve
+    grows over the samples' seeded order (``ranks``, :func:`fragscan.data.sample_ranks`) against
+    the ``unfiltered`` network's bits, until its classes are decided (:mod:`fragscan.adaptive`)."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
-    with arithmetic(model, precision):
-        result = sweep(
-            model, chosen, config.filters, config.thresholds, images, labels, adversary,
-            batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
-            unfiltered=unfiltered, progress=progress,
-        )
-    return FinishedTarget(result.curves[target], batch_size, str(images.device.type), result.info)
+
+    def run(filter_ids, images, labels, adversary, unfiltered, progress):
+        with arithmetic(model, precision):
+            return sweep(
+                model, chosen, filter_ids, config.thresholds, images, labels, adversary,
+                batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
+                unfiltered=unfiltered, progress=progress,
+            )
+
+    device = str(images.device.type)
+    if config.adaptive is None:
+        result = run(config.filters, images, labels, adversary, unfiltered, progress)
+        return FinishedTarget(result.curves[target], batch_size, device, result.info)
+
+    def evaluate(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Evaluated:
+        new = columns.to(images.device)
+        result = run(filter_ids, images[new], labels[new], adversary.subset(new), tuple(c[new] for c in unfiltered), forward)
+        return adaptive.Evaluated(result.curves[target], result.info)
+
+    references = References(unfiltered, ranks, config.bootstrap, config.seed)
+    looks = adaptive.plan(config.adaptive, len(images), len(groups))
+    curves, infos = adaptive.grow(config.filters, evaluate, references, config, looks, progress, target)
+    # The first look sweeps every filter: its variants are the distinct networks, its cells the curves'.
+    info = replace(combined_info(infos), variants=infos[0].variants, cells=infos[0].cells)
+    return FinishedTarget(curves, batch_size, device, info)
 
 
 def combined_info(infos: list[EngineInfo]) -> EngineInfo:
@@ -97,6 +118,8 @@ class Job:
     batch_size: int
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
     plugins: tuple[Plugin, ...]
+    unfiltered: Measurement  # the unfiltered network's bits on every sample, measured once
+    ranks: torch.Tensor  # each sample's place in the seeded order (adaptive sampling's prefixes)
 
 
 def run_targets(
@@ -222,5 +245,6 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
         )
         adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
         return sweep_target(
-            model, groups, target, config, images, labels, adversary, job.batch_size, precision=job.precision
+            model, groups, target, config, images, labels, adversary, job.batch_size,
+            unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
         )

@@ -20,11 +20,13 @@ from torch.utils.data import Dataset
 from . import __version__
 from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, check_attack, uses_eps
 from .batching import auto_batch_size
-from .classify import classify
-from .confidence import Bootstrap, pack_bits
-from .config import ScanConfig
+from . import adaptive
+from .adaptive import Look, history
+from .assess import References, assess
+from .confidence import LEVEL, pack_bits
+from .config import AdaptivePlan, ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
-from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors
+from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
@@ -46,6 +48,7 @@ from .report import (
     ModelInfo,
     PackedCorrectness,
     Report,
+    Round,
     RunInfo,
     ScoreTriple,
     Settings,
@@ -54,7 +57,6 @@ from .report import (
     write_scan_outputs,
 )
 from .sanity import check_model, near_chance
-from .scores import filtering_scores
 
 _VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", "pydantic", "safetensors")
 
@@ -97,7 +99,8 @@ SCORING_ONLY = {"baseline", "normalise_by", "tau", "classify", "bootstrap", "sum
 
 def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device) -> dict:
     """Everything that decides the curves, so checkpoints are only ever reused for the same scan."""
-    settings = config.model_dump(mode="json", exclude=SCORING_ONLY)
+    # An adaptive scan's scoring settings decide where each sweep stops, so they decide its curves too.
+    settings = config.model_dump(mode="json", exclude=SCORING_ONLY if config.adaptive is None else set())
     settings.pop("device")  # "auto" and "cpu" may name the same device; the resolved type is what counts
     return {
         **settings,
@@ -122,47 +125,41 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
 
 
 def _filter_curve(
-    curve: Curve, filter_id: str, clean0: float, adversarial0: float, config: ScanConfig, bootstrap: Bootstrap | None
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive_plan: AdaptivePlan | None
 ) -> FilterCurve:
+    """One sweep scored on its own samples; adaptive sweeps at the plan's level, with their looks."""
     samples = curve.clean.shape[1]
-    clean = (curve.clean.sum(1).double() / samples).tolist()
-    adversarial = (curve.adversarial.sum(1).double() / samples).tolist()
-    present = [1.0 - r / curve.numel for r in curve.removed] if config.baseline == "density" else None
-    scores = filtering_scores(
-        clean, adversarial, curve.positions, clean0, adversarial0, present=present, normalise_by=config.normalise_by
-    )
-    intervals = (
-        None
-        if bootstrap is None
-        else bootstrap.intervals(
-            curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=config.normalise_by
-        )
-    )
-    perturbed = any(curve.changed)
-
-    def class_of(score: str):
-        return classify(
-            getattr(scores, score),
-            config.tau,
-            perturbed=perturbed,
-            interval=None if intervals is None else getattr(intervals, score),
-            rule=config.classify,
-        )
-
+    level = LEVEL if adaptive_plan is None else adaptive_plan.filter_level
+    assessment = assess(curve, references.at(samples), config, level)
+    scores, intervals = assessment.scores, assessment.intervals
+    looks = None if adaptive_plan is None else history(curve, filter_id, references, config, adaptive_plan)
     return FilterCurve(
         label=FILTERS.entry(filter_id).meta["label"],
         thresholds=curve.thresholds,
         positions=curve.positions,
         removed=curve.removed,
         changed=curve.changed,
-        clean=clean,
-        adversarial=adversarial,
+        samples=samples,
+        clean=assessment.clean,
+        adversarial=assessment.adversarial,
         scores=ScoreTriple(clean=scores.clean, adversarial=scores.adversarial, difference=scores.difference),
         intervals=None
         if intervals is None
         else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
-        classes=ClassTriple(clean=class_of("clean"), adversarial=class_of("adversarial"), difference=class_of("difference")),
+        classes=ClassTriple(**assessment.classes),
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
+        rounds=None if looks is None else [_round(look) for look in looks],
+        stop=None if looks is None else looks[-1].stop,
+    )
+
+
+def _round(look: Look) -> Round:
+    return Round(
+        samples=look.samples,
+        classes=ClassTriple(**look.classes),
+        intervals=IntervalTriple(**look.intervals),  # an adaptive scan always has a bootstrap (evidence rule)
+        summary_class=None if look.summary is None else look.summary[0],
+        summary_interval=None if look.summary is None else look.summary[1],
     )
 
 
@@ -247,6 +244,7 @@ def analyse(
     if dataset is None:
         dataset = create_dataset(config.dataset, root=config.data_root, split=config.split, download=config.download)
     images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
+    ranks = sample_ranks(len(dataset), indices, config.seed)
     weights_path = config.weights
     if model is None:
         model = model_for_data(
@@ -329,17 +327,18 @@ def analyse(
             else:
                 unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
         targets = targets_of(config, groups)
+        adaptive_plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(indices), len(groups))
         store = None
         if checkpoint_dir is not None:
             fingerprint = scan_fingerprint(config, model, images, labels, eps, device)
             store = CheckpointStore(checkpoint_dir, fingerprint, resume=resume)
         finished = {t: store.load(t) for t in targets if store is not None and t in store}
         resumed_targets = len(finished)
-        steps_per_target = len(config.filters) * config.thresholds
+        steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
         finished |= run_targets(
             [t for t in targets if t not in finished],
             local=lambda target, forward: sweep_target(
-                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision
+                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision, ranks
             ),
             job=lambda: Job(
                 config=config,
@@ -350,6 +349,8 @@ def analyse(
                 batch_size=batch_size,
                 precision=precision,
                 plugins=tuple(p for p in loaded_plugins if p.loaded),
+                unfiltered=tuple(c.cpu() for c in unfiltered),
+                ranks=ranks,
             ),
             options=executor,
             store=store,
@@ -375,16 +376,21 @@ def analyse(
         warnings.append(chance)
 
     unfiltered = tuple(correct.cpu() for correct in unfiltered)
-    bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed) if config.bootstrap else None
+    references = References(unfiltered, ranks, config.bootstrap, config.seed)
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
-        return {f: _filter_curve(curves[target][f], f, clean0, adversarial0, config, bootstrap) for f in config.filters}
+        return {f: _filter_curve(curves[target][f], f, references, config, adaptive_plan) for f in config.filters}
 
     group_reports = []
     if config.scope == "local":
         for group in groups:
             per_filter = filter_curves(group.name)
-            summary = per_filter[config.summary_filter].classes
+            summary_curve = per_filter[config.summary_filter]
+            summary_class = (
+                getattr(summary_curve.classes, config.summary_score)
+                if adaptive_plan is None
+                else summary_curve.rounds[-1].summary_class  # at the plan's summary level
+            )
             group_reports.append(
                 GroupReport(
                     name=group.name,
@@ -392,7 +398,8 @@ def analyse(
                     numel=group.parameter.numel(),
                     shape=list(group.shape),
                     filters=per_filter,
-                    summary_class=getattr(summary, config.summary_score),
+                    samples=max(curve.samples for curve in per_filter.values()),
+                    summary_class=summary_class,
                 )
             )
 
@@ -421,7 +428,7 @@ def analyse(
             description=spec_dataset.description if spec_dataset else "",
         ),
         settings=Settings(
-            **config.model_dump(),
+            **{**config.model_dump(), "adaptive": adaptive_plan},
             eps_used=eps,
             batch_size_used=batch_size,
             device_used=str(device),

@@ -60,6 +60,17 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
     assert _numbers(resumed) == _numbers(reference)
 
 
+def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
+    config = small_config(
+        thresholds=3, max_samples=40, filters="step-up,pulse", attack_mode="fixed", adaptive={"initial_samples": 10},
+        select=("features.2.weight", "classifier.3.weight"),
+    )
+    reference = fragscan.scan(config)
+    distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert _numbers(distributed) == _numbers(reference)
+    assert {c.samples for g in reference.groups for c in g.filters.values()} != {40}, "no sweep stopped early"
+
+
 def _plugin_with_its_own_classes(model_name: str, filter_id: str) -> str:
     """A plugin file whose network class and filter class exist only in that file: no worker can import them by name."""
     return textwrap.dedent(

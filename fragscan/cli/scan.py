@@ -8,7 +8,8 @@ import typer
 
 from ..audit import check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
-from ..config import ScanConfig, build_config
+from ..config import Adaptive, ScanConfig, build_config
+from ..errors import ConfigError
 from ..executors import ExecutorOptions
 from ..resume import DIRECTORY_NAME
 from ..scan import scan_to
@@ -50,6 +51,15 @@ def scan(
         _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
     ),
     all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
+    adaptive: bool = typer.Option(
+        False,
+        "--adaptive",
+        help="Grow each sweep's samples (doubling from --initial-samples up to --max-samples) only until its classes "
+        "are decided or out of reach: for CI audits and large models on CPU (docs/adaptive.md).",
+    ),
+    initial_samples: int | None = typer.Option(
+        None, help=f"With --adaptive: samples of each sweep's first look (default {Adaptive().initial_samples})."
+    ),
     batch_size: str = typer.Option(
         str(_DEFAULTS.batch_size), help="Evaluation batch size, or 'auto': the largest that fits (recorded)."
     ),
@@ -153,6 +163,7 @@ def scan(
         bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
+        adaptive=_adaptive(adaptive, initial_samples),
         seed=seed,
         device=device,
         precision=precision,
@@ -187,9 +198,15 @@ def scan(
         audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
 
 
-def _number(text: str, option: str) -> float:
-    from ..errors import ConfigError
+def _adaptive(adaptive: bool, initial_samples: int | None) -> dict | None:
+    if not adaptive:
+        if initial_samples is not None:
+            raise ConfigError("--initial-samples sets where --adaptive starts; add --adaptive or drop it")
+        return None
+    return {} if initial_samples is None else {"initial_samples": initial_samples}
 
+
+def _number(text: str, option: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -197,8 +214,6 @@ def _number(text: str, option: str) -> float:
 
 
 def _integer(text: str, option: str) -> int:
-    from ..errors import ConfigError
-
     try:
         return int(text)
     except ValueError:

@@ -37,6 +37,7 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    adaptive = settings.adaptive is not None
     rows = [
         (group.name, str(group.numel), group.filters, group.summary_class, group.half_width) for group in report.groups
     ]
@@ -56,6 +57,8 @@ def print_summary(report: Report, console: Console) -> None:
         table.add_column("numel", justify="right")
         for filter_id in settings.filters:
             table.add_column(filter_id, justify="right")
+        if adaptive:  # each sweep stopped at its own count; the group's is its largest
+            table.add_column("samples", justify="right")
         table.add_column("±", justify="right")  # the summary interval's half-width: the scan's resolution
         table.add_column("class")
         for name, numel, curves, summary_class, half_width in rows:
@@ -64,6 +67,7 @@ def print_summary(report: Report, console: Console) -> None:
                 name,
                 numel,
                 *(_score(curves[f].scores.adversarial) for f in settings.filters),
+                *([str(max(curves[f].samples for f in settings.filters))] if adaptive else []),
                 "—" if half_width is None else f"{half_width:.4f}",
                 f"[{style}]{summary_class}[/{style}]",
             )
@@ -77,6 +81,8 @@ def print_summary(report: Report, console: Console) -> None:
         resolution = resolution_line(report)
         if resolution:
             console.print(resolution, highlight=False)
+    if report.sampling_note():
+        console.print(report.sampling_note(), highlight=False, soft_wrap=True)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {skipped.name}: {skipped.reason}", highlight=False)
     for warning in report.warnings:

@@ -92,6 +92,19 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
     return int(torch.as_tensor(labels).max()) + 1
 
 
+def sample_order(size: int, seed: int) -> torch.Tensor:
+    """The seeded order samples are drawn in: a scan of n samples evaluates the first n of it."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+
+
+def sample_ranks(size: int, indices: list[int], seed: int) -> torch.Tensor:
+    """Each drawn sample's place in :func:`sample_order`: the samples of rank < n are exactly the
+    ones a scan with ``max_samples=n`` draws (method §5b: an adaptive scan's prefixes)."""
+    ranks = torch.empty(size, dtype=torch.long)
+    ranks[sample_order(size, seed)] = torch.arange(size)
+    return ranks[torch.as_tensor(indices, dtype=torch.long)]
+
+
 def evaluation_tensors(
     dataset: Dataset, max_samples: int | None, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -105,8 +118,7 @@ def evaluation_tensors(
     if max_samples is None or max_samples >= size:
         indices = list(range(size))
     else:
-        generator = torch.Generator().manual_seed(seed)
-        indices = sorted(torch.randperm(size, generator=generator)[:max_samples].tolist())
+        indices = sorted(sample_order(size, seed)[:max_samples].tolist())
     images, labels = zip(*(dataset[i] for i in indices))
     contract = "samples must be (float tensor C x H x W in [0, 1], int label)"
     try:

@@ -15,6 +15,7 @@ from .model import (  # noqa: F401
     PackedCorrectness,
     ModelInfo,
     Report,
+    Round,
     RunInfo,
     ScoreTriple,
     Settings,

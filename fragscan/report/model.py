@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..classify import Class
-from ..config import ScanConfig
+from ..config import AdaptivePlan, ScanConfig
 
 SCHEMA_VERSION = "2.0"
 
@@ -71,6 +72,16 @@ class PackedCorrectness(_Model):
     adversarial: str
 
 
+class Round(_Model):
+    """One look of an adaptive sweep (method §5b), at the plan's interval levels."""
+
+    samples: int = Field(description="the first samples of the seeded order this look used")
+    classes: ClassTriple
+    intervals: IntervalTriple = Field(description="bootstrap intervals at settings.adaptive.filter_level")
+    summary_class: Class | None = Field(None, description="summary filter only: the group's class at this look")
+    summary_interval: Interval = Field(None, description="its interval, at settings.adaptive.summary_level")
+
+
 class FilterCurve(_Model):
     """One sweep: per threshold, the share of samples classified correctly and what was removed."""
 
@@ -79,6 +90,7 @@ class FilterCurve(_Model):
     positions: list[float] = Field(description="normalised sweep position t_i = i/(N-1)")
     removed: list[int] = Field(description="entries inside the filter's band, set to zero")
     changed: list[int] = Field(description="removed entries that were non-zero (really altered)")
+    samples: int = Field(description="evaluation samples the curve and scores use: the first of the seeded order")
     clean: list[float] = Field(description="clean accuracy")
     adversarial: list[float] = Field(description="adversarial accuracy")
     scores: ScoreTriple
@@ -99,6 +111,10 @@ class FilterCurve(_Model):
     threshold_intervals: ThresholdIntervals | None = Field(
         None, description="per threshold: interval of Δ at settings.threshold_level"
     )
+    rounds: list[Round] | None = Field(None, description="adaptive scans: every look the sweep took, in order")
+    stop: Literal["decided", "futile", "maximum"] | None = Field(
+        None, description="adaptive scans: why the sweep stopped (futile: an undecided class was out of reach)"
+    )
 
 
 class GroupReport(_Model):
@@ -107,6 +123,7 @@ class GroupReport(_Model):
     numel: int
     shape: list[int]
     filters: dict[str, FilterCurve]
+    samples: int = Field(description="the most samples any of its filters used")
     summary_class: Class = Field(alias="class", description="class of the summary filter's summary score")
     summary_interval: Interval = Field(
         None, description="the summary score's interval at settings.summary_level (simultaneous over the groups)"
@@ -171,6 +188,7 @@ class Settings(ScanConfig):
         None, description="per-threshold level of threshold intervals: Bonferroni over the perturbed thresholds"
     )
     threshold_method: str | None = Field(None, description="how threshold intervals, p- and q-values are computed")
+    adaptive: AdaptivePlan | None = Field(None, description="adaptive sampling as resolved: looks, levels, futility")
 
 
 class EngineReport(_Model):
@@ -236,3 +254,22 @@ class Report(_Model):
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
+
+    def sample_evaluations(self) -> tuple[int, int]:
+        """Sample evaluations the groups' curves used (Σ over cells of their samples), and what
+        the same cells would use at every drawn sample: an adaptive scan's spend against a full one."""
+        cells = [(len(c.thresholds), c.samples) for g in self.groups for c in g.filters.values()]
+        return sum(t * n for t, n in cells), sum(t for t, _ in cells) * self.baseline.samples
+
+    def sampling_note(self) -> str | None:
+        """One line on an adaptive scan's spend and its sweeps' stops; None for other scans."""
+        if self.settings.adaptive is None:
+            return None
+        used, full = self.sample_evaluations()
+        stops = Counter(c.stop for g in self.groups for c in g.filters.values())
+        looks = ", ".join(str(n) for n in self.settings.adaptive.schedule)
+        return (
+            f"adaptive sampling used {used:,} of {full:,} sample evaluations ({used / max(1, full):.0%}); "
+            f"looks at {looks} samples; sweeps stopped: "
+            + ", ".join(f"{stops[s]} {s}" for s in ("decided", "futile", "maximum") if stops[s])
+        )

@@ -1,0 +1,96 @@
+"""Benchmark: `--adaptive` against the full-size scan at the same maximum sample count (method §5b).
+
+    python benchmarks/adaptive.py [--fmnist-weights PATH] [--fmnist-samples 2000] [--initial-samples 100]
+                                  [--only digits|fashion-mnist]
+
+Two cases, default three filters and 25 thresholds: the embedded default (digits-cnn on all 540
+digits test samples, `regenerate`, eps auto) and a small CNN trained by `fragscan train small-cnn
+fashion-mnist` on 2000 Fashion-MNIST test samples (`fixed`, eps 0.05). Each is scanned twice, every
+sweep on every drawn sample and then with `--adaptive`; printed per scan: sample evaluations (Σ over
+filter x threshold cells of the samples each used), wall time, the share of the (group, filter,
+score) classes that are decided (fragile, robust or antifragile), how many of the classes the full
+scan decides the adaptive one decides too, and how many decided classes contradict the full scan's.
+The targets (issue 15): at most a third of the full scan's sample evaluations, at least 80 % of its
+decided classes also decided, none contradicting. A benchmark, not a test: times depend on the
+machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from fragscan import ScanConfig, scan
+from fragscan.classify import DECIDED
+from fragscan.report import Report
+
+SCORES = ("clean", "adversarial", "difference")
+
+
+def classes(report: Report) -> dict[tuple[str, str, str], str]:
+    return {
+        (group.name, filter_id, score): getattr(curve.classes, score)
+        for group in report.groups
+        for filter_id, curve in group.filters.items()
+        for score in SCORES
+    }
+
+
+def timed(config: ScanConfig) -> tuple[Report, float]:
+    started = time.perf_counter()
+    report = scan(config)
+    return report, time.perf_counter() - started
+
+
+def compare(case: str, config: ScanConfig, initial: int) -> list[str]:
+    full, full_s = timed(config)
+    adaptive, adaptive_s = timed(config.model_copy(update={"adaptive": {"initial_samples": initial}}))
+    # the adaptive scan must run at the eps the full one used: eps auto calibrates on the same samples
+    assert adaptive.settings.eps_used == full.settings.eps_used
+    reference = classes(full)
+    decided_full = {k for k, c in reference.items() if c in DECIDED}
+    rows = []
+    for name, report, seconds in (("full", full, full_s), ("adaptive", adaptive, adaptive_s)):
+        found = classes(report)
+        decided = {k for k, c in found.items() if c in DECIDED}
+        used, everything = report.sample_evaluations()
+        contradicting = sum(1 for k in decided & decided_full if found[k] != reference[k])
+        groups_decided = sum(1 for g in report.groups if g.summary_class in DECIDED)
+        rows.append(
+            f"| {case} | {name} | {used:,} ({used / everything:.0%}) | {seconds:.0f} | "
+            f"{len(decided)}/{len(found)} ({len(decided) / len(found):.0%}) | "
+            f"{len(decided & decided_full)}/{len(decided_full)} ({len(decided & decided_full) / max(1, len(decided_full)):.0%}) | "
+            f"{contradicting} | {groups_decided}/{len(report.groups)} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fmnist-weights", type=Path, default=Path("/work/cache/fmnist-cnn/epoch_002.safetensors"))
+    parser.add_argument("--fmnist-root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--fmnist-samples", type=int, default=2000)
+    parser.add_argument("--initial-samples", type=int, default=100)
+    parser.add_argument("--only", choices=("digits", "fashion-mnist"))
+    args = parser.parse_args()
+    cases = {
+        "digits": ScanConfig(max_samples=None),
+        "fashion-mnist": ScanConfig(
+            model="small-cnn", dataset="fashion-mnist", weights=args.fmnist_weights, data_root=args.fmnist_root,
+            max_samples=args.fmnist_samples, attack_mode="fixed", eps=0.05,
+        ),
+    }
+    print(
+        "| case | scan | sample evaluations (share of full) | wall s | classes decided | full's decided also decided "
+        "| contradicting the full scan | group classes decided |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for case, config in cases.items():
+        if args.only in (None, case):
+            for row in compare(case, config, args.initial_samples):
+                print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
