@@ -25,7 +25,9 @@ import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
 from .classify import Interval, classify, samples_to_decide
-from .confidence import LEVEL, Bootstrap, family_level, unpack_bits
+from .assess import References
+from .confidence import LEVEL, family_level, unpack_bits
+from .data import drawn_ranks
 from .report import (
     FilterCurve,
     GroupReport,
@@ -51,11 +53,16 @@ def judge(report: Report) -> Report:
     if report.baseline.correct is None or any(c.correct is None for *_, c in curves):
         return report  # nothing per sample to judge by
     settings = report.settings
-    samples = report.baseline.samples
-    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [samples]) for k in ("clean", "adversarial"))
-    threshold_level = family_level(sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
+    drawn = report.baseline.samples
+    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
+    # Each curve is paired with the unfiltered network on its own samples: all drawn ones, or an
+    # adaptive sweep's prefix of the seeded order.
+    references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
+                            settings.seed)
+    looks = 1 if settings.adaptive is None else settings.adaptive.looks
+    threshold_level = family_level(sum(sum(1 for n in c.changed if n > 0) for *_, c in curves), looks)
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
-        (name, f): _tests(_differences(*_unpacked(curve, samples), *baseline), threshold_level)
+        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
         for name, f, curve in curves
     }
     q_values = _q_values(tests, {(name, f): c.changed for name, f, c in curves})
@@ -88,17 +95,17 @@ def judge(report: Report) -> Report:
             }
         )
 
-    summary_level = family_level(len(report.groups))
-    bootstrap = Bootstrap(*baseline, settings.bootstrap, settings.seed) if settings.bootstrap else None
+    summary_level = family_level(len(report.groups), looks)
 
     def summarised(group: GroupReport) -> GroupReport:
         filters = {f: judged(group.name, f, c) for f, c in group.filters.items()}
         curve = filters[settings.summary_filter]
         interval = None
+        bootstrap = references.at(curve.samples).bootstrap
         if bootstrap is not None:
             present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
             interval = getattr(
-                bootstrap.intervals(*_unpacked(curve, samples), curve.positions, present=present,
+                bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
                                     normalise_by=settings.normalise_by, level=summary_level),
                 settings.summary_score,
             )
@@ -112,7 +119,7 @@ def judge(report: Report) -> Report:
                 "summary_class": summary_class,
                 "summary_interval": interval,
                 "half_width": half_width,
-                "samples_to_decide": _samples_to_decide(summary_class, score, half_width, samples, settings.tau),
+                "samples_to_decide": _samples_to_decide(summary_class, score, half_width, curve.samples, settings.tau),
             }
         )
 
@@ -124,7 +131,7 @@ def judge(report: Report) -> Report:
             },
             "settings": settings.model_copy(
                 update={
-                    "filter_level": LEVEL,
+                    "filter_level": LEVEL if settings.adaptive is None else settings.adaptive.filter_level,
                     "summary_level": summary_level,
                     "threshold_level": threshold_level,
                     "threshold_method": THRESHOLD_METHOD,
@@ -142,9 +149,15 @@ def group_class(report: Report, group: GroupReport, filter_id: str, score: str) 
     return getattr(group.filters[filter_id].classes, score)
 
 
-def _unpacked(curve: FilterCurve, samples: int):
-    shape = [len(curve.thresholds), samples]
+def _unpacked(curve: FilterCurve):
+    shape = [len(curve.thresholds), curve.samples]
     return tuple(unpack_bits(getattr(curve.correct, k), shape) for k in ("clean", "adversarial"))
+
+
+def _prefix(baseline, references: References, curve: FilterCurve):
+    """The unfiltered network's bits on the curve's samples."""
+    columns = references.columns(curve.samples)
+    return tuple(bits[columns] for bits in baseline)
 
 
 def _differences(clean, adversarial, clean0, adversarial0) -> np.ndarray:
@@ -213,7 +226,9 @@ def resolution_line(report: Report) -> str | None:
     if not undecided:
         return None
     plural = "s" if len(undecided) > 1 else ""
-    line = f"{len(undecided)} group{plural} inconclusive at {report.baseline.samples} samples"
+    most_samples = max(g.samples for g in undecided)
+    upto = "" if all(g.samples == most_samples for g in undecided) else "up to "
+    line = f"{len(undecided)} group{plural} inconclusive at {upto}{most_samples} samples"
     needed = [g.samples_to_decide for g in undecided if g.samples_to_decide is not None]
     if not needed:
         return line + "; their scores sit on a class boundary, so no sample count would decide them"

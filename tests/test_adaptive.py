@@ -98,7 +98,9 @@ def test_no_sample_is_evaluated_twice_and_each_sweep_stops_for_a_reason(adaptive
             if curve.stop == "maximum":
                 assert curve.samples == 80
         assert group.samples == max(c.samples for c in group.filters.values())
-        assert group.summary_class == group.filters[config.summary_filter].rounds[-1].summary_class
+        summary_round = group.filters[config.summary_filter].rounds[-1]
+        assert group.summary_class == summary_round.summary_class
+        assert group.summary_interval == summary_round.summary_interval  # the report's claim is the stopping rule's
     assert len({c.samples for g in report.groups for c in g.filters.values()}) > 1, "every sweep stopped alike"
 
 
@@ -122,6 +124,8 @@ def test_a_sweep_equals_a_non_adaptive_scan_of_its_size(adaptive_reports, mode):
                 assert (curve.clean, curve.adversarial) == (reference.clean, reference.adversarial)
                 assert curve.scores == reference.scores
                 assert curve.correct == reference.correct
+                # threshold evidence pairs the sweep with the unfiltered network on its own prefix
+                assert curve.threshold_p_values == reference.threshold_p_values
                 shape = [len(curve.thresholds), samples]
                 widened = bootstrap.intervals(
                     *(unpack_bits(b, shape) for b in (reference.correct.clean, reference.correct.adversarial)),

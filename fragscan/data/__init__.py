@@ -105,6 +105,19 @@ def sample_ranks(size: int, indices: list[int], seed: int) -> torch.Tensor:
     return ranks[torch.as_tensor(indices, dtype=torch.long)]
 
 
+def drawn_indices(size: int, max_samples: int | None, seed: int) -> list[int]:
+    """The dataset indices a scan of ``max_samples`` evaluates (all when None), sorted."""
+    if max_samples is None or max_samples >= size:
+        return list(range(size))
+    return sorted(sample_order(size, seed)[:max_samples].tolist())
+
+
+def drawn_ranks(size: int, samples: int, seed: int) -> torch.Tensor:
+    """:func:`sample_ranks` of the ``samples`` a scan drew from a split of ``size``: what a report
+    alone needs to pair an adaptive sweep's prefix with the unfiltered network."""
+    return sample_ranks(size, drawn_indices(size, samples, seed), seed)
+
+
 def evaluation_tensors(
     dataset: Dataset, max_samples: int | None, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -115,10 +128,7 @@ def evaluation_tensors(
     size = len(dataset)
     if size == 0:
         raise ConfigError("the dataset split is empty")
-    if max_samples is None or max_samples >= size:
-        indices = list(range(size))
-    else:
-        indices = sorted(sample_order(size, seed)[:max_samples].tolist())
+    indices = drawn_indices(size, max_samples, seed)
     images, labels = zip(*(dataset[i] for i in indices))
     contract = "samples must be (float tensor C x H x W in [0, 1], int label)"
     try:
