@@ -126,6 +126,7 @@ def build_mask(
         "model": report.model.name,
         "weights_sha256": report.model.weights_sha256 or "",
         "report_sha256": report_digest(report),
+        "split": report.dataset.split,  # retrain refuses to judge on it (method §7, no leakage)
         "policy": policy,
         "score": score,
         "filter": ",".join(filters),

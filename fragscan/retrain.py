@@ -1,8 +1,13 @@
-"""Selective retraining (method §7): fine-tune only what a mask allows, compare with an unmasked control.
+"""Selective retraining judged honestly (method §7): the mask's arm against chance and against no mask.
 
-``retrain`` evaluates clean and adversarial accuracy before, after masked fine-tuning and after the
-same fine-tuning with no mask (same seed, data order and budget), and checks that every frozen
-element is bit-identical. It returns the result and both networks' weights; it writes nothing.
+``retrain`` fine-tunes the starting weights in up to three *arms*: ``selective`` (under the mask),
+``random`` (a fresh random mask per repeat with the mask's trainable count in every parameter) and
+``unmasked``. Every arm gets the same budget, the same data order per repeat and the same attack;
+each arm runs ``repeats`` times (seed, seed + 1, ...). Each run's per-sample correctness on the
+evaluation samples is kept (packed bits), so the paired differences selective − random and
+selective − unmasked and their bootstrap intervals (over test samples and repeats) can be
+recomputed from ``retrain.json`` alone. Frozen elements are checked bit by bit in every masked arm.
+It returns the result and each arm's weights after the first repeat; it writes nothing.
 """
 
 from __future__ import annotations
@@ -11,24 +16,31 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
 from . import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
+from .confidence import LEVEL, pack_bits, unpack_bits
 from .config import AttackSpace, PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
-from .errors import InputError
-from .masks import Mask, load_mask
+from .errors import ConfigError, InputError
 from .fitting import model_for_data
+from .masks import Mask, load_mask
 from .models import Normalized, Stem
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "2.0"
+
+Control = Literal["unmasked", "random"]
+ARMS: tuple[str, ...] = ("selective", "random", "unmasked")
 
 
 class RetrainConfig(BaseModel):
@@ -40,40 +52,79 @@ class RetrainConfig(BaseModel):
     stem: Stem = Field("imagenet", description="paper built-ins: the first layers the scan used (--stem)")
     mask: Path = Field(description="retrain mask (mask.safetensors), 1 = trainable")
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
-    train_split: str = Field("train", description="split to fine-tune on")
-    eval_split: str = Field("test", description="split to evaluate on")
+    train_split: str = Field("train", description="split to fine-tune on (train: the training data less val)")
+    eval_split: str = Field("test", description="split to judge on; never the split the mask was scanned on")
     max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
-    epochs: int = Field(5, description="fine-tuning epochs (same budget for the control)")
+    train_samples: SampleLimit = Field(None, description="fine-tuning samples (seeded draw, the same for every run)")
+    epochs: int = Field(5, description="fine-tuning epochs (the same for every arm)")
     lr: float = Field(1e-3, description="Adam learning rate (the source's)")
     batch_size: int = Field(100, description="training batch size (the source's)")
     weight_decay: float = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
-    adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the current network")
+    adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the network")
     attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     attack_space: AttackSpace = "pixel"
-    control: bool = Field(True, description="also fine-tune with no mask, same seed and budget")
-    seed: int = Field(0, description="seeds the data order, evaluation draw and attacks")
+    controls: tuple[Control, ...] = Field(("unmasked", "random"), description="control arms besides the selective one")
+    repeats: int = Field(3, description="runs per arm, seeded seed, seed + 1, ...")
+    bootstrap: int = Field(2000, description="bootstrap resamples for the intervals (over test samples and repeats)")
+    seed: int = Field(0, description="seeds the data order, evaluation draw, random masks, attacks and bootstrap")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
-    @field_validator("epochs", "batch_size")
+    @field_validator("epochs", "batch_size", "repeats", "bootstrap")
     @classmethod
     def _positive(cls, value, info):
         if value < 1:
             raise ValueError(f"--{info.field_name.replace('_', '-')} must be at least 1, got {value}")
         return value
 
+    @field_validator("controls")
+    @classmethod
+    def _distinct(cls, value):
+        return tuple(dict.fromkeys(value))
 
-class Accuracy(BaseModel):
-    clean: float
-    adversarial: float
+
+class Estimate(BaseModel):
+    estimate: float
+    interval: tuple[float, float] = Field(description="95% percentile bootstrap interval over test samples and repeats")
+
+
+class Comparison(BaseModel):
+    """Selective minus a control, paired by test sample and repeat."""
+
+    adversarial: Estimate
+    clean: Estimate
+
+
+class Correct(BaseModel):
+    """Per-sample correctness on the evaluation samples, packed as the scan report packs it
+    (``confidence.pack_bits``); ``unpack_bits(text, [samples])`` reads it back."""
+
+    clean: str
+    adversarial: str
 
 
 class ParameterChange(BaseModel):
     name: str
     elements: int
-    trainable: int = Field(description="elements the mask lets train")
+    trainable: int = Field(description="elements this run's mask lets train")
     moved: int = Field(description="trainable elements whose value changed")
     frozen_moved: int = Field(description="frozen elements whose bits changed (must be 0)")
+
+
+class Run(BaseModel):
+    repeat: int
+    seed: int = Field(description="seeds this run's data order (and its random mask)")
+    clean: float
+    adversarial: float
+    correct: Correct
+    parameters: list[ParameterChange] = Field(description="per parameter; empty for the unmasked arm")
+
+
+class Arm(BaseModel):
+    trainable_share: float = Field(description="share of all parameter elements this arm trains")
+    clean: Estimate = Field(description="mean over repeats")
+    adversarial: Estimate
+    runs: list[Run]
 
 
 class RetrainResult(BaseModel):
@@ -84,30 +135,109 @@ class RetrainResult(BaseModel):
     device_used: str
     versions: dict[str, str]
     mask_metadata: dict[str, str]
-    trainable_share: float = Field(description="share of all parameter elements the mask lets train")
+    mask_split: str | None = Field(description="the split the mask's scan ran on (None: the mask does not say)")
+    holdout: str | None = Field(description="how the validation split was held out of the training data")
     samples: int = Field(description="evaluation samples")
-    before: Accuracy
-    selective: Accuracy = Field(description="after fine-tuning with the mask")
-    control: Accuracy | None = Field(description="after the same fine-tuning with no mask")
-    parameters: list[ParameterChange]
-    frozen_bit_identical: bool = Field(description="every masked-out element kept its exact bits")
+    fine_tuning_samples: int
+    before: Run = Field(description="the starting network (repeat 0)")
+    arms: dict[str, Arm] = Field(description="selective, and the controls run: random, unmasked")
+    comparison: dict[str, Comparison] = Field(description="selective_minus_random, selective_minus_unmasked")
+    verdict: str = Field(description="whether the mask's choice beat chance, in one sentence")
+    frozen_bit_identical: bool = Field(description="every masked-out element kept its exact bits, in every masked arm")
     duration_s: float
 
 
 @dataclass(frozen=True)
 class Retrained:
     result: RetrainResult
-    selective: dict[str, torch.Tensor]  # state dict of the user's network after masked fine-tuning
-    control: dict[str, torch.Tensor] | None
+    weights: dict[str, dict[str, torch.Tensor]]  # per arm: the user's network's state after the first repeat
 
 
-def evaluate(model: Normalized, images, labels, attack: Attack, batch_size: int, seed: int) -> Accuracy:
-    """Clean accuracy, and accuracy under ``attack``, built on this very network."""
+def evaluate(
+    model: Normalized, images, labels, attack: Attack, batch_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample correctness, clean and under ``attack`` built on this very network."""
     with analysis_mode(model):
-        clean = (predictions(model, images, batch_size) == labels).double().mean().item()
+        clean = predictions(model, images, batch_size) == labels
         adversarial_images = craft(attack, images, labels, batch_size, seed)
-        adversarial = (predictions(model, adversarial_images, batch_size) == labels).double().mean().item()
-    return Accuracy(clean=clean, adversarial=adversarial)
+        adversarial = predictions(model, adversarial_images, batch_size) == labels
+    return clean.cpu(), adversarial.cpu()
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, level: float = LEVEL) -> Estimate:
+    """Mean of ``values`` [repeats, samples] and its percentile interval: each resample draws the
+    repeats and the test samples with replacement (the same samples for every drawn repeat, since
+    every repeat is judged on the same test images)."""
+    repeats, samples = values.shape
+    rng = np.random.default_rng(seed)
+    repeat_counts = _counts(rng.integers(repeats, size=(resamples, repeats)), repeats)
+    sample_counts = _counts(rng.integers(samples, size=(resamples, samples)), samples)
+    draws = ((repeat_counts @ values) * sample_counts).sum(axis=1) / (repeats * samples)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return Estimate(estimate=float(values.mean()), interval=(float(low), float(high)))
+
+
+def _counts(draws: np.ndarray, size: int) -> np.ndarray:
+    """Row-wise counts of each index 0..size-1 in ``draws`` [resamples, k] -> [resamples, size]."""
+    counts = np.zeros((len(draws), size))
+    np.add.at(counts, (np.arange(len(draws))[:, None], draws), 1)
+    return counts
+
+
+Kind = Literal["clean", "adversarial"]
+
+
+def stacked(runs: list[Run], kind: Kind, samples: int) -> np.ndarray:
+    """Correctness [repeats, samples] (0.0 or 1.0) of one arm's runs, read back from their packed bits."""
+    return np.stack([unpack_bits(getattr(run.correct, kind), [samples]).numpy() for run in runs]).astype(float)
+
+
+def summarise(runs: list[Run], trainable_share: float, samples: int, resamples: int, seed: int) -> Arm:
+    return Arm(
+        trainable_share=trainable_share,
+        runs=runs,
+        **{kind: bootstrap_mean(stacked(runs, kind, samples), resamples, seed) for kind in ("clean", "adversarial")},
+    )
+
+
+def compare(selective: Arm, control: Arm, samples: int, resamples: int, seed: int) -> Comparison:
+    """Selective minus ``control``, paired by repeat (same data order) and test sample."""
+    return Comparison(
+        **{
+            kind: bootstrap_mean(
+                stacked(selective.runs, kind, samples) - stacked(control.runs, kind, samples), resamples, seed
+            )
+            for kind in ("adversarial", "clean")
+        }
+    )
+
+
+def verdict(comparison: dict[str, Comparison]) -> str:
+    """One plain sentence: did the mask's choice of elements beat a random choice of as many?"""
+    if "selective_minus_random" not in comparison:
+        return "No random-mask control was run, so these results cannot tell whether the mask's choice beat chance."
+    difference = comparison["selective_minus_random"].adversarial
+    low, high = difference.interval
+    figures = f"{difference.estimate:+.4f} adversarial accuracy (95% interval {low:+.4f} to {high:+.4f})"
+    against = "a random mask of the same size"
+    if low > 0:
+        return f"The mask's choice beat chance: selective retraining gained {figures} over {against}."
+    if high < 0:
+        return f"The mask's choice did worse than chance: selective retraining differed by {figures} from {against}."
+    return f"The mask's choice did not beat chance: selective minus {against} is {figures}, which includes 0."
+
+
+def random_mask_like(mask: Mask, seed: int) -> Mask:
+    """A mask with exactly ``mask``'s trainable count in every parameter, the positions drawn at random."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, tensor in mask.tensors.items():
+        chosen = torch.zeros(tensor.numel(), dtype=torch.uint8)
+        chosen[torch.randperm(tensor.numel(), generator=generator)[: int(tensor.sum())]] = 1
+        tensors[name] = chosen.reshape(tensor.shape)
+    policy = f"random (seed {seed}, the counts of {mask.metadata.get('policy', '?')})"
+    return Mask(tensors, {**mask.metadata, "policy": policy})
 
 
 _SAME_WIDTH_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -136,15 +266,38 @@ def _changes(before: dict[str, torch.Tensor], after: Normalized, mask: Mask) -> 
     return changes
 
 
+def check_judged_apart(config: RetrainConfig, mask: Mask) -> None:
+    """No leakage (method §7): refuse to judge on the split the mask's scan saw, or on the one fitted."""
+    scanned = mask.metadata.get("split")
+    if scanned == config.eval_split:
+        raise ConfigError(
+            f"mask {str(config.mask)!r} was derived from a scan of the {scanned!r} split, the one --eval-split judges "
+            "on: its choice has seen those samples; judge on another split, with a mask from `fragscan scan --split val`"
+        )
+    if config.train_split == config.eval_split:
+        raise ConfigError(
+            f"--train-split and --eval-split are both {config.eval_split!r}: that judges on what it fitted; "
+            "judge on test"
+        )
+
+
+def _fine_tuning_set(config: RetrainConfig) -> Dataset:
+    train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
+    if config.train_samples is None or config.train_samples >= len(train_set):
+        return train_set
+    generator = torch.Generator().manual_seed(config.seed)
+    chosen = sorted(torch.randperm(len(train_set), generator=generator)[: config.train_samples].tolist())
+    subset = Subset(train_set, chosen)
+    subset.holdout = getattr(train_set, "holdout", None)
+    return subset
+
+
 def retrain(config: RetrainConfig) -> Retrained:
-    """Fine-tune ``config.weights`` under ``config.mask`` (and, unless disabled, without it)."""
+    """Fine-tune ``config.weights`` in the selective arm and the control arms, ``config.repeats`` times each."""
     started = time.perf_counter()
     check_attack(config.attack, config.eps, config.attack_space)
     device = resolve_device(config.device)
-    settings = TrainSettings(
-        epochs=config.epochs, lr=config.lr, batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed
-    )
-    train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
+    train_set = _fine_tuning_set(config)
     original = model_for_data(config.model, config.dataset, train_set, weights=config.weights, stem=config.stem)
     mask = load_mask(config.mask, original.net)
     masked_model = mask.metadata.get("model")
@@ -153,6 +306,7 @@ def retrain(config: RetrainConfig) -> Retrained:
             f"mask {str(config.mask)!r} was derived from a scan of {masked_model!r}, not {config.model!r}; "
             "derive one from a scan of this model (fragscan mask REPORT)"
         )
+    check_judged_apart(config, mask)
     images, labels, _ = evaluation_tensors(
         create_dataset(config.dataset, root=config.data_root, split=config.eval_split), config.max_samples, config.seed
     )
@@ -170,30 +324,55 @@ def retrain(config: RetrainConfig) -> Retrained:
     else:
         eps = float(config.eps)
 
-    def accuracy_of(model: Normalized) -> Accuracy:
-        return evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+    def judged(model: Normalized, repeat: int, parameters: list[ParameterChange]) -> Run:
+        clean, adversarial = evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+        return Run(
+            repeat=repeat,
+            seed=config.seed + repeat,
+            clean=clean.double().mean().item(),
+            adversarial=adversarial.double().mean().item(),
+            correct=Correct(clean=pack_bits(clean), adversarial=pack_bits(adversarial)),
+            parameters=parameters,
+        )
 
-    before = accuracy_of(original)
-
-    def fine_tune(with_mask: bool) -> Normalized:
+    def fine_tune(arm_mask: Mask | None, seed: int) -> Normalized:
         model = copy.deepcopy(original)
         adversary = attack_on(model, eps) if config.adversarial else None
-        per_name = {f"net.{k}": v for k, v in mask.tensors.items()} if with_mask else None
+        per_name = None if arm_mask is None else {f"net.{k}": v for k, v in arm_mask.tensors.items()}
         # The wrapper's own parameters (none for built-ins) are not in the mask: they stay as they are.
         if per_name is not None:
             for name, parameter in model.named_parameters():
                 per_name.setdefault(name, torch.zeros(parameter.shape, dtype=torch.uint8))
+        settings = TrainSettings(
+            epochs=config.epochs, lr=config.lr, batch_size=batch, weight_decay=config.weight_decay, seed=seed
+        )
         return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
 
-    selective_model = fine_tune(with_mask=True)
-    selective = accuracy_of(selective_model)
-    changes = _changes(start_weights, selective_model, mask)
-    control_model = fine_tune(with_mask=False) if config.control else None
-    control = accuracy_of(control_model) if control_model else None
+    before = judged(original, 0, [])
+    runs: dict[str, list[Run]] = {arm: [] for arm in ARMS if arm == "selective" or arm in config.controls}
+    first: dict[str, dict[str, torch.Tensor]] = {}
+    for repeat in range(config.repeats):
+        seed = config.seed + repeat
+        # Every arm of a repeat: the same data order (seed), budget and attack; only the mask differs.
+        for arm in runs:
+            arm_mask = mask if arm == "selective" else random_mask_like(mask, seed) if arm == "random" else None
+            model = fine_tune(arm_mask, seed)
+            changes = [] if arm_mask is None else _changes(start_weights, model, arm_mask)
+            runs[arm].append(judged(model, repeat, changes))
+            if repeat == 0:
+                first[arm] = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
 
-    def state(model: Normalized | None) -> dict[str, torch.Tensor] | None:
-        return None if model is None else {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-
+    samples = len(labels)
+    share = mask.trainable_share()  # the random masks' too: the same count in every parameter
+    arms = {
+        arm: summarise(arm_runs, 1.0 if arm == "unmasked" else share, samples, config.bootstrap, config.seed)
+        for arm, arm_runs in runs.items()
+    }
+    comparison = {
+        f"selective_minus_{control}": compare(arms["selective"], arms[control], samples, config.bootstrap, config.seed)
+        for control in ("random", "unmasked")
+        if control in arms
+    }
     result = RetrainResult(
         fragscan_version=__version__,
         settings=config,
@@ -201,13 +380,17 @@ def retrain(config: RetrainConfig) -> Retrained:
         device_used=str(device),
         versions=library_versions(),
         mask_metadata=mask.metadata,
-        trainable_share=mask.trainable_share(),
-        samples=len(labels),
+        mask_split=mask.metadata.get("split"),
+        holdout=getattr(train_set, "holdout", None),
+        samples=samples,
+        fine_tuning_samples=len(train_set),
         before=before,
-        selective=selective,
-        control=control,
-        parameters=changes,
-        frozen_bit_identical=all(c.frozen_moved == 0 for c in changes),
+        arms=arms,
+        comparison=comparison,
+        verdict=verdict(comparison),
+        frozen_bit_identical=all(
+            change.frozen_moved == 0 for arm in arms.values() for run in arm.runs for change in run.parameters
+        ),
         duration_s=round(time.perf_counter() - started, 3),
     )
-    return Retrained(result, state(selective_model), state(control_model))
+    return Retrained(result, first)

@@ -4,37 +4,75 @@ from __future__ import annotations
 
 from html import escape
 
-from .retrain import Accuracy, RetrainResult
+from .retrain import Arm, Estimate, RetrainResult
 
 _STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 56rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-.bar { display: inline-block; height: .7rem; background: #4a7bb7; vertical-align: middle; }
-.bar.adv { background: #c0504d; }
+.range { display: inline-block; position: relative; width: 8rem; height: .7rem; background: #eee; vertical-align: middle; }
+.range span { position: absolute; top: 0; height: .7rem; background: #4a7bb7; min-width: 2px; }
+.range.adv span { background: #c0504d; }
+.verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; border-left: 4px solid #4a7bb7; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
 small { color: #666; }
 """
 
+_ARM_LABELS = {
+    "selective": "selective (the mask)",
+    "random": "random mask, same count per parameter",
+    "unmasked": "unmasked (everything trains)",
+}
 
-def _row(label: str, accuracy: Accuracy | None) -> str:
-    if accuracy is None:
-        return f"<tr><td>{escape(label)}</td><td colspan='2'>not run (--no-control)</td></tr>"
-    cells = "".join(
-        f"<td>{value:.4f} <span class='bar{cls}' style='width:{value * 8:.2f}rem'></span></td>"
-        for value, cls in ((accuracy.clean, ""), (accuracy.adversarial, " adv"))
+
+def _interval(value: Estimate, sign: str = "") -> str:
+    low, high = value.interval
+    return f"{value.estimate:{sign}.4f} <small>[{low:{sign}.4f}, {high:{sign}.4f}]</small>"
+
+
+def _range(value: Estimate, adversarial: bool) -> str:
+    """The 95% interval drawn on a 0-1 accuracy axis."""
+    low, high = value.interval
+    return (
+        f"<span class='range{' adv' if adversarial else ''}'>"
+        f"<span style='left:{low * 100:.2f}%;width:{(high - low) * 100:.2f}%'></span></span>"
     )
-    return f"<tr><td>{escape(label)}</td>{cells}</tr>"
+
+
+def _arm_row(label: str, arm: Arm) -> str:
+    runs = ", ".join(f"{run.adversarial:.3f}" for run in arm.runs)
+    return (
+        f"<tr><td>{escape(label)}</td><td>{arm.trainable_share:.1%}</td>"
+        f"<td>{_interval(arm.clean)} {_range(arm.clean, False)}</td>"
+        f"<td>{_interval(arm.adversarial)} {_range(arm.adversarial, True)}</td><td><small>{runs}</small></td></tr>"
+    )
+
+
+def _parameters(result: RetrainResult) -> str:
+    """Per parameter and masked arm: trainable count, and frozen elements whose bits moved (must be 0)."""
+    masked = [arm for arm in result.arms if arm != "unmasked"]
+    header = "".join(f"<th>{escape(arm)}: trainable</th><th>frozen but changed</th>" for arm in masked)
+    rows = []
+    for index, parameter in enumerate(result.arms["selective"].runs[0].parameters):
+        cells = ""
+        for arm in masked:
+            changes = [run.parameters[index] for run in result.arms[arm].runs]
+            moved = sum(change.frozen_moved for change in changes)
+            cells += f"<td>{changes[0].trainable}</td><td class='{'ok' if moved == 0 else 'bad'}'>{moved}</td>"
+        rows.append(f"<tr><td>{escape(parameter.name)}</td><td>{parameter.elements}</td>{cells}</tr>")
+    return f"<table><tr><th>parameter</th><th>elements</th>{header}</tr>{''.join(rows)}</table>"
 
 
 def render_html(result: RetrainResult) -> str:
     settings = result.settings
     meta = result.mask_metadata
-    parameters = "".join(
-        f"<tr><td>{escape(p.name)}</td><td>{p.elements}</td><td>{p.trainable}</td><td>{p.moved}</td>"
-        f"<td class='{'ok' if p.frozen_moved == 0 else 'bad'}'>{p.frozen_moved}</td></tr>"
-        for p in result.parameters
+    before = result.before
+    arms = "".join(_arm_row(_ARM_LABELS[name], arm) for name, arm in result.arms.items())
+    comparisons = "".join(
+        f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{_interval(difference.adversarial, '+')}</td>"
+        f"<td>{_interval(difference.clean, '+')}</td></tr>"
+        for name, difference in result.comparison.items()
     )
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
@@ -42,20 +80,28 @@ def render_html(result: RetrainResult) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>fragscan retrain: {escape(settings.model)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Selective retraining: {escape(settings.model)} on {escape(settings.dataset)}</h1>
-<p>Fine-tuned {settings.epochs} epoch(s) on {escape(training)} ({escape(settings.train_split)} split), Adam lr {settings.lr},
-batch {settings.batch_size}, weight decay {settings.weight_decay}, seed {settings.seed}. Evaluated on {result.samples}
-samples of the {escape(settings.eval_split)} split; adversarial accuracy under {escape(settings.attack)} with
-ε = {result.eps_used:.4g}, crafted against each network.</p>
-<table><tr><th>network</th><th>clean accuracy</th><th>adversarial accuracy</th></tr>
-{_row("before", result.before)}{_row("selective (masked)", result.selective)}{_row("control (no mask)", result.control)}
-</table>
+<p class="verdict">{escape(result.verdict)}</p>
+<p>Every arm: {settings.epochs} epoch(s) on {escape(training)} ({result.fine_tuning_samples} samples of the
+{escape(settings.train_split)} split), Adam lr {settings.lr}, batch {settings.batch_size}, weight decay
+{settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {settings.seed}, {settings.seed} + 1, ….
+Judged on {result.samples} samples of the {escape(settings.eval_split)} split; the mask was derived from a scan of
+the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {escape(settings.attack)} with
+ε = {result.eps_used:.4g}, crafted against each network. Intervals: 95%, bootstrap over test samples and repeats
+({settings.bootstrap} resamples).</p>
+<table><tr><th>network</th><th>trainable</th><th>clean accuracy</th><th>adversarial accuracy</th>
+<th>adversarial per repeat</th></tr>
+<tr><td>before</td><td>–</td><td>{before.clean:.4f}</td><td>{before.adversarial:.4f}</td><td></td></tr>
+{arms}</table>
+<h2>Paired differences</h2>
+<table><tr><th>comparison</th><th>adversarial accuracy</th><th>clean accuracy</th></tr>{comparisons}</table>
 <h2>Mask</h2>
-<p>{result.trainable_share:.1%} of the elements trainable. Policy {escape(meta.get("policy", "?"))}, score
-{escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))}, others {escape(meta.get("others", "?"))}.
-Frozen elements bit-identical after training: <b class="{'ok' if result.frozen_bit_identical else 'bad'}">{identical}</b>.</p>
-<table><tr><th>parameter</th><th>elements</th><th>trainable</th><th>moved</th><th>frozen but changed</th></tr>
-{parameters}</table>
+<p>{result.arms["selective"].trainable_share:.1%} of the elements trainable. Policy {escape(meta.get("policy", "?"))},
+score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))}, others {escape(meta.get("others", "?"))}.
+Frozen elements bit-identical after training, in every masked arm and repeat:
+<b class="{'ok' if result.frozen_bit_identical else 'bad'}">{identical}</b>.</p>
+{_parameters(result)}
 <p><small>fragscan {escape(result.fragscan_version)} · device {escape(result.device_used)} · {result.duration_s:.1f} s ·
-mask from report {escape(meta.get("report_sha256", "?")[:16])}</small></p>
+mask from report {escape(meta.get("report_sha256", "?")[:16])}{" · " + escape(result.holdout) if result.holdout else ""}
+</small></p>
 </body></html>
 """

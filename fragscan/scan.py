@@ -425,7 +425,10 @@ def analyse(
             selection="all samples in order"
             if len(indices) == len(dataset)
             else f"{len(indices)} drawn without replacement by torch.randperm(seed={config.seed}), sorted",
-            description=spec_dataset.description if spec_dataset else "",
+            # the held-out validation split says how it was drawn (fragscan.data.hold_out_val)
+            description="; ".join(
+                filter(None, [spec_dataset.description if spec_dataset else "", getattr(dataset, "holdout", "")])
+            ),
         ),
         settings=Settings(
             **{**config.model_dump(), "adaptive": adaptive_plan},

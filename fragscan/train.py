@@ -152,6 +152,7 @@ class TrainRecord(BaseModel):
     dataset: str
     train_split: str
     eval_split: str
+    holdout: str | None = Field(None, description="how the validation split was held out of the training data")
     initial_weights: str | None
     stem: str = Field("imagenet", description="paper built-ins' first layers (--stem); scan and retrain need the same")
     optimizer: str = "Adam"

@@ -3,6 +3,8 @@
     python scripts/make_digits_weights.py
 
 Deterministic on CPU for a given torch version; the sidecar records settings and accuracy.
+Trained on the ``train`` split, which holds no ``val`` sample (fragscan.data.hold_out_val), so
+scans of ``val`` for retrain masks see data the weights were not fitted to.
 """
 
 import json
@@ -26,18 +28,21 @@ def main() -> None:
     spec = model_spec("digits-cnn")
     torch.manual_seed(settings.seed)
     model = Normalized(MODELS.get("digits-cnn")(), spec)
-    train(model, create_dataset("digits", split="train"), settings)
+    train_set = create_dataset("digits", split="train")
+    train(model, train_set, settings)
     test_accuracy = accuracy(model, create_dataset("digits", split="test"))
-    train_accuracy = accuracy(model, create_dataset("digits", split="train"))
+    val_accuracy = accuracy(model, create_dataset("digits", split="val"))
+    train_accuracy = accuracy(model, train_set)
     DIGITS_CNN_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.net.state_dict().items()}
     save_file(state, str(DIGITS_CNN_WEIGHTS), metadata={"model": "digits-cnn"})
     sidecar = {
         "model": "digits-cnn",
         "dataset": "digits",
-        "split": SPLIT_DESCRIPTION,
+        "split": f"{SPLIT_DESCRIPTION}; {train_set.holdout}",
         "training": asdict(settings) | {"optimizer": "Adam", "loss": "cross-entropy"},
         "train_accuracy": train_accuracy,
+        "val_accuracy": val_accuracy,
         "test_accuracy": test_accuracy,
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -199,7 +199,7 @@ def test_retrain_evaluates_with_the_attack_space_it_records(tmp_path):
     result = CliRunner().invoke(
         app,
         ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--epochs", "1", "--max-samples", "30",
-         "--eps", "0.5", "--attack-space", "normalized", "--no-control", "--quiet", "--out", str(tmp_path / "o")],
+         "--eps", "0.5", "--attack-space", "normalized", "--controls", "none", "--repeats", "1", "--quiet", "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "o" / "retrain.json").read_text())

@@ -1,6 +1,7 @@
 """Every dataset adapter on small generated fixtures written in its real on-disk layout."""
 
 import gzip
+import json
 import pickle
 import struct
 
@@ -43,7 +44,7 @@ def test_idx_adapters_read_every_layout(tmp_path, name, torchvision_name, layout
     labels = np.array([0, 9, 3, 3, 1, 7], dtype=np.uint8)
     directory, gz, sep = IDX_LAYOUTS[layout](tmp_path, torchvision_name)
     _write_idx(directory, images, labels, split, gz=gz, sep=sep)
-    dataset = create_dataset(name, root=tmp_path, split=split)
+    dataset = DATASETS.get(name)(root=tmp_path, split=split)  # the adapter's own split: create_dataset holds val out of train
     assert len(dataset) == 6
     pixels, label = dataset[1]
     assert pixels.shape == (1, 28, 28) and pixels.dtype == torch.float32 and label == 9
@@ -93,8 +94,8 @@ def test_cifar10_train_concatenates_five_batches_and_binary_layout_matches(tmp_p
         records = np.concatenate([np.array(labels, dtype=np.uint8)[:, None], data], axis=1)
         (tmp_path / "bin" / "cifar-10-batches-bin").mkdir(parents=True, exist_ok=True)
         records.tofile(tmp_path / "bin" / "cifar-10-batches-bin" / f"data_batch_{i}.bin")
-    python = create_dataset("cifar10", root=tmp_path / "py", split="train")
-    binary = create_dataset("cifar10", root=tmp_path / "bin", split="train")
+    python = DATASETS.get("cifar10")(root=tmp_path / "py", split="train")  # the adapter's own train, val not held out
+    binary = DATASETS.get("cifar10")(root=tmp_path / "bin", split="train")
     assert len(python) == len(binary) == 10
     assert torch.equal(python.images, binary.images) and torch.equal(python.targets, binary.targets)
     assert python.targets.tolist() == [label for _, labels in batches for label in labels]
@@ -173,14 +174,14 @@ def test_tiny_imagenet_maps_val_annotations_through_train_class_order(tmp_path):
     (tmp_path / "val" / "val_annotations.txt").write_text(
         "".join(f"{file}\t{wnid}\t0\t0\t63\t63\n" for file, wnid in val)
     )
-    dataset = create_dataset("tiny-imagenet", root=tmp_path, split="val")
+    dataset = create_dataset("tiny-imagenet", root=tmp_path, split="test")  # its labelled val/ folder
     assert [dataset[i][1] for i in range(3)] == [2, 0, 1]
     assert dataset[1][0].shape == (3, 64, 64) and torch.allclose(dataset[1][0], torch.full((3, 64, 64), 10 / 255))
-    train = create_dataset("tiny-imagenet", root=tmp_path, split="train")
+    train = DATASETS.get("tiny-imagenet")(root=tmp_path, split="train")
     assert train.classes == ["n01", "n02", "n03"] and len(train) == 3
     (tmp_path / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn99\n")
     with pytest.raises(InputError, match="line 1"):
-        create_dataset("tiny-imagenet", root=tmp_path, split="val")
+        create_dataset("tiny-imagenet", root=tmp_path, split="test")
 
 
 @pytest.mark.parametrize("layout", ["NHWC uint8", "NCHW float", "NHW uint8"])
@@ -203,6 +204,63 @@ def test_npz_errors(tmp_path):
     np.savez(tmp_path / "test.npz", x=np.full((2, 4, 4), 3.0), y=np.array([0, 1]))
     with pytest.raises(InputError, match=r"float x must lie in \[0, 1\]"):
         create_dataset("npz", root=tmp_path)
+
+
+def test_val_is_held_out_of_the_training_data_stratified_stable_and_apart_from_test():
+    native = DATASETS.get("digits")(split="train")  # the adapter's own training data
+    train, val, test = (create_dataset("digits", split=split) for split in ("train", "val", "test"))
+    assert set(train.indices).isdisjoint(val.indices)
+    assert sorted(train.indices + val.indices) == list(range(len(native)))  # together: all the training data
+    assert (len(train), len(val), len(test)) == (1006, 251, 540)
+    assert create_dataset("digits", split="val").indices == val.indices  # the same samples every time
+    labels = native.tensors[1].numpy()
+    expected = np.bincount(labels) * len(val) / len(labels)
+    assert np.abs(np.bincount(np.asarray(val.targets)) - expected).max() <= 1  # stratified
+    assert torch.equal(val[0][0], native[val.indices[0]][0]) and val.targets[0] == int(native[val.indices[0]][1])
+    def images(dataset):
+        return {tuple(image.flatten().tolist()) for image, _ in dataset}
+
+    assert images(val).isdisjoint(images(test)) and images(val).isdisjoint(images(train))  # by pixels, too
+    assert "val: 251 of the 1257 training samples" in val.holdout
+
+
+def test_every_adapter_with_training_data_holds_out_val():
+    holds = {name for name in DATASETS.list() if dataset_spec(name).holdout}
+    assert holds == {"mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "svhn", "imagefolder", "tiny-imagenet",
+                     "npz", "digits"}
+
+
+def test_npz_and_imagefolder_hold_val_out_of_a_train_folder_and_use_a_val_folder_of_the_users_own(tmp_path):
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", x=RNG.integers(0, 256, (30, 4, 4), dtype=np.uint8), y=np.arange(30) % 10)
+    train, val = create_dataset("npz", root=tmp_path, split="train"), create_dataset("npz", root=tmp_path, split="val")
+    assert (len(train), len(val)) == (20, 10) and set(train.indices).isdisjoint(val.indices)
+    assert sorted(val.targets) == list(range(10))
+    np.savez(tmp_path / "val.npz", x=np.zeros((3, 4, 4), dtype=np.uint8), y=np.array([0, 1, 2]))
+    assert len(create_dataset("npz", root=tmp_path, split="val")) == 3 and len(create_dataset("npz", root=tmp_path, split="train")) == 30
+    with pytest.raises(ConfigError, match="one file, no train.npz to hold a 'val' split out of"):
+        create_dataset("npz", root=tmp_path / "test.npz", split="val")
+    for index in range(4):
+        for label in "ab":
+            _png(tmp_path / "folder" / "train" / label / f"{index}.png", np.full((6, 6, 3), index, dtype=np.uint8))
+    val = create_dataset("imagefolder", root=tmp_path / "folder", split="val")
+    assert val.classes == ["a", "b"] and sorted(val.targets) == [0, 1] and len(val.samples) == 2
+    assert len(create_dataset("imagefolder", root=tmp_path / "folder", split="train")) == 6
+    (tmp_path / "tiny").mkdir()
+    np.savez(tmp_path / "tiny" / "train.npz", x=np.zeros((3, 4, 4), dtype=np.uint8), y=np.array([0, 0, 1]))
+    with pytest.raises(ConfigError, match="class 1 has 1.*at least 2 training samples"):
+        create_dataset("npz", root=tmp_path / "tiny", split="train")
+
+
+def test_train_records_that_it_fits_the_training_data_less_val(tmp_path):
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    result = CliRunner().invoke(app, ["train", "digits-cnn", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "training.json").read_text())
+    assert record["train_split"] == "train" and record["holdout"].endswith("train: the other 1006")
 
 
 def test_every_registered_adapter_is_covered_here():

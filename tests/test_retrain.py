@@ -1,5 +1,8 @@
 import json
+from html import escape
 
+import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import Subset
@@ -9,7 +12,11 @@ from fragscan.attacks import build_attack
 from fragscan.cli import app
 from fragscan.data import create_dataset
 from fragscan.models import create_model
-from fragscan.retrain import bits_differ
+from fragscan.masks import Mask, load_mask
+from fragscan.retrain import (
+    Comparison, Estimate, RetrainConfig, RetrainResult, bits_differ, bootstrap_mean, compare, random_mask_like, retrain,
+    stacked, verdict,
+)
 from fragscan.train import TrainSettings, train
 
 runner = CliRunner()
@@ -72,10 +79,22 @@ def test_masking_gradients_alone_would_not_keep_them_under_weight_decay():
     assert bool((bits_differ(before[weight], model.get_parameter(weight).detach()) & ~mask[weight].bool()).any())
 
 
-def test_scan_mask_retrain_round_trip_on_the_embedded_default(tmp_path):
+def _mask_file(path, model, *, split=None, seed=0):
+    from safetensors.torch import save_file
+
+    save_file(_half_mask(model.net, seed), str(path), metadata=None if split is None else {"split": split, "model": "digits-cnn"})
+    return path
+
+
+QUICK_RETRAIN = ["--epochs", "1", "--max-samples", "40", "--eps", "0.1", "--train-samples", "200", "--quiet"]
+
+
+def test_scan_val_mask_retrain_round_trip_with_both_controls_and_repeats(tmp_path):
     scan_dir, out = tmp_path / "scan", tmp_path / "retrain"
     result = runner.invoke(
-        app, ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse", "--quiet", "--out", str(scan_dir)]
+        app,
+        ["scan", "--split", "val", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
+         "--classify", "tau", "--quiet", "--out", str(scan_dir)],
     )
     assert result.exit_code == 0, result.output
     mask_path = scan_dir / "mask.safetensors"
@@ -86,39 +105,147 @@ def test_scan_mask_retrain_round_trip_on_the_embedded_default(tmp_path):
 
     result = runner.invoke(
         app,
-        ["retrain", "digits-cnn", "digits", "--mask", str(mask_path), "--epochs", "1", "--max-samples", "40",
-         "--eps", "0.1", "--weight-decay", "0.01", "--adversarial", "--quiet", "--out", str(out)],
+        ["retrain", "digits-cnn", "digits", "--mask", str(mask_path), "--repeats", "2", "--weight-decay", "0.01",
+         "--adversarial", *QUICK_RETRAIN, "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "retrain.json").read_text())
-    assert summary["frozen_bit_identical"] is True
-    assert summary["control"] is not None and summary["settings"]["adversarial"] is True
-    assert "<table>" in (out / "retrain.html").read_text()
+    assert summary["mask_split"] == "val" and summary["holdout"].startswith("val: 251 of the 1257")
+    assert summary["frozen_bit_identical"] is True and summary["settings"]["adversarial"] is True
+    assert set(summary["arms"]) == {"selective", "random", "unmasked"}
+    assert [run["seed"] for run in summary["arms"]["random"]["runs"]] == [0, 1]
+    assert set(summary["comparison"]) == {"selective_minus_random", "selective_minus_unmasked"}
+    for comparison in summary["comparison"].values():
+        assert set(comparison) == {"adversarial", "clean"} and set(comparison["clean"]) == {"estimate", "interval"}
+    assert summary["verdict"].startswith("The mask's choice ") and summary["verdict"].count(".") <= 9
+    page = (out / "retrain.html").read_text()
+    assert escape(summary["verdict"]) in page and "selective minus random" in page
 
     original = dict(create_model("digits-cnn").net.named_parameters())
-    mask, after, control = load_file(str(mask_path)), load_file(str(out / "weights.safetensors")), load_file(str(out / "control.safetensors"))
+    mask, after, unmasked = (load_file(str(path)) for path in (mask_path, out / "weights.safetensors", out / "unmasked.safetensors"))
     assert 0 < sum(int(m.sum()) for m in mask.values()) < sum(m.numel() for m in mask.values())
     for name, parameter in original.items():
         differs = bits_differ(parameter.detach(), after[name])
         assert not bool((differs & ~mask[name].bool()).any()), name
         if mask[name].any():
             assert bool(differs.any()), f"trainable {name} did not move"
-        assert bool(bits_differ(parameter.detach(), control[name]).any()), f"control left {name} unchanged"
+        assert bool(bits_differ(parameter.detach(), unmasked[name]).any()), f"the unmasked control left {name} unchanged"
 
 
-def test_no_control_skips_the_control(tmp_path):
+def test_the_random_control_keeps_the_masks_count_in_every_parameter_at_other_positions():
     model = create_model("digits-cnn")
-    from safetensors.torch import save_file
+    mask = Mask(_half_mask(model.net), {"policy": "band"})
+    mask.tensors["features.0.bias"].zero_()  # a parameter frozen whole stays frozen whole
+    drawn = random_mask_like(mask, seed=3)
+    assert drawn.tensors.keys() == mask.tensors.keys()
+    for name, tensor in mask.tensors.items():
+        assert int(drawn.tensors[name].sum()) == int(tensor.sum()), name
+        assert drawn.tensors[name].shape == tensor.shape and drawn.tensors[name].dtype == torch.uint8
+    weight = "features.0.weight"
+    assert not torch.equal(drawn.tensors[weight], mask.tensors[weight])
+    assert torch.equal(random_mask_like(mask, seed=3).tensors[weight], drawn.tensors[weight])  # seeded
+    assert not torch.equal(random_mask_like(mask, seed=4).tensors[weight], drawn.tensors[weight])
 
-    save_file(_half_mask(model.net), str(tmp_path / "m.safetensors"))
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    """One library retraining with both controls and two repeats on a half mask scanned (it says) on val."""
+    folder = tmp_path_factory.mktemp("judged")
+    model = create_model("digits-cnn")
+    path = _mask_file(folder / "m.safetensors", model, split="val")
+    config = RetrainConfig(mask=path, epochs=1, max_samples=60, eps=0.1, train_samples=200, repeats=2, weight_decay=0.05)
+    return retrain(config), path
+
+
+def test_frozen_elements_stay_bit_identical_in_every_masked_arm(judged):
+    done, path = judged
+    original = dict(create_model("digits-cnn").net.named_parameters())
+    mask = load_mask(path, create_model("digits-cnn").net)
+    masks = {"selective": mask, "random": random_mask_like(mask, done.result.settings.seed)}  # the first repeat's
+    for arm, arm_mask in masks.items():
+        for name, parameter in original.items():
+            differs = bits_differ(parameter.detach(), done.weights[arm][name])
+            trainable = arm_mask.tensors[name].bool()
+            assert not bool((differs & ~trainable).any()), (arm, name)
+            assert bool((differs & trainable).any()), f"{arm}: trainable {name} did not move"
+        for run in done.result.arms[arm].runs:
+            assert {c.name: c.trainable for c in run.parameters} == {n: int(t.sum()) for n, t in mask.tensors.items()}
+            assert all(c.frozen_moved == 0 for c in run.parameters)
+    assert done.result.frozen_bit_identical
+
+
+def test_the_comparison_is_recomputable_from_the_stored_per_sample_correctness(judged):
+    done, _ = judged
+    stored = RetrainResult.model_validate_json(done.result.model_dump_json())  # what retrain.json holds, read back
+    samples, settings = stored.samples, stored.settings
+    for arm in stored.arms.values():
+        for run in arm.runs:  # the bits are the runs' own accuracies
+            assert stacked([run], "adversarial", samples).mean() == pytest.approx(run.adversarial)
+            assert stacked([run], "clean", samples).mean() == pytest.approx(run.clean)
+    for control in ("random", "unmasked"):
+        again = compare(stored.arms["selective"], stored.arms[control], samples, settings.bootstrap, settings.seed)
+        assert again == stored.comparison[f"selective_minus_{control}"]
+        runs = zip(stored.arms["selective"].runs, stored.arms[control].runs)
+        paired = [a.adversarial - b.adversarial for a, b in runs]
+        assert again.adversarial.estimate == pytest.approx(sum(paired) / len(paired))
+        low, high = again.adversarial.interval
+        assert low <= again.adversarial.estimate <= high
+
+
+def test_the_bootstrap_interval_has_the_binomial_width_and_pairs_the_arms():
+    rng = np.random.default_rng(0)
+    coin = (rng.random((1, 400)) < 0.5).astype(float)
+    estimate = bootstrap_mean(coin, 4000, seed=0)
+    width = estimate.interval[1] - estimate.interval[0]
+    assert width == pytest.approx(2 * 1.96 * (0.25 / 400) ** 0.5, rel=0.15)
+    # Two arms that differ on 20 of 400 samples, identically in each of 3 repeats: pairing by sample
+    # and repeat leaves only the discordant samples' noise, far narrower than either arm's own.
+    base = np.tile((rng.random(400) < 0.5).astype(float), (3, 1))
+    better = base.copy()
+    better[:, np.flatnonzero(base[0] == 0)[:20]] = 1
+    difference = bootstrap_mean(better - base, 4000, seed=0)
+    assert difference.estimate == pytest.approx(0.05) and difference.interval[0] > 0.02
+    assert bootstrap_mean(np.full((3, 50), 0.25), 100, seed=1).interval == (0.25, 0.25)
+
+
+@pytest.mark.parametrize(("interval", "opening"), [((0.01, 0.05), "The mask's choice beat chance"),
+                                                   ((-0.02, 0.03), "The mask's choice did not beat chance"),
+                                                   ((-0.05, -0.01), "The mask's choice did worse than chance")])
+def test_the_verdict_is_one_sentence_on_the_random_control(interval, opening):
+    estimate = Estimate(estimate=sum(interval) / 2, interval=interval)
+    sentence = verdict({"selective_minus_random": Comparison(adversarial=estimate, clean=estimate)})
+    assert sentence.startswith(opening) and sentence.endswith(".") and "\n" not in sentence
+    assert verdict({}).startswith("No random-mask control was run")
+
+
+@pytest.mark.parametrize(("mask_split", "options", "expected"), [
+    ("test", [], "derived from a scan of the 'test' split, the one --eval-split judges on"),
+    ("val", ["--eval-split", "val"], "derived from a scan of the 'val' split, the one --eval-split judges on"),
+    ("val", ["--train-split", "test"], "--train-split and --eval-split are both 'test'"),
+])
+def test_judging_on_the_split_the_mask_saw_or_the_one_fitted_is_refused(tmp_path, mask_split, options, expected):
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split=mask_split)
+    result = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *QUICK_RETRAIN, *options,
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and expected in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "o" / "retrain.json").exists()
+
+
+def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_tested(tmp_path):
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"))  # no split recorded: a warning, not a refusal
     result = runner.invoke(
-        app,
-        ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--epochs", "1", "--max-samples", "30",
-         "--eps", "0.1", "--no-control", "--quiet", "--out", str(tmp_path / "o")],
+        app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *QUICK_RETRAIN[:-1], "--controls", "none",
+              "--repeats", "1", "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "o" / "retrain.json").read_text())["control"] is None
-    assert not (tmp_path / "o" / "control.safetensors").exists()
+    assert "leakage cannot be ruled out" in " ".join(result.output.split())
+    record = json.loads((tmp_path / "o" / "retrain.json").read_text())
+    assert set(record["arms"]) == {"selective"} and record["comparison"] == {} and record["mask_split"] is None
+    assert record["verdict"].startswith("No random-mask control was run")
+    assert not (tmp_path / "o" / "unmasked.safetensors").exists()
+    bad = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(path), "--controls", "shuffled", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--controls" in bad.output and "Traceback" not in bad.output
 
 
 def test_train_writes_checkpoints_and_a_sidecar(tmp_path):

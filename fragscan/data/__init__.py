@@ -1,4 +1,11 @@
-"""Dataset adapters: each is a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, label)."""
+"""Dataset adapters: each is a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, label).
+
+Validation split (method §7, no leakage). An adapter registered with ``holdout`` has training data,
+and :func:`create_dataset` splits it in one place, the same way for every such adapter: ``val`` is
+a seeded, stratified share of the adapter's own training data and ``train`` is the rest, so what
+``train``/``retrain`` fit on never holds a ``val`` sample, and ``test`` stays the adapter's own.
+Scans meant for masks run on ``val``; retraining is judged on ``test``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, InputError
 from ..registry import Registry
@@ -26,6 +34,18 @@ class DatasetSpec:
     description: str = ""
     mean: tuple[float, ...] | None = None  # pixel statistics of the training split, for models fitted to it
     std: tuple[float, ...] | None = None
+    # Whether the data at a root has a training split to hold ``val`` out of (a bool when it never
+    # depends on the files): then ``val`` and ``train`` are carved from the adapter's ``train``.
+    holdout: bool | Callable[[Path | None], bool] = False
+
+
+# The validation split: this share of the training data, at most VAL_CAP samples (and at least one
+# per class), drawn by a stratified train_test_split with VAL_SEED. Fixed, not an option, so that
+# train, scan and retrain on one machine or another always agree on which samples are held out.
+VAL_SPLIT = "val"
+VAL_SHARE = 0.2
+VAL_CAP = 5000
+VAL_SEED = 0
 
 
 def register_dataset(
@@ -38,11 +58,13 @@ def register_dataset(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     source: str | None = None,
+    holdout: bool | Callable[[Path | None], bool] = False,
 ) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
     """Decorator: register a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, int label).
 
     Leave ``num_classes`` as ``None`` when it depends on the files: the dataset's ``classes``
-    attribute (or its largest label + 1) then gives it.
+    attribute (or its largest label + 1) then gives it. ``holdout``: the factory's ``train`` split
+    is training data, and fragscan holds the ``val`` split out of it (a callable decides per root).
     """
     spec = DatasetSpec(
         int(num_classes) if num_classes is not None else None,
@@ -51,6 +73,7 @@ def register_dataset(
         description,
         tuple(mean) if mean is not None else None,
         tuple(std) if std is not None else None,
+        holdout,
     )
 
     def wrap(factory):
@@ -70,13 +93,66 @@ def dataset_spec(name: str) -> DatasetSpec:
 def create_dataset(
     name: str, *, root: str | Path | None = None, split: str = "test", download: bool = False, **kwargs: Any
 ) -> Dataset:
-    """The ``split`` of dataset ``name`` read from ``root``; ``download`` fetches it first where the adapter can."""
+    """The ``split`` of dataset ``name`` read from ``root``; ``download`` fetches it first where the adapter can.
+
+    For an adapter with training data, ``train`` and ``val`` are the two sides of :func:`hold_out_val`.
+    """
     entry = DATASETS.entry(name)
-    if entry.meta["spec"].needs_root and root is None:
+    spec: DatasetSpec = entry.meta["spec"]
+    if spec.needs_root and root is None:
         raise ConfigError(f"dataset {name!r} reads files from disk; pass --data-root DIR")
     if download:
         kwargs["download"] = True
-    return entry.obj(root=None if root is None else Path(root), split=split, **kwargs)
+    root = None if root is None else Path(root)
+    holdout = spec.holdout(root) if callable(spec.holdout) else spec.holdout
+    if holdout and split in ("train", VAL_SPLIT):
+        return hold_out_val(entry.obj(root=root, split="train", **kwargs), name, split)
+    return entry.obj(root=root, split=split, **kwargs)
+
+
+class HeldOut(Subset):
+    """One side of the train/val split; keeps the dataset's ``classes`` (and ImageFolder's ``samples``,
+    for error messages) and says in ``holdout`` how it was drawn."""
+
+    def __init__(self, dataset: Dataset, indices: list[int], labels: np.ndarray, holdout: str):
+        super().__init__(dataset, indices)
+        self.targets = labels[indices].tolist()
+        self.holdout = holdout
+        if getattr(dataset, "classes", None) is not None:
+            self.classes = dataset.classes
+        if getattr(dataset, "samples", None) is not None:
+            self.samples = [dataset.samples[i] for i in indices]
+
+
+def hold_out_val(training: Dataset, name: str, split: str) -> HeldOut:
+    """The ``split`` side (``train`` or ``val``) of the seeded, stratified validation split of ``training``."""
+    from sklearn.model_selection import train_test_split
+
+    labels = dataset_labels(training)
+    classes, counts = np.unique(labels, return_counts=True)
+    size = min(VAL_CAP, max(len(classes), round(VAL_SHARE * len(labels))))
+    if not len(labels) or counts.min() < 2 or len(labels) - size < len(classes):
+        fewest = f"; class {classes[counts.argmin()]} has {counts.min()}" if len(labels) else ""
+        raise ConfigError(
+            f"{name}: the training data ({len(labels)} samples, {len(classes)} classes{fewest}) is too small to "
+            f"hold out a stratified {VAL_SPLIT!r} split; give every class at least 2 training samples"
+        )
+    fit, val = train_test_split(np.arange(len(labels)), test_size=size, random_state=VAL_SEED, stratify=labels)
+    note = (
+        f"{VAL_SPLIT}: {len(val)} of the {len(labels)} training samples (stratified train_test_split, "
+        f"random_state={VAL_SEED}); train: the other {len(fit)}"
+    )
+    return HeldOut(training, sorted(fit.tolist() if split == "train" else val.tolist()), labels, note)
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """Every label of ``dataset``: its ``targets``, a TensorDataset's label tensor, else read one by one."""
+    labels = getattr(dataset, "targets", None)
+    if labels is None and isinstance(dataset, TensorDataset) and len(dataset.tensors) > 1:
+        labels = dataset.tensors[1]
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+    return np.asarray(torch.as_tensor(labels), dtype=np.int64)
 
 
 def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
@@ -86,10 +162,7 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
     classes = getattr(dataset, "classes", None)
     if classes is not None:
         return len(classes)
-    labels = getattr(dataset, "targets", None)
-    if labels is None:
-        labels = [int(dataset[i][1]) for i in range(len(dataset))]
-    return int(torch.as_tensor(labels).max()) + 1
+    return int(dataset_labels(dataset).max()) + 1
 
 
 def sample_order(size: int, seed: int) -> torch.Tensor:

@@ -139,6 +139,7 @@ def _download(class_name: str, root: Path, split: str) -> None:
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.2470, 0.2435, 0.2616),
     description="CIFAR-10: cifar-10-batches-py/ (python) or cifar-10-batches-bin/",
+    holdout=True,
 )
 def cifar10(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
     if download:
@@ -153,6 +154,7 @@ def cifar10(root: Path, split: str = "test", download: bool = False, **kwargs) -
     mean=(0.5071, 0.4865, 0.4409),
     std=(0.2673, 0.2564, 0.2762),
     description="CIFAR-100 fine labels: cifar-100-python/ or cifar-100-binary/",
+    holdout=True,
 )
 def cifar100(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
     if download:

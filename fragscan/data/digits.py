@@ -1,4 +1,5 @@
-"""scikit-learn's bundled 8x8 digits (1797 real images), with a fixed stratified split."""
+"""scikit-learn's bundled 8x8 digits (1797 real images), with a fixed stratified train/test split
+(``val`` is then held out of train like every adapter's, in ``fragscan.data``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ SPLIT_DESCRIPTION = f"stratified train_test_split(test_size={TEST_FRACTION}, ran
     input_size=(1, 8, 8),
     needs_root=False,
     description=f"scikit-learn load_digits, bundled, no download; {SPLIT_DESCRIPTION}",
+    holdout=True,
 )
 def digits(root=None, split: str = "test", **kwargs) -> TensorDataset:
     from sklearn.datasets import load_digits

@@ -83,7 +83,7 @@ def _download(torchvision_class: str, root: Path, split: str) -> None:
 
 def _adapter(name: str, torchvision_name: str, classes: list[str], mean: float, std: float, description: str):
     @register_dataset(
-        name, num_classes=10, input_size=(1, 28, 28), mean=(mean,), std=(std,), description=description
+        name, num_classes=10, input_size=(1, 28, 28), mean=(mean,), std=(std,), description=description, holdout=True
     )
     def factory(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
         if download:

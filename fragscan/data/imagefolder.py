@@ -1,5 +1,9 @@
 """Any folder of class sub-folders of images (torchvision's ImageFolder): ``ROOT/SPLIT/CLASS/*.png``,
 or ``ROOT/CLASS/*.png`` when ROOT has no SPLIT folder. Classes are the sorted folder names.
+
+With ``ROOT/train`` and no ``ROOT/val``, fragscan holds ``val`` out of ``train`` (``fragscan.data``);
+a ``ROOT/val`` folder of the user's own is used as it is. A flat ``ROOT/CLASS`` folder is one split
+of unknown origin, so it offers no ``val``.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from . import register_dataset
-from .layout import require_root
+from .layout import own_train_without_val, require_root
 
 
 def read_rgb(path: str | Path):
@@ -38,7 +42,11 @@ def image_folder(directory: Path, grayscale: bool = False):
         ) from None
 
 
-@register_dataset("imagefolder", description="ROOT[/SPLIT]/CLASS/*.png|jpg (torchvision ImageFolder); grayscale=True for 1 channel")
+@register_dataset(
+    "imagefolder",
+    description="ROOT[/SPLIT]/CLASS/*.png|jpg (torchvision ImageFolder); grayscale=True for 1 channel",
+    holdout=lambda root: own_train_without_val(root, "train", "val"),
+)
 def imagefolder(root: Path, split: str = "test", grayscale: bool = False, **kwargs):
     require_root("imagefolder", root, "CLASS/IMAGE folders, or SPLIT/CLASS/IMAGE")
     if (root / split).is_dir():
@@ -48,6 +56,11 @@ def imagefolder(root: Path, split: str = "test", grayscale: bool = False, **kwar
         raise ConfigError(
             f"imagefolder: {str(root)!r} has no {split!r} folder but has split folders {', '.join(splits)}; "
             f"pass --split {'|'.join(splits)}"
+        )
+    if split == "val":  # the flat folder may be the very samples a retraining is judged on
+        raise ConfigError(
+            f"imagefolder: {str(root)!r} holds CLASS folders, no train/ to hold a 'val' split out of; "
+            "arrange ROOT/train/CLASS and ROOT/test/CLASS"
         )
     return image_folder(root, grayscale)
 

@@ -38,6 +38,11 @@ def require_root(name: str, root: Path, expected: str) -> Path:
     return root
 
 
+def own_train_without_val(root: Path | None, train: str, val: str) -> bool:
+    """Does ``root`` hold a ``train`` entry and no ``val`` of the user's own (then fragscan holds one out)?"""
+    return root is not None and (root / train).exists() and not (root / val).exists()
+
+
 def first_existing(candidates: Iterable[Path]) -> Path | None:
     return next((path for path in candidates if path.exists()), None)
 

@@ -1,6 +1,7 @@
 """Arrays in a NumPy ``.npz``: ``x`` (N x H x W, N x H x W x C or N x C x H x W; integers 0-255 or finite
 floats in [0, 1]) and ``y`` (N integer labels). ``--data-root`` is the file, or a folder holding ``SPLIT.npz``.
-Loaded with ``allow_pickle=False``.
+Loaded with ``allow_pickle=False``. A folder with ``train.npz`` and no ``val.npz`` gets its ``val``
+held out of ``train`` (``fragscan.data``); a single file is one split, with no ``val``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from . import register_dataset
+from .layout import own_train_without_val
 
 
 def _channels_first(x: np.ndarray) -> np.ndarray:
@@ -26,8 +28,14 @@ def _channels_first(x: np.ndarray) -> np.ndarray:
     raise InputError(f"npz: x has shape {x.shape}; expected N x H x W, N x H x W x C or N x C x H x W")
 
 
-@register_dataset("npz", description="a .npz with arrays x (images) and y (labels); ROOT is the file or holds SPLIT.npz")
+@register_dataset(
+    "npz",
+    description="a .npz with arrays x (images) and y (labels); ROOT is the file or holds SPLIT.npz",
+    holdout=lambda root: own_train_without_val(root, "train.npz", "val.npz"),
+)
 def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
+    if root.is_file() and split == "val":  # the one file may be the very samples a retraining is judged on
+        raise ConfigError(f"npz: {str(root)!r} is one file, no train.npz to hold a 'val' split out of; pass a folder")
     path = root if root.is_file() else root / f"{split}.npz"
     if not path.is_file():
         raise InputError(f"npz: {str(path)!r} not found; pass the .npz file or a folder holding {split}.npz (arrays x, y)")

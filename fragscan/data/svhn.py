@@ -25,6 +25,7 @@ SPLITS = ("train", "test", "extra")
     mean=(0.4377, 0.4438, 0.4728),
     std=(0.1980, 0.2010, 0.1970),
     description="SVHN: train_32x32.mat / test_32x32.mat / extra_32x32.mat",
+    holdout=True,
 )
 def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
     from scipy.io import loadmat

@@ -1,6 +1,7 @@
 """Tiny ImageNet (200 classes, 64x64): ``train/WNID/images/*.JPEG`` and ``val/images/*.JPEG`` labelled by
 ``val/val_annotations.txt``, whose class ids map through train's class order (sorted WNIDs).
-The test split has no labels and is not offered.
+The labelled ``val/`` folder serves as fragscan's ``test`` split (the distribution's own test/ has no
+labels); fragscan's ``val`` is held out of ``train/`` like every adapter's (``fragscan.data``).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def _classes(root: Path) -> list[str]:
     input_size=(3, 64, 64),
     mean=(0.4802, 0.4481, 0.3975),
     std=(0.2770, 0.2691, 0.2821),
-    description="Tiny ImageNet: train/WNID/images/*, val/images/* + val/val_annotations.txt",
+    description="Tiny ImageNet: train/WNID/images/*; test: its labelled val/images/* + val/val_annotations.txt",
+    holdout=True,
 )
-def tiny_imagenet(root: Path, split: str = "val", **kwargs) -> Dataset:
-    check_split("tiny-imagenet", split, ("train", "val"))
+def tiny_imagenet(root: Path, split: str = "test", **kwargs) -> Dataset:
+    check_split("tiny-imagenet", split, ("train", "test"))
     require_root("tiny-imagenet", root, "train/ and val/")
     classes = _classes(root)
     if split == "train":
