@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from torchattacks.attack import Attack
 
 from . import __version__
@@ -24,6 +24,7 @@ from .engine import analysis_mode
 from .errors import InputError
 from .masks import Mask, load_mask
 from .fitting import model_for_data
+from .limits import BatchSize, Epochs, LearningRate, Seed, WeightDecay
 from .models import Normalized, Stem
 from .scan import library_versions, resolve_device
 from .train import TrainSettings, train
@@ -43,24 +44,17 @@ class RetrainConfig(BaseModel):
     train_split: str = Field("train", description="split to fine-tune on")
     eval_split: str = Field("test", description="split to evaluate on")
     max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
-    epochs: int = Field(5, description="fine-tuning epochs (same budget for the control)")
-    lr: float = Field(1e-3, description="Adam learning rate (the source's)")
-    batch_size: int = Field(100, description="training batch size (the source's)")
-    weight_decay: float = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
+    epochs: Epochs = Field(5, description="fine-tuning epochs (same budget for the control)")
+    lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's)")
+    batch_size: BatchSize = Field(100, description="training batch size (the source's)")
+    weight_decay: WeightDecay = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
     adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the current network")
     attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     attack_space: AttackSpace = "pixel"
     control: bool = Field(True, description="also fine-tune with no mask, same seed and budget")
-    seed: int = Field(0, description="seeds the data order, evaluation draw and attacks")
+    seed: Seed = Field(0, description="seeds the data order, evaluation draw and attacks")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-
-    @field_validator("epochs", "batch_size")
-    @classmethod
-    def _positive(cls, value, info):
-        if value < 1:
-            raise ValueError(f"--{info.field_name.replace('_', '-')} must be at least 1, got {value}")
-        return value
 
 
 class Accuracy(BaseModel):
@@ -136,9 +130,33 @@ def _changes(before: dict[str, torch.Tensor], after: Normalized, mask: Mask) -> 
     return changes
 
 
+def check_mask_is_for_weights(config: RetrainConfig) -> None:
+    """Refuse a mask derived from a scan of other weights, as `fragscan mask` refuses them: its
+    classes describe another network, and retraining under it would look valid but mean nothing."""
+    from safetensors import safe_open
+
+    from .models import model_spec
+    from .plugins import load_plugins
+    from .scan import _sha256 as file_sha256
+
+    try:
+        with safe_open(str(config.mask), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get("weights_sha256")
+    except Exception:  # missing or unreadable: load_mask names the problem, with the model at hand
+        return
+    load_plugins()  # a plugin model's default weights are in its spec
+    weights = config.weights or model_spec(config.model).default_weights
+    if recorded and weights is not None and Path(weights).is_file() and file_sha256(weights) != recorded:
+        raise InputError(
+            f"mask {str(config.mask)!r} was derived from a scan of other weights (sha256 {recorded[:12]}…), "
+            f"not {str(weights)!r}; pass the scanned weights with --weights, or derive a mask from a scan of these"
+        )
+
+
 def retrain(config: RetrainConfig) -> Retrained:
     """Fine-tune ``config.weights`` under ``config.mask`` (and, unless disabled, without it)."""
     started = time.perf_counter()
+    check_mask_is_for_weights(config)
     check_attack(config.attack, config.eps, config.attack_space)
     device = resolve_device(config.device)
     settings = TrainSettings(

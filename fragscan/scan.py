@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, check_attack, uses_eps
+from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, calibration_missed, check_attack, uses_eps
 from .batching import auto_batch_size
 from .classify import classify
 from .confidence import Bootstrap, pack_bits
@@ -372,6 +372,9 @@ def analyse(
     chance = near_chance(clean0, model.spec.num_classes)
     if chance:
         warnings.append(chance)
+    missed = calibration_missed(clean0, adversarial0, config.eps_target, config.attack) if config.eps == "auto" else None
+    if missed:
+        warnings.append(missed)
 
     unfiltered = tuple(correct.cpu() for correct in unfiltered)
     bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed) if config.bootstrap else None

@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 
 import typer
 from rich.text import Text
@@ -69,6 +70,14 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show the full tr
 def _print_error(label: str, message: str) -> None:
     # Text, not markup: messages quote user input and file contents, which may contain [brackets].
     stderr_console().print(Text.assemble((label, "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def absolute(paths):
+    """A path (or list of paths) as an absolute path, for settings a report records: a later
+    command run from another directory (``fragscan mask REPORT``) must find the same files."""
+    if paths is None or isinstance(paths, Path):
+        return None if paths is None else paths.resolve()
+    return tuple(Path(path).resolve() for path in paths)
 
 
 def fails_cleanly(command: Callable) -> Callable:

@@ -12,7 +12,7 @@ from ..attacks import ATTACKS, eps_meaning
 from ..data import DATASETS
 from ..filters import FILTERS
 from ..models import MODELS
-from ..models.external import TV_PREFIX, external_names
+from ..models.external import TIMM_PREFIX, TV_PREFIX, external_names
 from ..plugins import load_plugins
 from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
@@ -49,7 +49,8 @@ def models(
         spec = entry.meta["spec"]
         classes = str(spec.num_classes) if spec.num_classes else "from data"
         rows.append([name, _size(spec), classes, entry.source + (" (--stem)" if entry.meta.get("stems") else "")])
-    external = [n for n in external_names(pattern) if n not in MODELS]
+    # A timm name that a built-in shadows (resnet18) is reached as timm:NAME: list it so.
+    external = [TIMM_PREFIX + n if n in MODELS else n for n in external_names(pattern)]
     if pattern != "*" or all_sources:
         rows += [[n, "from data", "from data", "torchvision" if n.startswith(TV_PREFIX) else "timm"] for n in external]
     _show("models", ["name", "input", "classes", "source"], rows)
@@ -81,16 +82,20 @@ def datasets(
 
 @app.command()
 @fails_cleanly
-def filters() -> None:
+def filters(plugin: list[Path] = PLUGIN_OPTION) -> None:
     """List synaptic filters."""
+    load_plugins(plugin)
     rows = [[n, FILTERS.entry(n).meta["label"], FILTERS.entry(n).meta["description"]] for n in FILTERS.list()]
     _show("filters", ["id", "name", "removes"], rows)
 
 
 @app.command()
 @fails_cleanly
-def attacks(pattern: str = typer.Argument("*", help="Glob over attack names.")) -> None:
+def attacks(
+    pattern: str = typer.Argument("*", help="Glob over attack names."), plugin: list[Path] = PLUGIN_OPTION
+) -> None:
     """List torchattacks attacks usable with --attack."""
+    load_plugins(plugin)
     rows = []
     for name in ATTACKS.list(pattern):
         doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()

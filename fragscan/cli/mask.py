@@ -24,6 +24,9 @@ def mask(
     ),
     others: str = typer.Option("train", help="Parameters the scan did not analyse (biases, norms): train or freeze."),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
+    plugin: list[Path] = typer.Option(
+        [], "--plugin", help="Load this plugin .py file first (repeatable); the scan's own --plugin files load anyway."
+    ),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
@@ -32,7 +35,7 @@ def mask(
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(
-        loaded, reported_network(loaded, weights), policy=policy, score=score, filters=chosen, others=others
+        loaded, reported_network(loaded, weights, plugin), policy=policy, score=score, filters=chosen, others=others
     )
     save_mask(built, out)
     console = stderr_console(quiet)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
+from ..attacks import budget
 from ..config import build_config
 from ..models.weights import safetensors_bytes
+from ..plugins import load_plugins
 from ..report import ensure_writable_dir, write_atomic
 from ..retrain import RetrainConfig, retrain
 from ..retrain_html import render_html
@@ -23,6 +25,7 @@ def retrain_command(
     dataset: str = typer.Argument(..., help="Dataset adapter (see `fragscan datasets`)."),
     mask: Path = typer.Option(..., help="Retrain mask (mask.safetensors from a scan or `fragscan mask`)."),
     weights: Path | None = typer.Option(None, help="Weights to start from; default: the model's own."),
+    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     stem: str = typer.Option("imagenet", help=STEM_HELP),
     epochs: int = typer.Option(5, help="Fine-tuning epochs (the control gets the same)."),
     adversarial: bool = typer.Option(False, "--adversarial", help="Fine-tune on adversarial examples (same attack and eps)."),
@@ -52,6 +55,7 @@ def retrain_command(
         eps=eps if eps == "auto" else _number(eps, "--eps"), control=not no_control, seed=seed, device=device,
     )
     ensure_writable_dir(out)
+    load_plugins(plugin)  # before the dataset and model names are looked up
     console = stderr_console(quiet)
     with console.status("fine-tuning (masked, then control)"):
         done = retrain(config)
@@ -67,7 +71,13 @@ def retrain_command(
     write_atomic(written[-1], result.model_dump_json(indent=1).encode())
     written.append(out / "retrain.html")
     write_atomic(written[-1], render_html(result).encode())
-    console.print(f"ε = {result.eps_used:.4g}; {result.trainable_share:.1%} of elements trainable", highlight=False)
+    console.print(f"{budget(config.attack, result.eps_used)}; {result.trainable_share:.1%} of elements trainable", highlight=False)
+    if result.trainable_share == 0:
+        console.print(
+            "[yellow]warning:[/yellow] the mask freezes every element, so nothing was retrained; "
+            "derive one that leaves some trainable (fragscan mask REPORT --others train, or another --policy)",
+            highlight=False,
+        )
     for label, accuracy in (("before", result.before), ("selective", result.selective), ("control", result.control)):
         if accuracy is not None:
             console.print(f"  {label:<10} clean {accuracy.clean:.4f}  adversarial {accuracy.adversarial:.4f}", highlight=False)

@@ -13,7 +13,7 @@ from ..executors import ExecutorOptions
 from ..resume import DIRECTORY_NAME
 from ..scan import scan_to
 from ..ui import stderr_console, stdout_console, sweep_progress
-from . import app, fails_cleanly
+from . import absolute, app, fails_cleanly
 from .audit import audit_and_write
 from .summary import print_summary
 
@@ -107,7 +107,7 @@ def scan(
         "--resume/--no-resume",
         help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
     ),
-    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan[ray])."),
+    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
     ),
@@ -125,14 +125,14 @@ def scan(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=weights[0] if len(weights) == 1 else None,
-        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else tuple(weights) if len(weights) > 1 else (),
-        data_root=data_root,
+        weights=absolute(weights[0]) if len(weights) == 1 else None,
+        checkpoints=absolute(checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else []),
+        data_root=absolute(data_root),
         split=split,
         pretrained=pretrained,
         stem=stem,
         download=download,
-        plugins=plugin,
+        plugins=absolute(plugin),
         max_samples=None if all_samples else max_samples,
         batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,

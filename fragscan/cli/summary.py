@@ -7,8 +7,10 @@ from collections import Counter
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..report import Report
+from ..sanity import near_chance
 from ..ui import print_table
 
 CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
@@ -19,11 +21,13 @@ def _score(value: float | None) -> str:
 
 
 def print_summary(report: Report, console: Console) -> None:
+    from ..attacks import budget  # torchattacks is slow to import: only a summary after a scan needs it
+
     settings = report.settings
     console.print(
         f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
         f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
-        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} ε={settings.eps_used:.4g} "
+        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} {budget(settings.attack, settings.eps_used)} "
         f"({settings.attack_mode}), device {settings.device_used}"
         + (
             f", {settings.precision_used} ({settings.precision_disagreement:.2%} of samples changed against fp32)"
@@ -33,6 +37,16 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    chance = near_chance(report.baseline.clean, report.model.num_classes)
+    if chance:  # above the table, in red: every class below is noise
+        console.print(Text.assemble(("near chance: ", "bold red"), chance, "; the classes below mean nothing"), soft_wrap=True)
+    if report.checkpoints:
+        labels = [checkpoint.label for checkpoint in report.checkpoints]
+        console.print(
+            f"{len(labels)} checkpoints scanned ({', '.join(labels)}); the scores below are the last one's",
+            highlight=False,
+            soft_wrap=True,
+        )
     rows = [(group.name, str(group.numel), group.filters, group.summary_class) for group in report.groups]
     if report.global_:  # a global-scope scan's one result: every group filtered at once
         summary_curve = report.global_[settings.summary_filter]

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, InputError
+from ..limits import LIMITS_DOC, MAX_CLASSES
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
@@ -85,11 +86,22 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
         return spec.num_classes
     classes = getattr(dataset, "classes", None)
     if classes is not None:
-        return len(classes)
+        return checked_class_count(len(classes), "the dataset's classes")
     labels = getattr(dataset, "targets", None)
     if labels is None:
         labels = [int(dataset[i][1]) for i in range(len(dataset))]
-    return int(torch.as_tensor(labels).max()) + 1
+    return checked_class_count(int(torch.as_tensor(labels).max()) + 1, "the dataset's labels")
+
+
+def checked_class_count(count: int, source: str) -> int:
+    """``count`` classes, refused beyond MAX_CLASSES before a classifier (or a list of names) that
+    size is built: one corrupt label of 10**9 would otherwise take every byte of memory."""
+    if count > MAX_CLASSES:
+        raise InputError(
+            f"{source} reach label {count - 1}, beyond the {MAX_CLASSES} classes fragscan takes; "
+            f"labels must be 0, 1, ..., K-1 (see {LIMITS_DOC})"
+        )
+    return count
 
 
 def evaluation_tensors(

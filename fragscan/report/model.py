@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..classify import Class
 from ..config import ScanConfig
@@ -13,7 +13,8 @@ SCHEMA_VERSION = "1.4"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="forbid")
+    # No NaN or infinity anywhere: a report is read by audits and CI tools, and JSON has neither.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="forbid", allow_inf_nan=False)
 
 
 class ScoreTriple(_Model):
@@ -61,6 +62,16 @@ class FilterCurve(_Model):
     intervals: IntervalTriple | None = Field(None, description="95% bootstrap intervals (settings.bootstrap > 0)")
     classes: ClassTriple
     correct: PackedCorrectness | None = Field(None, description="per-sample correctness, packed bits")
+
+    @model_validator(mode="after")
+    def _one_value_per_threshold(self):
+        lengths = {name: len(getattr(self, name)) for name in _PER_THRESHOLD}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
+        return self
+
+
+_PER_THRESHOLD = ("thresholds", "positions", "removed", "changed", "clean", "adversarial")
 
 
 class GroupReport(_Model):
@@ -183,3 +194,15 @@ class Report(_Model):
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
+
+    @model_validator(mode="after")
+    def _curves_as_long_as_the_sweep(self):
+        curves = [(g.name, c) for g in self.groups for c in g.filters.values()]
+        curves += [("global", c) for c in (self.global_ or {}).values()]
+        wrong = next(((name, c) for name, c in curves if len(c.thresholds) != self.settings.thresholds), None)
+        if wrong is not None:
+            raise ValueError(
+                f"{wrong[0]} {wrong[1].label!r} has {len(wrong[1].thresholds)} thresholds, settings.thresholds "
+                f"says {self.settings.thresholds}; the report is damaged: scan again"
+            )
+        return self
