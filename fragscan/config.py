@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .limits import BatchSize, Bootstrap, Margin, SampleCount, Seed, Thresholds, UnitShare, bounded
+from .limits import (
+    BatchSize, Bootstrap, Epochs, LearningRate, Margin, SampleCount, Seed, Thresholds, UnitShare, WeightDecay, bounded,
+)
 
 Score = Literal["clean", "adversarial", "difference"]
 
@@ -149,6 +151,18 @@ class ScanConfig(BaseModel):
                 "add it or choose one of them"
             )
         return self
+
+
+class TrainSettings(BaseModel):
+    """The optimiser's settings of `fragscan train` and `retrain`; every number bounded and finite."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: Epochs = 10
+    lr: LearningRate = 1e-3
+    batch_size: BatchSize = 100
+    weight_decay: WeightDecay = 0.0
+    seed: Seed = 0
 
 
 def _first_repeat(items):

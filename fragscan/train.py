@@ -14,29 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError
+from .config import TrainSettings
 from .fitting import model_for_data
-from .limits import BatchSize, Epochs, LearningRate, Seed, WeightDecay
 from .models import Normalized, Stem
 
 # Makes adversarial examples for a training batch: (images, labels) -> images.
 Adversary = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class TrainSettings(BaseModel):
-    """The optimiser's settings; every number bounded and finite (limits.py), so a typo fails before training."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    epochs: Epochs = 10
-    lr: LearningRate = 1e-3
-    batch_size: BatchSize = 100
-    weight_decay: WeightDecay = 0.0
-    seed: Seed = 0
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:

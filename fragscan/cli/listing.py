@@ -8,14 +8,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..attacks import ATTACKS, eps_meaning
-from ..data import DATASETS
-from ..filters import FILTERS
-from ..models import MODELS
-from ..models.external import TIMM_PREFIX, TV_PREFIX, external_names
 from ..plugins import load_plugins
 from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
+
+# Each command imports its registry when it runs: they import torch, which `fragscan --help` need not wait for.
 
 
 def _show(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -42,6 +39,9 @@ def models(
     plugin: list[Path] = PLUGIN_OPTION,
 ) -> None:
     """List models: registered ones (built-ins, plugins), then timm names and torchvision names (tv:NAME)."""
+    from ..models import MODELS
+    from ..models.external import TIMM_PREFIX, TV_PREFIX, external_names
+
     load_plugins(plugin)
     rows = []
     for name in MODELS.list(pattern):
@@ -65,6 +65,8 @@ def datasets(
     plugin: list[Path] = PLUGIN_OPTION,
 ) -> None:
     """List dataset adapters."""
+    from ..data import DATASETS
+
     load_plugins(plugin)
     rows = []
     for name in DATASETS.list(pattern):
@@ -84,6 +86,8 @@ def datasets(
 @fails_cleanly
 def filters(plugin: list[Path] = PLUGIN_OPTION) -> None:
     """List synaptic filters."""
+    from ..filters import FILTERS
+
     load_plugins(plugin)
     rows = [[n, FILTERS.entry(n).meta["label"], FILTERS.entry(n).meta["description"]] for n in FILTERS.list()]
     _show("filters", ["id", "name", "removes"], rows)
@@ -95,6 +99,8 @@ def attacks(
     pattern: str = typer.Argument("*", help="Glob over attack names."), plugin: list[Path] = PLUGIN_OPTION
 ) -> None:
     """List torchattacks attacks usable with --attack."""
+    from ..attacks import ATTACKS, eps_meaning
+
     load_plugins(plugin)
     rows = []
     for name in ATTACKS.list(pattern):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..masks import describe, mask_from_report, reported_network, save_mask
 from ..report import load_report
 from ..report.io import check_outputs
 from ..ui import stderr_console
@@ -31,6 +30,8 @@ def mask(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
+    from ..masks import describe, mask_from_report, reported_network, save_mask  # torch: not for --help
+
     check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None

@@ -6,13 +6,9 @@ from pathlib import Path
 
 import typer
 
-from ..attacks import budget
 from ..config import build_config
-from ..models.weights import safetensors_bytes
 from ..plugins import load_plugins
 from ..report import ensure_writable_dir, write_atomic
-from ..retrain import RetrainConfig, retrain
-from ..retrain_html import render_html
 from ..ui import stderr_console, stdout_console
 from . import app, fails_cleanly
 from .scan import ATTACK_SPACE_HELP, STEM_HELP, _number
@@ -47,6 +43,12 @@ def retrain_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Fine-tune only the mask's trainable elements; report accuracy before, after and for the control."""
+    # torch and torchattacks take seconds to import: not before --help or an option error
+    from ..attacks import budget
+    from ..models.weights import safetensors_bytes
+    from ..retrain import RetrainConfig, retrain
+    from ..retrain_html import render_html
+
     config = build_config(
         RetrainConfig,
         model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root, train_split=train_split,

@@ -9,9 +9,6 @@ import typer
 from ..audit import check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
-from ..executors import ExecutorOptions
-from ..resume import DIRECTORY_NAME
-from ..scan import scan_to
 from ..ui import stderr_console, stdout_console, sweep_progress
 from . import absolute, app, fails_cleanly
 from .audit import audit_and_write
@@ -162,6 +159,11 @@ def scan(
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+    # torch takes seconds to import: not before --help or an option error
+    from ..executors import ExecutorOptions
+    from ..resume import DIRECTORY_NAME
+    from ..scan import scan_to
+
     console = stderr_console(quiet)
     try:
         with sweep_progress(console) as progress:

@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ..report import Report
-from ..sanity import near_chance
 from ..ui import print_table
 
 CLASS_STYLE = {"fragile": "red", "robust": "green", "antifragile": "cyan", "unperturbed": "yellow", "undefined": "magenta"}
@@ -21,7 +20,8 @@ def _score(value: float | None) -> str:
 
 
 def print_summary(report: Report, console: Console) -> None:
-    from ..attacks import budget  # torchattacks is slow to import: only a summary after a scan needs it
+    from ..attacks import budget  # torch and torchattacks are slow to import: only a summary after a scan needs them
+    from ..sanity import near_chance
 
     settings = report.settings
     console.print(

@@ -8,14 +8,10 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from ..data import create_dataset
-from ..config import build_config
+from ..config import TrainSettings, build_config
 from ..errors import ConfigError
-from ..models.weights import safetensors_bytes
 from ..plugins import load_plugins
 from ..report import ensure_writable_dir, write_atomic
-from ..scan import library_versions, resolve_device
-from ..train import Checkpoint, TrainRecord, TrainSettings, accuracy, checkpoint_state, initial_model, train
 from ..ui import stderr_console
 from . import app, fails_cleanly
 from .scan import STEM_HELP
@@ -50,6 +46,12 @@ def train_command(
         raise ConfigError(f"--save-every must be at least 1, got {save_every}")
     settings = build_config(TrainSettings, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     load_plugins(plugin)  # before the dataset and model names are looked up
+    # torch takes seconds to import: not before --help or an option error
+    from ..data import create_dataset
+    from ..models.weights import safetensors_bytes
+    from ..scan import library_versions, resolve_device
+    from ..train import Checkpoint, TrainRecord, accuracy, checkpoint_state, initial_model, train
+
     resolved = resolve_device(device)
     ensure_writable_dir(out)
     train_set = create_dataset(dataset, root=data_root, split=split)
