@@ -1,6 +1,8 @@
 """fragscan: which parameters of a trained image classifier are fragile, robust or antifragile."""
 
 import os as _os
+import sys as _sys
+import types as _types
 
 # Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,6 +39,19 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_HOME])
+
+
+class _PublicNamesWin(_types.ModuleType):
+    """Importing a submodule sets it as an attribute of this package; ``scan``, ``audit``, ``compare``
+    and ``retrain`` are also public functions, which must win, as they did when imported eagerly."""
+
+    def __setattr__(self, name, value):
+        if name in _HOME and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _PublicNamesWin
 
 
 __all__ = [

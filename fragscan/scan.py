@@ -220,10 +220,12 @@ def analyse(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     executor: ExecutorOptions | None = None,
+    check_groups: Callable[[list[str]], None] | None = None,
 ) -> Analysis:
     """:func:`scan`, also handing out the model it analysed (for a multi-checkpoint scan, the
     last checkpoint's, whose scan is the report's body): what outputs built from the weight
-    values (masks) need, without loading the weights a second time."""
+    values (masks) need, without loading the weights a second time. ``check_groups`` sees the
+    group names before the sweep (an audit policy's globs), so a problem costs no sweep."""
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config, model=model, dataset=dataset)
@@ -234,7 +236,7 @@ def analyse(
 
         return scan_checkpoints(
             config, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir, resume=resume,
-            executor=executor,
+            executor=executor, check_groups=check_groups,
         )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -286,6 +288,8 @@ def analyse(
                 f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
                 f"of {config.model!r}; its names look like {names[0]!r}"
             )
+    if check_groups is not None:
+        check_groups([g.name for g in groups])
     model = model.to(device)
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
         images, labels = images.pin_memory(), labels.pin_memory()
@@ -473,6 +477,7 @@ def scan_to(
     plugins: list[str] | None = None,
     resume: bool = True,
     executor: ExecutorOptions | None = None,
+    check_groups: Callable[[list[str]], None] | None = None,
 ) -> ScanOutputs:
     """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
     report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
@@ -497,6 +502,7 @@ def scan_to(
         checkpoint_dir=checkpoints,
         resume=resume,
         executor=executor,
+        check_groups=check_groups,
     )
     report = analysis.report
     # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.

@@ -186,6 +186,14 @@ def test_a_json_policy_key_given_twice_is_refused(tmp_path):
         load_policy(path)
 
 
+def test_a_guard_glob_matching_no_group_fails_before_the_sweep(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('must_not_be_fragile: ["clasifier.*"]\n')
+    result = runner.invoke(app, ["scan", *QUICK, "--policy", str(policy), "--out", str(tmp_path / "out")])
+    one_line_exit_2(result, "glob 'clasifier.*' matches no group of the model; groups: features.0.weight")
+    assert not (tmp_path / "out").exists()  # no sweep ran: no progress, no resume manifest
+
+
 # 6 -------------------------------------------------------------------------------------------
 
 

@@ -209,14 +209,19 @@ def _fragile_share(report: Report, maximum: float) -> RuleOutcome:
     )
 
 
-def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
-    names = [g.name for g in report.groups]
+def check_guards_match(globs: tuple[str, ...], names: list[str], where: str = "the report") -> None:
+    """Each must-not-be-fragile glob matches one of the group ``names``: a typo would otherwise pass
+    the gate silently. A scan with ``--policy`` checks this before its sweep, once groups are known."""
     unmatched = [glob for glob in globs if not any(fnmatchcase(name, glob) for name in names)]
-    if unmatched:  # a typo would otherwise pass the gate silently
+    if unmatched:
         raise InputError(
-            f"must-not-be-fragile glob {unmatched[0]!r} matches no group of the report; groups: {', '.join(names[:8])}"
+            f"must-not-be-fragile glob {unmatched[0]!r} matches no group of {where}; groups: {', '.join(names[:8])}"
             + (" ..." if len(names) > 8 else "")
         )
+
+
+def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
+    check_guards_match(globs, [g.name for g in report.groups])
     guarded = [g for g in report.groups if any(fnmatchcase(g.name, glob) for glob in globs)]
     fragile = [g for g in guarded if g.summary_class == "fragile"]
     scores = {g.name: g.filters[report.settings.summary_filter].scores for g in fragile}

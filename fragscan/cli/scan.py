@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
-from ..audit import check_policy_fits, load_baseline, load_policy
+from ..audit import check_guards_match, check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
 from ..config import ScanConfig, build_config
 from ..ui import stderr_console, stdout_console, sweep_progress
@@ -168,7 +169,8 @@ def scan(
     try:
         with sweep_progress(console) as progress:
             outputs = scan_to(
-                config, out, progress=progress, resume=resume, executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
+                config, out, progress=progress, resume=resume, executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker),
+                check_groups=None if audit_policy is None else partial(check_guards_match, audit_policy.must_not_be_fragile, where="the model"),
             )
     except KeyboardInterrupt:
         stderr_console().print(
