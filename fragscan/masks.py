@@ -149,7 +149,9 @@ def _band_mask(weight: torch.Tensor, curve, report: Report, score: Score) -> tor
     return _trainable(classes)[element_classes(weight, curve.thresholds, classes)]
 
 
-def reported_network(report: Report, weights: str | Path | None = None, plugins: Sequence[str | Path] = ()) -> nn.Module:
+def reported_network(
+    report: Report, weights: str | Path | None = None, plugins: Sequence[str | Path] = ()
+) -> nn.Module:
     """The user's network with the weights ``report`` analysed, checked against its sha256.
 
     ``weights`` overrides the recorded path (the file moved); its digest must still match. The

@@ -376,9 +376,8 @@ def analyse(
     chance = near_chance(clean0, model.spec.num_classes)
     if chance:
         warnings.append(chance)
-    missed = calibration_missed(clean0, adversarial0, config.eps_target, config.attack) if config.eps == "auto" else None
-    if missed:
-        warnings.append(missed)
+    if config.eps == "auto":
+        warnings += filter(None, [calibration_missed(clean0, adversarial0, config.eps_target, config.attack)])
 
     unfiltered = tuple(correct.cpu() for correct in unfiltered)
     bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed) if config.bootstrap else None

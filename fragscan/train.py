@@ -163,7 +163,8 @@ def initial_model(
     (``pretrained``), or freshly initialised with ``seed`` (never from the model's shipped default weights)."""
     torch.manual_seed(seed)
     return model_for_data(
-        name, dataset_name, dataset, weights=weights, default_weights=weights is not None, stem=stem, pretrained=pretrained
+        name, dataset_name, dataset, weights=weights, default_weights=weights is not None, stem=stem,
+        pretrained=pretrained,
     )
 
 

@@ -143,7 +143,8 @@ def _above_chance(report: Report, policy: Policy) -> list[RuleOutcome]:
     return [
         RuleOutcome(
             id="above-chance",
-            description="the unfiltered network's clean accuracy is clearly above chance (allow_near_chance: true skips)",
+            description="the unfiltered network's clean accuracy is clearly above chance "
+            "(allow_near_chance: true skips)",
             threshold=NEAR_CHANCE / report.model.num_classes,
             measured=report.baseline.clean,
             passed=policy.allow_near_chance,

@@ -104,7 +104,9 @@ def fails_cleanly(command: Callable) -> Callable:
             except (typer.Exit, typer.Abort):
                 raise
             except KeyboardInterrupt:  # every file is written atomically: what exists is whole
-                _print_error("interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written")
+                _print_error(
+                    "interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written"
+                )
                 raise typer.Exit(130) from None
             except FragscanError as error:
                 if _state["debug"]:
@@ -115,7 +117,9 @@ def fails_cleanly(command: Callable) -> Callable:
                 if _state["debug"]:
                     traceback.print_exc()
                 first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-                _print_error("internal error:", f"{type(error).__name__}: {first_line} (rerun with --debug for the traceback)")
+                _print_error(
+                    "internal error:", f"{type(error).__name__}: {first_line} (rerun with --debug for the traceback)"
+                )
                 raise typer.Exit(3) from None
 
     return run

@@ -26,7 +26,8 @@ def plugins(
     found_plugins = load_plugins(plugin)
     if not found_plugins:
         stderr_console().print(
-            f"no plugins: no '{ENTRY_POINT_GROUP}' entry points installed, no ./{PROJECT_DIR}/*.py here, no --plugin FILE",
+            f"no plugins: no '{ENTRY_POINT_GROUP}' entry points installed, no ./{PROJECT_DIR}/*.py here, "
+            "no --plugin FILE",
             highlight=False,
             soft_wrap=True,
         )

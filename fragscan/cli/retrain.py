@@ -73,7 +73,8 @@ def retrain_command(
     write_atomic(written[-1], result.model_dump_json(indent=1).encode())
     written.append(out / "retrain.html")
     write_atomic(written[-1], render_html(result).encode())
-    console.print(f"{budget(config.attack, result.eps_used)}; {result.trainable_share:.1%} of elements trainable", highlight=False)
+    trainable = f"{result.trainable_share:.1%} of elements trainable"
+    console.print(f"{budget(config.attack, result.eps_used)}; {trainable}", highlight=False)
     if result.trainable_share == 0:
         console.print(
             "[yellow]warning:[/yellow] the mask freezes every element, so nothing was retrained; "

@@ -124,7 +124,9 @@ def scan(
         model=model,
         dataset=dataset,
         weights=absolute(weights[0]) if len(weights) == 1 else None,
-        checkpoints=absolute(checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else []),
+        checkpoints=absolute(
+            checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else []
+        ),
         data_root=absolute(data_root),
         split=split,
         pretrained=pretrained,
@@ -165,12 +167,20 @@ def scan(
     from ..resume import DIRECTORY_NAME
     from ..scan import scan_to
 
+    # A guard glob that matches no group fails before the sweep, not after it.
+    guards = None
+    if audit_policy is not None:
+        guards = partial(check_guards_match, audit_policy.must_not_be_fragile, where="the model")
     console = stderr_console(quiet)
     try:
         with sweep_progress(console) as progress:
             outputs = scan_to(
-                config, out, progress=progress, resume=resume, executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker),
-                check_groups=None if audit_policy is None else partial(check_guards_match, audit_policy.must_not_be_fragile, where="the model"),
+                config,
+                out,
+                progress=progress,
+                resume=resume,
+                executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker),
+                check_groups=guards,
             )
     except KeyboardInterrupt:
         stderr_console().print(

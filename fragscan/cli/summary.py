@@ -27,7 +27,8 @@ def print_summary(report: Report, console: Console) -> None:
     console.print(
         f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
         f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
-        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} {budget(settings.attack, settings.eps_used)} "
+        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} "
+        f"{budget(settings.attack, settings.eps_used)} "
         f"({settings.attack_mode}), device {settings.device_used}"
         + (
             f", {settings.precision_used} ({settings.precision_disagreement:.2%} of samples changed against fp32)"
@@ -39,7 +40,9 @@ def print_summary(report: Report, console: Console) -> None:
     )
     chance = near_chance(report.baseline.clean, report.model.num_classes)
     if chance:  # above the table, in red: every class below is noise
-        console.print(Text.assemble(("near chance: ", "bold red"), chance, "; the classes below mean nothing"), soft_wrap=True)
+        console.print(
+            Text.assemble(("near chance: ", "bold red"), chance, "; the classes below mean nothing"), soft_wrap=True
+        )
     if report.checkpoints:
         labels = [checkpoint.label for checkpoint in report.checkpoints]
         console.print(

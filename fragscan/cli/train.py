@@ -26,7 +26,9 @@ def train_command(
     save_every: int = typer.Option(10, help="Write a checkpoint every K epochs (and after the last)."),
     weights: Path | None = typer.Option(None, help="Start from these weights; default: a fresh seeded initialisation."),
     pretrained: bool = typer.Option(
-        False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), fitted to the data."
+        False,
+        "--pretrained",
+        help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), fitted to the data.",
     ),
     plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     stem: str = typer.Option("imagenet", help=STEM_HELP),
@@ -44,7 +46,9 @@ def train_command(
     """Train with the source's setup (Adam, cross-entropy), saving per-epoch checkpoints to scan."""
     if save_every < 1:
         raise ConfigError(f"--save-every must be at least 1, got {save_every}")
-    settings = build_config(TrainSettings, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
+    settings = build_config(
+        TrainSettings, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed
+    )
     load_plugins(plugin)  # before the dataset and model names are looked up
     # torch takes seconds to import: not before --help or an option error
     from ..data import create_dataset
