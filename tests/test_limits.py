@@ -467,3 +467,23 @@ def test_an_all_zero_mask_is_warned_about(scanned, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "warning: the mask freezes every element, so nothing was retrained" in " ".join(result.output.split())
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.script/save themselves are deprecated
+def test_a_torchscript_file_as_weights_is_one_line_without_torchs_warning(tmp_path, recwarn):
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    recwarn.clear()
+    result = runner.invoke(app, ["scan", "--weights", str(path), *QUICK, "--out", str(tmp_path / "o")])
+    one_line_exit_2(result, "are a TorchScript archive (torch.jit.save)")
+    assert "weights_only" not in result.output
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]
+
+
+def test_help_and_option_errors_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, fragscan.cli; print(sorted({'torch', 'torchattacks', 'timm'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert found.stdout.strip() == "[]", found.stdout  # `fragscan --help` took 3 s importing them
