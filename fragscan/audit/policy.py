@@ -1,4 +1,5 @@
-"""An audit policy: the thresholds a user sets. Every rule is off until its threshold is given."""
+"""An audit policy: the thresholds a user sets. Every rule is off until its threshold is given, but
+one: a near-chance (untrained) model fails unless ``allow_near_chance`` is set."""
 
 from __future__ import annotations
 
