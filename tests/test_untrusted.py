@@ -150,6 +150,31 @@ def audited_report(tmp_path_factory):
 
 
 @CHEAP
+@given(
+    chosen=st.fixed_dictionaries(
+        {},
+        optional={
+            "--policy": st.sampled_from(["band", "layer", "x", ""]),
+            "--score": st.sampled_from(["clean", "adversarial", "difference", "x", ""]),
+            "--filters": st.sampled_from(["pulse", "step-up", "", ",", "pulse,pulse"]),
+            "--others": st.sampled_from(["train", "freeze", "x"]),
+            "--weights": st.sampled_from(["missing.safetensors", "."]),
+            "--plugin": st.sampled_from(["missing.py", "."]),
+        },
+    )
+)
+def test_fuzzed_mask_options_fail_cleanly(audited_report, chosen):
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "mask.safetensors"
+        arguments = ["mask", str(audited_report), "--out", str(out), "-q"]
+        for option, value in chosen.items():
+            arguments += [option, value]
+        result = CliRunner().invoke(app, arguments)
+        _fails_cleanly(result, arguments)
+        assert out.is_file() == (result.exit_code == 0)
+
+
+@CHEAP
 @given(text=st.text(max_size=200) | st.sampled_from(["min_clean_accuracy: .nan", "max_fragile_share: 1e999", "a: 1\na: 2"]))
 def test_random_policy_files_are_an_input_error(text):
     with tempfile.TemporaryDirectory() as scratch:
