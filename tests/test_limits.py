@@ -137,13 +137,14 @@ def test_an_audit_of_a_report_without_groups_says_so(scanned, tmp_path):
     one_line_exit_2(result, "need analysed groups")
 
 
-def test_a_report_holding_nan_is_not_a_report(scanned, tmp_path):
+@pytest.mark.parametrize("section, field", [("baseline", "clean"), ("settings", "eps_used"), ("settings", "tau")])
+def test_a_report_holding_nan_is_not_a_report(scanned, tmp_path, section, field):
     data = json.loads(scanned[0].read_text())
-    data["baseline"]["clean"] = float("nan")
+    data[section][field] = float("nan")
     path = tmp_path / "report.json"
     path.write_text(json.dumps(data))  # Python writes the bare NaN a broken tool would
     result = runner.invoke(app, ["audit", str(path), "--min-clean-accuracy", "0.5", "--out", str(tmp_path / "a")])
-    one_line_exit_2(result, "is not a fragscan report: baseline.clean: Input should be a finite number")
+    one_line_exit_2(result, f"is not a fragscan report: {section}.{field}: Input should be a finite number")
     assert not (tmp_path / "a").exists()
 
 

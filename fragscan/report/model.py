@@ -119,6 +119,8 @@ class DatasetInfo(_Model):
 class Settings(ScanConfig):
     """Every option as given, plus what was resolved at run time."""
 
+    model_config = ConfigDict(allow_inf_nan=False)  # merged with ScanConfig's; as for every report model
+
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
