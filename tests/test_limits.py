@@ -2,7 +2,6 @@
 exit 2 with nothing left in --out, and every feature carried through every command."""
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -295,13 +294,10 @@ def test_retrain_refuses_a_mask_derived_from_other_weights(scanned, tmp_path):
 # 11 ------------------------------------------------------------------------------------------
 
 
-def test_the_same_checkpoint_twice_is_refused(tmp_path, scanned):
+def test_the_same_checkpoint_twice_is_refused(tmp_path, scanned, monkeypatch):
     weights = scanned[1]
-    os.chdir(weights.parent)
-    try:
-        result = runner.invoke(app, ["scan", "--weights", str(weights), "--weights", weights.name, *QUICK, "--out", str(tmp_path / "o")])
-    finally:
-        os.chdir(REPO)
+    monkeypatch.chdir(weights.parent)  # the same file, once absolute and once relative
+    result = runner.invoke(app, ["scan", "--weights", str(weights), "--weights", weights.name, *QUICK, "--out", str(tmp_path / "o")])
     one_line_exit_2(result, "--weights names the file", "twice; give each checkpoint once")
     assert not (tmp_path / "o").exists()
 
