@@ -1,23 +1,58 @@
 """fragscan: which parameters of a trained image classifier are fragile, robust or antifragile."""
 
 import os as _os
+import sys as _sys
+import types as _types
 
 # Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 __version__ = "0.1.0"
 
-from .audit import Policy, audit  # noqa: E402
-from .compare import compare  # noqa: E402
-from .config import ScanConfig  # noqa: E402
-from .data import create_dataset, list_datasets, register_dataset  # noqa: E402
-from .errors import FragscanError  # noqa: E402
-from .filters import SynapticFilter, register_filter  # noqa: E402
-from .models import Normalized, create_model, list_models, register_model  # noqa: E402
-from .masks import load_mask, mask_from_report, save_mask  # noqa: E402
-from .report import Report, load_report  # noqa: E402
-from .retrain import RetrainConfig, retrain  # noqa: E402
-from .scan import ScanOutputs, scan, scan_to  # noqa: E402
+# The public API, imported on first use (PEP 562): most of it needs torch, which takes seconds to
+# import, and `fragscan --help` or a bad option should not wait for it.
+_EXPORTS = {
+    ".audit": ("Policy", "audit"),
+    ".compare": ("compare",),
+    ".config": ("ScanConfig",),
+    ".data": ("create_dataset", "list_datasets", "register_dataset"),
+    ".errors": ("FragscanError",),
+    ".filters": ("SynapticFilter", "register_filter"),
+    ".models": ("Normalized", "create_model", "list_models", "register_model"),
+    ".masks": ("load_mask", "mask_from_report", "save_mask"),
+    ".report": ("Report", "load_report"),
+    ".retrain": ("RetrainConfig", "retrain"),
+    ".scan": ("ScanOutputs", "scan", "scan_to"),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'fragscan' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(_HOME[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])
+
+
+class _PublicNamesWin(_types.ModuleType):
+    """Importing a submodule sets it as an attribute of this package; ``scan``, ``audit``, ``compare``
+    and ``retrain`` are also public functions, which must win, as they did when imported eagerly."""
+
+    def __setattr__(self, name, value):
+        if name in _HOME and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _PublicNamesWin
+
 
 __all__ = [
     "FragscanError",

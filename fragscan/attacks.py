@@ -130,6 +130,11 @@ def uses_eps(name: str) -> bool:
     return "eps" in inspect.signature(ATTACKS.get(name).__init__).parameters
 
 
+def budget(name: str, eps: float) -> str:
+    """``ε=0.1`` for display, or nothing for an attack without an ε (CW): a number it ignored would mislead."""
+    return f"ε={eps:.4g}" if name not in ATTACKS or uses_eps(name) else "(no ε)"
+
+
 def eps_meaning(name: str) -> str:
     """What ``--eps`` bounds for this attack (torchattacks names its L2 attacks ``...L2``)."""
     if not uses_eps(name):
@@ -207,6 +212,19 @@ class Fixed:
 
 
 ADVERSARIAL_MODES: dict[str, Callable[..., Regenerate | Fixed]] = {"regenerate": Regenerate, "fixed": Fixed}
+
+
+def calibration_missed(clean: float, adversarial: float, target: float, attack: str) -> str | None:
+    """Why an ``--eps auto`` result is not what was asked for, or None. Bisection ends at ε = 1
+    when no smaller ε brought adversarial accuracy down to ``target`` x clean: say so, as the
+    adversarial scores of such a scan compare nearly unattacked networks."""
+    if adversarial <= target * clean:
+        return None
+    return (
+        f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {target:g} x clean "
+        f"{clean:.3f} even at ε = 1; {attack} cannot attack this model much, so adversarial scores say little "
+        "(try another --attack, or a fixed --eps)"
+    )
 
 
 def calibrate_eps(

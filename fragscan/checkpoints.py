@@ -9,6 +9,8 @@ checkpoint's baseline, scores, intervals and classes in order.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
 
 if TYPE_CHECKING:
+    from .engine import Progress
     from .scan import Analysis
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -67,6 +70,13 @@ def _summary(report: Report, label: str) -> CheckpointReport:
     )
 
 
+def _labelled(progress: Callable[[Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
+    """Progress events naming the checkpoint in flight: each checkpoint sweeps the same groups again."""
+    if progress is None:
+        return None
+    return lambda event: progress(replace(event, target=f"{label} · {event.target}"))
+
+
 def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = None, **options) -> Analysis:
     """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
     keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
@@ -79,11 +89,14 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
             raise InputError(f"checkpoint {str(path)!r} not found; pass existing weights files")
         load_state_dict(path)
     reports = []
+    labels = _labels(config.checkpoints)
+    progress = options.pop("progress", None)
     for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.
         analysis = analyse(
             config.model_copy(update={"checkpoints": (), "weights": path}),
             checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"weights-{k}",
+            progress=_labelled(progress, f"{labels[k]} ({k + 1}/{len(labels)})"),
             **options,
         )
         reports.append(analysis.report)
@@ -91,7 +104,7 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
     report = last.model_copy(
         update={
             "settings": last.settings.model_copy(update={"checkpoints": config.checkpoints, "weights": None}),
-            "checkpoints": [_summary(r, label) for r, label in zip(reports, _labels(config.checkpoints))],
+            "checkpoints": [_summary(r, label) for r, label in zip(reports, labels)],
             "warnings": [f"{Path(p).name}: {w}" for p, r in zip(config.checkpoints, reports) for w in r.warnings],
             "run": last.run.model_copy(
                 update={

@@ -10,6 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .limits import (
+    BatchSize, Bootstrap, Epochs, LearningRate, Margin, SampleCount, Seed, Thresholds, UnitShare, WeightDecay, bounded,
+)
+
 Score = Literal["clean", "adversarial", "difference"]
 
 
@@ -21,18 +25,9 @@ def _pixel_budget(value):
     return value
 
 
-def _at_least_one(option: str) -> AfterValidator:
-    def check(value):
-        if value is not None and value < 1:
-            raise ValueError(f"{option} must be at least 1, got {value}")
-        return value
-
-    return AfterValidator(check)
-
-
 # Option types shared by every settings object that evaluates attacks (scan, retrain).
 PixelBudget = Annotated[float | Literal["auto"], AfterValidator(_pixel_budget)]
-SampleLimit = Annotated[int | None, _at_least_one("--max-samples")]
+SampleLimit = SampleCount
 AttackSpace = Annotated[
     Literal["pixel", "normalized"],
     Field(
@@ -47,7 +42,7 @@ class Adaptive(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    initial_samples: Annotated[int, _at_least_one("--initial-samples")] = Field(
+    initial_samples: Annotated[int, bounded(1, None)] = Field(
         100, description="samples of each sweep's first look; each later look doubles them, up to --max-samples"
     )
 
@@ -84,15 +79,17 @@ class ScanConfig(BaseModel):
     download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
     plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
     max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
-    batch_size: int | Literal["auto"] = Field(
+    batch_size: BatchSize | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
     )
     filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
-    thresholds: int = Field(25, description="thresholds per sweep (the source's 25)")
+    thresholds: Thresholds = Field(25, description="thresholds per sweep (the source's 25)")
     attack: str = Field("FGSM", description="torchattacks class name")
     eps: PixelBudget = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
     attack_space: AttackSpace = "pixel"
-    eps_target: float = Field(0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0")
+    eps_target: Annotated[float, bounded(0, 1, above=True)] = Field(
+        0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
+    )
     attack_mode: Literal["regenerate", "fixed"] = Field(
         "regenerate", description="craft attacks against each filtered network, or once against the unfiltered one"
     )
@@ -113,13 +110,13 @@ class ScanConfig(BaseModel):
     norm_mode: Literal["eval", "train"] = Field(
         "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
     )
-    tau: float = Field(0.01, description="robustness margin: |S| <= tau is robust")
+    tau: Margin = Field(0.01, description="robustness margin: |S| <= tau is robust")
     classify: Literal["evidence", "tau"] = Field(
         "evidence",
         description="[ours] evidence: a class only where the score's interval lies wholly below -tau (fragile), "
         "above +tau (antifragile) or within ±tau (robust), else inconclusive; tau: the source's point rule",
     )
-    bootstrap: int = Field(
+    bootstrap: Bootstrap = Field(
         1000, description="[ours] paired bootstrap resamples over evaluation samples for score intervals; 0 = none"
     )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
@@ -129,14 +126,14 @@ class ScanConfig(BaseModel):
         description="[ours] grow each (group, filter) sweep's samples from initial_samples, doubling, up to "
         "max_samples, until its classes are decided (method §5b); None: every sweep uses max_samples",
     )
-    seed: int = Field(0, description="seeds sample draw and attack randomness")
+    seed: Seed = Field(0, description="seeds sample draw and attack randomness")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32",
         description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), or bf16/fp16 "
         "autocast (faster, may flip a few predictions; checked against --precision-tolerance)",
     )
-    precision_tolerance: float = Field(
+    precision_tolerance: UnitShare = Field(
         0.01,
         description="[ours] with bf16/fp16: largest share of evaluation samples whose clean or adversarial "
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
@@ -166,48 +163,6 @@ class ScanConfig(BaseModel):
             value = [value]
         return tuple(part.strip() for item in value for part in str(item).split(",") if part.strip())
 
-    @field_validator("thresholds")
-    @classmethod
-    def _enough_thresholds(cls, value):
-        if value < 3:
-            raise ValueError(f"--thresholds must be at least 3 (Simpson's rule needs 3 points), got {value}")
-        return value
-
-    @field_validator("batch_size")
-    @classmethod
-    def _positive_batch(cls, value):
-        if value != "auto" and value < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {value}")
-        return value
-
-    @field_validator("tau")
-    @classmethod
-    def _non_negative_tau(cls, value):
-        if value < 0:
-            raise ValueError(f"--tau must be >= 0, got {value}")
-        return value
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _non_negative_bootstrap(cls, value):
-        if value < 0:
-            raise ValueError(f"--bootstrap must be >= 0 (0 turns intervals off), got {value}")
-        return value
-
-    @field_validator("precision_tolerance")
-    @classmethod
-    def _tolerance_in_unit(cls, value):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"--precision-tolerance must lie in [0, 1] (a share of samples), got {value}")
-        return value
-
-    @field_validator("eps_target")
-    @classmethod
-    def _target_in_unit(cls, value):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"eps target must lie in (0, 1), got {value}")
-        return value
-
     @model_validator(mode="after")
     def _summary_filter_swept(self):
         if self.checkpoints and self.weights is not None:
@@ -220,9 +175,12 @@ class ScanConfig(BaseModel):
             raise ValueError("--adaptive stops a sweep once its interval decides the class; use it with --classify evidence")
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
-        twice = next((name for i, name in enumerate(self.filters) if name in self.filters[:i]), None)
+        twice = _first_repeat(self.filters)
         if twice is not None:
             raise ValueError(f"--filters names {twice!r} twice; name each filter once")
+        twice = _first_repeat([Path(p).resolve() for p in self.checkpoints])
+        if twice is not None:  # scanning it twice would only double the time and the report's columns
+            raise ValueError(f"--weights names the file {str(twice)!r} twice; give each checkpoint once")
         if self.summary_filter not in self.filters:
             from .filters import FILTERS
 
@@ -233,6 +191,23 @@ class ScanConfig(BaseModel):
                 "add it or choose one of them"
             )
         return self
+
+
+class TrainSettings(BaseModel):
+    """The optimiser's settings of `fragscan train` and `retrain`; every number bounded and finite."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: Epochs = 10
+    lr: LearningRate = 1e-3
+    batch_size: BatchSize = 100
+    weight_decay: WeightDecay = 0.0
+    seed: Seed = 0
+
+
+def _first_repeat(items):
+    """The first item that occurs earlier in ``items`` too, else None."""
+    return next((item for i, item in enumerate(items) if item in items[:i]), None)
 
 
 def build_config(model_type: type[BaseModel], **values) -> BaseModel:

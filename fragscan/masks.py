@@ -10,6 +10,7 @@ the chosen filter(s) and score (the summary class for the summary filter and sco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -133,7 +134,6 @@ def build_mask(
         "tau": repr(report.settings.tau),
         "rule": report.settings.classify,
         "inconclusive": inconclusive,
-        "split": report.dataset.split,
         "others": others,
         "band_gaps": GAP_RULE if policy == "band" else "",
     }
@@ -147,10 +147,13 @@ def _band_mask(weight: torch.Tensor, curve, score: Score, inconclusive: Inconclu
     return _trainable(classes, inconclusive)[element_classes(weight, curve.thresholds, classes)]
 
 
-def reported_network(report: Report, weights: str | Path | None = None) -> nn.Module:
+def reported_network(
+    report: Report, weights: str | Path | None = None, plugins: Sequence[str | Path] = ()
+) -> nn.Module:
     """The user's network with the weights ``report`` analysed, checked against its sha256.
 
-    ``weights`` overrides the recorded path (the file moved); its digest must still match.
+    ``weights`` overrides the recorded path (the file moved); its digest must still match. The
+    plugin files the scan loaded are loaded again, with ``plugins`` (files that moved).
     """
     from .models import create_model
     from .plugins import load_plugins
@@ -164,11 +167,15 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
         raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
     if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
         raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
-    load_plugins()  # as the scan did, so a model from an entry point or ./plugins/ resolves
+    recorded = [Path(p) for p in report.settings.plugins]
+    missing = [str(p) for p in recorded if not p.is_file()]
+    if missing and not plugins:
+        raise InputError(f"plugin file {missing[0]!r} the scan loaded is not found; pass --plugin with its new path")
+    load_plugins([*plugins, *(p for p in recorded if p.is_file())])  # as the scan did, with its --plugin files
     built = report.model  # the network as the scan built it: fitted to its data, with its stem
     return create_model(
         built.name, weights=path, num_classes=built.num_classes, input_size=tuple(built.input_size),
-        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem,
+        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem, pretrained=report.settings.pretrained,
     ).net
 
 

@@ -16,7 +16,7 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError, InputError
 from .fitting import model_for_data
+from .limits import MAX_BOOTSTRAP, MAX_REPEATS, BatchSize, Epochs, LearningRate, Seed, WeightDecay, bounded
 from .masks import Mask, load_mask
 from .models import Normalized, Stem
 from .scan import library_versions, resolve_device
@@ -56,26 +57,21 @@ class RetrainConfig(BaseModel):
     eval_split: str = Field("test", description="split to judge on; never the split the mask was scanned on")
     max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
     train_samples: SampleLimit = Field(None, description="fine-tuning samples (seeded draw, the same for every run)")
-    epochs: int = Field(5, description="fine-tuning epochs (the same for every arm)")
-    lr: float = Field(1e-3, description="Adam learning rate (the source's)")
-    batch_size: int = Field(100, description="training batch size (the source's)")
-    weight_decay: float = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
+    epochs: Epochs = Field(5, description="fine-tuning epochs (the same for every arm)")
+    lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's)")
+    batch_size: BatchSize = Field(100, description="training batch size (the source's)")
+    weight_decay: WeightDecay = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
     adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the network")
     attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     attack_space: AttackSpace = "pixel"
     controls: tuple[Control, ...] = Field(("unmasked", "random"), description="control arms besides the selective one")
-    repeats: int = Field(3, description="runs per arm, seeded seed, seed + 1, ...")
-    bootstrap: int = Field(2000, description="bootstrap resamples for the intervals (over test samples and repeats)")
-    seed: int = Field(0, description="seeds the data order, evaluation draw, random masks, attacks and bootstrap")
+    repeats: Annotated[int, bounded(1, MAX_REPEATS)] = Field(3, description="runs per arm, seeded seed, seed + 1, ...")
+    bootstrap: Annotated[int, bounded(1, MAX_BOOTSTRAP)] = Field(
+        2000, description="bootstrap resamples for the intervals (over test samples and repeats)"
+    )
+    seed: Seed = Field(0, description="seeds the data order, evaluation draw, random masks, attacks and bootstrap")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-
-    @field_validator("epochs", "batch_size", "repeats", "bootstrap")
-    @classmethod
-    def _positive(cls, value, info):
-        if value < 1:
-            raise ValueError(f"--{info.field_name.replace('_', '-')} must be at least 1, got {value}")
-        return value
 
     @field_validator("controls")
     @classmethod
@@ -292,9 +288,33 @@ def _fine_tuning_set(config: RetrainConfig) -> Dataset:
     return subset
 
 
+def check_mask_is_for_weights(config: RetrainConfig) -> None:
+    """Refuse a mask derived from a scan of other weights, as `fragscan mask` refuses them: its
+    classes describe another network, and retraining under it would look valid but mean nothing."""
+    from safetensors import safe_open
+
+    from .models import model_spec
+    from .plugins import load_plugins
+    from .scan import _sha256 as file_sha256
+
+    try:
+        with safe_open(str(config.mask), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get("weights_sha256")
+    except Exception:  # missing or unreadable: load_mask names the problem, with the model at hand
+        return
+    load_plugins()  # a plugin model's default weights are in its spec
+    weights = config.weights or model_spec(config.model).default_weights
+    if recorded and weights is not None and Path(weights).is_file() and file_sha256(weights) != recorded:
+        raise InputError(
+            f"mask {str(config.mask)!r} was derived from a scan of other weights (sha256 {recorded[:12]}…), "
+            f"not {str(weights)!r}; pass the scanned weights with --weights, or derive a mask from a scan of these"
+        )
+
+
 def retrain(config: RetrainConfig) -> Retrained:
     """Fine-tune ``config.weights`` in the selective arm and the control arms, ``config.repeats`` times each."""
     started = time.perf_counter()
+    check_mask_is_for_weights(config)
     check_attack(config.attack, config.eps, config.attack_space)
     device = resolve_device(config.device)
     train_set = _fine_tuning_set(config)

@@ -32,8 +32,11 @@ def zero_input_gradients(model: nn.Module, images: torch.Tensor, labels: torch.T
     return None
 
 
+NEAR_CHANCE = 1.5  # x chance (1/K): at or below it, clean accuracy says the network has learnt nothing
+
+
 def near_chance(clean_accuracy: float, num_classes: int) -> str | None:
-    if clean_accuracy <= 1.5 / num_classes:
+    if clean_accuracy <= NEAR_CHANCE / num_classes:
         return (
             f"clean accuracy {clean_accuracy:.3f} is near chance (1/{num_classes}): the model is untrained or its "
             "weights, normalisation or dataset do not match"

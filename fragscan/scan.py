@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from . import __version__
-from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, check_attack, uses_eps
+from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, calibration_missed, check_attack, uses_eps
 from .batching import auto_batch_size
 from . import adaptive
 from .adaptive import Look, history
@@ -218,10 +218,12 @@ def analyse(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     executor: ExecutorOptions | None = None,
+    check_groups: Callable[[list[str]], None] | None = None,
 ) -> Analysis:
     """:func:`scan`, also handing out the model it analysed (for a multi-checkpoint scan, the
     last checkpoint's, whose scan is the report's body): what outputs built from the weight
-    values (masks) need, without loading the weights a second time."""
+    values (masks) need, without loading the weights a second time. ``check_groups`` sees the
+    group names before the sweep (an audit policy's globs), so a problem costs no sweep."""
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config, model=model, dataset=dataset)
@@ -232,7 +234,7 @@ def analyse(
 
         return scan_checkpoints(
             config, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir, resume=resume,
-            executor=executor,
+            executor=executor, check_groups=check_groups,
         )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -285,6 +287,8 @@ def analyse(
                 f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
                 f"of {config.model!r}; its names look like {names[0]!r}"
             )
+    if check_groups is not None:
+        check_groups([g.name for g in groups])
     model = model.to(device)
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
         images, labels = images.pin_memory(), labels.pin_memory()
@@ -374,6 +378,8 @@ def analyse(
     chance = near_chance(clean0, model.spec.num_classes)
     if chance:
         warnings.append(chance)
+    if config.eps == "auto":
+        warnings += filter(None, [calibration_missed(clean0, adversarial0, config.eps_target, config.attack)])
 
     unfiltered = tuple(correct.cpu() for correct in unfiltered)
     references = References(unfiltered, ranks, config.bootstrap, config.seed)
@@ -483,6 +489,7 @@ def scan_to(
     plugins: list[str] | None = None,
     resume: bool = True,
     executor: ExecutorOptions | None = None,
+    check_groups: Callable[[list[str]], None] | None = None,
 ) -> ScanOutputs:
     """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
     report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
@@ -507,6 +514,7 @@ def scan_to(
         checkpoint_dir=checkpoints,
         resume=resume,
         executor=executor,
+        check_groups=check_groups,
     )
     report = analysis.report
     # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.

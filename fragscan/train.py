@@ -9,8 +9,8 @@ stay too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,30 +19,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import ConfigError
+from .config import TrainSettings
 from .fitting import model_for_data
 from .models import Normalized, Stem
 
 # Makes adversarial examples for a training batch: (images, labels) -> images.
 Adversary = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 10
-    lr: float = 1e-3
-    batch_size: int = 100
-    weight_decay: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
@@ -130,10 +112,20 @@ def train(
             optimizer.step()
             if frozen is not None:
                 frozen.restore()
-            total += loss.item() * len(labels)
+            total += _finite(loss.item(), epoch, settings) * len(labels)
         if on_epoch is not None:
             on_epoch(epoch, total / len(dataset))
     return model.eval()
+
+
+def _finite(loss: float, epoch: int, settings: TrainSettings) -> float:
+    """Stop at the first non-finite loss: every later step would only write NaN weights."""
+    if not math.isfinite(loss):
+        raise ConfigError(
+            f"training diverged in epoch {epoch} (loss {loss}); stopped before writing its weights: lower --lr "
+            f"(now {settings.lr:g}) or --weight-decay (now {settings.weight_decay:g})"
+        )
+    return loss
 
 
 class Checkpoint(BaseModel):
@@ -165,12 +157,16 @@ class TrainRecord(BaseModel):
 
 
 def initial_model(
-    name: str, dataset_name: str, dataset: Dataset, weights: str | Path | None, seed: int, stem: Stem = "imagenet"
+    name: str, dataset_name: str, dataset: Dataset, weights: str | Path | None, seed: int, stem: Stem = "imagenet",
+    *, pretrained: bool = False,
 ) -> Normalized:
-    """A model to train, fitted to ``dataset`` as a scan fits it: from ``weights``, or freshly
-    initialised with ``seed`` (never from the model's shipped default weights)."""
+    """A model to train, fitted to ``dataset`` as a scan fits it: from ``weights``, ImageNet weights
+    (``pretrained``), or freshly initialised with ``seed`` (never from the model's shipped default weights)."""
     torch.manual_seed(seed)
-    return model_for_data(name, dataset_name, dataset, weights=weights, default_weights=weights is not None, stem=stem)
+    return model_for_data(
+        name, dataset_name, dataset, weights=weights, default_weights=weights is not None, stem=stem,
+        pretrained=pretrained,
+    )
 
 
 def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .engine import Progress as SweepProgress
+if TYPE_CHECKING:  # the engine imports torch: a command that prints no progress should not wait for it
+    from .engine import Progress as SweepProgress
 
 
 def stderr_console(quiet: bool = False) -> Console:

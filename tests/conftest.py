@@ -19,3 +19,25 @@ def small_config():
         return ScanConfig(**values)
 
     return make
+
+
+@pytest.fixture
+def memory_cap():
+    """A context manager capping this process's address space at its current size plus ``extra``
+    bytes (2 GiB by default): a runaway allocation then fails the test instead of the machine."""
+    import resource
+    import re
+    from contextlib import contextmanager
+    from pathlib import Path
+
+    @contextmanager
+    def cap(extra: int = 2 << 30):
+        size = int(re.search(r"VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (size + extra, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+    return cap

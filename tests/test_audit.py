@@ -157,6 +157,11 @@ def test_policy_files_yaml_and_json_agree_and_baseline_is_relative_to_the_file(t
         ("min_clean_accuracy: 1.5\n", "min_clean_accuracy: Input should be less than or equal to 1"),
         ("- 0.9\n", "must be a mapping"),
         ("min_clean_accuracy: [0.9\n", "is not valid YAML"),
+        ("min_clean_accuracy: true\n", "min_clean_accuracy: Input should be a valid number"),  # not 1.0
+        ("min_clean_accuracy: .nan\n", "min_clean_accuracy: Input should be a finite number"),  # not "should be <= 1"
+        ("max_regression: .inf\n", "max_regression: Input should be a finite number"),
+        ("min_clean_accuracy: 0.5\nmin_clean_accuracy: 0.9\n", "sets 'min_clean_accuracy' twice; keep one value"),
+        ("allow_near_chance: yes please\n", "allow_near_chance: Input should be a valid boolean"),
     ],
 )
 def test_bad_policy_files_say_what_is_wrong(tmp_path, text, message):

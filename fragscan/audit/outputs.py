@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import quote
 
 from .. import __version__
 from ..report import ensure_writable_dir, write_atomic
@@ -96,10 +97,11 @@ def _location(report_path: str | None, group: str | None) -> dict:
 
 
 def _uri(path: str) -> str:
-    """Relative to the working directory when the report lies below it (CI runs at the repo root)."""
+    """Relative to the working directory when the report lies below it (CI runs at the repo root);
+    percent-encoded either way, as SARIF's uri is an RFC 3986 reference (a space is not allowed)."""
     resolved = Path(path).resolve()
     try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+        return quote(resolved.relative_to(Path.cwd().resolve()).as_posix())
     except ValueError:
         return resolved.as_uri()
 
@@ -110,7 +112,7 @@ def write_audit_outputs(result: AuditResult, directory: Path) -> list[Path]:
     contents = {
         "json": result.model_dump_json(indent=1).encode(),
         "junit": junit_xml(result),
-        "sarif": json.dumps(sarif(result), indent=1, ensure_ascii=False).encode(),
+        "sarif": json.dumps(sarif(result), indent=1, ensure_ascii=False, allow_nan=False).encode(),
     }
     written = []
     for kind, name in AUDIT_FILES.items():

@@ -1,4 +1,5 @@
-"""An audit policy: the thresholds a user sets. Every rule is off until its threshold is given."""
+"""An audit policy: the thresholds a user sets. Every rule is off until its threshold is given, but
+one: a near-chance (untrained) model fails unless ``allow_near_chance`` is set."""
 
 from __future__ import annotations
 
@@ -6,21 +7,22 @@ import difflib
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from ..errors import InputError
+from ..limits import PolicyMargin, PolicyShare
 from ..report import Report, load_report
 
 
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_clean_accuracy: float | None = Field(None, ge=0, le=1, description="unfiltered clean accuracy must reach this")
-    min_adversarial_accuracy: float | None = Field(
-        None, ge=0, le=1, description="unfiltered adversarial accuracy must reach this"
+    min_clean_accuracy: PolicyShare | None = Field(None, description="unfiltered clean accuracy must reach this")
+    min_adversarial_accuracy: PolicyShare | None = Field(
+        None, description="unfiltered adversarial accuracy must reach this"
     )
-    max_fragile_share: float | None = Field(
-        None, ge=0, le=1, description="share of analysed groups whose class is fragile must not exceed this"
+    max_fragile_share: PolicyShare | None = Field(
+        None, description="share of analysed groups whose class is fragile must not exceed this"
     )
     max_inconclusive_share: float | None = Field(
         None, ge=0, le=1, description="share of analysed groups whose class is inconclusive must not exceed this"
@@ -29,10 +31,13 @@ class Policy(BaseModel):
         (),
         description="globs over group names; no matching group may be (decidedly) fragile, and each glob must match one",
     )
-    max_regression: float | None = Field(
-        None, ge=0, description="no filtering score may fall by more than this against the baseline report"
+    max_regression: PolicyMargin | None = Field(
+        None, description="no filtering score may fall by more than this against the baseline report"
     )
     baseline_report: Path | None = Field(None, description="the report.json max_regression compares against")
+    allow_near_chance: StrictBool = Field(
+        False, description="pass a model whose clean accuracy is near chance (untrained): its classes mean nothing"
+    )
 
     @field_validator("must_not_be_fragile", mode="before")
     @classmethod
@@ -92,18 +97,41 @@ def _parse(path: Path):
         raise InputError(f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, path))
         except json.JSONDecodeError as error:
             raise InputError(f"policy {str(path)!r} is not valid JSON: line {error.lineno}: {error.msg}") from None
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_keys_loader(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise InputError(f"policy {str(path)!r} is not valid YAML: {where}{problem}") from None
+
+
+def _unique_keys(pairs: list[tuple], path: Path) -> dict:
+    """A mapping whose keys are each given once: a repeated threshold would otherwise silently win."""
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputError(f"policy {str(path)!r} sets {key!r} twice; keep one value")
+        seen[key] = value
+    return seen
+
+
+def _unique_keys_loader(path: Path):
+    """yaml's SafeLoader, refusing a key given twice in one mapping."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            self.flatten_mapping(node)  # YAML merge keys (<<) first, as SafeLoader does
+            pairs = [(self.construct_object(k, deep=deep), self.construct_object(v, deep=deep)) for k, v in node.value]
+            return _unique_keys(pairs, path)
+
+    return UniqueKeys
 
 
 def load_baseline(policy: Policy) -> Report | None:

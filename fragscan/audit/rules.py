@@ -79,10 +79,16 @@ def audit(report: Report, policy: Policy, *, report_path: str | None = None, bas
     if baseline is None:
         baseline = load_baseline(policy)
     check_policy_fits(policy, report.settings.scope, has_baseline=baseline is not None)
+    _check_has_groups(report, policy)
     warnings = []
+    if policy.min_adversarial_accuracy is not None and report.settings.eps == "auto":
+        warnings.append(
+            "min-adversarial-accuracy was measured at an ε that --eps auto tuned to about halve clean accuracy, "
+            "so the floor says little; scan with a fixed --eps"
+        )
     if baseline is not None and policy.max_regression is None:
         warnings.append("a baseline report was given but max-regression is not set: nothing was compared with it")
-    outcomes = []
+    outcomes = _above_chance(report, policy)
     if policy.min_clean_accuracy is not None:
         outcomes.append(_at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy))
     if policy.min_adversarial_accuracy is not None:
@@ -125,6 +131,37 @@ def check_policy_fits(policy: Policy, scope: str, *, has_baseline: bool) -> None
         raise InputError(
             f"rules {', '.join(policy.group_rules())} need per-group results, but the scan's scope is {scope!r}; "
             "scan with --scope local"
+        )
+
+
+def _above_chance(report: Report, policy: Policy) -> list[RuleOutcome]:
+    """A near-chance model (untrained, or weights and data that do not match) fails every audit
+    unless the policy allows it: its classes are noise, whatever the other rules measure."""
+    from ..sanity import NEAR_CHANCE, near_chance  # sanity's other checks need torch; an audit does not
+
+    problem = near_chance(report.baseline.clean, report.model.num_classes)
+    if problem is None:
+        return []
+    return [
+        RuleOutcome(
+            id="above-chance",
+            description="the unfiltered network's clean accuracy is clearly above chance "
+            "(allow_near_chance: true skips)",
+            threshold=NEAR_CHANCE / report.model.num_classes,
+            measured=report.baseline.clean,
+            passed=policy.allow_near_chance,
+            message=problem + ("; allowed by the policy" if policy.allow_near_chance else ""),
+            findings=[] if policy.allow_near_chance else [Finding(message=problem, value=report.baseline.clean)],
+        )
+    ]
+
+
+def _check_has_groups(report: Report, policy: Policy) -> None:
+    """A share of no groups is undefined: say so instead of dividing by zero or passing vacuously."""
+    if policy.group_rules() and not report.groups:
+        raise InputError(
+            f"rules {', '.join(policy.group_rules())} need analysed groups, but the report has none "
+            f"({len(report.skipped)} skipped); scan a model with trained Conv/Linear weights or drop these rules"
         )
 
 
@@ -187,14 +224,19 @@ def _undecided(group) -> str:
     return f" (±{group.half_width:.4f}; about {group.samples_to_decide} samples would decide it)"
 
 
-def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
-    names = [g.name for g in report.groups]
+def check_guards_match(globs: tuple[str, ...], names: list[str], where: str = "the report") -> None:
+    """Each must-not-be-fragile glob matches one of the group ``names``: a typo would otherwise pass
+    the gate silently. A scan with ``--policy`` checks this before its sweep, once groups are known."""
     unmatched = [glob for glob in globs if not any(fnmatchcase(name, glob) for name in names)]
-    if unmatched:  # a typo would otherwise pass the gate silently
+    if unmatched:
         raise InputError(
-            f"must-not-be-fragile glob {unmatched[0]!r} matches no group of the report; groups: {', '.join(names[:8])}"
+            f"must-not-be-fragile glob {unmatched[0]!r} matches no group of {where}; groups: {', '.join(names[:8])}"
             + (" ..." if len(names) > 8 else "")
         )
+
+
+def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
+    check_guards_match(globs, [g.name for g in report.groups])
     guarded = [g for g in report.groups if any(fnmatchcase(g.name, glob) for glob in globs)]
     fragile = [g for g in guarded if g.summary_class == "fragile"]  # decided: an inconclusive group is no finding
     undecided = sum(g.summary_class == "inconclusive" for g in guarded)

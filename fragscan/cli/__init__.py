@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 
 import typer
 from rich.text import Text
@@ -71,29 +72,55 @@ def _print_error(label: str, message: str) -> None:
     stderr_console().print(Text.assemble((label, "red"), " ", message), highlight=False, soft_wrap=True)
 
 
+@contextmanager
+def _no_empty_out_left(out) -> Iterator[None]:
+    """A command that fails leaves no ``--out`` folder behind that it created and wrote nothing into
+    (commands create it early, to prove it writable before long work)."""
+    created = isinstance(out, Path) and not out.exists()
+    try:
+        yield
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def absolute(paths):
+    """A path (or list of paths) as an absolute path, for settings a report records: a later
+    command run from another directory (``fragscan mask REPORT``) must find the same files."""
+    if paths is None or isinstance(paths, Path):
+        return None if paths is None else paths.resolve()
+    return tuple(Path(path).resolve() for path in paths)
+
+
 def fails_cleanly(command: Callable) -> Callable:
     """Turn fragscan errors into one red line and their exit code; anything else into exit 3."""
 
     @wraps(command)
     def run(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except KeyboardInterrupt:  # every file is written atomically: what exists is whole
-            _print_error("interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written")
-            raise typer.Exit(130) from None
-        except FragscanError as error:
-            if _state["debug"]:
-                traceback.print_exc()
-            _print_error("error:", str(error))
-            raise typer.Exit(error.exit_code) from None
-        except Exception as error:  # a bug or an environment failure: still one line unless --debug
-            if _state["debug"]:
-                traceback.print_exc()
-            first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-            _print_error("internal error:", f"{type(error).__name__}: {first_line} (rerun with --debug for the traceback)")
-            raise typer.Exit(3) from None
+        with _no_empty_out_left(kwargs.get("out")):
+            try:
+                return command(*args, **kwargs)
+            except (typer.Exit, typer.Abort):
+                raise
+            except KeyboardInterrupt:  # every file is written atomically: what exists is whole
+                _print_error(
+                    "interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written"
+                )
+                raise typer.Exit(130) from None
+            except FragscanError as error:
+                if _state["debug"]:
+                    traceback.print_exc()
+                _print_error("error:", str(error))
+                raise typer.Exit(error.exit_code) from None
+            except Exception as error:  # a bug or an environment failure: still one line unless --debug
+                if _state["debug"]:
+                    traceback.print_exc()
+                first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+                _print_error(
+                    "internal error:", f"{type(error).__name__}: {first_line} (rerun with --debug for the traceback)"
+                )
+                raise typer.Exit(3) from None
 
     return run
 

@@ -39,6 +39,9 @@ def audit(
         None, help="Fail if any filtering score falls by more than this against --baseline."
     ),
     baseline: Path | None = typer.Option(None, help="The baseline report.json for --max-regression."),
+    allow_near_chance: bool = typer.Option(
+        False, "--allow-near-chance", help="Pass a model whose clean accuracy is near chance (otherwise a failure)."
+    ),
     out: Path | None = typer.Option(
         None, help="Directory for audit.json, audit.junit.xml and audit.sarif (default: the report's directory)."
     ),
@@ -53,6 +56,7 @@ def audit(
         "must_not_be_fragile": must_not_be_fragile or None,
         "max_regression": max_regression,
         "baseline_report": baseline,
+        "allow_near_chance": allow_near_chance or None,
     }
     from_file = load_policy(policy) if policy else Policy()
     merged = build_config(

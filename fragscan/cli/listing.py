@@ -8,14 +8,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..attacks import ATTACKS, eps_meaning
-from ..data import DATASETS
-from ..filters import FILTERS
-from ..models import MODELS
-from ..models.external import TV_PREFIX, external_names
 from ..plugins import load_plugins
 from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
+
+# Each command imports its registry when it runs: they import torch, which `fragscan --help` need not wait for.
 
 
 def _show(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -42,6 +39,9 @@ def models(
     plugin: list[Path] = PLUGIN_OPTION,
 ) -> None:
     """List models: registered ones (built-ins, plugins), then timm names and torchvision names (tv:NAME)."""
+    from ..models import MODELS
+    from ..models.external import TIMM_PREFIX, TV_PREFIX, external_names
+
     load_plugins(plugin)
     rows = []
     for name in MODELS.list(pattern):
@@ -49,7 +49,8 @@ def models(
         spec = entry.meta["spec"]
         classes = str(spec.num_classes) if spec.num_classes else "from data"
         rows.append([name, _size(spec), classes, entry.source + (" (--stem)" if entry.meta.get("stems") else "")])
-    external = [n for n in external_names(pattern) if n not in MODELS]
+    # A timm name that a built-in shadows (resnet18) is reached as timm:NAME: list it so.
+    external = [TIMM_PREFIX + n if n in MODELS else n for n in external_names(pattern)]
     if pattern != "*" or all_sources:
         rows += [[n, "from data", "from data", "torchvision" if n.startswith(TV_PREFIX) else "timm"] for n in external]
     _show("models", ["name", "input", "classes", "source"], rows)
@@ -64,6 +65,8 @@ def datasets(
     plugin: list[Path] = PLUGIN_OPTION,
 ) -> None:
     """List dataset adapters."""
+    from ..data import DATASETS
+
     load_plugins(plugin)
     rows = []
     for name in DATASETS.list(pattern):
@@ -81,16 +84,24 @@ def datasets(
 
 @app.command()
 @fails_cleanly
-def filters() -> None:
+def filters(plugin: list[Path] = PLUGIN_OPTION) -> None:
     """List synaptic filters."""
+    from ..filters import FILTERS
+
+    load_plugins(plugin)
     rows = [[n, FILTERS.entry(n).meta["label"], FILTERS.entry(n).meta["description"]] for n in FILTERS.list()]
     _show("filters", ["id", "name", "removes"], rows)
 
 
 @app.command()
 @fails_cleanly
-def attacks(pattern: str = typer.Argument("*", help="Glob over attack names.")) -> None:
+def attacks(
+    pattern: str = typer.Argument("*", help="Glob over attack names."), plugin: list[Path] = PLUGIN_OPTION
+) -> None:
     """List torchattacks attacks usable with --attack."""
+    from ..attacks import ATTACKS, eps_meaning
+
+    load_plugins(plugin)
     rows = []
     for name in ATTACKS.list(pattern):
         doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..masks import describe, mask_from_report, reported_network, save_mask
 from ..report import load_report
 from ..report.io import check_outputs
 from ..ui import stderr_console
@@ -28,15 +27,20 @@ def mask(
         help="Elements or groups the evidence leaves inconclusive: freeze (train only what it supports) or train.",
     ),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
+    plugin: list[Path] = typer.Option(
+        [], "--plugin", help="Load this plugin .py file first (repeatable); the scan's own --plugin files load anyway."
+    ),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
+    from ..masks import describe, mask_from_report, reported_network, save_mask  # torch: not for --help
+
     check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(
-        loaded, reported_network(loaded, weights), policy=policy, score=score, filters=chosen, others=others,
+        loaded, reported_network(loaded, weights, plugin), policy=policy, score=score, filters=chosen, others=others,
         inconclusive=inconclusive,
     )
     save_mask(built, out)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
-from ..ui import print_table, stdout_console
+from ..ui import print_table, stderr_console, stdout_console
 from . import app, fails_cleanly
 
 
@@ -23,7 +23,16 @@ def plugins(
     )
     for column in ("name", "route", "location", "status"):
         table.add_column(column)
-    for found in load_plugins(plugin):
+    found_plugins = load_plugins(plugin)
+    if not found_plugins:
+        stderr_console().print(
+            f"no plugins: no '{ENTRY_POINT_GROUP}' entry points installed, no ./{PROJECT_DIR}/*.py here, "
+            "no --plugin FILE",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    for found in found_plugins:
         status = f"[red]failed: {found.error}[/red]" if found.error else f"registered {', '.join(found.registered) or 'nothing'}"
         table.add_row(found.name, found.route, found.location, status)
     print_table(stdout_console(), table)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..config import build_config
-from ..models.weights import safetensors_bytes
+from ..plugins import load_plugins
 from ..report import ensure_writable_dir, write_atomic
-from ..retrain import Estimate, RetrainConfig, retrain
-from ..retrain_html import render_html
 from ..ui import stderr_console, stdout_console
 from . import app, fails_cleanly
 from .scan import ATTACK_SPACE_HELP, STEM_HELP, _number
+
+if TYPE_CHECKING:
+    from ..retrain import Estimate
 
 
 @app.command("retrain")
@@ -23,6 +25,7 @@ def retrain_command(
     dataset: str = typer.Argument(..., help="Dataset adapter (see `fragscan datasets`)."),
     mask: Path = typer.Option(..., help="Retrain mask (mask.safetensors from a scan or `fragscan mask`)."),
     weights: Path | None = typer.Option(None, help="Weights to start from; default: the model's own."),
+    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     stem: str = typer.Option("imagenet", help=STEM_HELP),
     epochs: int = typer.Option(5, help="Fine-tuning epochs (every arm gets the same)."),
     adversarial: bool = typer.Option(False, "--adversarial", help="Fine-tune on adversarial examples (same attack and eps)."),
@@ -49,6 +52,12 @@ def retrain_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Fine-tune only the mask's trainable elements, against a random mask and no mask; end in a verdict."""
+    # torch and torchattacks take seconds to import: not before --help or an option error
+    from ..attacks import budget
+    from ..models.weights import safetensors_bytes
+    from ..retrain import RetrainConfig, retrain
+    from ..retrain_html import render_html
+
     config = build_config(
         RetrainConfig,
         model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root, train_split=train_split,
@@ -59,6 +68,7 @@ def retrain_command(
         repeats=repeats, bootstrap=bootstrap, seed=seed, device=device,
     )
     ensure_writable_dir(out)
+    load_plugins(plugin)  # before the dataset and model names are looked up
     console = stderr_console(quiet)
     with console.status(f"fine-tuning {len(config.controls) + 1} arm(s) x {config.repeats} repeat(s)"):
         done = retrain(config)
@@ -77,7 +87,13 @@ def retrain_command(
     write_atomic(written[-1], render_html(result).encode())
     if result.mask_split is None:
         console.print("[yellow]the mask does not say which split its scan ran on: leakage cannot be ruled out[/]")
-    console.print(f"ε = {result.eps_used:.4g}; judged on {result.samples} {eval_split} samples", highlight=False)
+    console.print(f"{budget(config.attack, result.eps_used)}; judged on {result.samples} {eval_split} samples", highlight=False)
+    if result.arms["selective"].trainable_share == 0:
+        console.print(
+            "[yellow]warning:[/yellow] the mask freezes every element, so nothing was retrained; "
+            "derive one that leaves some trainable (fragscan mask REPORT --others train, or another --policy)",
+            highlight=False,
+        )
     before = result.before
     console.print(f"  {'before':<10} clean {before.clean:.4f}  adversarial {before.adversarial:.4f}", highlight=False)
     for arm, summary in result.arms.items():

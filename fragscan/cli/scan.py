@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
-from ..audit import check_policy_fits, load_baseline, load_policy
+from ..audit import check_guards_match, check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
 from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
-from ..executors import ExecutorOptions
-from ..resume import DIRECTORY_NAME
-from ..scan import scan_to
 from ..ui import stderr_console, stdout_console, sweep_progress
-from . import app, fails_cleanly
+from . import absolute, app, fails_cleanly
 from .audit import audit_and_write
 from .summary import print_summary
 
@@ -117,7 +115,7 @@ def scan(
         "--resume/--no-resume",
         help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
     ),
-    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan[ray])."),
+    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
     ),
@@ -135,14 +133,16 @@ def scan(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=weights[0] if len(weights) == 1 else None,
-        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else tuple(weights) if len(weights) > 1 else (),
-        data_root=data_root,
+        weights=absolute(weights[0]) if len(weights) == 1 else None,
+        checkpoints=absolute(
+            checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else []
+        ),
+        data_root=absolute(data_root),
         split=split,
         pretrained=pretrained,
         stem=stem,
         download=download,
-        plugins=plugin,
+        plugins=absolute(plugin),
         max_samples=None if all_samples else max_samples,
         batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,
@@ -173,11 +173,25 @@ def scan(
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+    # torch takes seconds to import: not before --help or an option error
+    from ..executors import ExecutorOptions
+    from ..resume import DIRECTORY_NAME
+    from ..scan import scan_to
+
+    # A guard glob that matches no group fails before the sweep, not after it.
+    guards = None
+    if audit_policy is not None:
+        guards = partial(check_guards_match, audit_policy.must_not_be_fragile, where="the model")
     console = stderr_console(quiet)
     try:
         with sweep_progress(console) as progress:
             outputs = scan_to(
-                config, out, progress=progress, resume=resume, executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker)
+                config,
+                out,
+                progress=progress,
+                resume=resume,
+                executor=ExecutorOptions(executor, ray_address, ray_gpus_per_worker),
+                check_groups=guards,
             )
     except KeyboardInterrupt:
         stderr_console().print(

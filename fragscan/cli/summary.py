@@ -7,6 +7,7 @@ from collections import Counter
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..evidence import resolution_line
 from ..report import Report
@@ -23,11 +24,15 @@ def _score(value: float | None) -> str:
 
 
 def print_summary(report: Report, console: Console) -> None:
+    from ..attacks import budget  # torch and torchattacks are slow to import: only a summary after a scan needs them
+    from ..sanity import near_chance
+
     settings = report.settings
     console.print(
         f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
         f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
-        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} ε={settings.eps_used:.4g} "
+        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} "
+        f"{budget(settings.attack, settings.eps_used)} "
         f"({settings.attack_mode}), device {settings.device_used}"
         + (
             f", {settings.precision_used} ({settings.precision_disagreement:.2%} of samples changed against fp32)"
@@ -37,6 +42,18 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    chance = near_chance(report.baseline.clean, report.model.num_classes)
+    if chance:  # above the table, in red: every class below is noise
+        console.print(
+            Text.assemble(("near chance: ", "bold red"), chance, "; the classes below mean nothing"), soft_wrap=True
+        )
+    if report.checkpoints:
+        labels = [checkpoint.label for checkpoint in report.checkpoints]
+        console.print(
+            f"{len(labels)} checkpoints scanned ({', '.join(labels)}); the scores below are the last one's",
+            highlight=False,
+            soft_wrap=True,
+        )
     adaptive = settings.adaptive is not None
     rows = [
         (group.name, str(group.numel), group.filters, group.summary_class, group.half_width) for group in report.groups

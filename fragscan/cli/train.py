@@ -8,12 +8,10 @@ from pathlib import Path
 import typer
 
 from .. import __version__
-from ..data import create_dataset
+from ..config import TrainSettings, build_config
 from ..errors import ConfigError
-from ..models.weights import safetensors_bytes
+from ..plugins import load_plugins
 from ..report import ensure_writable_dir, write_atomic
-from ..scan import library_versions, resolve_device
-from ..train import Checkpoint, TrainRecord, TrainSettings, accuracy, checkpoint_state, initial_model, train
 from ..ui import stderr_console
 from . import app, fails_cleanly
 from .scan import STEM_HELP
@@ -27,6 +25,12 @@ def train_command(
     epochs: int = typer.Option(10, help="Training epochs."),
     save_every: int = typer.Option(10, help="Write a checkpoint every K epochs (and after the last)."),
     weights: Path | None = typer.Option(None, help="Start from these weights; default: a fresh seeded initialisation."),
+    pretrained: bool = typer.Option(
+        False,
+        "--pretrained",
+        help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), fitted to the data.",
+    ),
+    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
     stem: str = typer.Option("imagenet", help=STEM_HELP),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
     split: str = typer.Option("train", help="Split to train on (train: the training data less val)."),
@@ -42,11 +46,20 @@ def train_command(
     """Train with the source's setup (Adam, cross-entropy), saving per-epoch checkpoints to scan."""
     if save_every < 1:
         raise ConfigError(f"--save-every must be at least 1, got {save_every}")
-    settings = TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
+    settings = build_config(
+        TrainSettings, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed
+    )
+    load_plugins(plugin)  # before the dataset and model names are looked up
+    # torch takes seconds to import: not before --help or an option error
+    from ..data import create_dataset
+    from ..models.weights import safetensors_bytes
+    from ..scan import library_versions, resolve_device
+    from ..train import Checkpoint, TrainRecord, accuracy, checkpoint_state, initial_model, train
+
     resolved = resolve_device(device)
     ensure_writable_dir(out)
     train_set = create_dataset(dataset, root=data_root, split=split)
-    network = initial_model(model, dataset, train_set, weights, seed, stem)
+    network = initial_model(model, dataset, train_set, weights, seed, stem, pretrained=pretrained)
     eval_set = create_dataset(dataset, root=data_root, split=eval_split)
     console = stderr_console(quiet)
     losses: list[float] = []
@@ -74,7 +87,7 @@ def train_command(
         holdout=getattr(train_set, "holdout", None),
         initial_weights=None if weights is None else str(weights),
         stem=stem,
-        settings={"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed},
+        settings=settings.model_dump(),
         device_used=str(resolved),
         versions=library_versions(),
         losses=losses,

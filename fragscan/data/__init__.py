@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, InputError
+from ..limits import LIMITS_DOC, MAX_CLASSES
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
@@ -161,8 +162,8 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
         return spec.num_classes
     classes = getattr(dataset, "classes", None)
     if classes is not None:
-        return len(classes)
-    return int(dataset_labels(dataset).max()) + 1
+        return checked_class_count(len(classes), "the dataset's classes")
+    return checked_class_count(int(dataset_labels(dataset).max()) + 1, "the dataset's labels")
 
 
 def sample_order(size: int, seed: int) -> torch.Tensor:
@@ -189,6 +190,17 @@ def drawn_ranks(size: int, samples: int, seed: int) -> torch.Tensor:
     """:func:`sample_ranks` of the ``samples`` a scan drew from a split of ``size``: what a report
     alone needs to pair an adaptive sweep's prefix with the unfiltered network."""
     return sample_ranks(size, drawn_indices(size, samples, seed), seed)
+
+
+def checked_class_count(count: int, source: str) -> int:
+    """``count`` classes, refused beyond MAX_CLASSES before a classifier (or a list of names) that
+    size is built: one corrupt label of 10**9 would otherwise take every byte of memory."""
+    if count > MAX_CLASSES:
+        raise InputError(
+            f"{source} reach label {count - 1}, beyond the {MAX_CLASSES} classes fragscan takes; "
+            f"labels must be 0, 1, ..., K-1 (see {LIMITS_DOC})"
+        )
+    return count
 
 
 def evaluation_tensors(

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError, InputError
-from . import register_dataset
+from . import checked_class_count, register_dataset
 from .layout import own_train_without_val
 
 
@@ -51,6 +51,7 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
         raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
     if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}")
+    classes = checked_class_count(int(y.max()) + 1, f"npz: y in {str(path)!r}") if len(y) else 0
     pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale
@@ -63,5 +64,5 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
     elif pixels.size and (pixels.min() < 0 or pixels.max() > 1):
         raise InputError(f"npz: float x must lie in [0, 1], found [{pixels.min():.3g}, {pixels.max():.3g}]")
     dataset = TensorDataset(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), torch.from_numpy(y.astype(np.int64)))
-    dataset.classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
+    dataset.classes = [str(c) for c in range(classes)]
     return dataset

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from . import register_dataset
 from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 
@@ -29,7 +29,6 @@ SPLITS = ("train", "test", "extra")
 )
 def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> ImageTensors:
     from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
 
     check_split("svhn", split, SPLITS)
     if download:
@@ -46,10 +45,14 @@ def svhn(root: Path, split: str = "test", download: bool = False, **kwargs) -> I
     try:
         arrays = loadmat(str(path))
         images, labels = arrays["X"], arrays["y"]
-    except (OSError, ValueError, KeyError, NotImplementedError, MatReadError) as error:
-        raise InputError(f"cannot read SVHN file {str(path)!r} (expected arrays X [32,32,3,N] and y [N,1]): {error}") from None
+    except Exception as error:  # scipy's parser fails on damaged bytes in many ways (IndexError, TypeError, ...)
+        raise InputError(
+            f"cannot read SVHN file {str(path)!r} (expected arrays X [32,32,3,N] and y [N,1]): {first_line(error)}"
+        ) from None
     if images.ndim != 4 or images.shape[:3] != (32, 32, 3):
         raise InputError(f"SVHN file {str(path)!r}: X has shape {images.shape}, expected (32, 32, 3, N)")
+    if labels.size != images.shape[3]:
+        raise InputError(f"SVHN file {str(path)!r}: y holds {labels.size} labels for {images.shape[3]} images in X")
     pixels = torch.from_numpy(np.ascontiguousarray(images.transpose(3, 2, 0, 1)).astype(np.uint8))
     digits = torch.from_numpy(labels.reshape(-1).astype(np.int64) % 10)
     return ImageTensors(pixels, digits, [str(d) for d in range(10)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,10 +39,18 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns of a TorchScript archive, then refuses it: one line below
+                warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's text suggests weights_only=False: never here
         raise InputError(_refused_pickle(path, error)) from None
     except Exception as error:  # the file's own parser says what is wrong
+        if "TorchScript" in str(error):  # torch's text suggests weights_only=False: never here
+            raise InputError(
+                f"weights {str(path)!r} are a TorchScript archive (torch.jit.save), not a state dict, and fragscan "
+                "never runs code from a file; where you trust it, re-save its weights: "
+                "safetensors.torch.save_file(torch.jit.load(FILE).state_dict(), 'weights.safetensors')"
+            ) from None
         raise InputError(f"cannot read weights {str(path)!r}: {first_line(error)}") from error
     for key in _WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):

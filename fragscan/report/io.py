@@ -92,6 +92,12 @@ def _newer_schema(data: bytes) -> str | None:
 def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
     """Create ``directory`` if needed and prove it writable before any long work starts."""
     directory = Path(directory)
+    blocking = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir would only say "File exists"
+        raise InputError(
+            f"cannot write to {option} {str(directory)!r}: {str(blocking)!r} is a file, not a directory; "
+            "name a directory (it is created if missing)"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):

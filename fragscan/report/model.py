@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..classify import Class
 from ..config import AdaptivePlan, ScanConfig
@@ -14,7 +14,8 @@ SCHEMA_VERSION = "2.0"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="forbid")
+    # No NaN or infinity anywhere: a report is read by audits and CI tools, and JSON has neither.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="forbid", allow_inf_nan=False)
 
 
 class ScoreTriple(_Model):
@@ -116,6 +117,16 @@ class FilterCurve(_Model):
         None, description="adaptive scans: why the sweep stopped (futile: an undecided class was out of reach)"
     )
 
+    @model_validator(mode="after")
+    def _one_value_per_threshold(self):
+        lengths = {name: len(getattr(self, name)) for name in _PER_THRESHOLD}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
+        return self
+
+
+_PER_THRESHOLD = ("thresholds", "positions", "removed", "changed", "clean", "adversarial")
+
 
 class GroupReport(_Model):
     name: str
@@ -169,6 +180,8 @@ class DatasetInfo(_Model):
 
 class Settings(ScanConfig):
     """Every option as given, plus what was resolved at run time."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # merged with ScanConfig's; as for every report model
 
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
@@ -254,6 +267,18 @@ class Report(_Model):
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
+
+    @model_validator(mode="after")
+    def _curves_as_long_as_the_sweep(self):
+        curves = [(g.name, c) for g in self.groups for c in g.filters.values()]
+        curves += [("global", c) for c in (self.global_ or {}).values()]
+        wrong = next(((name, c) for name, c in curves if len(c.thresholds) != self.settings.thresholds), None)
+        if wrong is not None:
+            raise ValueError(
+                f"{wrong[0]} {wrong[1].label!r} has {len(wrong[1].thresholds)} thresholds, settings.thresholds "
+                f"says {self.settings.thresholds}; the report is damaged: scan again"
+            )
+        return self
 
     def sample_evaluations(self) -> tuple[int, int]:
         """Sample evaluations the groups' curves used (Σ over cells of their samples), and what

@@ -1,0 +1,71 @@
+"""The bounds of every number fragscan takes: command options, policy fields and what a report or
+dataset file carries. One place, so a non-finite or absurd value is refused by construction, on
+one line naming the option, before anything is built or written. ``docs/limits.md`` lists them.
+
+Upper bounds are far above any useful value; they exist so that a typo (``--thresholds 1e12``)
+fails at once instead of as an 8 TB allocation, an integer overflow or a week-long run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, Strict, ValidationInfo
+
+MAX_THRESHOLDS = 1000  # a 1000-point curve resolves value bands far finer than any sample size can tell apart
+MAX_BOOTSTRAP = 10_000  # percentile intervals settle long before; memory is resamples x samples x 12 bytes
+MAX_SEED = 2**63 - 1  # the widest seed torch's generators and numpy's take alike
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a larger label is a corrupt file, and K sizes the classifier
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 20
+MAX_REPEATS = 1000  # runs per retraining arm; each is a full fine-tuning
+MAX_LR = 10.0  # Adam steps of 10 already diverge; training stops on a non-finite loss anyway
+LIMITS_DOC = "docs/limits.md"
+
+
+def _option(info: ValidationInfo) -> str:
+    return "--" + (info.field_name or "value").replace("_", "-")
+
+
+def bounded(low: float | None, high: float | None, *, above: bool = False, why: str = "") -> AfterValidator:
+    """A validator: the value is finite and within [low, high] (``above``: strictly above ``low``).
+    ``None`` and ``'auto'`` pass through for the optional and automatic settings."""
+
+    if high is None:
+        need, span = f"be {'greater than' if above else 'at least'} {low}", f"{'>' if above else '≥'} {low}"
+    elif low is None:
+        need, span = f"be at most {high}", f"≤ {high}"
+    else:
+        span = f"in {'(' if above else '['}{low}, {high}]"
+        need = f"lie {span}"
+
+    def check(value, info: ValidationInfo):
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{_option(info)} must be a finite number {span}{why}, got {value}")
+        too_low = low is not None and (value <= low if above else value < low)
+        if too_low or (high is not None and value > high):
+            limit = f"; see {LIMITS_DOC}" if high is not None and value > high else ""
+            raise ValueError(f"{_option(info)} must {need}{why}, got {value}{limit}")
+        return value
+
+    return AfterValidator(check)
+
+
+# Command options (scan, train, retrain): the message names the option and its range.
+Thresholds = Annotated[int, bounded(3, MAX_THRESHOLDS, why=" (Simpson's rule needs 3 points)")]
+Bootstrap = Annotated[int, bounded(0, MAX_BOOTSTRAP, why=" (0 turns intervals off)")]
+Seed = Annotated[int, bounded(0, MAX_SEED)]
+Margin = Annotated[float, bounded(0, None)]
+UnitShare = Annotated[float, bounded(0, 1)]
+SampleCount = Annotated[int | None, bounded(1, None)]  # more than a split holds means all of it
+BatchSize = Annotated[int, bounded(1, MAX_BATCH_SIZE)]
+Epochs = Annotated[int, bounded(1, MAX_EPOCHS)]
+LearningRate = Annotated[float, bounded(0, MAX_LR, above=True)]
+WeightDecay = Annotated[float, bounded(0, None)]
+
+# Policy fields, read from YAML/JSON: strict, so `true` is not taken for 1.0 nor "0.5" for a number.
+PolicyShare = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
+PolicyMargin = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
