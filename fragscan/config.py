@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .scores import MIN_THRESHOLDS
+
 Score = Literal["clean", "adversarial", "difference"]
 
 
@@ -130,8 +132,10 @@ class ScanConfig(BaseModel):
     @field_validator("thresholds")
     @classmethod
     def _enough_thresholds(cls, value):
-        if value < 3:
-            raise ValueError(f"--thresholds must be at least 3 (Simpson's rule needs 3 points), got {value}")
+        if value < MIN_THRESHOLDS:
+            raise ValueError(
+                f"--thresholds must be at least {MIN_THRESHOLDS} (Simpson's rule needs 3 points), got {value}"
+            )
         return value
 
     @field_validator("batch_size")

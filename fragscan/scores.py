@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import simpson
 
+# Simpson's rule needs 3 points: the one bound on a sweep's length, for the config and for a filter built directly.
+MIN_THRESHOLDS = 3
+
 
 @dataclass(frozen=True)
 class FilteringScores:
