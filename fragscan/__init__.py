@@ -5,8 +5,7 @@ import os as _os
 # Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: E402,F401
 from .audit import Policy, audit  # noqa: E402
 from .compare import compare  # noqa: E402
 from .config import ScanConfig  # noqa: E402

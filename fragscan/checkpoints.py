@@ -9,15 +9,18 @@ checkpoint's baseline, scores, intervals and classes in order.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from .config import ScanConfig
 from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
 
-if TYPE_CHECKING:
-    from .scan import Analysis
+# fragscan.scan.Analysis (a report and the model it analysed); the scan passes its own function in, as
+# this module sits below it.
+Analysis = TypeVar("Analysis")
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -67,12 +70,17 @@ def _summary(report: Report, label: str) -> CheckpointReport:
     )
 
 
-def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = None, **options) -> Analysis:
-    """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
+def scan_checkpoints(
+    config: ScanConfig,
+    analyse: Callable[..., Analysis],
+    *,
+    checkpoint_dir: str | Path | None = None,
+    **options,
+) -> Analysis:
+    """Each weights file scanned in turn by ``analyse`` (:func:`fragscan.scan.analyse`) with ``options`` (its
     keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
     merged into one report."""
     from .models.weights import load_state_dict
-    from .scan import Analysis, analyse
 
     for path in config.checkpoints:  # a missing or unreadable file fails now, not after the ones before it were scanned
         if not Path(path).is_file():
@@ -102,4 +110,4 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
             ),
         }
     )
-    return Analysis(report, analysis.model)
+    return replace(analysis, report=report)

@@ -15,13 +15,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .classify import Class, classify
 from .config import Score
 from .errors import ConfigError, InputError, first_line
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
-from .report import Report, report_digest, write_atomic
+from .files import write_atomic
+from .report import Report, report_digest
 
 Policy = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
@@ -155,7 +156,7 @@ def reported_network(report: Report, weights: str | Path | None = None) -> nn.Mo
     """
     from .models import create_model
     from .plugins import load_plugins
-    from .scan import _sha256 as file_sha256
+    from .runtime import file_sha256
 
     path = weights or report.model.weights
     if path is None:

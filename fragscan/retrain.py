@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torchattacks.attack import Attack
 
-from . import __version__
+from ._version import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .config import AttackSpace, PixelBudget, SampleLimit
 from .data import create_dataset, evaluation_tensors
@@ -25,7 +25,7 @@ from .errors import InputError
 from .masks import Mask, load_mask
 from .fitting import model_for_data
 from .models import Normalized, Stem
-from .scan import library_versions, resolve_device
+from .runtime import library_versions, resolve_device
 from .train import TrainSettings, train
 
 SCHEMA_VERSION = "1.2"

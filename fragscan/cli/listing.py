@@ -15,7 +15,7 @@ from ..models import MODELS
 from ..models.external import TV_PREFIX, external_names
 from ..plugins import load_plugins
 from ..ui import print_table, stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 
 def _show(title: str, columns: list[str], rows: list[list[str]]) -> None:

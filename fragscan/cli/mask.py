@@ -8,9 +8,9 @@ import typer
 
 from ..masks import describe, mask_from_report, reported_network, save_mask
 from ..report import load_report
-from ..report.io import check_outputs
+from ..files import check_outputs
 from ..ui import stderr_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 
 @app.command()

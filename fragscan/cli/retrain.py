@@ -8,11 +8,11 @@ import typer
 
 from ..config import build_config
 from ..models.weights import safetensors_bytes
-from ..report import ensure_writable_dir, write_atomic
+from ..files import ensure_writable_dir, write_atomic
 from ..retrain import RetrainConfig, retrain
 from ..retrain_html import render_html
 from ..ui import stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .scan import ATTACK_SPACE_HELP, STEM_HELP, _number
 
 

@@ -13,7 +13,7 @@ from ..executors import ExecutorOptions
 from ..resume import DIRECTORY_NAME
 from ..scan import scan_to
 from ..ui import stderr_console, stdout_console, sweep_progress
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .audit import audit_and_write
 from .summary import print_summary
 

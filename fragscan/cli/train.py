@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 from ..data import create_dataset
 from ..errors import ConfigError
 from ..models.weights import safetensors_bytes
-from ..report import ensure_writable_dir, write_atomic
-from ..scan import library_versions, resolve_device
+from ..files import ensure_writable_dir, write_atomic
+from ..runtime import library_versions, resolve_device
 from ..train import Checkpoint, TrainRecord, TrainSettings, accuracy, checkpoint_state, initial_model, train
 from ..ui import stderr_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .scan import STEM_HELP
 
 

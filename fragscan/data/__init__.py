@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,53 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, InputError
-from ..registry import Registry
-
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What the pipeline knows about a dataset before reading it. ``None``: read from the data."""
-
-    num_classes: int | None = None
-    input_size: tuple[int, int, int] | None = None
-    needs_root: bool = True
-    description: str = ""
-    mean: tuple[float, ...] | None = None  # pixel statistics of the training split, for models fitted to it
-    std: tuple[float, ...] | None = None
-
-
-def register_dataset(
-    name: str,
-    *,
-    num_classes: int | None = None,
-    input_size: tuple[int, int, int] | None = None,
-    needs_root: bool = True,
-    description: str = "",
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
-    source: str | None = None,
-) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Decorator: register a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, int label).
-
-    Leave ``num_classes`` as ``None`` when it depends on the files: the dataset's ``classes``
-    attribute (or its largest label + 1) then gives it.
-    """
-    spec = DatasetSpec(
-        int(num_classes) if num_classes is not None else None,
-        tuple(input_size) if input_size else None,
-        needs_root,
-        description,
-        tuple(mean) if mean is not None else None,
-        tuple(std) if std is not None else None,
-    )
-
-    def wrap(factory):
-        return DATASETS.register(name, factory, spec=spec, source=source)
-
-    return wrap
-
+from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
 
 def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.list(pattern)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from . import register_dataset
+from ._registry import register_dataset
 from .layout import require_root
 
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import InputError
-from . import register_dataset
+from ._registry import register_dataset
 
 
 def _channels_first(x: np.ndarray) -> np.ndarray:

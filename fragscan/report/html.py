@@ -7,7 +7,6 @@ whose text uses the reader's local sans-serif font.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,9 +15,6 @@ from markupsafe import Markup
 
 from . import plots
 from .model import Report
-
-if TYPE_CHECKING:
-    from ..compare import Comparison
 
 
 def _environment() -> Environment:
@@ -76,16 +72,3 @@ def checkpoint_heatmap(report: Report) -> str:
         [c.label for c in report.checkpoints],
         f"{plots.SCORE_SYMBOLS[settings.summary_score]} ({settings.summary_filter})",
     )
-
-
-def render_comparison_html(comparison: Comparison) -> str:
-    matrix = np.array([[np.nan if s is None else s for s in item.scores] for item in comparison.items], dtype=float)
-    heatmap = plots.diverging_heatmap(
-        matrix.reshape(len(comparison.items), len(comparison.reports)),
-        [item.key for item in comparison.items],
-        [f"R{i + 1}" for i in range(len(comparison.reports))],
-        f"{plots.SCORE_SYMBOLS[comparison.score]} ({comparison.filter})",
-    )
-    environment = _environment()
-    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#7f8c8d", "absent": "#bdc3c7"}
-    return environment.get_template("compare.html.j2").render(comparison=comparison, heatmap=Markup(heatmap))
