@@ -34,7 +34,8 @@ class SynapticFilter:
     def __init__(self, lo: float, hi: float, n: int):
         if n < MIN_THRESHOLDS:
             raise ConfigError(
-                f"a sweep needs at least {MIN_THRESHOLDS} thresholds, got {n}; pass --thresholds {MIN_THRESHOLDS} or more"
+                f"a sweep needs at least {MIN_THRESHOLDS} thresholds, got {n}; "
+                f"pass --thresholds {MIN_THRESHOLDS} or more"
             )
         if not lo <= hi:
             raise ConfigError(f"filter range needs lo <= hi, got [{lo}, {hi}]")

@@ -196,8 +196,8 @@ def analyse(
         from .checkpoints import scan_checkpoints
 
         return scan_checkpoints(
-            config, analyse, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir, resume=resume,
-            executor=executor,
+            config, analyse, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir,
+            resume=resume, executor=executor,
         )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -72,4 +72,5 @@ def test_a_filter_needs_the_thresholds_the_config_needs():
         StepUp(0.0, 1.0, 1)
     with pytest.raises(ConfigError, match=f"pass --thresholds {MIN_THRESHOLDS} or more"):
         StepUp(0.0, 1.0, MIN_THRESHOLDS - 1)
-    assert ScanConfig(thresholds=MIN_THRESHOLDS).thresholds == StepUp(0.0, 1.0, MIN_THRESHOLDS).n  # what it suggests works
+    suggested = ScanConfig(thresholds=MIN_THRESHOLDS).thresholds  # the value the message suggests is valid
+    assert StepUp(0.0, 1.0, suggested).n == suggested

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
+# The commands register on import.
+from . import audit, compare, listing, mask, plugins, report, retrain, scan, schema, train  # noqa: F401
 from ._app import app, fails_cleanly  # noqa: F401 (the public face of the command line)
-from . import audit, compare, listing, mask, plugins, report, retrain, scan, schema, train  # noqa: F401  (commands register on import)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, InputError
 from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
 
+
 def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.list(pattern)
 
