@@ -30,7 +30,7 @@ from fragscan.engine import analysis_mode, arithmetic, sweep
 from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.reference import reference_sweep
-from fragscan.scan import resolve_device
+from fragscan.runtime import resolve_device
 
 FILTERS = ("step-up", "step-down", "pulse")
 CIFAR_SPEC = ModelSpec((3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10)

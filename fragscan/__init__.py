@@ -7,7 +7,7 @@ import types as _types
 # Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 # The public API, imported on first use (PEP 562): most of it needs torch, which takes seconds to
 # import, and `fragscan --help` or a bad option should not wait for it.

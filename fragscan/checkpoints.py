@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .config import ScanConfig
 from .errors import InputError
@@ -20,7 +20,10 @@ from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScore
 
 if TYPE_CHECKING:
     from .engine import Progress
-    from .scan import Analysis
+
+# fragscan.scan.Analysis (a report and the model it analysed); the scan passes its own function in, as
+# this module sits below it.
+Analysis = TypeVar("Analysis")
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -77,12 +80,17 @@ def _labelled(progress: Callable[[Progress], None] | None, label: str) -> Callab
     return lambda event: progress(replace(event, target=f"{label} · {event.target}"))
 
 
-def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = None, **options) -> Analysis:
-    """Each weights file scanned in turn by :func:`fragscan.scan.analyse` with ``options`` (its
+def scan_checkpoints(
+    config: ScanConfig,
+    analyse: Callable[..., Analysis],
+    *,
+    checkpoint_dir: str | Path | None = None,
+    **options,
+) -> Analysis:
+    """Each weights file scanned in turn by ``analyse`` (:func:`fragscan.scan.analyse`) with ``options`` (its
     keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
     merged into one report."""
     from .models.weights import load_state_dict
-    from .scan import Analysis, analyse
 
     for path in config.checkpoints:  # a missing or unreadable file fails now, not after the ones before it were scanned
         if not Path(path).is_file():
@@ -115,4 +123,4 @@ def scan_checkpoints(config: ScanConfig, *, checkpoint_dir: str | Path | None = 
             ),
         }
     )
-    return Analysis(report, analysis.model)
+    return replace(analysis, report=report)

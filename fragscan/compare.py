@@ -148,3 +148,23 @@ def compare(
         ],
         items=items,
     )
+
+
+def render_comparison_html(comparison: Comparison) -> str:
+    # numpy, jinja2 and matplotlib load only when a page is rendered
+    import numpy as np
+    from markupsafe import Markup
+
+    from .report import plots
+    from .report.html import _environment
+
+    matrix = np.array([[np.nan if s is None else s for s in item.scores] for item in comparison.items], dtype=float)
+    heatmap = plots.diverging_heatmap(
+        matrix.reshape(len(comparison.items), len(comparison.reports)),
+        [item.key for item in comparison.items],
+        [f"R{i + 1}" for i in range(len(comparison.reports))],
+        f"{plots.SCORE_SYMBOLS[comparison.score]} ({comparison.filter})",
+    )
+    environment = _environment()
+    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#7f8c8d", "absent": "#bdc3c7"}
+    return environment.get_template("compare.html.j2").render(comparison=comparison, heatmap=Markup(heatmap))

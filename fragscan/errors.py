@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 def first_line(error: BaseException) -> str:
@@ -34,11 +34,15 @@ class UnknownNameError(UsageError):
         super().__init__(f"unknown {kind} {name!r}; {hint} (list them with `fragscan {kind}s`){_failed_plugins()}")
 
 
+# The plugins that failed to load, described one line each. fragscan.plugins installs the function that
+# lists them when it is imported: it sits above this module (it imports the registries, which raise these
+# errors), and before it is imported no plugin can have failed.
+failed_plugins: Callable[[], list[str]] = list
+
+
 def _failed_plugins() -> str:
     """Plugins that failed to load, which may be what should have registered the name."""
-    from .plugins import loaded_plugins  # plugins import the registries, which raise this error
-
-    failed = [plugin.describe() for plugin in loaded_plugins() if not plugin.loaded]
+    failed = failed_plugins()
     return f"; plugin {'; plugin '.join(failed)}" if failed else ""
 
 

@@ -19,7 +19,6 @@ its discordant samples (for clean and adversarial this is McNemar's exact test) 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
@@ -217,29 +216,3 @@ def _half_width(interval: Interval | None) -> float | None:
 
 def _samples_to_decide(summary_class: str, score: float | None, half_width: float | None, samples: int, tau: float):
     return samples_to_decide(score, half_width, samples, tau) if summary_class == "inconclusive" else None
-
-
-def resolution_line(report: Report) -> str | None:
-    """"3 groups inconclusive at 1000 samples; about 4000 would decide them", or None when every
-    group is decided. The estimate is the largest group's, rounded up to two significant figures."""
-    undecided = [g for g in report.groups if g.summary_class == "inconclusive"]
-    if not undecided:
-        return None
-    plural = "s" if len(undecided) > 1 else ""
-    most_samples = max(g.samples for g in undecided)
-    upto = "" if all(g.samples == most_samples for g in undecided) else "up to "
-    line = f"{len(undecided)} group{plural} inconclusive at {upto}{most_samples} samples"
-    needed = [g.samples_to_decide for g in undecided if g.samples_to_decide is not None]
-    if not needed:
-        return line + "; their scores sit on a class boundary, so no sample count would decide them"
-    most = _round_up(max(needed))
-    which = "it" if len(undecided) == 1 else "them" if len(needed) == len(undecided) else f"{len(needed)} of them"
-    line += f"; about {most} would decide {which}"
-    if most > report.dataset.size:
-        line += f" (the {report.dataset.split} split has {report.dataset.size})"
-    return line
-
-
-def _round_up(count: int) -> int:
-    step = 10 ** max(0, len(str(count)) - 2)
-    return math.ceil(count / step) * step

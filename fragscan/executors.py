@@ -166,9 +166,7 @@ def _ray_results(pending: list[str], job: Job, options: ExecutorOptions) -> Iter
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'fragscan[ray]'") from None
     if not ray.is_initialized():
-        import fragscan
-
-        source_root = str(Path(fragscan.__file__).resolve().parent.parent)
+        source_root = str(Path(__file__).resolve().parent.parent)
         try:
             if options.ray_address:
                 ray.init(address=options.ray_address, logging_level="ERROR", log_to_driver=False)
@@ -231,7 +229,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
     name), rebuild the evaluation from ``job``, sweep one target."""
-    from .scan import resolve_device
+    from .runtime import resolve_device
 
     load_worker_plugins(job.plugins)
     config = job.config

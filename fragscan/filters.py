@@ -12,6 +12,7 @@ import torch
 
 from .errors import ConfigError
 from .registry import Registry
+from .limits import MIN_THRESHOLDS
 
 FILTERS: Registry[type[SynapticFilter]] = Registry("filter")
 
@@ -31,8 +32,11 @@ class SynapticFilter:
     description: ClassVar[str]
 
     def __init__(self, lo: float, hi: float, n: int):
-        if n < 2:
-            raise ConfigError(f"a sweep needs at least 2 thresholds, got {n}; pass --thresholds 2 or more")
+        if n < MIN_THRESHOLDS:
+            raise ConfigError(
+                f"a sweep needs at least {MIN_THRESHOLDS} thresholds, got {n}; "
+                f"pass --thresholds {MIN_THRESHOLDS} or more"
+            )
         if not lo <= hi:
             raise ConfigError(f"filter range needs lo <= hi, got [{lo}, {hi}]")
         self.lo, self.hi, self.n = float(lo), float(hi), int(n)

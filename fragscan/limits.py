@@ -13,6 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, Strict, ValidationInfo
 
+# Simpson's rule needs 3 points: the one lower bound on a sweep's length, for the config and for a filter built directly.
+MIN_THRESHOLDS = 3
 MAX_THRESHOLDS = 1000  # a 1000-point curve resolves value bands far finer than any sample size can tell apart
 MAX_BOOTSTRAP = 10_000  # percentile intervals settle long before; memory is resamples x samples x 12 bytes
 MAX_SEED = 2**63 - 1  # the widest seed torch's generators and numpy's take alike
@@ -55,7 +57,7 @@ def bounded(low: float | None, high: float | None, *, above: bool = False, why: 
 
 
 # Command options (scan, train, retrain): the message names the option and its range.
-Thresholds = Annotated[int, bounded(3, MAX_THRESHOLDS, why=" (Simpson's rule needs 3 points)")]
+Thresholds = Annotated[int, bounded(MIN_THRESHOLDS, MAX_THRESHOLDS, why=" (Simpson's rule needs 3 points)")]
 Bootstrap = Annotated[int, bounded(0, MAX_BOOTSTRAP, why=" (0 turns intervals off)")]
 Seed = Annotated[int, bounded(0, MAX_SEED)]
 Margin = Annotated[float, bounded(0, None)]

@@ -18,14 +18,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .classify import Class
 from .config import Score
 from .errors import ConfigError, InputError, first_line
 from .evidence import group_class
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
-from .report import Report, report_digest, write_atomic
+from .files import write_atomic
+from .report import Report, report_digest
 
 Policy = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
@@ -157,7 +158,7 @@ def reported_network(
     """
     from .models import create_model
     from .plugins import load_plugins
-    from .scan import _sha256 as file_sha256
+    from .runtime import file_sha256
 
     path = weights or report.model.weights
     if path is None:

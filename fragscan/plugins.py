@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from . import errors
 from .errors import InputError
 from .registry import registering_as
 
@@ -127,6 +128,13 @@ def load_plugins(files: Iterable[str | Path] = (), *, project_dir: str | Path | 
 def loaded_plugins() -> list[Plugin]:
     """Every plugin loaded so far in this process."""
     return list(_LOADED.values())
+
+
+def _failed_descriptions() -> list[str]:
+    return [plugin.describe() for plugin in loaded_plugins() if not plugin.loaded]
+
+
+errors.failed_plugins = _failed_descriptions  # an unknown name then names them (see errors.failed_plugins)
 
 
 def load_again(plugins: Iterable[Plugin]) -> list[Plugin]:

@@ -27,7 +27,7 @@ import torch
 
 from .engine import Curve, EngineInfo
 from .errors import ConfigError, InputError
-from .report.io import write_atomic
+from .files import write_atomic
 
 FORMAT = "fragscan-checkpoint/1"
 DIRECTORY_NAME = ".fragscan-checkpoints"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
-from . import __version__
+from ._version import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .confidence import LEVEL, pack_bits, unpack_bits
 from .config import AttackSpace, PixelBudget, SampleLimit
@@ -35,7 +35,7 @@ from .fitting import model_for_data
 from .limits import MAX_BOOTSTRAP, MAX_REPEATS, BatchSize, Epochs, LearningRate, Seed, WeightDecay, bounded
 from .masks import Mask, load_mask
 from .models import Normalized, Stem
-from .scan import library_versions, resolve_device
+from .runtime import library_versions, resolve_device
 from .train import TrainSettings, train
 
 SCHEMA_VERSION = "2.0"
@@ -295,7 +295,7 @@ def check_mask_is_for_weights(config: RetrainConfig) -> None:
 
     from .models import model_spec
     from .plugins import load_plugins
-    from .scan import _sha256 as file_sha256
+    from .runtime import file_sha256
 
     try:
         with safe_open(str(config.mask), framework="pt") as handle:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import asdict, dataclass
-import platform
 import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
-from . import __version__
+from ._version import __version__
 from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, calibration_missed, check_attack, uses_eps
 from .batching import auto_batch_size
 from . import adaptive
@@ -26,14 +23,16 @@ from .assess import References, assess
 from .confidence import LEVEL, pack_bits
 from .config import AdaptivePlan, ScanConfig
 from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
+from .runtime import file_sha256, library_versions, resolve_device
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
 from .engine import Curve, Progress, analysis_mode, arithmetic, measure
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
+from .files import ensure_writable_dir, write_atomic
 from .filters import FILTERS
 from .groups import parameter_groups, unmatched_glob
-from .masks import default_policy, mask_from_report
+from .masks import Mask, default_policy, mask_bytes, mask_from_report
 from .fitting import check_fits, model_for_data
 from .models import Normalized, model_spec
 from .plugins import load_plugins
@@ -53,45 +52,9 @@ from .report import (
     ScoreTriple,
     Settings,
     SkippedGroupReport,
-    ensure_writable_dir,
-    write_scan_outputs,
 )
+from .report.io import report_json
 from .sanity import check_model, near_chance
-
-_VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", "pydantic", "safetensors")
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise ConfigError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto")
-    return device
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "fragscan": __version__}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
-
-
-def _sha256(path: str | Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 # Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
 SCORING_ONLY = {"baseline", "normalise_by", "tau", "classify", "bootstrap", "summary_filter", "summary_score"}
@@ -233,8 +196,8 @@ def analyse(
         from .checkpoints import scan_checkpoints
 
         return scan_checkpoints(
-            config, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir, resume=resume,
-            executor=executor, check_groups=check_groups,
+            config, analyse, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir,
+            resume=resume, executor=executor, check_groups=check_groups,
         )
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -415,7 +378,7 @@ def analyse(
         model=ModelInfo(
             name=config.model,
             weights=None if weights_path is None else str(weights_path),
-            weights_sha256=_sha256(weights_path),
+            weights_sha256=file_sha256(weights_path),
             input_size=list(spec.input_size),
             mean=list(spec.mean),
             std=list(spec.std),
@@ -469,6 +432,30 @@ def analyse(
     return Analysis(judge(report), model)
 
 
+def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
+    """Everything a scan leaves in its output directory, each written atomically: report.json,
+    curves.csv (tidy long curves) and report.html, rendered from the report, and, given ``mask``
+    (built from the weight values, which the report does not hold), mask.safetensors; without
+    one, an earlier scan's mask.safetensors there is removed."""
+    from .report.html import render_html
+    from .report.tables import curves_csv
+
+    directory = ensure_writable_dir(directory)
+    # Render everything before writing anything: a rendering failure leaves no partial set.
+    outputs = {
+        directory / "report.json": report_json(report),
+        directory / "curves.csv": curves_csv(report).encode(),
+        directory / "report.html": render_html(report).encode(),
+    }
+    if mask is not None:
+        outputs[directory / "mask.safetensors"] = mask_bytes(mask)
+    for path, data in outputs.items():
+        write_atomic(path, data)
+    if mask is None:  # an earlier scan's mask would pass for this report's
+        (directory / "mask.safetensors").unlink(missing_ok=True)
+    return list(outputs)
+
+
 class ScanOutputs(BaseModel):
     """What :func:`scan_to` wrote."""
 
@@ -493,7 +480,7 @@ def scan_to(
 ) -> ScanOutputs:
     """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
     report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
-    atomically (:func:`fragscan.report.write_scan_outputs`).
+    atomically (:func:`write_scan_outputs`).
 
     Names and ``out`` are checked before any model or data is loaded. Finished sweep targets are
     checkpointed under ``out/.fragscan-checkpoints`` as they complete, so the same call after an

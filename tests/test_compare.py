@@ -95,7 +95,7 @@ def test_compare_command_writes_table_json_and_html(report, tmp_path):
 
 @needs_browser
 def test_the_comparison_page_loads_cleanly_in_chromium(report, tmp_path):
-    from fragscan.report.html import render_comparison_html
+    from fragscan.compare import render_comparison_html
 
     page = tmp_path / "c.html"
     page.write_text(render_comparison_html(compare([report, _with_score(report, 1, -0.9, "fragile")], ["a", "b"])))

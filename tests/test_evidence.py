@@ -16,7 +16,7 @@ from fragscan.classify import classify, samples_to_decide
 from fragscan.cli import app
 from fragscan.compare import compare
 from fragscan.confidence import Bootstrap, family_level, unpack_bits
-from fragscan.evidence import judge, paired_interval, resolution_line, sign_test
+from fragscan.evidence import judge, paired_interval, sign_test
 from fragscan.masks import build_mask
 from fragscan.report import load_report, write_report
 from fragscan.report.html import render_html
@@ -180,17 +180,17 @@ def _with_classes(report, classes, samples_to_decide=()):
     return report.model_copy(update={"groups": groups})
 
 
-def test_resolution_line_says_how_many_samples_would_decide(scanned):
+def test_resolution_note_says_how_many_samples_would_decide(scanned):
     report, _ = scanned
     decided = _with_classes(report, ["robust"] * 5)
-    assert resolution_line(decided) is None
+    assert decided.resolution_note() is None
     three = _with_classes(report, ["inconclusive", "robust", "inconclusive", "inconclusive", "fragile"],
                           [3100, None, 3950, 1200, None])
-    assert resolution_line(three) == (
+    assert three.resolution_note() == (
         f"3 groups inconclusive at 120 samples; about 4000 would decide them (the test split has {report.dataset.size})"
     )
     partly = _with_classes(report, ["inconclusive", "inconclusive", "robust", "robust", "robust"], [130, None])
-    assert resolution_line(partly) == "2 groups inconclusive at 120 samples; about 130 would decide 1 of them"
+    assert partly.resolution_note() == "2 groups inconclusive at 120 samples; about 130 would decide 1 of them"
 
 
 def test_band_mask_follows_threshold_classes_and_the_inconclusive_policy(scanned):

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
+from fragscan.config import ScanConfig
 from fragscan.errors import ConfigError
 from fragscan.filters import FILTERS, Pulse, StepDown, StepUp, create_filter
+from fragscan.limits import MIN_THRESHOLDS
 
 W = torch.tensor([[-1.0, -0.5], [0.5, 1.0]])
 
@@ -65,6 +67,10 @@ def test_pulse_bands_cover_each_entry_about_once():
     assert hits.float().mean() > 0.9
 
 
-def test_a_sweep_needs_two_thresholds():
+def test_a_filter_needs_the_thresholds_the_config_needs():
     with pytest.raises(ConfigError):
         StepUp(0.0, 1.0, 1)
+    with pytest.raises(ConfigError, match=f"pass --thresholds {MIN_THRESHOLDS} or more"):
+        StepUp(0.0, 1.0, MIN_THRESHOLDS - 1)
+    suggested = ScanConfig(thresholds=MIN_THRESHOLDS).thresholds  # the value the message suggests is valid
+    assert StepUp(0.0, 1.0, suggested).n == suggested

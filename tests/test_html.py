@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 import fragscan
-from fragscan.report import load_report, write_scan_outputs
+from fragscan.report import load_report
+from fragscan.scan import write_scan_outputs
 from fragscan.report.html import render_html
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
 from pagecheck import browse, external_references, needs_browser

@@ -4,6 +4,7 @@ from typer.testing import CliRunner
 
 import fragscan
 from fragscan.cli import app
+from fragscan.report import load_report, write_report
 from fragscan.report.model import SCHEMA_VERSION, Report
 from fragscan.report.schema import recorded_fingerprints, report_schema, schema_fingerprint
 
@@ -52,8 +53,11 @@ def test_schema_command_prints_the_schema_and_the_fingerprint():
     assert runner.invoke(app, ["schema", "--fingerprint"]).stdout.split() == [SCHEMA_VERSION, schema_fingerprint()]
 
 
-def test_a_report_carries_the_current_version():
-    assert Report.model_fields["schema_version"].default == SCHEMA_VERSION == fragscan.report.SCHEMA_VERSION
+def test_a_written_report_carries_the_current_version(small_config, tmp_path):
+    assert Report.model_fields["schema_version"].default == SCHEMA_VERSION
+    path = write_report(fragscan.scan(small_config(max_samples=20, thresholds=3)), tmp_path / "report.json")
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert load_report(path).schema_version == SCHEMA_VERSION
 
 
 def test_the_new_commands_explain_themselves():

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
-from .. import __version__
-from ..report import ensure_writable_dir, write_atomic
+from .._version import __version__
+from ..files import ensure_writable_dir, write_atomic
 from .rules import AuditResult, RuleOutcome
 
 AUDIT_FILES = {"json": "audit.json", "junit": "audit.junit.xml", "sarif": "audit.sarif"}

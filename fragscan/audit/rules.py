@@ -6,7 +6,7 @@ from fnmatch import fnmatchcase
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..report import Report, report_digest
 from .policy import Policy, load_baseline

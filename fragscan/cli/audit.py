@@ -12,9 +12,10 @@ from rich.table import Table
 from ..audit import AuditResult, Policy, audit as run_audit, load_baseline, load_policy, write_audit_outputs
 from ..config import build_config
 from ..errors import PolicyViolation
-from ..report import Report, ensure_writable_dir, load_report
+from ..files import ensure_writable_dir
+from ..report import Report, load_report
 from ..ui import print_table, stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
 

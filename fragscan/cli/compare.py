@@ -9,11 +9,12 @@ from rich import box
 from rich.table import Table
 
 from ..compare import compare as compare_reports
+from ..compare import render_comparison_html
 from ..errors import ConfigError
-from ..report import load_report, write_atomic
-from ..report.io import check_outputs
+from ..files import check_outputs, write_atomic
+from ..report import load_report
 from ..ui import print_table, stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .summary import CLASS_STYLE
 
 
@@ -69,8 +70,6 @@ def compare(
         if path is None:
             continue
         if render == "html":
-            from ..report.html import render_comparison_html
-
             write_atomic(path, render_comparison_html(comparison).encode())
         else:
             write_atomic(path, comparison.model_dump_json(indent=1).encode())

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..plugins import load_plugins
 from ..ui import print_table, stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 # Each command imports its registry when it runs: they import torch, which `fragscan --help` need not wait for.
 

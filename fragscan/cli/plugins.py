@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
 from ..ui import print_table, stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 
 @app.command()

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from ..report import load_report, write_curves_csv, write_html
-from ..report.io import check_outputs
+from ..files import check_outputs
 from ..ui import stderr_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 
 @app.command()

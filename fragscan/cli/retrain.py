@@ -9,9 +9,9 @@ import typer
 
 from ..config import build_config
 from ..plugins import load_plugins
-from ..report import ensure_writable_dir, write_atomic
+from ..files import ensure_writable_dir, write_atomic
 from ..ui import stderr_console, stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .scan import ATTACK_SPACE_HELP, STEM_HELP, _number
 
 if TYPE_CHECKING:

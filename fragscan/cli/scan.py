@@ -12,7 +12,7 @@ from ..checkpoints import checkpoint_files
 from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
 from ..ui import stderr_console, stdout_console, sweep_progress
-from . import absolute, app, fails_cleanly
+from ._app import absolute, app, fails_cleanly
 from .audit import audit_and_write
 from .summary import print_summary
 

@@ -8,7 +8,7 @@ import typer
 
 from ..report.schema import SCHEMA_VERSION, report_schema, schema_fingerprint
 from ..ui import stdout_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 
 
 @app.command()

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..evidence import resolution_line
 from ..report import Report
 from ..ui import print_table
 
@@ -95,7 +94,7 @@ def print_summary(report: Report, console: Console) -> None:
             + f" (--classify {settings.classify}, τ = {settings.tau})",
             highlight=False,
         )
-        resolution = resolution_line(report)
+        resolution = report.resolution_note()
         if resolution:
             console.print(resolution, highlight=False)
     if report.sampling_note():

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 from ..config import TrainSettings, build_config
 from ..errors import ConfigError
 from ..plugins import load_plugins
-from ..report import ensure_writable_dir, write_atomic
+from ..files import ensure_writable_dir, write_atomic
 from ..ui import stderr_console
-from . import app, fails_cleanly
+from ._app import app, fails_cleanly
 from .scan import STEM_HELP
 
 
@@ -53,7 +53,7 @@ def train_command(
     # torch takes seconds to import: not before --help or an option error
     from ..data import create_dataset
     from ..models.weights import safetensors_bytes
-    from ..scan import library_versions, resolve_device
+    from ..runtime import library_versions, resolve_device
     from ..train import Checkpoint, TrainRecord, accuracy, checkpoint_state, initial_model, train
 
     resolved = resolve_device(device)

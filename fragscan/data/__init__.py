@@ -9,8 +9,6 @@ Scans meant for masks run on ``val``; retraining is judged on ``test``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +17,8 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, InputError
-from ..limits import LIMITS_DOC, MAX_CLASSES
-from ..registry import Registry
-
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What the pipeline knows about a dataset before reading it. ``None``: read from the data."""
-
-    num_classes: int | None = None
-    input_size: tuple[int, int, int] | None = None
-    needs_root: bool = True
-    description: str = ""
-    mean: tuple[float, ...] | None = None  # pixel statistics of the training split, for models fitted to it
-    std: tuple[float, ...] | None = None
-    # Whether the data at a root has a training split to hold ``val`` out of (a bool when it never
-    # depends on the files): then ``val`` and ``train`` are carved from the adapter's ``train``.
-    holdout: bool | Callable[[Path | None], bool] = False
-
+from .layout import checked_class_count
+from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
 
 # The validation split: this share of the training data, at most VAL_CAP samples (and at least one
 # per class), drawn by a stratified train_test_split with VAL_SEED. Fixed, not an option, so that
@@ -47,40 +27,6 @@ VAL_SPLIT = "val"
 VAL_SHARE = 0.2
 VAL_CAP = 5000
 VAL_SEED = 0
-
-
-def register_dataset(
-    name: str,
-    *,
-    num_classes: int | None = None,
-    input_size: tuple[int, int, int] | None = None,
-    needs_root: bool = True,
-    description: str = "",
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
-    source: str | None = None,
-    holdout: bool | Callable[[Path | None], bool] = False,
-) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Decorator: register a factory ``(root, split, **kw) -> Dataset`` of (pixels in [0,1] CxHxW, int label).
-
-    Leave ``num_classes`` as ``None`` when it depends on the files: the dataset's ``classes``
-    attribute (or its largest label + 1) then gives it. ``holdout``: the factory's ``train`` split
-    is training data, and fragscan holds the ``val`` split out of it (a callable decides per root).
-    """
-    spec = DatasetSpec(
-        int(num_classes) if num_classes is not None else None,
-        tuple(input_size) if input_size else None,
-        needs_root,
-        description,
-        tuple(mean) if mean is not None else None,
-        tuple(std) if std is not None else None,
-        holdout,
-    )
-
-    def wrap(factory):
-        return DATASETS.register(name, factory, spec=spec, source=source)
-
-    return wrap
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
@@ -190,17 +136,6 @@ def drawn_ranks(size: int, samples: int, seed: int) -> torch.Tensor:
     """:func:`sample_ranks` of the ``samples`` a scan drew from a split of ``size``: what a report
     alone needs to pair an adaptive sweep's prefix with the unfiltered network."""
     return sample_ranks(size, drawn_indices(size, samples, seed), seed)
-
-
-def checked_class_count(count: int, source: str) -> int:
-    """``count`` classes, refused beyond MAX_CLASSES before a classifier (or a list of names) that
-    size is built: one corrupt label of 10**9 would otherwise take every byte of memory."""
-    if count > MAX_CLASSES:
-        raise InputError(
-            f"{source} reach label {count - 1}, beyond the {MAX_CLASSES} classes fragscan takes; "
-            f"labels must be 0, 1, ..., K-1 (see {LIMITS_DOC})"
-        )
-    return count
 
 
 def evaluation_tensors(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from . import register_dataset
+from ._registry import register_dataset
 from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 
 _ALLOWED_GLOBALS = {

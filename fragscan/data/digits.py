@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError
-from . import register_dataset
+from ._registry import register_dataset
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.3

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from . import register_dataset
+from ._registry import register_dataset
 from .layout import ImageTensors, check_split, download_failed, first_existing, missing_files, require_root
 
 _PREFIX = {"train": "train", "test": "t10k"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
-from . import register_dataset
+from ._registry import register_dataset
 from .layout import own_train_without_val, require_root
 
 

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, InputError
+from ..limits import LIMITS_DOC, MAX_CLASSES
 
 
 class ImageTensors(Dataset):
@@ -55,3 +56,14 @@ def missing_files(name: str, expected: str, places: Sequence[Path], hint: str = 
 def download_failed(dataset: str, root: Path, error: BaseException) -> InputError:
     """torchvision's download errors run over several lines (file, mirror, cause): one line here."""
     return InputError(f"--download of {dataset} into {str(root)!r} failed: {' '.join(str(error).split())}")
+
+
+def checked_class_count(count: int, source: str) -> int:
+    """``count`` classes, refused beyond MAX_CLASSES before a classifier (or a list of names) that
+    size is built: one corrupt label of 10**9 would otherwise take every byte of memory."""
+    if count > MAX_CLASSES:
+        raise InputError(
+            f"{source} reach label {count - 1}, beyond the {MAX_CLASSES} classes fragscan takes; "
+            f"labels must be 0, 1, ..., K-1 (see {LIMITS_DOC})"
+        )
+    return count

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError, InputError
-from . import checked_class_count, register_dataset
-from .layout import own_train_without_val
+from ._registry import register_dataset
+from .layout import checked_class_count, own_train_without_val
 
 
 def _channels_first(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from . import register_dataset
+from ._registry import register_dataset
 from .imagefolder import image_folder, read_rgb
 from .layout import check_split, missing_files, require_root
 

@@ -13,72 +13,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, FragscanError, first_line
-from ..registry import Registry
+from ._registry import MODELS, ModelSpec, Stem, register_model  # noqa: F401 (the public verbs live here)
 from .weights import apply_state_dict, load_state_dict
-
-Stem = Literal["imagenet", "cifar"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the pipeline needs to know about a model's input, like timm's ``pretrained_cfg``.
-
-    ``None`` means "whatever the data has": the spec of a built model (``Normalized.spec``) has
-    every field set.
-    """
-
-    input_size: tuple[int, int, int] | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    num_classes: int | None = None
-    default_weights: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def fitted(
-        self,
-        *,
-        num_classes: int | None = None,
-        in_chans: int | None = None,
-        input_size: tuple[int, int, int] | None = None,
-        mean: tuple[float, ...] | None = None,
-        std: tuple[float, ...] | None = None,
-    ) -> ModelSpec:
-        """This spec with the open fields filled; explicit arguments win over the registered values.
-
-        Without any statistics for the channel count, mean 0.5 / std 0.5 per channel is used [ours].
-        """
-        size = tuple(input_size) if input_size is not None else self.input_size
-        channels = in_chans or (size[0] if size is not None else None)
-        if size is not None and channels is not None and size[0] != channels:
-            size = (channels, *size[1:])
-        classes = num_classes if num_classes is not None else self.num_classes
-        if size is None or classes is None:
-            missing = "input_size" if size is None else "num_classes"
-            raise ConfigError(f"the model's {missing} is open and no data was given to fill it; pass {missing}=...")
-
-        def statistic(given, registered, fallback):
-            for candidate in (given, registered):
-                if candidate is not None and len(candidate) == size[0]:
-                    return tuple(float(v) for v in candidate)
-            return (fallback,) * size[0]
-
-        return replace(
-            self,
-            input_size=size,
-            num_classes=int(classes),
-            mean=statistic(mean, self.mean, 0.5),
-            std=statistic(std, self.std, 0.5),
-        )
 
 
 class Normalized(nn.Module):
@@ -101,39 +44,6 @@ class Normalized(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.net((pixels - self.mean) / self.std)
-
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
-
-
-def register_model(
-    name: str,
-    *,
-    input_size: tuple[int, int, int] | None = None,
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
-    num_classes: int | None = None,
-    default_weights: str | None = None,
-    stems: bool = False,
-    source: str | None = None,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a factory ``(num_classes=K, in_chans=C, **kw) -> nn.Module`` taking normalised input.
-
-    Leave ``num_classes`` / ``input_size`` / ``mean`` / ``std`` as ``None`` to adapt them to the data.
-    ``stems=True``: the factory also takes ``stem="imagenet"|"cifar"`` (``--stem``).
-    """
-    spec = ModelSpec(
-        tuple(input_size) if input_size is not None else None,
-        tuple(mean) if mean is not None else None,
-        tuple(std) if std is not None else None,
-        int(num_classes) if num_classes is not None else None,
-        default_weights,
-    )
-
-    def wrap(factory):
-        return MODELS.register(name, factory, spec=spec, stems=stems, source=source)
-
-    return wrap
 
 
 def list_models(pattern: str = "*", *, external: bool = True) -> list[str]:

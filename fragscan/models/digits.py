@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from . import register_model
+from ._registry import register_model
 from .paper import SmallCNN
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"

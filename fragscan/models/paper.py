@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import Stem, register_model
+from ._registry import Stem, register_model
 
 
 def _conv_like(conv: nn.Conv2d, in_chans: int, *, small: bool) -> nn.Conv2d:

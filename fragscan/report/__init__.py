@@ -25,12 +25,9 @@ from .model import (  # noqa: F401
     ThresholdValues,
 )
 from .io import (  # noqa: F401
-    ensure_writable_dir,
     load_report,
     report_digest,
-    write_atomic,
     write_curves_csv,
     write_html,
     write_report,
-    write_scan_outputs,
 )

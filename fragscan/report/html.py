@@ -7,19 +7,14 @@ whose text uses the reader's local sans-serif font.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from ..evidence import resolution_line
 from . import plots
 from .model import Report
-
-if TYPE_CHECKING:
-    from ..compare import Comparison
 
 
 def _environment() -> Environment:
@@ -54,7 +49,7 @@ def render_html(report: Report) -> str:
             (k, v) for k, v in settings.model_dump(mode="json").items() if k not in ("versions",)
         ),
         summary_counts=Counter(g.summary_class for g in report.groups),
-        resolution=resolution_line(report),
+        resolution=report.resolution_note(),
         heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
         class_map=Markup(plots.class_map(report)) if report.groups else None,
         curves=curves,
@@ -78,16 +73,3 @@ def checkpoint_heatmap(report: Report) -> str:
         [c.label for c in report.checkpoints],
         f"{plots.SCORE_SYMBOLS[settings.summary_score]} ({settings.summary_filter})",
     )
-
-
-def render_comparison_html(comparison: Comparison) -> str:
-    matrix = np.array([[np.nan if s is None else s for s in item.scores] for item in comparison.items], dtype=float)
-    heatmap = plots.diverging_heatmap(
-        matrix.reshape(len(comparison.items), len(comparison.reports)),
-        [item.key for item in comparison.items],
-        [f"R{i + 1}" for i in range(len(comparison.reports))],
-        f"{plots.SCORE_SYMBOLS[comparison.score]} ({comparison.filter})",
-    )
-    environment = _environment()
-    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#7f8c8d", "absent": "#bdc3c7"}
-    return environment.get_template("compare.html.j2").render(comparison=comparison, heatmap=Markup(heatmap))

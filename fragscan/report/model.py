@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Literal
 
@@ -286,6 +287,26 @@ class Report(_Model):
         cells = [(len(c.thresholds), c.samples) for g in self.groups for c in g.filters.values()]
         return sum(t * n for t, n in cells), sum(t for t, _ in cells) * self.baseline.samples
 
+    def resolution_note(self) -> str | None:
+        """"3 groups inconclusive at 1000 samples; about 4000 would decide them", or None when every
+        group is decided. The estimate is the largest group's, rounded up to two significant figures."""
+        undecided = [g for g in self.groups if g.summary_class == "inconclusive"]
+        if not undecided:
+            return None
+        plural = "s" if len(undecided) > 1 else ""
+        most_samples = max(g.samples for g in undecided)
+        upto = "" if all(g.samples == most_samples for g in undecided) else "up to "
+        line = f"{len(undecided)} group{plural} inconclusive at {upto}{most_samples} samples"
+        needed = [g.samples_to_decide for g in undecided if g.samples_to_decide is not None]
+        if not needed:
+            return line + "; their scores sit on a class boundary, so no sample count would decide them"
+        most = _round_up(max(needed))
+        which = "it" if len(undecided) == 1 else "them" if len(needed) == len(undecided) else f"{len(needed)} of them"
+        line += f"; about {most} would decide {which}"
+        if most > self.dataset.size:
+            line += f" (the {self.dataset.split} split has {self.dataset.size})"
+        return line
+
     def sampling_note(self) -> str | None:
         """One line on an adaptive scan's spend and its sweeps' stops; None for other scans."""
         if self.settings.adaptive is None:
@@ -298,3 +319,8 @@ class Report(_Model):
             f"looks at {looks} samples; sweeps stopped: "
             + ", ".join(f"{stops[s]} {s}" for s in ("decided", "futile", "maximum") if stops[s])
         )
+
+
+def _round_up(count: int) -> int:
+    step = 10 ** max(0, len(str(count)) - 2)
+    return math.ceil(count / step) * step

@@ -1,0 +1,73 @@
+"""Writing files safely: atomic writes, and output paths proven writable before any long work starts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import InputError
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
+    """Create ``directory`` if needed and prove it writable before any long work starts."""
+    directory = Path(directory)
+    blocking = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir would only say "File exists"
+        raise InputError(
+            f"cannot write to {option} {str(directory)!r}: {str(blocking)!r} is a file, not a directory; "
+            "name a directory (it is created if missing)"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise InputError(f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
+    return directory
+
+
+def ensure_writable_file(path: Path, option: str) -> Path:
+    """:func:`ensure_writable_dir` for the folder of the file ``option`` names, and that the name is
+    free for a file: checked before any work, so one bad path of several leaves none written."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"cannot write {option} {str(path)!r}: it is a directory; name a file in it")
+    ensure_writable_dir(path.parent, option)
+    return path
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | None] = ()) -> None:
+    """Before any work: each output file (by its option) can be written, and none is the same file
+    as an input or as another output, which writing it would overwrite."""
+    taken = {Path(p).resolve(): f"the input {str(p)!r}" for p in inputs if p is not None}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        ensure_writable_file(path, option)
+        if Path(path).resolve() in taken:
+            raise InputError(f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file")
+        taken[Path(path).resolve()] = option
