@@ -2,6 +2,7 @@
 and the bad inputs met along the way: each must work, or fail on one line with its exit code."""
 
 import json
+import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -148,12 +149,13 @@ def test_a_filter_named_twice_is_one_line_not_swept_twice(tmp_path):
 
 
 def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
-    import fragscan.cli.retrain
+    import fragscan.retrain  # noqa: F401  (in sys.modules)
 
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fragscan.cli.retrain, "retrain", interrupted)
+    # the command imports the library's retrain when it runs (torch is slow to import): patch it there
+    monkeypatch.setattr(sys.modules["fragscan.retrain"], "retrain", interrupted)
     result = runner.invoke(
         app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
     )
@@ -387,12 +389,13 @@ def test_heatmap_labels_with_dollar_signs_are_text_not_broken_mathtext():
 
 
 def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path, monkeypatch):
-    import fragscan.cli.retrain
+    import fragscan.retrain  # noqa: F401  (in sys.modules)
 
     def broken(config):
         raise RuntimeError("what went wrong\n  detail the parser printed\n  ^")
 
-    monkeypatch.setattr(fragscan.cli.retrain, "retrain", broken)
+    # the command imports the library's retrain when it runs (torch is slow to import): patch it there
+    monkeypatch.setattr(sys.modules["fragscan.retrain"], "retrain", broken)
     result = runner.invoke(
         app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
     )

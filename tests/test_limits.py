@@ -459,7 +459,7 @@ def test_an_all_zero_mask_is_warned_about(scanned, tmp_path):
     result = runner.invoke(
         app,
         ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "zero.safetensors"), "--weights", str(weights),
-         "--train-split", "test", "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--no-control",
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1",
          "--out", str(tmp_path / "r")],
     )
     assert result.exit_code == 0, result.output
