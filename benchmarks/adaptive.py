@@ -1,7 +1,7 @@
 """Benchmark: `--adaptive` against the full-size scan at the same maximum sample count (method §5b).
 
-    python benchmarks/adaptive.py [--fmnist-weights PATH] [--fmnist-samples 2000] [--initial-samples 100]
-                                  [--only digits|fashion-mnist]
+    python benchmarks/adaptive.py [--fmnist-weights PATH] [--fmnist-samples 2000] [--fmnist-thresholds 25]
+                                  [--initial-samples 100] [--only digits|fashion-mnist]
 
 Two cases, default three filters and 25 thresholds: the embedded default (digits-cnn on all 540
 digits test samples, `regenerate`, eps auto) and a small CNN trained by `fragscan train small-cnn
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--fmnist-weights", type=Path, default=Path("/work/cache/fmnist-cnn/epoch_002.safetensors"))
     parser.add_argument("--fmnist-root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--fmnist-samples", type=int, default=2000)
+    parser.add_argument("--fmnist-thresholds", type=int, default=25, help="fewer make a loaded CPU's run shorter")
     parser.add_argument("--initial-samples", type=int, default=100)
     parser.add_argument("--only", choices=("digits", "fashion-mnist"))
     args = parser.parse_args()
@@ -78,7 +79,7 @@ def main() -> None:
         "digits": ScanConfig(max_samples=None),
         "fashion-mnist": ScanConfig(
             model="small-cnn", dataset="fashion-mnist", weights=args.fmnist_weights, data_root=args.fmnist_root,
-            max_samples=args.fmnist_samples, attack_mode="fixed", eps=0.05,
+            max_samples=args.fmnist_samples, thresholds=args.fmnist_thresholds, attack_mode="fixed", eps=0.05,
         ),
     }
     print(
