@@ -45,7 +45,7 @@ def timed(config: ScanConfig) -> tuple[Report, float]:
 
 def compare(case: str, config: ScanConfig, initial: int) -> list[str]:
     full, full_s = timed(config)
-    adaptive, adaptive_s = timed(config.model_copy(update={"adaptive": {"initial_samples": initial}}))
+    adaptive, adaptive_s = timed(ScanConfig(**{**config.model_dump(), "adaptive": {"initial_samples": initial}}))
     # the adaptive scan must run at the eps the full one used: eps auto calibrates on the same samples
     assert adaptive.settings.eps_used == full.settings.eps_used
     reference = classes(full)
