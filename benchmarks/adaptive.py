@@ -55,12 +55,13 @@ def compare(case: str, config: ScanConfig, initial: int) -> list[str]:
         found = classes(report)
         decided = {k for k, c in found.items() if c in DECIDED}
         used, everything = report.sample_evaluations()
-        contradicting = sum(1 for k in decided & decided_full if found[k] != reference[k])
+        kept = decided & decided_full
+        contradicting = sum(1 for k in kept if found[k] != reference[k])
         groups_decided = sum(1 for g in report.groups if g.summary_class in DECIDED)
         rows.append(
             f"| {case} | {name} | {used:,} ({used / everything:.0%}) | {seconds:.0f} | "
             f"{len(decided)}/{len(found)} ({len(decided) / len(found):.0%}) | "
-            f"{len(decided & decided_full)}/{len(decided_full)} ({len(decided & decided_full) / max(1, len(decided_full)):.0%}) | "
+            f"{len(kept)}/{len(decided_full)} ({len(kept) / max(1, len(decided_full)):.0%}) | "
             f"{contradicting} | {groups_decided}/{len(report.groups)} |"
         )
     return rows
