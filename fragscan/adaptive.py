@@ -76,13 +76,15 @@ def look(curve: Curve, filter_id: str, references: References, config: ScanConfi
         wide = assess(curve, reference, config, adaptive.summary_level)
         score = getattr(wide.scores, config.summary_score)
         interval = None if wide.intervals is None else getattr(wide.intervals, config.summary_score)
-        summary_class = classify(score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify)
+        summary_class = classify(
+            score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
+        )
         summary = summary_class, interval
         claims.append((score, interval, summary_class))
     undecided = [(score, interval) for score, interval, cls in claims if cls not in SETTLED]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(score, interval, samples, config.tau, adaptive.max_samples) for score, interval in undecided):
+    elif all(_out_of_reach(s, interval, samples, config.tau, adaptive.max_samples) for s, interval in undecided):
         stop = "futile"
     elif samples >= adaptive.max_samples:
         stop = "maximum"
@@ -98,7 +100,9 @@ def _out_of_reach(score: float | None, interval: Interval, samples: int, tau: fl
     return needed is None or needed > maximum
 
 
-def history(curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan) -> list[Look]:
+def history(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan
+) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
     its size; each earlier look saw a prefix of those)."""
     ranks = references.ranks[references.columns(curve.clean.shape[1])]
@@ -164,7 +168,8 @@ def grow(
                 shape = (len(curve.thresholds), len(ranks))
                 bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, dtype=torch.bool)
             bits[filter_id][0][:, new], bits[filter_id][1][:, new] = curve.clean, curve.adversarial
-            grown = replace(first[filter_id], clean=bits[filter_id][0][:, prefix], adversarial=bits[filter_id][1][:, prefix])
+            clean, adversarial = bits[filter_id]
+            grown = replace(first[filter_id], clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             if look(grown, filter_id, references, config, adaptive).stop is not None:
                 finished[filter_id] = grown
         active, seen = tuple(f for f in active if f not in finished), samples

@@ -172,7 +172,9 @@ class ScanConfig(BaseModel):
         if self.adaptive is not None and self.scope == "global":
             raise ValueError("--adaptive grows each group's sweep on its own; use it with --scope local")
         if self.adaptive is not None and self.classify != "evidence":
-            raise ValueError("--adaptive stops a sweep once its interval decides the class; use it with --classify evidence")
+            raise ValueError(
+                "--adaptive stops a sweep once its interval decides the class; use it with --classify evidence"
+            )
         if not self.filters:
             raise ValueError("--filters is empty; name at least one filter (see `fragscan filters`)")
         twice = _first_repeat(self.filters)

@@ -53,7 +53,8 @@ def sweep_target(
 
     def evaluate(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Evaluated:
         new = columns.to(images.device)
-        result = run(filter_ids, images[new], labels[new], adversary.subset(new), tuple(c[new] for c in unfiltered), forward)
+        unfiltered_new = tuple(correct[new] for correct in unfiltered)
+        result = run(filter_ids, images[new], labels[new], adversary.subset(new), unfiltered_new, forward)
         return adaptive.Evaluated(result.curves[target], result.info)
 
     references = References(unfiltered, ranks, config.bootstrap, config.seed)

@@ -305,7 +305,8 @@ def analyse(
         finished |= run_targets(
             [t for t in targets if t not in finished],
             local=lambda target, forward: sweep_target(
-                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision, ranks
+                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision,
+                ranks,
             ),
             job=lambda: Job(
                 config=config,

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_resume import interrupt_after
 from typer.testing import CliRunner
 
 import fragscan
@@ -17,18 +18,17 @@ from fragscan.confidence import Bootstrap, family_level, unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.errors import ConfigError
-from test_resume import interrupt_after
 
 executors = importlib.import_module("fragscan.executors")
 runner = CliRunner()
 
 
 def adaptive_config(**overrides):
-    values = dict(
-        max_samples=80, thresholds=3, eps=0.1, batch_size=16, filters="step-up,pulse", attack_mode="fixed",
-        adaptive={"initial_samples": 20}, select=("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
-    )
-    return ScanConfig(**{**values, **overrides})
+    return ScanConfig(**{
+        "max_samples": 80, "thresholds": 3, "eps": 0.1, "batch_size": 16, "filters": "step-up,pulse",
+        "attack_mode": "fixed", "adaptive": {"initial_samples": 20},
+        "select": ("features.2.weight", "classifier.1.weight", "classifier.3.weight"), **overrides,
+    })
 
 
 def test_the_plan_doubles_up_to_the_drawn_samples_and_splits_alpha_over_its_looks():
@@ -111,10 +111,9 @@ def test_a_sweep_equals_a_non_adaptive_scan_of_its_size(adaptive_reports, mode):
     for samples in sorted({c.samples for g in report.groups for c in g.filters.values()}):
         fixed_size = fragscan.scan(config.model_copy(update={"adaptive": None, "max_samples": samples}))
         assert fixed_size.baseline.samples == samples
-        bootstrap = Bootstrap(
-            *(unpack_bits(bits, [samples]) for bits in (fixed_size.baseline.correct.clean, fixed_size.baseline.correct.adversarial)),
-            config.bootstrap, config.seed,
-        )
+        baseline = fixed_size.baseline.correct
+        unfiltered = (unpack_bits(bits, [samples]) for bits in (baseline.clean, baseline.adversarial))
+        bootstrap = Bootstrap(*unfiltered, config.bootstrap, config.seed)
         for group, plain in zip(report.groups, fixed_size.groups):
             for filter_id, curve in group.filters.items():
                 if curve.samples != samples:

@@ -44,6 +44,7 @@ def test_the_curves_csv_is_tidy_and_matches_the_report(scanned):
         assert float(row["threshold"]) == curve.thresholds[index]
         assert float(row["position"]) == curve.positions[index]
         assert int(row["removed"]) == curve.removed[index]
+        assert int(row["samples"]) == curve.samples == report.baseline.samples
         assert float(row["clean"]) == curve.clean[index]
         assert float(row["adversarial"]) == curve.adversarial[index]
 

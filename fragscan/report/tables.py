@@ -8,7 +8,7 @@ import io
 from .model import FilterCurve, Report
 
 CURVE_COLUMNS = (
-    "group", "filter", "threshold_index", "threshold", "position", "removed", "numel", "clean", "adversarial"
+    "group", "filter", "threshold_index", "threshold", "position", "removed", "numel", "samples", "clean", "adversarial"
 )
 GLOBAL_GROUP = "(global)"
 
@@ -18,12 +18,13 @@ def _rows(group: str, numel: int | str, filters: dict[str, FilterCurve]):
         for index, threshold in enumerate(curve.thresholds):
             yield (
                 group, filter_id, index, threshold, curve.positions[index], curve.removed[index], numel,
-                curve.clean[index], curve.adversarial[index],
+                curve.samples, curve.clean[index], curve.adversarial[index],
             )
 
 
 def curves_csv(report: Report) -> str:
-    """``removed`` counts zeroed entries of ``numel``; accuracies are shares of the evaluated samples.
+    """``removed`` counts zeroed entries of ``numel``; accuracies are shares of the ``samples`` the
+    sweep evaluated (all drawn, or fewer for an adaptive sweep that stopped early).
     Global-scope curves (all groups filtered at once) appear as group ``(global)``, with ``numel``
     empty: the report does not record the pooled size."""
     buffer = io.StringIO()
