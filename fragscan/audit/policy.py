@@ -29,7 +29,7 @@ class Policy(BaseModel):
     )
     must_not_be_fragile: tuple[str, ...] = Field(
         (),
-        description="globs over group names; no matching group may be (decidedly) fragile, and each glob must match one",
+        description="globs over group names; no matching group may be decidedly fragile, and each glob must match one",
     )
     max_regression: PolicyMargin | None = Field(
         None, description="no filtering score may fall by more than this against the baseline report"

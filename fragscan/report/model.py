@@ -102,7 +102,7 @@ class FilterCurve(_Model):
     half_widths: ScoreTriple | None = Field(None, description="half the width of each score's 95% interval")
     threshold_classes: ThresholdClasses | None = Field(
         None,
-        description="per threshold: class of Δ = acc_i − acc0 (clean, adversarial, Δadv − Δclean), τ in accuracy units",
+        description="per threshold: class of Δ = acc_i − acc0 (clean, adversarial, Δadv − Δclean); τ as accuracy",
     )
     threshold_p_values: ThresholdValues | None = Field(
         None, description="per threshold: exact McNemar (sign test) p-value of Δ against 0"
