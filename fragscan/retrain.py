@@ -136,6 +136,9 @@ class RetrainResult(BaseModel):
     versions: dict[str, str]
     mask_metadata: dict[str, str]
     mask_split: str | None = Field(description="the split the mask's scan ran on (None: the mask does not say)")
+    mask_chooses_elements: bool = Field(
+        description="some parameter is trainable in part (else the random control is the mask itself)"
+    )
     holdout: str | None = Field(description="how the validation split was held out of the training data")
     samples: int = Field(description="evaluation samples")
     fine_tuning_samples: int
@@ -213,10 +216,18 @@ def compare(selective: Arm, control: Arm, samples: int, resamples: int, seed: in
     )
 
 
-def verdict(comparison: dict[str, Comparison]) -> str:
-    """One plain sentence: did the mask's choice of elements beat a random choice of as many?"""
+def verdict(comparison: dict[str, Comparison], chooses_elements: bool = True) -> str:
+    """One plain sentence: did the mask's choice of elements beat a random choice of as many?
+
+    ``chooses_elements``: some parameter is trainable in part; when none is, the random mask with
+    the same count in every parameter is the mask itself, and the comparison says nothing."""
     if "selective_minus_random" not in comparison:
         return "No random-mask control was run, so these results cannot tell whether the mask's choice beat chance."
+    if not chooses_elements:
+        return (
+            "The mask trains each parameter whole or not at all, so a random mask with its count in every parameter "
+            "is the same mask: these results cannot tell whether its choice beat chance."
+        )
     difference = comparison["selective_minus_random"].adversarial
     low, high = difference.interval
     figures = f"{difference.estimate:+.4f} adversarial accuracy (95% interval {low:+.4f} to {high:+.4f})"
@@ -368,6 +379,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         arm: summarise(arm_runs, 1.0 if arm == "unmasked" else share, samples, config.bootstrap, config.seed)
         for arm, arm_runs in runs.items()
     }
+    chooses_elements = any(0 < int(t.sum()) < t.numel() for t in mask.tensors.values())
     comparison = {
         f"selective_minus_{control}": compare(arms["selective"], arms[control], samples, config.bootstrap, config.seed)
         for control in ("random", "unmasked")
@@ -387,7 +399,8 @@ def retrain(config: RetrainConfig) -> Retrained:
         before=before,
         arms=arms,
         comparison=comparison,
-        verdict=verdict(comparison),
+        mask_chooses_elements=chooses_elements,
+        verdict=verdict(comparison, chooses_elements),
         frozen_bit_identical=all(
             change.frozen_moved == 0 for arm in arms.values() for run in arm.runs for change in run.parameters
         ),

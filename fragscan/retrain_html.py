@@ -74,6 +74,7 @@ def render_html(result: RetrainResult) -> str:
         f"<td>{_interval(difference.clean, '+')}</td></tr>"
         for name, difference in result.comparison.items()
     )
+    seeds = ", ".join(str(run.seed) for run in result.arms["selective"].runs)
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
     return f"""<!doctype html>
@@ -83,7 +84,7 @@ def render_html(result: RetrainResult) -> str:
 <p class="verdict">{escape(result.verdict)}</p>
 <p>Every arm: {settings.epochs} epoch(s) on {escape(training)} ({result.fine_tuning_samples} samples of the
 {escape(settings.train_split)} split), Adam lr {settings.lr}, batch {settings.batch_size}, weight decay
-{settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {settings.seed}, {settings.seed} + 1, ….
+{settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {seeds}.
 Judged on {result.samples} samples of the {escape(settings.eval_split)} split; the mask was derived from a scan of
 the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {escape(settings.attack)} with
 ε = {result.eps_used:.4g}, crafted against each network. Intervals: 95%, bootstrap over test samples and repeats
