@@ -123,9 +123,7 @@ def table(rows) -> None:
     print("\n| dataset | inconclusive | arm | trainable | clean | adversarial |")
     print("|---|---|---|---|---|---|")
     for name, policy, result, _ in rows:
-        before = result.before
-        print(f"| {name} | {policy or 'n/a'} | before | – | {before.clean:.4f} | {before.adversarial:.4f} |")
-        for arm, summary in result.arms.items():
+        for arm, summary in {"before": result.before, **result.arms}.items():
             print(f"| {name} | {policy or 'n/a'} | {arm} | {summary.trainable_share:.1%} | {interval(summary.clean)} "
                   f"| {interval(summary.adversarial)} |")
     print("\n| dataset | inconclusive | selective − random: adversarial | clean "

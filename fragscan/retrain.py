@@ -142,7 +142,7 @@ class RetrainResult(BaseModel):
     holdout: str | None = Field(description="how the validation split was held out of the training data")
     samples: int = Field(description="evaluation samples")
     fine_tuning_samples: int
-    before: Run = Field(description="the starting network (repeat 0)")
+    before: Arm = Field(description="the starting network, judged once (trainable_share 0)")
     arms: dict[str, Arm] = Field(description="selective, and the controls run: random, unmasked")
     comparison: dict[str, Comparison] = Field(description="selective_minus_random, selective_minus_unmasked")
     verdict: str = Field(description="whether the mask's choice beat chance, in one sentence")
@@ -359,7 +359,6 @@ def retrain(config: RetrainConfig) -> Retrained:
         )
         return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
 
-    before = judged(original, 0, [])
     runs: dict[str, list[Run]] = {arm: [] for arm in ARMS if arm == "selective" or arm in config.controls}
     first: dict[str, dict[str, torch.Tensor]] = {}
     for repeat in range(config.repeats):
@@ -396,7 +395,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         holdout=getattr(train_set, "holdout", None),
         samples=samples,
         fine_tuning_samples=len(train_set),
-        before=before,
+        before=summarise([judged(original, 0, [])], 0.0, samples, config.bootstrap, config.seed),
         arms=arms,
         comparison=comparison,
         mask_chooses_elements=chooses_elements,

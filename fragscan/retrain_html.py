@@ -40,10 +40,10 @@ def _range(value: Estimate, adversarial: bool) -> str:
     )
 
 
-def _arm_row(label: str, arm: Arm) -> str:
+def _arm_row(label: str, arm: Arm, share: str | None = None) -> str:
     runs = ", ".join(f"{run.adversarial:.3f}" for run in arm.runs)
     return (
-        f"<tr><td>{escape(label)}</td><td>{arm.trainable_share:.1%}</td>"
+        f"<tr><td>{escape(label)}</td><td>{share or f'{arm.trainable_share:.1%}'}</td>"
         f"<td>{_interval(arm.clean)} {_range(arm.clean, False)}</td>"
         f"<td>{_interval(arm.adversarial)} {_range(arm.adversarial, True)}</td><td><small>{runs}</small></td></tr>"
     )
@@ -67,7 +67,6 @@ def _parameters(result: RetrainResult) -> str:
 def render_html(result: RetrainResult) -> str:
     settings = result.settings
     meta = result.mask_metadata
-    before = result.before
     arms = "".join(_arm_row(_ARM_LABELS[name], arm) for name, arm in result.arms.items())
     comparisons = "".join(
         f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{_interval(difference.adversarial, '+')}</td>"
@@ -91,8 +90,7 @@ the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {
 ({settings.bootstrap} resamples).</p>
 <table><tr><th>network</th><th>trainable</th><th>clean accuracy</th><th>adversarial accuracy</th>
 <th>adversarial per repeat</th></tr>
-<tr><td>before</td><td>–</td><td>{before.clean:.4f}</td><td>{before.adversarial:.4f}</td><td></td></tr>
-{arms}</table>
+{_arm_row("before", result.before, "–")}{arms}</table>
 <h2>Paired differences</h2>
 <table><tr><th>comparison</th><th>adversarial accuracy</th><th>clean accuracy</th></tr>{comparisons}</table>
 <h2>Mask</h2>

@@ -78,9 +78,7 @@ def retrain_command(
     if result.mask_split is None:
         console.print("[yellow]the mask does not say which split its scan ran on: leakage cannot be ruled out[/]")
     console.print(f"ε = {result.eps_used:.4g}; judged on {result.samples} {eval_split} samples", highlight=False)
-    before = result.before
-    console.print(f"  {'before':<10} clean {before.clean:.4f}  adversarial {before.adversarial:.4f}", highlight=False)
-    for arm, summary in result.arms.items():
+    for arm, summary in {"before": result.before, **result.arms}.items():
         console.print(
             f"  {arm:<10} clean {_estimate(summary.clean)}  adversarial {_estimate(summary.adversarial)}"
             f"  ({summary.trainable_share:.1%} trainable, {len(summary.runs)} run(s))",
