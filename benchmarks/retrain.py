@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="digits,fashion-mnist", help="comma-separated: digits, fashion-mnist")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clean-training", action="store_true", help="fine-tune on clean data instead of FGSM examples")
+    parser.add_argument("--clean-training", action="store_true", help="fine-tune on clean data, not FGSM examples")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -283,7 +283,8 @@ def check_judged_apart(config: RetrainConfig, mask: Mask) -> None:
     if scanned == config.eval_split:
         raise ConfigError(
             f"mask {str(config.mask)!r} was derived from a scan of the {scanned!r} split, the one --eval-split judges "
-            "on: its choice has seen those samples; judge on another split, with a mask from `fragscan scan --split val`"
+            "on: its choice has seen those samples; judge on another split, with a mask from "
+            "`fragscan scan --split val`"
         )
     if config.train_split == config.eval_split:
         raise ConfigError(

@@ -11,10 +11,12 @@ body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem aut
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-.range { display: inline-block; position: relative; width: 8rem; height: .7rem; background: #eee; vertical-align: middle; }
+.range { display: inline-block; position: relative; width: 8rem; height: .7rem; background: #eee; }
+.range { vertical-align: middle; }
 .range span { position: absolute; top: 0; height: .7rem; background: #4a7bb7; min-width: 2px; }
 .range.adv span { background: #c0504d; }
-.verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; border-left: 4px solid #4a7bb7; }
+.verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; }
+.verdict { border-left: 4px solid #4a7bb7; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
 small { color: #666; }
 """
@@ -74,6 +76,7 @@ def render_html(result: RetrainResult) -> str:
         for name, difference in result.comparison.items()
     )
     seeds = ", ".join(str(run.seed) for run in result.arms["selective"].runs)
+    holdout = f" · {escape(result.holdout)}" if result.holdout else ""
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
     return f"""<!doctype html>
@@ -95,12 +98,12 @@ the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {
 <table><tr><th>comparison</th><th>adversarial accuracy</th><th>clean accuracy</th></tr>{comparisons}</table>
 <h2>Mask</h2>
 <p>{result.arms["selective"].trainable_share:.1%} of the elements trainable. Policy {escape(meta.get("policy", "?"))},
-score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))}, others {escape(meta.get("others", "?"))}.
+score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))},
+others {escape(meta.get("others", "?"))}.
 Frozen elements bit-identical after training, in every masked arm and repeat:
 <b class="{'ok' if result.frozen_bit_identical else 'bad'}">{identical}</b>.</p>
 {_parameters(result)}
 <p><small>fragscan {escape(result.fragscan_version)} · device {escape(result.device_used)} · {result.duration_s:.1f} s ·
-mask from report {escape(meta.get("report_sha256", "?")[:16])}{" · " + escape(result.holdout) if result.holdout else ""}
-</small></p>
+mask from report {escape(meta.get("report_sha256", "?")[:16])}{holdout}</small></p>
 </body></html>
 """
