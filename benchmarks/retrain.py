@@ -123,9 +123,7 @@ def table(rows) -> None:
     print("\n| dataset | inconclusive | arm | trainable | clean | adversarial |")
     print("|---|---|---|---|---|---|")
     for name, policy, result, _ in rows:
-        before = result.before
-        print(f"| {name} | {policy or 'n/a'} | before | – | {before.clean:.4f} | {before.adversarial:.4f} |")
-        for arm, summary in result.arms.items():
+        for arm, summary in {"before": result.before, **result.arms}.items():
             print(f"| {name} | {policy or 'n/a'} | {arm} | {summary.trainable_share:.1%} | {interval(summary.clean)} "
                   f"| {interval(summary.adversarial)} |")
     print("\n| dataset | inconclusive | selective − random: adversarial | clean "
@@ -145,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="digits,fashion-mnist", help="comma-separated: digits, fashion-mnist")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clean-training", action="store_true", help="fine-tune on clean data instead of FGSM examples")
+    parser.add_argument("--clean-training", action="store_true", help="fine-tune on clean data, not FGSM examples")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

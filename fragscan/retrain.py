@@ -132,10 +132,13 @@ class RetrainResult(BaseModel):
     versions: dict[str, str]
     mask_metadata: dict[str, str]
     mask_split: str | None = Field(description="the split the mask's scan ran on (None: the mask does not say)")
+    mask_chooses_elements: bool = Field(
+        description="some parameter is trainable in part (else the random control is the mask itself)"
+    )
     holdout: str | None = Field(description="how the validation split was held out of the training data")
     samples: int = Field(description="evaluation samples")
     fine_tuning_samples: int
-    before: Run = Field(description="the starting network (repeat 0)")
+    before: Arm = Field(description="the starting network, judged once (trainable_share 0)")
     arms: dict[str, Arm] = Field(description="selective, and the controls run: random, unmasked")
     comparison: dict[str, Comparison] = Field(description="selective_minus_random, selective_minus_unmasked")
     verdict: str = Field(description="whether the mask's choice beat chance, in one sentence")
@@ -209,10 +212,18 @@ def compare(selective: Arm, control: Arm, samples: int, resamples: int, seed: in
     )
 
 
-def verdict(comparison: dict[str, Comparison]) -> str:
-    """One plain sentence: did the mask's choice of elements beat a random choice of as many?"""
+def verdict(comparison: dict[str, Comparison], chooses_elements: bool = True) -> str:
+    """One plain sentence: did the mask's choice of elements beat a random choice of as many?
+
+    ``chooses_elements``: some parameter is trainable in part; when none is, the random mask with
+    the same count in every parameter is the mask itself, and the comparison says nothing."""
     if "selective_minus_random" not in comparison:
         return "No random-mask control was run, so these results cannot tell whether the mask's choice beat chance."
+    if not chooses_elements:
+        return (
+            "The mask trains each parameter whole or not at all, so a random mask with its count in every parameter "
+            "is the same mask: these results cannot tell whether its choice beat chance."
+        )
     difference = comparison["selective_minus_random"].adversarial
     low, high = difference.interval
     figures = f"{difference.estimate:+.4f} adversarial accuracy (95% interval {low:+.4f} to {high:+.4f})"
@@ -268,7 +279,8 @@ def check_judged_apart(config: RetrainConfig, mask: Mask) -> None:
     if scanned == config.eval_split:
         raise ConfigError(
             f"mask {str(config.mask)!r} was derived from a scan of the {scanned!r} split, the one --eval-split judges "
-            "on: its choice has seen those samples; judge on another split, with a mask from `fragscan scan --split val`"
+            "on: its choice has seen those samples; judge on another split, with a mask from "
+            "`fragscan scan --split val`"
         )
     if config.train_split == config.eval_split:
         raise ConfigError(
@@ -368,7 +380,6 @@ def retrain(config: RetrainConfig) -> Retrained:
         )
         return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
 
-    before = judged(original, 0, [])
     runs: dict[str, list[Run]] = {arm: [] for arm in ARMS if arm == "selective" or arm in config.controls}
     first: dict[str, dict[str, torch.Tensor]] = {}
     for repeat in range(config.repeats):
@@ -388,6 +399,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         arm: summarise(arm_runs, 1.0 if arm == "unmasked" else share, samples, config.bootstrap, config.seed)
         for arm, arm_runs in runs.items()
     }
+    chooses_elements = any(0 < int(t.sum()) < t.numel() for t in mask.tensors.values())
     comparison = {
         f"selective_minus_{control}": compare(arms["selective"], arms[control], samples, config.bootstrap, config.seed)
         for control in ("random", "unmasked")
@@ -404,10 +416,11 @@ def retrain(config: RetrainConfig) -> Retrained:
         holdout=getattr(train_set, "holdout", None),
         samples=samples,
         fine_tuning_samples=len(train_set),
-        before=before,
+        before=summarise([judged(original, 0, [])], 0.0, samples, config.bootstrap, config.seed),
         arms=arms,
         comparison=comparison,
-        verdict=verdict(comparison),
+        mask_chooses_elements=chooses_elements,
+        verdict=verdict(comparison, chooses_elements),
         frozen_bit_identical=all(
             change.frozen_moved == 0 for arm in arms.values() for run in arm.runs for change in run.parameters
         ),

@@ -11,10 +11,12 @@ body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem aut
 table { border-collapse: collapse; margin: 1rem 0; }
 th, td { padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-.range { display: inline-block; position: relative; width: 8rem; height: .7rem; background: #eee; vertical-align: middle; }
+.range { display: inline-block; position: relative; width: 8rem; height: .7rem; background: #eee; }
+.range { vertical-align: middle; }
 .range span { position: absolute; top: 0; height: .7rem; background: #4a7bb7; min-width: 2px; }
 .range.adv span { background: #c0504d; }
-.verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; border-left: 4px solid #4a7bb7; }
+.verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; }
+.verdict { border-left: 4px solid #4a7bb7; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
 small { color: #666; }
 """
@@ -40,10 +42,10 @@ def _range(value: Estimate, adversarial: bool) -> str:
     )
 
 
-def _arm_row(label: str, arm: Arm) -> str:
+def _arm_row(label: str, arm: Arm, share: str | None = None) -> str:
     runs = ", ".join(f"{run.adversarial:.3f}" for run in arm.runs)
     return (
-        f"<tr><td>{escape(label)}</td><td>{arm.trainable_share:.1%}</td>"
+        f"<tr><td>{escape(label)}</td><td>{share or f'{arm.trainable_share:.1%}'}</td>"
         f"<td>{_interval(arm.clean)} {_range(arm.clean, False)}</td>"
         f"<td>{_interval(arm.adversarial)} {_range(arm.adversarial, True)}</td><td><small>{runs}</small></td></tr>"
     )
@@ -67,13 +69,14 @@ def _parameters(result: RetrainResult) -> str:
 def render_html(result: RetrainResult) -> str:
     settings = result.settings
     meta = result.mask_metadata
-    before = result.before
     arms = "".join(_arm_row(_ARM_LABELS[name], arm) for name, arm in result.arms.items())
     comparisons = "".join(
         f"<tr><td>{escape(name.replace('_', ' '))}</td><td>{_interval(difference.adversarial, '+')}</td>"
         f"<td>{_interval(difference.clean, '+')}</td></tr>"
         for name, difference in result.comparison.items()
     )
+    seeds = ", ".join(str(run.seed) for run in result.arms["selective"].runs)
+    holdout = f" · {escape(result.holdout)}" if result.holdout else ""
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
     return f"""<!doctype html>
@@ -83,25 +86,24 @@ def render_html(result: RetrainResult) -> str:
 <p class="verdict">{escape(result.verdict)}</p>
 <p>Every arm: {settings.epochs} epoch(s) on {escape(training)} ({result.fine_tuning_samples} samples of the
 {escape(settings.train_split)} split), Adam lr {settings.lr}, batch {settings.batch_size}, weight decay
-{settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {settings.seed}, {settings.seed} + 1, ….
+{settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {seeds}.
 Judged on {result.samples} samples of the {escape(settings.eval_split)} split; the mask was derived from a scan of
 the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {escape(settings.attack)} with
 ε = {result.eps_used:.4g}, crafted against each network. Intervals: 95%, bootstrap over test samples and repeats
 ({settings.bootstrap} resamples).</p>
 <table><tr><th>network</th><th>trainable</th><th>clean accuracy</th><th>adversarial accuracy</th>
 <th>adversarial per repeat</th></tr>
-<tr><td>before</td><td>–</td><td>{before.clean:.4f}</td><td>{before.adversarial:.4f}</td><td></td></tr>
-{arms}</table>
+{_arm_row("before", result.before, "–")}{arms}</table>
 <h2>Paired differences</h2>
 <table><tr><th>comparison</th><th>adversarial accuracy</th><th>clean accuracy</th></tr>{comparisons}</table>
 <h2>Mask</h2>
 <p>{result.arms["selective"].trainable_share:.1%} of the elements trainable. Policy {escape(meta.get("policy", "?"))},
-score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))}, others {escape(meta.get("others", "?"))}.
+score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))},
+others {escape(meta.get("others", "?"))}.
 Frozen elements bit-identical after training, in every masked arm and repeat:
 <b class="{'ok' if result.frozen_bit_identical else 'bad'}">{identical}</b>.</p>
 {_parameters(result)}
 <p><small>fragscan {escape(result.fragscan_version)} · device {escape(result.device_used)} · {result.duration_s:.1f} s ·
-mask from report {escape(meta.get("report_sha256", "?")[:16])}{" · " + escape(result.holdout) if result.holdout else ""}
-</small></p>
+mask from report {escape(meta.get("report_sha256", "?")[:16])}{holdout}</small></p>
 </body></html>
 """

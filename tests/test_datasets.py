@@ -44,7 +44,7 @@ def test_idx_adapters_read_every_layout(tmp_path, name, torchvision_name, layout
     labels = np.array([0, 9, 3, 3, 1, 7], dtype=np.uint8)
     directory, gz, sep = IDX_LAYOUTS[layout](tmp_path, torchvision_name)
     _write_idx(directory, images, labels, split, gz=gz, sep=sep)
-    dataset = DATASETS.get(name)(root=tmp_path, split=split)  # the adapter's own split: create_dataset holds val out of train
+    dataset = DATASETS.get(name)(root=tmp_path, split=split)  # the adapter's own split (val not held out)
     assert len(dataset) == 6
     pixels, label = dataset[1]
     assert pixels.shape == (1, 28, 28) and pixels.dtype == torch.float32 and label == 9
@@ -237,7 +237,8 @@ def test_npz_and_imagefolder_hold_val_out_of_a_train_folder_and_use_a_val_folder
     assert (len(train), len(val)) == (20, 10) and set(train.indices).isdisjoint(val.indices)
     assert sorted(val.targets) == list(range(10))
     np.savez(tmp_path / "val.npz", x=np.zeros((3, 4, 4), dtype=np.uint8), y=np.array([0, 1, 2]))
-    assert len(create_dataset("npz", root=tmp_path, split="val")) == 3 and len(create_dataset("npz", root=tmp_path, split="train")) == 30
+    assert len(create_dataset("npz", root=tmp_path, split="val")) == 3  # the user's own val.npz
+    assert len(create_dataset("npz", root=tmp_path, split="train")) == 30
     with pytest.raises(ConfigError, match="one file, no train.npz to hold a 'val' split out of"):
         create_dataset("npz", root=tmp_path / "test.npz", split="val")
     for index in range(4):
@@ -257,7 +258,8 @@ def test_train_records_that_it_fits_the_training_data_less_val(tmp_path):
 
     from fragscan.cli import app
 
-    result = CliRunner().invoke(app, ["train", "digits-cnn", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path)])
+    arguments = ["train", "digits-cnn", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "training.json").read_text())
     assert record["train_split"] == "train" and record["holdout"].endswith("train: the other 1006")

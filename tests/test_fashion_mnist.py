@@ -24,7 +24,8 @@ def test_the_debian_files_read_as_the_published_splits_with_val_held_out_of_trai
     train_split = create_dataset("fashion-mnist", root=DEBIAN_ROOT, split="train")
     val = create_dataset("fashion-mnist", root=DEBIAN_ROOT, split="val")
     assert (len(train_split), len(val), len(test)) == (55000, 5000, 10000)
-    assert set(train_split.indices).isdisjoint(val.indices) and len(set(train_split.indices) | set(val.indices)) == 60000
+    assert set(train_split.indices).isdisjoint(val.indices)
+    assert len(set(train_split.indices) | set(val.indices)) == 60000
     assert torch.bincount(torch.tensor(val.targets)).tolist() == [500] * 10  # stratified: the training data is balanced
     assert torch.bincount(test.targets).tolist() == [1000] * 10  # the test split is balanced
     assert abs(float(test.images.float().mean() / 255) - 0.2860) < 0.005

@@ -335,7 +335,7 @@ def test_imagefolder_does_not_read_split_folders_as_classes(tmp_path):
 
     root = _image_folder(tmp_path, {f"{split}/{label}/0.png": (8, 8) for split in ("train", "test") for label in "ab"})
     assert create_dataset("imagefolder", root=root, split="test").classes == ["a", "b"]
-    with pytest.raises(ConfigError, match=r"has no 'extra' folder but has split folders test, train; pass --split test\|train"):
+    with pytest.raises(ConfigError, match=r"no 'extra' folder but has split folders test, train; pass --split"):
         create_dataset("imagefolder", root=root, split="extra")
     assert create_dataset("imagefolder", root=root / "train", split="test").classes == ["a", "b"]  # ROOT/CLASS
     with pytest.raises(ConfigError, match=r"holds CLASS folders, no train/ to hold a 'val' split out of"):
@@ -427,7 +427,8 @@ def test_train_and_retrain_fit_an_open_model_to_the_data(tmp_path):
     result = runner.invoke(
         app,
         ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(tmp_path / "mask.safetensors"),
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet", "--out", str(tmp_path / "r")],
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet",
+         "--out", str(tmp_path / "r")],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "weights.safetensors").is_file()

@@ -17,6 +17,7 @@ QUICK_SCAN = [
 ]
 # Scans meant for masks run on val: retrain refuses to judge on the split a mask saw.
 QUICK_SCAN = ["--split", "val", *QUICK_SCAN]
+SELECTIVE_ONLY = ["--controls", "none", "--repeats", "1"]  # retrain's selective arm once, no controls
 
 
 def _ok(arguments):
@@ -37,7 +38,7 @@ def test_train_scan_mask_retrain_journey_for_a_model_fitted_to_the_data(tmp_path
     assert load_file(str(tmp_path / "m.safetensors")).keys() == load_file(str(tmp_path / "scan" / "mask.safetensors")).keys()
 
     _ok(["retrain", "small-cnn", "digits", "--weights", weights, "--mask", tmp_path / "m.safetensors", "--epochs", "1",
-         "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet", "--out", tmp_path / "retrain"])
+         "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", tmp_path / "retrain"])
     assert json.loads((tmp_path / "retrain" / "retrain.json").read_text())["frozen_bit_identical"] is True
 
 
@@ -51,7 +52,7 @@ def test_a_cifar_stem_resnet_trains_scans_and_retrains_with_its_stem(tmp_path):
     _ok(["scan", "resnet18", "digits", "--stem", "cifar", "--weights", weights, "--select", "fc.*", *QUICK_SCAN,
          "--out", tmp_path / "scan"])
     retrain = ["retrain", "resnet18", "digits", "--weights", weights, "--mask", tmp_path / "scan" / "mask.safetensors",
-               "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet"]
+               "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet"]
     without_stem = runner.invoke(app, [str(a) for a in [*retrain, "--out", tmp_path / "imagenet-stem"]])
     assert without_stem.exit_code == 2 and "'conv1.weight' has shape (64, 1, 3, 3)" in without_stem.output
     _ok([*retrain, "--stem", "cifar", "--out", tmp_path / "retrain"])
@@ -77,7 +78,7 @@ def test_train_and_mask_find_a_model_in_the_project_plugins_folder(tmp_path, mon
     _ok(["scan", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", *QUICK_SCAN, "--out", "scan"])
     _ok(["mask", "scan/report.json", "-o", "m.safetensors", "--quiet"])
     _ok(["retrain", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", "--mask", "m.safetensors",
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet", "--out", "retrain"])
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", "retrain"])
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +273,8 @@ def test_retrain_refuses_a_mask_derived_for_another_model_even_when_its_shapes_f
     result = runner.invoke(
         app,
         ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(scanned.parent / "mask.safetensors"),
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet", "--out", str(tmp_path / "out")],
+         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet",
+         "--out", str(tmp_path / "out")],
     )
     _one_line_error(result, "'digits-cnn'", "'small-cnn'")
     assert not (tmp_path / "out" / "weights.safetensors").exists()
@@ -297,7 +299,7 @@ def test_train_and_retrain_refuse_data_the_models_registration_does_not_take_as_
     arguments = ["train", "digits-cnn", "npz", "--data-root", str(data), "--epochs", "1", "--quiet", "--out", str(tmp_path / "out")]
     if command == "retrain":
         arguments = ["retrain", "digits-cnn", "npz", "--data-root", str(data), "--mask", str(scanned.parent / "mask.safetensors"),
-                     "--epochs", "1", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet", "--out", str(tmp_path / "out")]
+                     "--epochs", "1", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", str(tmp_path / "out")]
     result = runner.invoke(app, arguments)
     _one_line_error(result, "(1, 12, 12)", "(1, 8, 8)")
     assert not list((tmp_path / "out").glob("*.safetensors"))

@@ -82,7 +82,8 @@ def test_masking_gradients_alone_would_not_keep_them_under_weight_decay():
 def _mask_file(path, model, *, split=None, seed=0):
     from safetensors.torch import save_file
 
-    save_file(_half_mask(model.net, seed), str(path), metadata=None if split is None else {"split": split, "model": "digits-cnn"})
+    metadata = None if split is None else {"split": split, "model": "digits-cnn"}
+    save_file(_half_mask(model.net, seed), str(path), metadata=metadata)
     return path
 
 
@@ -117,19 +118,22 @@ def test_scan_val_mask_retrain_round_trip_with_both_controls_and_repeats(tmp_pat
     assert set(summary["comparison"]) == {"selective_minus_random", "selective_minus_unmasked"}
     for comparison in summary["comparison"].values():
         assert set(comparison) == {"adversarial", "clean"} and set(comparison["clean"]) == {"estimate", "interval"}
-    assert summary["verdict"].startswith("The mask's choice ") and summary["verdict"].count(".") <= 9
+    partly = any(0 < int(m.sum()) < m.numel() for m in load_file(str(mask_path)).values())
+    assert summary["mask_chooses_elements"] is partly
+    assert summary["verdict"].startswith("The mask's choice " if partly else "The mask trains each parameter whole")
     page = (out / "retrain.html").read_text()
     assert escape(summary["verdict"]) in page and "selective minus random" in page
 
     original = dict(create_model("digits-cnn").net.named_parameters())
-    mask, after, unmasked = (load_file(str(path)) for path in (mask_path, out / "weights.safetensors", out / "unmasked.safetensors"))
+    files = (mask_path, out / "weights.safetensors", out / "unmasked.safetensors")
+    mask, after, unmasked = (load_file(str(path)) for path in files)
     assert 0 < sum(int(m.sum()) for m in mask.values()) < sum(m.numel() for m in mask.values())
     for name, parameter in original.items():
         differs = bits_differ(parameter.detach(), after[name])
         assert not bool((differs & ~mask[name].bool()).any()), name
         if mask[name].any():
             assert bool(differs.any()), f"trainable {name} did not move"
-        assert bool(bits_differ(parameter.detach(), unmasked[name]).any()), f"the unmasked control left {name} unchanged"
+        assert bool(bits_differ(parameter.detach(), unmasked[name]).any()), f"unmasked control left {name} unchanged"
 
 
 def test_the_random_control_keeps_the_masks_count_in_every_parameter_at_other_positions():
@@ -153,7 +157,9 @@ def judged(tmp_path_factory):
     folder = tmp_path_factory.mktemp("judged")
     model = create_model("digits-cnn")
     path = _mask_file(folder / "m.safetensors", model, split="val")
-    config = RetrainConfig(mask=path, epochs=1, max_samples=60, eps=0.1, train_samples=200, repeats=2, weight_decay=0.05)
+    config = RetrainConfig(
+        mask=path, epochs=1, max_samples=60, eps=0.1, train_samples=200, repeats=2, weight_decay=0.05
+    )
     return retrain(config), path
 
 
@@ -171,7 +177,7 @@ def test_frozen_elements_stay_bit_identical_in_every_masked_arm(judged):
         for run in done.result.arms[arm].runs:
             assert {c.name: c.trainable for c in run.parameters} == {n: int(t.sum()) for n, t in mask.tensors.items()}
             assert all(c.frozen_moved == 0 for c in run.parameters)
-    assert done.result.frozen_bit_identical
+    assert done.result.frozen_bit_identical and done.result.mask_chooses_elements
 
 
 def test_the_comparison_is_recomputable_from_the_stored_per_sample_correctness(judged):
@@ -216,6 +222,9 @@ def test_the_verdict_is_one_sentence_on_the_random_control(interval, opening):
     sentence = verdict({"selective_minus_random": Comparison(adversarial=estimate, clean=estimate)})
     assert sentence.startswith(opening) and sentence.endswith(".") and "\n" not in sentence
     assert verdict({}).startswith("No random-mask control was run")
+    same = {"selective_minus_random": Comparison(adversarial=estimate, clean=estimate)}
+    whole = verdict(same, chooses_elements=False)
+    assert "cannot tell whether its choice beat chance" in whole
 
 
 @pytest.mark.parametrize(("mask_split", "options", "expected"), [
@@ -233,7 +242,7 @@ def test_judging_on_the_split_the_mask_saw_or_the_one_fitted_is_refused(tmp_path
 
 
 def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_tested(tmp_path):
-    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"))  # no split recorded: a warning, not a refusal
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"))  # no split: a warning, not a refusal
     result = runner.invoke(
         app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *QUICK_RETRAIN[:-1], "--controls", "none",
               "--repeats", "1", "--out", str(tmp_path / "o")],
@@ -244,7 +253,8 @@ def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_test
     assert set(record["arms"]) == {"selective"} and record["comparison"] == {} and record["mask_split"] is None
     assert record["verdict"].startswith("No random-mask control was run")
     assert not (tmp_path / "o" / "unmasked.safetensors").exists()
-    bad = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(path), "--controls", "shuffled", "--out", str(tmp_path / "x")])
+    arguments = ["retrain", "digits-cnn", "digits", "--mask", str(path), "--controls", "shuffled", "--out", tmp_path]
+    bad = runner.invoke(app, [str(a) for a in arguments])
     assert bad.exit_code == 2 and "--controls" in bad.output and "Traceback" not in bad.output
 
 

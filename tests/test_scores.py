@@ -39,7 +39,7 @@ def test_rising_adversarial_curve_is_antifragile_and_positive_difference():
     s = filtering_scores([0.9] * 25, 0.4 * (1 + 0.5 * T), T, 0.9, 0.4)
     assert s.adversarial == pytest.approx(0.25)
     assert s.difference == pytest.approx(0.25)
-    assert classify(s.adversarial, 0.01) == "antifragile"
+    assert classify(s.adversarial, 0.01, rule="tau") == "antifragile"
 
 
 def test_density_baseline_compares_with_share_present():
@@ -56,14 +56,14 @@ def test_normalising_by_first_threshold_uses_the_curves_first_value():
 def test_zero_reference_accuracy_makes_the_score_undefined():
     s = filtering_scores([0.5] * 25, [0.0] * 25, T, 0.5, 0.0)
     assert s.adversarial is None and s.difference is None
-    assert classify(s.adversarial, 0.01) == "undefined"
+    assert classify(s.adversarial, 0.01, rule="tau") == "undefined"
 
 
 @pytest.mark.parametrize(
     ("score", "expected"), [(-0.02, "fragile"), (-0.01, "robust"), (0.0, "robust"), (0.01, "robust"), (0.011, "antifragile")]
 )
 def test_classes_at_tau(score, expected):
-    assert classify(score, 0.01) == expected
+    assert classify(score, 0.01, rule="tau") == expected
 
 
 def test_an_unperturbed_sweep_is_never_robust():

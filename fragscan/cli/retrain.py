@@ -94,9 +94,7 @@ def retrain_command(
             "derive one that leaves some trainable (fragscan mask REPORT --others train, or another --policy)",
             highlight=False,
         )
-    before = result.before
-    console.print(f"  {'before':<10} clean {before.clean:.4f}  adversarial {before.adversarial:.4f}", highlight=False)
-    for arm, summary in result.arms.items():
+    for arm, summary in {"before": result.before, **result.arms}.items():
         console.print(
             f"  {arm:<10} clean {_estimate(summary.clean)}  adversarial {_estimate(summary.adversarial)}"
             f"  ({summary.trainable_share:.1%} trainable, {len(summary.runs)} run(s))",

@@ -38,7 +38,7 @@ def scan(
         None, help="Directory of weights files (e.g. epochs), scanned in natural order into one report."
     ),
     data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
-    split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on."),
+    split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on; val (held out of train) for masks."),
     pretrained: bool = typer.Option(
         False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache; offline it fails fast)."
     ),
