@@ -8,8 +8,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ..compare import compare as compare_reports
-from ..compare import render_comparison_html
 from ..errors import ConfigError
 from ..files import check_outputs, write_atomic
 from ..report import load_report
@@ -35,6 +33,10 @@ def compare(
     only_invariant: bool = typer.Option(False, "--invariant", help="List only groups whose class never changes."),
 ) -> None:
     """Which groups keep their class across reports, and how their scores move."""
+    # evidence (via compare) reaches torch, which takes seconds to import: not before --help
+    from ..compare import compare as compare_reports
+    from ..compare import render_comparison_html
+
     if by not in ("auto", "name", "role"):
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")
     if score not in (None, "clean", "adversarial", "difference"):
