@@ -111,10 +111,9 @@ def test_removed_counts_are_recorded_and_reach_the_whole_group(small_config):
 
 def test_default_scan_shows_structure():
     # At its 540 samples under the evidence rule the embedded default shows decided filter classes of
-    # more than one kind and decided pulse bands (what its mask trains); its group classes are not
-    # decided there (pulse S_adv lies within a few hundredths of ±τ), and each says how many samples
-    # would decide it. The point rule, rescored from the same curves, still calls some group robust
-    # or antifragile.
+    # more than one kind and decided pulse bands (what its mask trains); a group class its interval
+    # cannot decide (pulse S_adv within a few hundredths of ±τ) says how many samples would. The
+    # point rule, rescored from the same curves, still calls some group robust or antifragile.
     report = fragscan.scan(fragscan.ScanConfig())
     assert report.baseline.clean >= 0.95
     classes = {(g.name, f, s): getattr(c.classes, s) for g in report.groups for f, c in g.filters.items()
