@@ -1,15 +1,18 @@
-"""The README and --help stay true to the CLI: every command is documented in both places."""
+"""The README, the manual in docs/ and --help stay true to the CLI: every command is documented in each."""
 
 import re
 from pathlib import Path
 
 import pytest
 import typer.main
+import yaml
 from typer.testing import CliRunner
 
 from fragscan.cli import app
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+CLI_PAGE = (ROOT / "docs" / "cli.md").read_text()
 COMMANDS = sorted(typer.main.get_command(app).commands)
 
 
@@ -20,6 +23,7 @@ def test_the_cli_has_the_commands_the_brief_names():
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_a_readme_row(command):
     assert re.search(rf"^\| `fragscan {command}\b", README, re.MULTILINE), f"README's Commands table lacks `fragscan {command}`"
+    assert re.search(rf"^\| `fragscan {command}\b", CLI_PAGE, re.MULTILINE), f"docs/cli.md lacks `fragscan {command}`"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -37,3 +41,17 @@ def test_the_quickstart_commands_are_make_targets():
     assert "make scan" in README and "make test" in README
     assert re.search(r"^scan:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
     assert "make test" in (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+
+
+def test_the_readme_is_a_front_door():
+    assert len(README.splitlines()) <= 200, "the README is the front door: move the detail to a page in docs/"
+    for target in re.findall(r"\]\(((?:docs/)[^)#]+)", README):
+        assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
+
+
+def test_every_page_of_the_manual_is_in_the_nav():
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    listed = {page for entry in nav for page in entry.values()}
+    pages = {path.relative_to(ROOT / "docs").as_posix() for path in (ROOT / "docs").rglob("*.md")}
+    assert pages <= listed, f"pages missing from mkdocs.yml's nav: {sorted(pages - listed)}"
+    assert listed <= pages, f"nav entries without a page: {sorted(listed - pages)}"
