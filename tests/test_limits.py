@@ -195,18 +195,18 @@ def test_a_report_with_a_damaged_curve_is_refused_without_naming_a_missing_optio
     one_line_exit_2(runner.invoke(app, ["mask", str(path)]), "lists differ in length")
 
 
-# 7, 10: the README's plugin walk-through, verbatim -----------------------------------------------
+# 7, 10: the manual's plugin walk-through (docs/models.md), verbatim ------------------------------
 
 
-def readme_block(marker: str) -> list[list[str]]:
-    """The `fragscan ...` lines of the README's bash block that mentions ``marker``."""
-    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+def docs_block(page: str, marker: str) -> list[list[str]]:
+    """The `fragscan ...` lines of the bash block in ``docs/<page>`` that mentions ``marker``."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "docs" / page).read_text(), re.S)
     block = next(b for b in blocks if marker in b)
     return [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("fragscan ")]
 
 
-def test_the_readme_plugin_example_works_with_train_scan_mask_and_retrain(tmp_path, monkeypatch):
-    commands = readme_block("examples/my_plugin.py")
+def test_the_docs_plugin_example_works_with_train_scan_mask_and_retrain(tmp_path, monkeypatch):
+    commands = docs_block("models.md", "examples/my_plugin.py")
     assert [c[0] for c in commands] == ["train", "scan", "mask", "retrain"]
     (tmp_path / "examples").mkdir()
     shutil.copy(REPO / "examples" / "my_plugin.py", tmp_path / "examples")
