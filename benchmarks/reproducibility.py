@@ -28,7 +28,7 @@ from torch.utils.data import Subset
 import fragscan
 from fragscan.classify import DECIDED
 from fragscan.data import create_dataset
-from fragscan.evidence import judge, resolution_line
+from fragscan.evidence import judge
 from fragscan.report import Report
 
 DATA_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -110,7 +110,7 @@ def main() -> None:
             print(f"| {rule} | {what} | {a['items']} | {a['agree']:.0%} | {a['decided']:.0%} | {a['both']} | "
                   f"{a['contradictions']} ({share:.1%}) |")
     for k, half in enumerate(halves):
-        print(f"half {k + 1}, evidence: {resolution_line(rescored(half, 'evidence')) or 'every group decided'}")
+        print(f"half {k + 1}, evidence: {rescored(half, 'evidence').resolution_note() or 'every group decided'}")
     print(f"two sweeps {swept:.0f} s, rescoring {time.perf_counter() - started - swept:.0f} s "
           f"(levels: groups {first.settings.summary_level:.4f}, thresholds {first.settings.threshold_level:.6f})")
 

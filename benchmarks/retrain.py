@@ -34,10 +34,11 @@ import fragscan
 from fragscan.data import create_dataset
 from fragscan.masks import build_mask, mask_from_report, save_mask
 from fragscan.models.weights import safetensors_bytes
-from fragscan.report import write_atomic
+from fragscan.files import write_atomic
 from fragscan.retrain import RetrainConfig, RetrainResult, retrain
-from fragscan.scan import resolve_device
-from fragscan.train import TrainSettings, checkpoint_state, initial_model, train
+from fragscan.runtime import resolve_device
+from fragscan.config import TrainSettings
+from fragscan.train import checkpoint_state, initial_model, train
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
