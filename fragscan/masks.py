@@ -28,7 +28,7 @@ from .groups import parameter_groups
 from .files import write_atomic
 from .report import Report, report_digest
 
-Policy = Literal["band", "layer"]
+MaskPolicy = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
 Inconclusive = Literal["freeze", "train"]
 POLICIES: tuple[str, ...] = ("band", "layer")
@@ -71,7 +71,7 @@ def build_mask(
     report: Report,
     net: nn.Module,
     *,
-    policy: Policy = "band",
+    policy: MaskPolicy = "band",
     score: Score | None = None,
     filters: tuple[str, ...] | None = None,
     others: Others = "train",
@@ -180,7 +180,7 @@ def reported_network(
     ).net
 
 
-def default_policy(report: Report) -> Policy | None:
+def default_policy(report: Report) -> MaskPolicy | None:
     """The policy a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
     (local scope only); None when the report supports neither (global scope without pulse)."""
     if "pulse" in report.settings.filters:
