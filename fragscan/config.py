@@ -11,8 +11,20 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .limits import (
-    MAX_BOOTSTRAP, MAX_REPEATS, MIN_THRESHOLDS, BatchSize, Bootstrap, Epochs, LearningRate, Margin, SampleCount, Seed, Thresholds,
-    UnitShare, WeightDecay, bounded,
+    MAX_BOOTSTRAP,
+    MAX_REPEATS,
+    MIN_THRESHOLDS,
+    BatchSize,
+    Bootstrap,
+    Epochs,
+    LearningRate,
+    Margin,
+    SampleCount,
+    Seed,
+    Thresholds,
+    UnitShare,
+    WeightDecay,
+    bounded,
 )
 
 Score = Literal["clean", "adversarial", "difference"]
@@ -30,7 +42,8 @@ Control = Literal["unmasked", "random"]
 def _pixel_budget(value):
     if value != "auto" and not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"--eps must be 'auto' or a number in [0, 1] (pixels, or normalised units with --attack-space normalized), got {value}"
+            "--eps must be 'auto' or a number in [0, 1] (pixels, or normalised units with --attack-space normalized), "
+            f"got {value}"
         )
     return value
 
@@ -82,17 +95,24 @@ class ScanConfig(BaseModel):
     )
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on; val (held out of train) for masks")
-    pretrained: bool = Field(False, description="for timm/torchvision models: start from published ImageNet weights (--weights FILE or the cache)")
+    pretrained: bool = Field(
+        False,
+        description="for timm/torchvision models: start from published ImageNet weights (--weights FILE or the cache)",
+    )
     stem: Stem = Field("imagenet", description=f"[ours] {STEM}")
     download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
     plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
     max_samples: SampleLimit = Field(
-        1000, description="evaluation samples, drawn with the seed; larger is slower and surer; None: all (--all-samples)"
+        1000,
+        description="evaluation samples, drawn with the seed; larger is slower and surer; None: all (--all-samples)",
     )
     batch_size: BatchSize | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
     )
-    filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep, comma-separated (see `fragscan filters`)")
+    filters: tuple[str, ...] = Field(
+        ("step-up", "step-down", "pulse"),
+        description="synaptic filters to sweep, comma-separated (see `fragscan filters`)",
+    )
     thresholds: Thresholds = Field(25, description=f"thresholds per sweep, at least {MIN_THRESHOLDS} (the source's 25)")
     attack: str = Field("FGSM", description="a torchattacks class name (see `fragscan attacks`)")
     eps: PixelBudget = Field(
@@ -103,11 +123,16 @@ class ScanConfig(BaseModel):
         0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
     )
     attack_mode: Literal["regenerate", "fixed"] = Field(
-        "regenerate", description="'regenerate': craft attacks against each filtered network; 'fixed': once, against the unfiltered one"
+        "regenerate",
+        description="'regenerate': craft attacks against each filtered network; 'fixed': once, "
+        "against the unfiltered one",
     )
-    scope: Literal["local", "global"] = Field("local", description="'local': one group at a time; 'global': all groups together")
+    scope: Literal["local", "global"] = Field(
+        "local", description="'local': one group at a time; 'global': all groups together"
+    )
     global_range: Literal["pooled", "unit"] = Field(
-        "pooled", description="[ours] global thresholds over the 'pooled' [lo, hi], or the source's fixed 'unit' [-1, 1]"
+        "pooled",
+        description="[ours] global thresholds over the 'pooled' [lo, hi], or the source's fixed 'unit' [-1, 1]",
     )
     include: tuple[str, ...] = Field(
         (), description="[ours] extra parameters to analyse: globs over parameter names, or 'bias' / 'norm'"
@@ -115,12 +140,16 @@ class ScanConfig(BaseModel):
     select: tuple[str, ...] = Field(
         (), description="analyse only the groups whose names match one of these globs (default: every group)"
     )
-    baseline: Literal["one", "density"] = Field("one", description="[ours] score baseline b: 'one' (1), or 'density' (the share still present)")
+    baseline: Literal["one", "density"] = Field(
+        "one", description="[ours] score baseline b: 'one' (1), or 'density' (the share still present)"
+    )
     normalise_by: Literal["unfiltered", "first"] = Field(
-        "unfiltered", description="[ours] divide curves by the 'unfiltered' accuracy, or the source's 'first' threshold's"
+        "unfiltered",
+        description="[ours] divide curves by the 'unfiltered' accuracy, or the source's 'first' threshold's",
     )
     norm_mode: Literal["eval", "train"] = Field(
-        "eval", description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)"
+        "eval",
+        description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)",
     )
     tau: Margin = Field(0.01, description="robustness margin: |S| <= tau is robust")
     classify: Literal["evidence", "tau"] = Field(
@@ -133,7 +162,8 @@ class ScanConfig(BaseModel):
     )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
     summary_score: Score = Field(
-        "adversarial", description="[ours] score whose class is a group's summary class: clean, adversarial or difference"
+        "adversarial",
+        description="[ours] score whose class is a group's summary class: clean, adversarial or difference",
     )
     adaptive: Adaptive | None = Field(
         None,
@@ -182,7 +212,9 @@ class ScanConfig(BaseModel):
         if self.checkpoints and self.weights is not None:
             raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
         if self.classify == "evidence" and self.bootstrap == 0:
-            raise ValueError("--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
+            raise ValueError(
+                "--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau"
+            )
         if self.adaptive is not None and self.scope == "global":
             raise ValueError("--adaptive grows each group's sweep on its own; use it with --scope local")
         if self.adaptive is not None and self.classify != "evidence":
@@ -228,7 +260,9 @@ class TrainConfig(TrainSettings):
     dataset: str = Field(description=DATASET)
     weights: Path | None = Field(None, description="weights to start from; default: a fresh seeded initialisation")
     pretrained: bool = Field(
-        False, description="for timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), fitted to the data"
+        False,
+        description="for timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), "
+        "fitted to the data",
     )
     stem: Stem = Field("imagenet", description=STEM)
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")

@@ -39,7 +39,9 @@ def retrain_to(config: RetrainConfig, out: str | Path) -> RetrainOutputs:
     unmasked = directory / "unmasked.safetensors"
     if "unmasked" in done.weights:
         written.append(unmasked)
-        write_atomic(unmasked, safetensors_bytes(done.weights["unmasked"], {**metadata, "mask": "none (unmasked control)"}))
+        write_atomic(
+            unmasked, safetensors_bytes(done.weights["unmasked"], {**metadata, "mask": "none (unmasked control)"})
+        )
     else:  # an earlier run's control would pass for this result's
         unmasked.unlink(missing_ok=True)
     written.append(directory / "retrain.json")

@@ -66,7 +66,8 @@ def test_options_take_their_default_and_help_text_from_the_settings_field(comman
         if parameter.required:
             assert field.is_required(), (command, parameter.name)
         else:  # click holds a repeatable option's default as a list, a text option's as text
-            assert _flat(parameter.default) in (_flat(field.default), str(_flat(field.default))), (command, parameter.name)
+            default = _flat(field.default)
+            assert _flat(parameter.default) in (default, str(default)), (command, parameter.name)
         checked += 1
     assert checked >= 8
 

@@ -3,5 +3,11 @@
 from .outputs import AUDIT_FILES, junit_xml, sarif, write_audit_outputs  # noqa: F401
 from .policy import AuditPolicy, load_baseline, load_policy  # noqa: F401
 from .rules import (  # noqa: F401
-    AUDIT_SCHEMA_VERSION, AuditResult, Finding, RuleOutcome, audit, check_guards_match, check_policy_fits,
+    AUDIT_SCHEMA_VERSION,
+    AuditResult,
+    Finding,
+    RuleOutcome,
+    audit,
+    check_guards_match,
+    check_policy_fits,
 )

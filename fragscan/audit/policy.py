@@ -101,7 +101,9 @@ def _parse(path: Path):
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file") from None
+        raise InputError(
+            f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, path))

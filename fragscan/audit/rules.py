@@ -71,7 +71,9 @@ class AuditResult(_Model):
         return [rule for rule in self.rules if not rule.passed]
 
 
-def audit(report: Report, policy: AuditPolicy, *, report_path: str | None = None, baseline: Report | None = None) -> AuditResult:
+def audit(
+    report: Report, policy: AuditPolicy, *, report_path: str | None = None, baseline: Report | None = None
+) -> AuditResult:
     """Every rule the policy sets, checked against ``report``; rules left unset are not checked.
 
     ``baseline`` defaults to the report ``policy.baseline_report`` names.
@@ -90,7 +92,9 @@ def audit(report: Report, policy: AuditPolicy, *, report_path: str | None = None
         warnings.append("a baseline report was given but max-regression is not set: nothing was compared with it")
     outcomes = _above_chance(report, policy)
     if policy.min_clean_accuracy is not None:
-        outcomes.append(_at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy))
+        outcomes.append(
+            _at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy)
+        )
     if policy.min_adversarial_accuracy is not None:
         outcomes.append(
             _at_least(
@@ -125,7 +129,8 @@ def check_policy_fits(policy: AuditPolicy, scope: str, *, has_baseline: bool) ->
     """Say what a policy lacks before (or instead of) auditing: a baseline, or a scan with groups."""
     if policy.max_regression is not None and not has_baseline:
         raise InputError(
-            "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the policy"
+            "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the "
+            "policy"
         )
     if scope != "local" and policy.group_rules():
         raise InputError(
@@ -323,7 +328,8 @@ def _setting_differences(report: Report, baseline: Report) -> list[str]:
     ]
     if changed:
         warnings.append(
-            "the baseline report was scanned with other settings, so scores may differ for that reason: " + "; ".join(changed)
+            "the baseline report was scanned with other settings, so scores may differ for that reason: "
+            + "; ".join(changed)
         )
     missing = sorted(set(g.name for g in baseline.groups) - set(g.name for g in report.groups))
     if missing:

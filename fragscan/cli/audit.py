@@ -9,7 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..audit import AuditResult, AuditPolicy, audit as run_audit, load_baseline, load_policy, write_audit_outputs
+from ..audit import AuditPolicy, AuditResult, load_baseline, load_policy, write_audit_outputs
+from ..audit import audit as run_audit
 from ..config import build_config
 from ..errors import PolicyViolation
 from ..files import ensure_writable_dir
@@ -25,7 +26,9 @@ _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
 @fails_cleanly
 def audit(
     report: Path = typer.Argument(..., help="The report.json a scan wrote."),
-    policy: Path | None = typer.Option(None, help="YAML or JSON file of thresholds; the options below override its values."),
+    policy: Path | None = typer.Option(
+        None, help="YAML or JSON file of thresholds; the options below override its values."
+    ),
     min_clean_accuracy: float | None = option(AuditPolicy, "min_clean_accuracy"),
     min_adversarial_accuracy: float | None = option(AuditPolicy, "min_adversarial_accuracy"),
     max_fragile_share: float | None = option(AuditPolicy, "max_fragile_share"),
@@ -73,7 +76,8 @@ def audit_and_write(
     if not result.passed:
         failed = ", ".join(rule.id for rule in result.failed)
         raise PolicyViolation(
-            f"policy violated: {len(result.failed)} of {len(result.rules)} rules failed ({failed}); details in {written[0]}"
+            f"policy violated: {len(result.failed)} of {len(result.rules)} rules failed ({failed}); details in "
+            f"{written[0]}"
         )
     return result
 

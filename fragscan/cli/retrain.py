@@ -56,9 +56,9 @@ def retrain_command(
 
     config = build_config(
         RetrainConfig,
-        model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root, train_split=train_split,
-        eval_split=eval_split, max_samples=max_samples, train_samples=train_samples, epochs=epochs, lr=lr,
-        batch_size=batch_size, weight_decay=weight_decay, adversarial=adversarial, attack=attack,
+        model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root,
+        train_split=train_split, eval_split=eval_split, max_samples=max_samples, train_samples=train_samples,
+        epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, adversarial=adversarial, attack=attack,
         attack_space=attack_space, eps=eps if eps == "auto" else _number(eps, "--eps"),
         controls=() if controls.strip() == "none" else tuple(c.strip() for c in controls.split(",") if c.strip()),
         repeats=repeats, bootstrap=bootstrap, seed=seed, device=device,
@@ -70,7 +70,9 @@ def retrain_command(
     result = outputs.result
     if result.mask_split is None:
         console.print("[yellow]the mask does not say which split its scan ran on: leakage cannot be ruled out[/]")
-    console.print(f"{budget(config.attack, result.eps_used)}; judged on {result.samples} {eval_split} samples", highlight=False)
+    console.print(
+        f"{budget(config.attack, result.eps_used)}; judged on {result.samples} {eval_split} samples", highlight=False
+    )
     if result.arms["selective"].trainable_share == 0:
         console.print(
             "[yellow]warning:[/yellow] the mask freezes every element, so nothing was retrained; "

@@ -36,7 +36,9 @@ def scan(
     download: bool = option(ScanConfig, "download", "--download"),
     plugin: list[Path] = typer.Option([], "--plugin", help=PLUGIN_HELP),
     max_samples: int | None = option(ScanConfig, "max_samples"),
-    all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
+    all_samples: bool = typer.Option(
+        False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."
+    ),
     adaptive: bool = typer.Option(
         False,
         "--adaptive",
@@ -69,13 +71,18 @@ def scan(
     device: str = option(ScanConfig, "device"),
     precision: str = option(ScanConfig, "precision"),
     precision_tolerance: float = option(ScanConfig, "precision_tolerance"),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv, report.html and mask.safetensors (created if missing)."),
+    out: Path = typer.Option(
+        Path("fragscan-out"),
+        help="Directory for report.json, curves.csv, report.html and mask.safetensors (created if missing).",
+    ),
     resume: bool = typer.Option(
         True,
         "--resume/--no-resume",
         help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
     ),
-    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."),
+    executor: str = typer.Option(
+        "local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."
+    ),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
     ),

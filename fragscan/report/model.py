@@ -191,7 +191,9 @@ class Settings(ScanConfig):
         "fp32", description="the sweep's arithmetic (fp32 when --precision broke its tolerance)"
     )
     precision_disagreement: float | None = Field(
-        None, description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network differed from fp32"
+        None,
+        description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network "
+        "differed from fp32",
     )
     versions: dict[str, str]
     filter_level: float | None = Field(None, description="confidence level of per-filter intervals and classes")
@@ -247,7 +249,9 @@ class CheckpointReport(_Model):
 class RunInfo(_Model):
     started_at: str
     duration_s: float
-    executor: str = Field("local", description="where the sweeps ran: local (in-process) or ray; never changes a number")
+    executor: str = Field(
+        "local", description="where the sweeps ran: local (in-process) or ray; never changes a number"
+    )
     resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
 
 
