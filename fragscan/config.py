@@ -1,6 +1,8 @@
-"""Settings of a scan: one frozen pydantic object, written verbatim into every report.
+"""Settings of every command that computes: scan, train and retrain, each one frozen pydantic object.
 
-Every decision the method spec marks **[ours]** is a field here, so a report says which was used.
+A scan's is written verbatim into every report, a retraining's into retrain.json. Every decision the
+method spec marks **[ours]** is a field here, so a report says which was used. Each field's description
+is also its command-line option's help text (``cli/_options.py``), and its default the option's.
 """
 
 from __future__ import annotations
@@ -280,6 +282,8 @@ class TrainConfig(TrainSettings):
 
 
 class RetrainConfig(BaseModel):
+    """Settings of `fragscan retrain` (method §7): the mask, the arms, their shared budget and attack."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = Field("digits-cnn", description=MODEL)
