@@ -12,16 +12,16 @@ from ._version import __version__  # noqa: E402,F401
 # The public API, imported on first use (PEP 562): most of it needs torch, which takes seconds to
 # import, and `fragscan --help` or a bad option should not wait for it.
 _EXPORTS = {
-    ".audit": ("Policy", "audit"),
+    ".audit": ("AuditPolicy", "audit"),
     ".compare": ("compare",),
-    ".config": ("ScanConfig",),
+    ".config": ("RetrainConfig", "ScanConfig"),
     ".data": ("create_dataset", "list_datasets", "register_dataset"),
     ".errors": ("FragscanError",),
     ".filters": ("SynapticFilter", "register_filter"),
     ".models": ("Normalized", "create_model", "list_models", "register_model"),
     ".masks": ("load_mask", "mask_from_report", "save_mask"),
     ".report": ("Report", "load_report"),
-    ".retrain": ("RetrainConfig", "retrain"),
+    ".retrain": ("retrain",),
     ".scan": ("ScanOutputs", "scan", "scan_to"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -55,9 +55,9 @@ _sys.modules[__name__].__class__ = _PublicNamesWin
 
 
 __all__ = [
+    "AuditPolicy",
     "FragscanError",
     "Normalized",
-    "Policy",
     "Report",
     "RetrainConfig",
     "ScanConfig",

@@ -106,13 +106,18 @@ def compare(
         raise InputError(f"--depth-bins must be at least 1, got {depth_bins}")
     for path, report in zip(paths, reports):
         if not report.groups:
-            raise InputError(f"report {str(path)!r} has no local-scope groups to compare (was it a --scope global scan?)")
+            raise InputError(
+                f"report {str(path)!r} has no local-scope groups to compare (was it a --scope global scan?)"
+            )
     first = reports[0].settings
     filter_id = filter_id or first.summary_filter
     score = score or first.summary_score
     for path, report in zip(paths, reports):
         if filter_id not in report.settings.filters:
-            raise InputError(f"report {str(path)!r} has no {filter_id!r} sweep; choose --filter among {', '.join(report.settings.filters)}")
+            raise InputError(
+                f"report {str(path)!r} has no {filter_id!r} sweep; choose --filter among "
+                f"{', '.join(report.settings.filters)}"
+            )
     same_model = len({r.model.name for r in reports}) == 1
     if by == "auto":
         by = "name" if same_model else "role"
@@ -143,7 +148,9 @@ def compare(
         score=score,
         depth_bins=depth_bins,
         reports=[
-            ComparedReport(path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups))
+            ComparedReport(
+                path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups)
+            )
             for p, r in zip(paths, reports)
         ],
         items=items,

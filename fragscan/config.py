@@ -1,6 +1,8 @@
-"""Settings of a scan: one frozen pydantic object, written verbatim into every report.
+"""Settings of every command that computes: scan, train and retrain, each one frozen pydantic object.
 
-Every decision the method spec marks **[ours]** is a field here, so a report says which was used.
+A scan's is written verbatim into every report, a retraining's into retrain.json. Every decision the
+method spec marks **[ours]** is a field here, so a report says which was used. Each field's description
+is also its command-line option's help text (``cli/_options.py``), and its default the option's.
 """
 
 from __future__ import annotations
@@ -11,16 +13,39 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .limits import (
-    BatchSize, Bootstrap, Epochs, LearningRate, Margin, SampleCount, Seed, Thresholds, UnitShare, WeightDecay, bounded,
+    MAX_BOOTSTRAP,
+    MAX_REPEATS,
+    MIN_THRESHOLDS,
+    BatchSize,
+    Bootstrap,
+    Epochs,
+    LearningRate,
+    Margin,
+    SampleCount,
+    Seed,
+    Thresholds,
+    UnitShare,
+    WeightDecay,
+    bounded,
 )
 
 Score = Literal["clean", "adversarial", "difference"]
+Stem = Literal["imagenet", "cifar"]
+# Shared by scan, train and retrain, which must build the same network.
+STEM = "paper built-ins' first layers: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)"
+MODEL = "registered model name (see `fragscan models`)"
+DATASET = "registered dataset adapter (see `fragscan datasets`)"
+DEVICE = "'auto' (CUDA when present), cpu, cuda or cuda:N"
+# A sweep's arithmetic: exact fp32, or autocast to a 16-bit float.
+Precision = Literal["fp32", "bf16", "fp16"]
+Control = Literal["unmasked", "random"]
 
 
 def _pixel_budget(value):
     if value != "auto" and not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"--eps must be 'auto' or a number in [0, 1] (pixels, or normalised units with --attack-space normalized), got {value}"
+            "--eps must be 'auto' or a number in [0, 1] (pixels, or normalised units with --attack-space normalized), "
+            f"got {value}"
         )
     return value
 
@@ -31,8 +56,8 @@ SampleLimit = SampleCount
 AttackSpace = Annotated[
     Literal["pixel", "normalized"],
     Field(
-        description="[ours] attacks perturb [0,1] pixels and clip; 'normalized' is the source's: FGSM steps eps "
-        "on the normalised input, unclipped"
+        description="[ours] 'pixel': attacks perturb [0,1] pixels and clip; 'normalized': the source's FGSM, a step "
+        "of eps on the normalised input, unclipped (--attack FGSM only; eps in normalised units)"
     ),
 ]
 
@@ -64,38 +89,52 @@ class AdaptivePlan(Adaptive):
 class ScanConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field("digits-cnn", description="registered model name")
-    dataset: str = Field("digits", description="registered dataset adapter")
+    model: str = Field("digits-cnn", description=MODEL)
+    dataset: str = Field("digits", description=DATASET)
     weights: Path | None = Field(None, description="weights file; default: the model's own")
     checkpoints: tuple[Path, ...] = Field(
         (), description="several weights files (e.g. epochs) scanned in order into one report; replaces weights"
     )
     data_root: Path | None = Field(None, description="directory the dataset adapter reads")
-    split: str = Field("test", description="dataset split to evaluate on")
-    pretrained: bool = Field(False, description="timm/torchvision: start from published ImageNet weights (--weights FILE or the cache)")
-    stem: Literal["imagenet", "cifar"] = Field(
-        "imagenet", description="[ours] paper built-ins: torchvision's first layers, or a stride-1 3x3 conv without max-pool"
+    split: str = Field("test", description="dataset split to evaluate on; val (held out of train) for masks")
+    pretrained: bool = Field(
+        False,
+        description="for timm/torchvision models: start from published ImageNet weights (--weights FILE or the cache)",
     )
+    stem: Stem = Field("imagenet", description=f"[ours] {STEM}")
     download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
     plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
-    max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
+    max_samples: SampleLimit = Field(
+        1000,
+        description="evaluation samples, drawn with the seed; larger is slower and surer; None: all (--all-samples)",
+    )
     batch_size: BatchSize | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
     )
-    filters: tuple[str, ...] = Field(("step-up", "step-down", "pulse"), description="synaptic filters to sweep")
-    thresholds: Thresholds = Field(25, description="thresholds per sweep (the source's 25)")
-    attack: str = Field("FGSM", description="torchattacks class name")
-    eps: PixelBudget = Field("auto", description="perturbation budget in [0,1] pixels, or auto")
+    filters: tuple[str, ...] = Field(
+        ("step-up", "step-down", "pulse"),
+        description="synaptic filters to sweep, comma-separated (see `fragscan filters`)",
+    )
+    thresholds: Thresholds = Field(25, description=f"thresholds per sweep, at least {MIN_THRESHOLDS} (the source's 25)")
+    attack: str = Field("FGSM", description="a torchattacks class name (see `fragscan attacks`)")
+    eps: PixelBudget = Field(
+        "auto", description="perturbation budget in [0,1] pixels, or auto: calibrated so adv0 ≈ eps_target x clean0"
+    )
     attack_space: AttackSpace = "pixel"
     eps_target: Annotated[float, bounded(0, 1, above=True)] = Field(
         0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
     )
     attack_mode: Literal["regenerate", "fixed"] = Field(
-        "regenerate", description="craft attacks against each filtered network, or once against the unfiltered one"
+        "regenerate",
+        description="'regenerate': craft attacks against each filtered network; 'fixed': once, "
+        "against the unfiltered one",
     )
-    scope: Literal["local", "global"] = Field("local", description="one group at a time, or all groups together")
+    scope: Literal["local", "global"] = Field(
+        "local", description="'local': one group at a time; 'global': all groups together"
+    )
     global_range: Literal["pooled", "unit"] = Field(
-        "pooled", description="[ours] global thresholds over the pooled [lo, hi]; 'unit' is the source's fixed [-1, 1]"
+        "pooled",
+        description="[ours] global thresholds over the 'pooled' [lo, hi], or the source's fixed 'unit' [-1, 1]",
     )
     include: tuple[str, ...] = Field(
         (), description="[ours] extra parameters to analyse: globs over parameter names, or 'bias' / 'norm'"
@@ -103,12 +142,16 @@ class ScanConfig(BaseModel):
     select: tuple[str, ...] = Field(
         (), description="analyse only the groups whose names match one of these globs (default: every group)"
     )
-    baseline: Literal["one", "density"] = Field("one", description="[ours] score baseline b: 1, or share still present")
+    baseline: Literal["one", "density"] = Field(
+        "one", description="[ours] score baseline b: 'one' (1), or 'density' (the share still present)"
+    )
     normalise_by: Literal["unfiltered", "first"] = Field(
-        "unfiltered", description="[ours] divide curves by the unfiltered accuracy, or the source's first threshold"
+        "unfiltered",
+        description="[ours] divide curves by the 'unfiltered' accuracy, or the source's 'first' threshold's",
     )
     norm_mode: Literal["eval", "train"] = Field(
-        "eval", description="[ours] normalisation layers in eval mode, or the source's train mode (batch statistics)"
+        "eval",
+        description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)",
     )
     tau: Margin = Field(0.01, description="robustness margin: |S| <= tau is robust")
     classify: Literal["evidence", "tau"] = Field(
@@ -120,15 +163,18 @@ class ScanConfig(BaseModel):
         1000, description="[ours] paired bootstrap resamples over evaluation samples for score intervals; 0 = none"
     )
     summary_filter: str = Field("pulse", description="[ours] filter whose class is a group's summary class")
-    summary_score: Score = Field("adversarial", description="[ours] score whose class is a group's summary class")
+    summary_score: Score = Field(
+        "adversarial",
+        description="[ours] score whose class is a group's summary class: clean, adversarial or difference",
+    )
     adaptive: Adaptive | None = Field(
         None,
         description="[ours] grow each (group, filter) sweep's samples from initial_samples, doubling, up to "
         "max_samples, until its classes are decided (method §5b); None: every sweep uses max_samples",
     )
     seed: Seed = Field(0, description="seeds sample draw and attack randomness")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
+    device: str = Field("auto", description=DEVICE)
+    precision: Precision = Field(
         "fp32",
         description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), or bf16/fp16 "
         "autocast (faster, may flip a few predictions; checked against --precision-tolerance)",
@@ -168,7 +214,9 @@ class ScanConfig(BaseModel):
         if self.checkpoints and self.weights is not None:
             raise ValueError("--checkpoints replaces --weights; give either several --weights or --checkpoints DIR")
         if self.classify == "evidence" and self.bootstrap == 0:
-            raise ValueError("--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau")
+            raise ValueError(
+                "--classify evidence needs score intervals; set --bootstrap to 1000 or so, or use --classify tau"
+            )
         if self.adaptive is not None and self.scope == "global":
             raise ValueError("--adaptive grows each group's sweep on its own; use it with --scope local")
         if self.adaptive is not None and self.classify != "evidence":
@@ -200,11 +248,80 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: Epochs = 10
-    lr: LearningRate = 1e-3
-    batch_size: BatchSize = 100
-    weight_decay: WeightDecay = 0.0
-    seed: Seed = 0
+    epochs: Epochs = Field(10, description="training epochs")
+    lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's 1e-3)")
+    batch_size: BatchSize = Field(100, description="batch size (the source's 100)")
+    weight_decay: WeightDecay = Field(0.0, description="Adam weight decay")
+    seed: Seed = Field(0, description="seeds initialisation and data order")
+
+
+class TrainConfig(TrainSettings):
+    """Settings of `fragscan train`: what to train, on which data, and where its checkpoints fall."""
+
+    model: str = Field(description=MODEL)
+    dataset: str = Field(description=DATASET)
+    weights: Path | None = Field(None, description="weights to start from; default: a fresh seeded initialisation")
+    pretrained: bool = Field(
+        False,
+        description="for timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), "
+        "fitted to the data",
+    )
+    stem: Stem = Field("imagenet", description=STEM)
+    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    split: str = Field("train", description="split to train on (train: the training data less val)")
+    eval_split: str = Field("test", description="split whose clean accuracy each checkpoint records")
+    save_every: Annotated[int, bounded(1, None)] = Field(
+        10, description="write a checkpoint every K epochs (and after the last)"
+    )
+    device: str = Field("auto", description=DEVICE)
+
+    @property
+    def optimiser(self) -> TrainSettings:
+        """The optimiser's settings alone, as ``training.json`` records them."""
+        return TrainSettings(**self.model_dump(include=set(TrainSettings.model_fields)))
+
+
+class RetrainConfig(BaseModel):
+    """Settings of `fragscan retrain` (method §7): the mask, the arms, their shared budget and attack."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field("digits-cnn", description=MODEL)
+    dataset: str = Field("digits", description=DATASET)
+    weights: Path | None = Field(None, description="weights to start from; default: the model's own")
+    stem: Stem = Field("imagenet", description=f"{STEM}: the scan's")
+    mask: Path = Field(description="retrain mask (mask.safetensors), 1 = trainable")
+    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    train_split: str = Field("train", description="split to fine-tune on (train: the training data less val)")
+    eval_split: str = Field("test", description="split to judge on; never the split the mask was scanned on")
+    max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw; more than a split holds: all)")
+    train_samples: SampleLimit = Field(
+        None, description="fine-tuning samples (seeded draw, the same for every run); default: the whole split"
+    )
+    epochs: Epochs = Field(5, description="fine-tuning epochs (the same for every arm)")
+    lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's)")
+    batch_size: BatchSize = Field(100, description="training batch size (the source's)")
+    weight_decay: WeightDecay = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
+    adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the network")
+    attack: str = Field("FGSM", description="a torchattacks class for evaluation (and --adversarial training)")
+    eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
+    attack_space: AttackSpace = "pixel"
+    controls: tuple[Control, ...] = Field(
+        ("unmasked", "random"),
+        description="control arms besides the selective one, comma-separated: unmasked, random (same count per "
+        "parameter), or none",
+    )
+    repeats: Annotated[int, bounded(1, MAX_REPEATS)] = Field(3, description="runs per arm, seeded seed, seed + 1, ...")
+    bootstrap: Annotated[int, bounded(1, MAX_BOOTSTRAP)] = Field(
+        2000, description="bootstrap resamples for the intervals (over test samples and repeats)"
+    )
+    seed: Seed = Field(0, description="seeds the data order, evaluation draw, random masks, attacks and bootstrap")
+    device: str = Field("auto", description=DEVICE)
+
+    @field_validator("controls")
+    @classmethod
+    def _distinct(cls, value):
+        return tuple(dict.fromkeys(value))
 
 
 def _first_repeat(items):

@@ -46,7 +46,9 @@ def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        raise InputError(f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory") from None
+        raise InputError(
+            f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory"
+        ) from None
     return directory
 
 
@@ -69,5 +71,7 @@ def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | None]
             continue
         ensure_writable_file(path, option)
         if Path(path).resolve() in taken:
-            raise InputError(f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file")
+            raise InputError(
+                f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file"
+            )
         taken[Path(path).resolve()] = option

@@ -11,8 +11,8 @@ from typing import ClassVar
 import torch
 
 from .errors import ConfigError
-from .registry import Registry
 from .limits import MIN_THRESHOLDS
+from .registry import Registry
 
 FILTERS: Registry[type[SynapticFilter]] = Registry("filter")
 

@@ -13,7 +13,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, Strict, ValidationInfo
 
-# Simpson's rule needs 3 points: the one lower bound on a sweep's length, for the config and for a filter built directly.
+# Simpson's rule needs 3 points: the one lower bound on a sweep's length, for the config and for a filter
+# built directly.
 MIN_THRESHOLDS = 3
 MAX_THRESHOLDS = 1000  # a 1000-point curve resolves value bands far finer than any sample size can tell apart
 MAX_BOOTSTRAP = 10_000  # percentile intervals settle long before; memory is resamples x samples x 12 bytes

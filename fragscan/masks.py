@@ -23,12 +23,12 @@ from .classify import Class
 from .config import Score
 from .errors import ConfigError, InputError, first_line
 from .evidence import group_class
+from .files import write_atomic
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
-from .files import write_atomic
 from .report import Report, report_digest
 
-Policy = Literal["band", "layer"]
+MaskPolicy = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
 Inconclusive = Literal["freeze", "train"]
 POLICIES: tuple[str, ...] = ("band", "layer")
@@ -71,7 +71,7 @@ def build_mask(
     report: Report,
     net: nn.Module,
     *,
-    policy: Policy = "band",
+    policy: MaskPolicy = "band",
     score: Score | None = None,
     filters: tuple[str, ...] | None = None,
     others: Others = "train",
@@ -96,20 +96,29 @@ def build_mask(
     for filter_id in filters:
         FILTERS.entry(filter_id)
     if policy == "band" and tuple(filters) != ("pulse",):
-        raise ConfigError("--policy band needs --filters pulse (only the pulse filter removes one value band at a time)")
+        raise ConfigError(
+            "--policy band needs --filters pulse (only the pulse filter removes one value band at a time)"
+        )
     missing = [f for f in filters if f not in report.settings.filters]
     if missing:
-        raise ConfigError(f"the report has no {missing[0]!r} sweep (it swept {','.join(report.settings.filters)}); rescan with it or pick another filter")
+        raise ConfigError(
+            f"the report has no {missing[0]!r} sweep (it swept {','.join(report.settings.filters)}); rescan with it or "
+            "pick another filter"
+        )
 
     parameters = dict(net.named_parameters())
     tensors = {name: torch.full(p.shape, int(others == "train"), dtype=torch.uint8) for name, p in parameters.items()}
     if report.settings.scope == "local":
         for group in report.groups:
             if group.name not in parameters:
-                raise InputError(f"the report's group {group.name!r} is not a parameter of the model; wrong model for this report")
+                raise InputError(
+                    f"the report's group {group.name!r} is not a parameter of the model; wrong model for this report"
+                )
             weight = parameters[group.name]
             if list(weight.shape) != group.shape:
-                raise InputError(f"{group.name!r} has shape {list(weight.shape)} in the model but {group.shape} in the report")
+                raise InputError(
+                    f"{group.name!r} has shape {list(weight.shape)} in the model but {group.shape} in the report"
+                )
             if policy == "layer":
                 classes = [group_class(report, group, f, score) for f in filters]
                 keep = bool(_trainable(classes, inconclusive).all())
@@ -162,12 +171,19 @@ def reported_network(
 
     path = weights or report.model.weights
     if path is None:
-        raise InputError(f"the report names no weights file for {report.model.name!r}; pass --weights with the file the scan used")
+        raise InputError(
+            f"the report names no weights file for {report.model.name!r}; pass --weights with the file the scan used"
+        )
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used")
+        raise InputError(
+            f"weights {str(path)!r} named by the report not found; pass --weights with the file the scan used"
+        )
     if report.model.weights_sha256 and file_sha256(path) != report.model.weights_sha256:
-        raise InputError(f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with --weights")
+        raise InputError(
+            f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with "
+            "--weights"
+        )
     recorded = [Path(p) for p in report.settings.plugins]
     missing = [str(p) for p in recorded if not p.is_file()]
     if missing and not plugins:
@@ -176,11 +192,12 @@ def reported_network(
     built = report.model  # the network as the scan built it: fitted to its data, with its stem
     return create_model(
         built.name, weights=path, num_classes=built.num_classes, input_size=tuple(built.input_size),
-        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem, pretrained=report.settings.pretrained,
+        mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem,
+        pretrained=report.settings.pretrained,
     ).net
 
 
-def default_policy(report: Report) -> Policy | None:
+def default_policy(report: Report) -> MaskPolicy | None:
     """The policy a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
     (local scope only); None when the report supports neither (global scope without pulse)."""
     if "pulse" in report.settings.filters:
@@ -233,7 +250,9 @@ def validate_mask(tensors: dict[str, torch.Tensor], net: nn.Module, *, source: s
     for name, parameter in parameters.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != tuple(parameter.shape):
-            raise InputError(f"{prefix} {name!r} has shape {tuple(tensor.shape)}, the parameter has {tuple(parameter.shape)}")
+            raise InputError(
+                f"{prefix} {name!r} has shape {tuple(tensor.shape)}, the parameter has {tuple(parameter.shape)}"
+            )
         if tensor.is_floating_point() and bool(torch.isnan(tensor).any()):
             raise InputError(f"{prefix} {name!r} contains NaN")
         if tensor.dtype != torch.uint8:

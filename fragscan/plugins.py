@@ -113,10 +113,13 @@ def load_plugins(files: Iterable[str | Path] = (), *, project_dir: str | Path | 
     ``project_dir`` defaults to ``./plugins``. A ``--plugin`` file that does not exist is a usage
     error; a plugin that exists but fails is returned with its error.
     """
-    plugins = [_load_entry_point(ep) for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)]
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    plugins = [_load_entry_point(ep) for ep in entry_points]
     directory = Path(project_dir) if project_dir is not None else Path.cwd() / PROJECT_DIR
     if directory.is_dir():
-        plugins += [_load_file(path, "project") for path in sorted(directory.glob("*.py")) if not path.name.startswith("_")]
+        plugins += [
+            _load_file(path, "project") for path in sorted(directory.glob("*.py")) if not path.name.startswith("_")
+        ]
     for file in files:
         path = Path(file)
         if not path.is_file() or path.suffix != ".py":

@@ -72,7 +72,9 @@ def _written(traced: fx.GraphModule, node: fx.Node) -> fx.Node | None:
     return None
 
 
-_IN_PLACE_OPERATORS = {"iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior", "ixor", "setitem"}
+_IN_PLACE_OPERATORS = {
+    "iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior", "ixor", "setitem",
+}
 
 
 def split(traced: fx.GraphModule, parameters: Sequence[nn.Parameter], cost: Callable[[fx.Node], float]) -> Split:

@@ -16,67 +16,30 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
 from ._version import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .confidence import LEVEL, pack_bits, unpack_bits
-from .config import AttackSpace, PixelBudget, SampleLimit
+from .config import RetrainConfig, TrainSettings
 from .data import create_dataset, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError, InputError
 from .fitting import model_for_data
-from .limits import MAX_BOOTSTRAP, MAX_REPEATS, BatchSize, Epochs, LearningRate, Seed, WeightDecay, bounded
 from .masks import Mask, load_mask
-from .models import Normalized, Stem
+from .models import Normalized
 from .runtime import library_versions, resolve_device
-from .train import TrainSettings, train
+from .train import train
 
 SCHEMA_VERSION = "2.0"
 
-Control = Literal["unmasked", "random"]
 ARMS: tuple[str, ...] = ("selective", "random", "unmasked")
-
-
-class RetrainConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field("digits-cnn", description="registered model name")
-    dataset: str = Field("digits", description="registered dataset adapter")
-    weights: Path | None = Field(None, description="weights to start from; default: the model's own")
-    stem: Stem = Field("imagenet", description="paper built-ins: the first layers the scan used (--stem)")
-    mask: Path = Field(description="retrain mask (mask.safetensors), 1 = trainable")
-    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
-    train_split: str = Field("train", description="split to fine-tune on (train: the training data less val)")
-    eval_split: str = Field("test", description="split to judge on; never the split the mask was scanned on")
-    max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw); None = all")
-    train_samples: SampleLimit = Field(None, description="fine-tuning samples (seeded draw, the same for every run)")
-    epochs: Epochs = Field(5, description="fine-tuning epochs (the same for every arm)")
-    lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's)")
-    batch_size: BatchSize = Field(100, description="training batch size (the source's)")
-    weight_decay: WeightDecay = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
-    adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the network")
-    attack: str = Field("FGSM", description="torchattacks class for evaluation (and --adversarial training)")
-    eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
-    attack_space: AttackSpace = "pixel"
-    controls: tuple[Control, ...] = Field(("unmasked", "random"), description="control arms besides the selective one")
-    repeats: Annotated[int, bounded(1, MAX_REPEATS)] = Field(3, description="runs per arm, seeded seed, seed + 1, ...")
-    bootstrap: Annotated[int, bounded(1, MAX_BOOTSTRAP)] = Field(
-        2000, description="bootstrap resamples for the intervals (over test samples and repeats)"
-    )
-    seed: Seed = Field(0, description="seeds the data order, evaluation draw, random masks, attacks and bootstrap")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-
-    @field_validator("controls")
-    @classmethod
-    def _distinct(cls, value):
-        return tuple(dict.fromkeys(value))
 
 
 class Estimate(BaseModel):

@@ -19,7 +19,7 @@ th:first-child, td:first-child { text-align: left; }
 .verdict { border-left: 4px solid #4a7bb7; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
 small { color: #666; }
-"""
+"""  # noqa: E501 (one CSS rule a line)
 
 _ARM_LABELS = {
     "selective": "selective (the mask)",
@@ -101,9 +101,9 @@ the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {
 score {escape(meta.get("score", "?"))}, filter {escape(meta.get("filter", "?"))},
 others {escape(meta.get("others", "?"))}.
 Frozen elements bit-identical after training, in every masked arm and repeat:
-<b class="{'ok' if result.frozen_bit_identical else 'bad'}">{identical}</b>.</p>
+<b class="{"ok" if result.frozen_bit_identical else "bad"}">{identical}</b>.</p>
 {_parameters(result)}
 <p><small>fragscan {escape(result.fragscan_version)} · device {escape(result.device_used)} · {result.duration_s:.1f} s ·
 mask from report {escape(meta.get("report_sha256", "?")[:16])}{holdout}</small></p>
 </body></html>
-"""
+"""  # noqa: E501 (the page's sentences, a line each)

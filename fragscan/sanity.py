@@ -15,9 +15,13 @@ PROBABILITY_TOLERANCE = 1e-3
 def looks_like_probabilities(outputs: torch.Tensor) -> str | None:
     """Outputs in [0, 1] summing to 1 per row are softmax outputs: attacks built on cross-entropy need logits."""
     in_unit = bool(((outputs >= 0) & (outputs <= 1)).all())
-    sums_to_one = bool(torch.allclose(outputs.sum(1), torch.ones(len(outputs), device=outputs.device), atol=PROBABILITY_TOLERANCE))
+    ones = torch.ones(len(outputs), device=outputs.device)
+    sums_to_one = bool(torch.allclose(outputs.sum(1), ones, atol=PROBABILITY_TOLERANCE))
     if in_unit and sums_to_one:
-        return "the model's outputs look like probabilities (each row sums to 1): attacks need logits; drop the final softmax"
+        return (
+            "the model's outputs look like probabilities (each row sums to 1): attacks need logits; "
+            "drop the final softmax"
+        )
     return None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import simpson
 
+
 @dataclass(frozen=True)
 class FilteringScores:
     clean: float | None

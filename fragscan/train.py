@@ -9,22 +9,28 @@ stay too.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._version import __version__
+from .config import Stem, TrainConfig, TrainSettings
+from .data import create_dataset
 from .errors import ConfigError
-from .config import TrainSettings
+from .files import ensure_writable_dir, write_atomic
 from .fitting import model_for_data
-from .models import Normalized, Stem
+from .models import Normalized
+from .models.weights import safetensors_bytes
+from .runtime import library_versions, resolve_device
 
-# Makes adversarial examples for a training batch: (images, labels) -> images.
-Adversary = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Replaces a training batch by adversarial examples: (images, labels) -> images.
+Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def accuracy(model: nn.Module, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
@@ -81,7 +87,7 @@ def train(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, float], None] | None = None,
     mask: dict[str, torch.Tensor] | None = None,
-    adversary: Adversary | None = None,
+    adversary: Perturb | None = None,
 ) -> nn.Module:
     """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch.
 
@@ -172,3 +178,65 @@ def initial_model(
 def checkpoint_state(model: Normalized) -> dict[str, torch.Tensor]:
     """The user's network's state dict, ready for safetensors (contiguous, on the CPU)."""
     return {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+
+
+class TrainOutputs(BaseModel):
+    """What :func:`train_to` wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: TrainRecord
+    written: list[Path] = Field(description="the epoch_NNN.safetensors checkpoints, then training.json")
+
+
+def train_to(
+    config: TrainConfig, out: str | Path, *, on_epoch: Callable[[int, float, Checkpoint | None], None] | None = None
+) -> TrainOutputs:
+    """Train as ``config`` says, writing into the directory ``out`` (created if missing), each file
+    atomically: ``epoch_NNN.safetensors`` every ``save_every`` epochs and after the last, then
+    ``training.json``. ``on_epoch(epoch, mean_loss, checkpoint)`` after each epoch; ``checkpoint``
+    is None for an epoch that wrote none."""
+    device = resolve_device(config.device)
+    directory = ensure_writable_dir(Path(out))
+    train_set = create_dataset(config.dataset, root=config.data_root, split=config.split)
+    network = initial_model(
+        config.model, config.dataset, train_set, config.weights, config.seed, config.stem, pretrained=config.pretrained
+    )
+    eval_set = create_dataset(config.dataset, root=config.data_root, split=config.eval_split)
+    losses: list[float] = []
+    checkpoints: list[Checkpoint] = []
+
+    def after_epoch(epoch: int, loss: float) -> None:
+        losses.append(loss)
+        checkpoint = None
+        if epoch % config.save_every == 0 or epoch == config.epochs:
+            data = safetensors_bytes(checkpoint_state(network), {"model": config.model, "epoch": str(epoch)})
+            path = directory / f"epoch_{epoch:03d}.safetensors"
+            write_atomic(path, data)
+            checkpoint = Checkpoint(
+                epoch=epoch, file=path.name, sha256=hashlib.sha256(data).hexdigest(), loss=loss,
+                accuracy=accuracy(network, eval_set, device=device),
+            )
+            checkpoints.append(checkpoint)
+        if on_epoch is not None:
+            on_epoch(epoch, loss, checkpoint)
+
+    train(network, train_set, config.optimiser, device=device, on_epoch=after_epoch)
+    record = TrainRecord(
+        fragscan_version=__version__,
+        model=config.model,
+        dataset=config.dataset,
+        train_split=config.split,
+        eval_split=config.eval_split,
+        holdout=getattr(train_set, "holdout", None),
+        initial_weights=None if config.weights is None else str(config.weights),
+        stem=config.stem,
+        settings=config.optimiser.model_dump(),
+        device_used=str(device),
+        versions=library_versions(),
+        losses=losses,
+        checkpoints=checkpoints,
+    )
+    write_atomic(directory / "training.json", record.model_dump_json(indent=1).encode())
+    written = [directory / checkpoint.file for checkpoint in checkpoints]
+    return TrainOutputs(record=record, written=[*written, directory / "training.json"])

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import AUDIT_FILES, Policy, audit, junit_xml, load_policy, sarif
+from fragscan.audit import AUDIT_FILES, AuditPolicy, audit, junit_xml, load_policy, sarif
 from fragscan.cli import app
 from fragscan.errors import InputError
 from fragscan.report import write_report
@@ -50,7 +50,7 @@ def only_rule(result):
 
 def test_no_threshold_means_no_rule_and_a_pass(scanned):
     report, _ = scanned
-    result = audit(report, Policy())
+    result = audit(report, AuditPolicy())
     assert result.passed and result.rules == []
 
 
@@ -59,8 +59,8 @@ def test_accuracy_floors_pass_at_the_value_and_fail_above_it(scanned, field, mea
     report, _ = scanned
     value = getattr(report.baseline, measured)
     assert 0 < value < 0.99
-    at = only_rule(audit(report, Policy(**{field: value})))
-    above = only_rule(audit(report, Policy(**{field: value + 0.01})))
+    at = only_rule(audit(report, AuditPolicy(**{field: value})))
+    above = only_rule(audit(report, AuditPolicy(**{field: value + 0.01})))
     assert at.passed and at.measured == value and at.id == field.replace("_", "-")
     assert not above.passed and len(above.findings) == 1
 
@@ -70,8 +70,8 @@ def test_fragile_share_counts_summary_classes(scanned):
     names = [g.name for g in report.groups]
     report = with_classes(report, {name: "robust" for name in names[2:]} | {names[0]: "fragile", names[1]: "fragile"})
     share = 2 / len(names)
-    allowed = only_rule(audit(report, Policy(max_fragile_share=share)))
-    exceeded = only_rule(audit(report, Policy(max_fragile_share=share - 0.01)))
+    allowed = only_rule(audit(report, AuditPolicy(max_fragile_share=share)))
+    exceeded = only_rule(audit(report, AuditPolicy(max_fragile_share=share - 0.01)))
     assert allowed.passed and allowed.measured == pytest.approx(share)
     assert not exceeded.passed
     assert sorted(f.group for f in exceeded.findings) == sorted(names[:2])
@@ -81,8 +81,8 @@ def test_must_not_be_fragile_guards_matching_groups_only(scanned):
     report, _ = scanned
     classes = {g.name: "robust" for g in report.groups} | {"features.0.weight": "fragile", "classifier.3.weight": "antifragile"}
     report = with_classes(report, classes)
-    guarded_ok = only_rule(audit(report, Policy(must_not_be_fragile=["classifier.3.*"])))
-    violated = only_rule(audit(report, Policy(must_not_be_fragile=["classifier.3.*", "features.0.*"])))
+    guarded_ok = only_rule(audit(report, AuditPolicy(must_not_be_fragile=["classifier.3.*"])))
+    violated = only_rule(audit(report, AuditPolicy(must_not_be_fragile=["classifier.3.*", "features.0.*"])))
     assert guarded_ok.passed
     assert not violated.passed
     assert [f.group for f in violated.findings] == ["features.0.weight"]
@@ -92,20 +92,20 @@ def test_must_not_be_fragile_guards_matching_groups_only(scanned):
 def test_must_not_be_fragile_glob_that_matches_nothing_is_an_input_error(scanned):
     report, _ = scanned
     with pytest.raises(InputError, match="'classifer.*' matches no group"):
-        audit(report, Policy(must_not_be_fragile=["classifer.*"]))
+        audit(report, AuditPolicy(must_not_be_fragile=["classifer.*"]))
 
 
 def test_regression_against_an_identical_baseline_is_zero(scanned):
     report, _ = scanned
-    rule = only_rule(audit(report, Policy(max_regression=0.0), baseline=report))
+    rule = only_rule(audit(report, AuditPolicy(max_regression=0.0), baseline=report))
     assert rule.passed and rule.measured == 0.0
 
 
 def test_regression_names_the_score_that_fell(scanned):
     report, _ = scanned
     better_before = with_score(report, "features.2.weight", "pulse", "adversarial", +0.05)
-    strict = only_rule(audit(report, Policy(max_regression=0.01), baseline=better_before))
-    lenient = only_rule(audit(report, Policy(max_regression=0.06), baseline=better_before))
+    strict = only_rule(audit(report, AuditPolicy(max_regression=0.01), baseline=better_before))
+    lenient = only_rule(audit(report, AuditPolicy(max_regression=0.06), baseline=better_before))
     assert not strict.passed and lenient.passed
     assert strict.measured == pytest.approx(0.05)
     [finding] = strict.findings
@@ -116,13 +116,13 @@ def test_regression_names_the_score_that_fell(scanned):
 def test_regression_needs_a_baseline_and_warns_about_other_settings(scanned):
     report, _ = scanned
     with pytest.raises(InputError, match="max-regression needs a baseline report"):
-        audit(report, Policy(max_regression=0.1))
+        audit(report, AuditPolicy(max_regression=0.1))
     other_eps = report.model_copy(update={"settings": report.settings.model_copy(update={"eps_used": 0.2})})
-    result = audit(report, Policy(max_regression=1.0), baseline=other_eps)
+    result = audit(report, AuditPolicy(max_regression=1.0), baseline=other_eps)
     assert result.passed
     assert any("eps_used 0.2 → 0.1" in w for w in result.warnings)
     in_bf16 = report.model_copy(update={"settings": report.settings.model_copy(update={"precision_used": "bf16"})})
-    assert any("precision_used bf16 → fp32" in w for w in audit(report, Policy(max_regression=1.0), baseline=in_bf16).warnings)
+    assert any("precision_used bf16 → fp32" in w for w in audit(report, AuditPolicy(max_regression=1.0), baseline=in_bf16).warnings)
 
 
 def test_group_rules_refuse_a_global_scan(scanned):
@@ -131,8 +131,8 @@ def test_group_rules_refuse_a_global_scan(scanned):
         update={"settings": report.settings.model_copy(update={"scope": "global"}), "groups": []}
     )
     with pytest.raises(InputError, match="scope is 'global'"):
-        audit(global_report, Policy(max_fragile_share=0.5))
-    assert audit(global_report, Policy(min_clean_accuracy=0.5)).passed
+        audit(global_report, AuditPolicy(max_fragile_share=0.5))
+    assert audit(global_report, AuditPolicy(min_clean_accuracy=0.5)).passed
 
 
 def test_policy_files_yaml_and_json_agree_and_baseline_is_relative_to_the_file(tmp_path):
@@ -261,7 +261,7 @@ def failing_result(report):
     """Two rules set, one violated by two groups."""
     classes = {g.name: "robust" for g in report.groups} | {"features.0.weight": "fragile", "features.2.weight": "fragile"}
     report = with_classes(report, classes)
-    policy = Policy(min_clean_accuracy=0.0, must_not_be_fragile=["features.*", "classifier.3.*"])
+    policy = AuditPolicy(min_clean_accuracy=0.0, must_not_be_fragile=["features.*", "classifier.3.*"])
     return audit(report, policy, report_path="runs/x/report.json")
 
 
@@ -307,7 +307,7 @@ def test_sarif_has_the_fields_the_2_1_0_schema_requires(scanned):
 
 
 def test_passing_audit_has_no_sarif_results_and_no_junit_failures(scanned):
-    result = audit(scanned[0], Policy(min_clean_accuracy=0.0))
+    result = audit(scanned[0], AuditPolicy(min_clean_accuracy=0.0))
     assert sarif(result)["runs"][0]["results"] == []
     assert ET.fromstring(junit_xml(result)).find(".//failure") is None
 

@@ -8,7 +8,10 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
+from fragscan.audit import AuditPolicy
 from fragscan.cli import app
+from fragscan.cli._options import help_text
+from fragscan.config import RetrainConfig, ScanConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -34,6 +37,43 @@ def test_every_command_and_option_has_help_text(command):
         if parameter.param_type_name == "option":
             assert parameter.help, f"`fragscan {command} {parameter.opts[0]}` has no help text"
     assert CliRunner().invoke(app, [command, "--help"]).exit_code == 0
+
+
+# Options that fill a settings field under another name, or mean something else by leaving it out.
+RENAMED = {("audit", "baseline"): "baseline_report"}
+NOT_THE_FIELD = {
+    ("scan", "weights"): "repeatable: one file fills `weights`, several fill `checkpoints`",
+    ("scan", "checkpoints"): "a directory, listed into `checkpoints`",
+    ("scan", "adaptive"): "a switch; --initial-samples fills the settings' start",
+    ("retrain", "model"): "required on the command line",
+    ("retrain", "dataset"): "required on the command line",
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [("scan", ScanConfig), ("train", TrainConfig), ("retrain", RetrainConfig), ("audit", AuditPolicy)],
+)
+def test_options_take_their_default_and_help_text_from_the_settings_field(command, settings):
+    """Help text and defaults live once, in the settings model the command fills."""
+    checked = 0
+    for parameter in typer.main.get_command(app).commands[command].params:
+        name = RENAMED.get((command, parameter.name), parameter.name)
+        if name not in settings.model_fields or (command, parameter.name) in NOT_THE_FIELD:
+            continue
+        field = settings.model_fields[name]
+        assert parameter.help == help_text(settings, name), (command, parameter.name)
+        if parameter.required:
+            assert field.is_required(), (command, parameter.name)
+        else:  # click holds a repeatable option's default as a list, a text option's as text
+            default = _flat(field.default)
+            assert _flat(parameter.default) in (default, str(default)), (command, parameter.name)
+        checked += 1
+    assert checked >= 8
+
+
+def _flat(value):
+    return ",".join(value) if isinstance(value, (list, tuple)) else value
 
 
 def test_the_quickstart_commands_are_make_targets():

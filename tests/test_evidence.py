@@ -10,7 +10,7 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import Policy, audit
+from fragscan.audit import AuditPolicy, audit
 from fragscan.audit.outputs import junit_xml, sarif
 from fragscan.classify import classify, samples_to_decide
 from fragscan.cli import app
@@ -230,18 +230,18 @@ def test_audit_fails_must_not_be_fragile_only_on_a_decided_fragile_group(scanned
     report, _ = scanned
     name = report.groups[0].name
     undecided = _with_classes(report, ["inconclusive", "robust", "robust", "robust", "robust"], [900])
-    outcome = audit(undecided, Policy(must_not_be_fragile=(name,))).rules[0]
+    outcome = audit(undecided, AuditPolicy(must_not_be_fragile=(name,))).rules[0]
     assert outcome.passed
     assert outcome.message == "0 of 1 guarded groups fragile; 1 inconclusive (not shown fragile, not shown safe)"
     fragile = _with_classes(report, ["fragile", "robust", "robust", "robust", "robust"])
-    assert not audit(fragile, Policy(must_not_be_fragile=(name,))).passed
+    assert not audit(fragile, AuditPolicy(must_not_be_fragile=(name,))).passed
 
 
 def test_max_inconclusive_share_and_its_ci_outputs(scanned):
     report, _ = scanned
     two = _with_classes(report, ["inconclusive", "inconclusive", "robust", "robust", "fragile"], [900, 1500])
-    assert audit(two, Policy(max_inconclusive_share=0.4)).passed
-    result = audit(two, Policy(max_inconclusive_share=0.2))
+    assert audit(two, AuditPolicy(max_inconclusive_share=0.4)).passed
+    result = audit(two, AuditPolicy(max_inconclusive_share=0.2))
     (rule,) = result.rules
     assert not result.passed and rule.id == "max-inconclusive-share" and rule.measured == 0.4
     assert rule.findings[0].message.startswith(f"{report.groups[0].name} is inconclusive (±")

@@ -2,7 +2,6 @@
 and the bad inputs met along the way: each must work, or fail on one line with its exit code."""
 
 import json
-import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -150,13 +149,13 @@ def test_a_filter_named_twice_is_one_line_not_swept_twice(tmp_path):
 
 
 def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
-    import fragscan.retrain  # noqa: F401  (in sys.modules)
+    import fragscan.retrain_outputs
 
     def interrupted(config):
         raise KeyboardInterrupt
 
-    # the command imports the library's retrain when it runs (torch is slow to import): patch it there
-    monkeypatch.setattr(sys.modules["fragscan.retrain"], "retrain", interrupted)
+    # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
+    monkeypatch.setattr(fragscan.retrain_outputs, "retrain", interrupted)
     result = runner.invoke(
         app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
     )
@@ -391,13 +390,13 @@ def test_heatmap_labels_with_dollar_signs_are_text_not_broken_mathtext():
 
 
 def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path, monkeypatch):
-    import fragscan.retrain  # noqa: F401  (in sys.modules)
+    import fragscan.retrain_outputs
 
     def broken(config):
         raise RuntimeError("what went wrong\n  detail the parser printed\n  ^")
 
-    # the command imports the library's retrain when it runs (torch is slow to import): patch it there
-    monkeypatch.setattr(sys.modules["fragscan.retrain"], "retrain", broken)
+    # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
+    monkeypatch.setattr(fragscan.retrain_outputs, "retrain", broken)
     result = runner.invoke(
         app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
     )

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import Policy, audit, load_policy, sarif
+from fragscan.audit import AuditPolicy, audit, load_policy, sarif
 from fragscan.cli import app
 from fragscan.errors import ConfigError, InputError
 from fragscan.report import load_report, write_report
@@ -102,10 +102,9 @@ def test_non_finite_and_absurd_numbers_are_one_line_and_leave_nothing(tmp_path, 
 
 def test_every_numeric_setting_is_bounded_in_one_place():
     """Each settings model's numbers carry a limits.py type: a new option cannot forget its bounds."""
-    from fragscan.retrain import RetrainConfig
-    from fragscan.train import TrainSettings
+    from fragscan.config import RetrainConfig, TrainConfig, TrainSettings
 
-    for model in (fragscan.ScanConfig, RetrainConfig, TrainSettings):
+    for model in (fragscan.ScanConfig, RetrainConfig, TrainSettings, TrainConfig):
         for name, field in model.model_fields.items():
             numeric = {int, float} & set(getattr(field.annotation, "__args__", (field.annotation,)))
             if numeric:
@@ -130,7 +129,7 @@ def test_a_diverging_training_stops_instead_of_writing_nan_weights():
 def test_an_audit_of_a_report_without_groups_says_so(scanned, tmp_path):
     report = load_report(scanned[0]).model_copy(update={"groups": []})
     with pytest.raises(InputError, match="rules max-fragile-share need analysed groups, but the report has none"):
-        audit(report, Policy(max_fragile_share=0.5))
+        audit(report, AuditPolicy(max_fragile_share=0.5))
     write_report(report, tmp_path / "report.json")
     result = runner.invoke(app, ["audit", str(tmp_path / "report.json"), "--max-fragile-share", "0.5"])
     one_line_exit_2(result, "need analysed groups")
@@ -151,7 +150,7 @@ def test_sarif_never_holds_a_bare_nan(scanned, tmp_path):
     from fragscan.audit import Finding
     from fragscan.audit.outputs import write_audit_outputs
 
-    result = audit(load_report(scanned[0]), Policy(min_clean_accuracy=1.0))
+    result = audit(load_report(scanned[0]), AuditPolicy(min_clean_accuracy=1.0))
     finding = Finding(message="m", value=float("nan"))
     bad = result.model_copy(update={"rules": [result.rules[0].model_copy(update={"findings": [finding]})]})
     with pytest.raises(ValueError, match="not JSON compliant"):
@@ -378,10 +377,10 @@ def test_eps_auto_that_cannot_reach_its_target_says_so():
 def test_a_near_chance_model_fails_the_audit_unless_allowed(scanned, tmp_path):
     report = load_report(scanned[0])
     untrained = report.model_copy(update={"baseline": report.baseline.model_copy(update={"clean": 0.1})})
-    failed = audit(untrained, Policy())
+    failed = audit(untrained, AuditPolicy())
     assert not failed.passed and failed.rules[0].id == "above-chance"
-    assert audit(untrained, Policy(allow_near_chance=True)).passed
-    assert audit(report, Policy()).rules == []  # a trained model: the rule does not appear
+    assert audit(untrained, AuditPolicy(allow_near_chance=True)).passed
+    assert audit(report, AuditPolicy()).rules == []  # a trained model: the rule does not appear
     write_report(untrained, tmp_path / "report.json")
     result = runner.invoke(app, ["audit", str(tmp_path / "report.json"), "-q"])
     assert result.exit_code == 1 and "above-chance" in result.output
@@ -408,7 +407,7 @@ def test_the_ci_examples_audit_adversarial_accuracy_at_a_fixed_eps(scanned):
         assert float(eps) > 0, f"{name}: --eps {eps}"
     report = load_report(scanned[0])
     auto = report.model_copy(update={"settings": report.settings.model_copy(update={"eps": "auto"})})
-    warned = audit(auto, Policy(min_adversarial_accuracy=0.1)).warnings
+    warned = audit(auto, AuditPolicy(min_adversarial_accuracy=0.1)).warnings
     assert any("--eps auto tuned" in w for w in warned)
 
 
@@ -425,7 +424,7 @@ def test_sarif_uris_are_percent_encoded(scanned, tmp_path, monkeypatch):
     folder.mkdir()
     shutil.copy(scanned[0], folder / "report.json")
     monkeypatch.chdir(tmp_path)
-    result = audit(load_report(folder / "report.json"), Policy(min_clean_accuracy=1.0), report_path=str(folder / "report.json"))
+    result = audit(load_report(folder / "report.json"), AuditPolicy(min_clean_accuracy=1.0), report_path=str(folder / "report.json"))
     uris = [loc["physicalLocation"]["artifactLocation"]["uri"] for r in sarif(result)["runs"][0]["results"] for loc in r["locations"]]
     assert uris and all(" " not in uri for uri in uris) and "my%20reports/report.json" in uris
 

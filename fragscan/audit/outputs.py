@@ -21,9 +21,15 @@ def junit_xml(result: AuditResult) -> bytes:
     subject = f"{result.report.model} on {result.report.dataset}/{result.report.split}"
     counts = {"tests": str(len(result.rules)), "failures": str(len(result.failed)), "errors": "0", "skipped": "0"}
     suites = ET.Element("testsuites", name="fragscan audit", **counts)
-    suite = ET.SubElement(suites, "testsuite", name=f"fragscan audit: {subject}", timestamp=result.report.started_at, **counts)
+    suite = ET.SubElement(
+        suites, "testsuite", name=f"fragscan audit: {subject}", timestamp=result.report.started_at, **counts
+    )
     properties = ET.SubElement(suite, "properties")
-    for name, value in (("report", result.report.path), ("report_sha256", result.report.sha256), ("fragscan", __version__)):
+    for name, value in (
+        ("report", result.report.path),
+        ("report_sha256", result.report.sha256),
+        ("fragscan", __version__),
+    ):
         ET.SubElement(properties, "property", name=name, value=str(value))
     for rule in result.rules:
         case = ET.SubElement(suite, "testcase", classname="fragscan.audit", name=rule.id, time="0")
@@ -68,12 +74,19 @@ def sarif(result: AuditResult) -> dict:
         "runs": [
             {
                 "tool": {
-                    "driver": {"name": "fragscan", "version": __version__, "informationUri": _INFORMATION_URI, "rules": rules}
+                    "driver": {
+                        "name": "fragscan",
+                        "version": __version__,
+                        "informationUri": _INFORMATION_URI,
+                        "rules": rules,
+                    }
                 },
                 "invocations": [
                     {
                         "executionSuccessful": True,
-                        "toolExecutionNotifications": [{"level": "warning", "message": {"text": w}} for w in result.warnings],
+                        "toolExecutionNotifications": [
+                            {"level": "warning", "message": {"text": w}} for w in result.warnings
+                        ],
                     }
                 ],
                 "results": results,
@@ -89,7 +102,10 @@ def _threshold(rule: RuleOutcome) -> str:
 def _location(report_path: str | None, group: str | None) -> dict:
     """The audited report.json as the artifact (relative, as code-scanning wants), the group as a logical place."""
     location: dict = {
-        "physicalLocation": {"artifactLocation": {"uri": _uri(report_path or "report.json")}, "region": {"startLine": 1}}
+        "physicalLocation": {
+            "artifactLocation": {"uri": _uri(report_path or "report.json")},
+            "region": {"startLine": 1},
+        }
     }
     if group is not None:
         location["logicalLocations"] = [{"name": group, "kind": "member"}]

@@ -14,7 +14,9 @@ from ..limits import PolicyMargin, PolicyShare
 from ..report import Report, load_report
 
 
-class Policy(BaseModel):
+class AuditPolicy(BaseModel):
+    """The thresholds of `fragscan audit` and `scan --policy` (distinct from a mask's band/layer policy)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     min_clean_accuracy: PolicyShare | None = Field(None, description="unfiltered clean accuracy must reach this")
@@ -22,17 +24,22 @@ class Policy(BaseModel):
         None, description="unfiltered adversarial accuracy must reach this"
     )
     max_fragile_share: PolicyShare | None = Field(
-        None, description="share of analysed groups whose class is fragile must not exceed this"
+        None, description="share of analysed groups whose class is fragile must not exceed this (0-1)"
     )
     max_inconclusive_share: float | None = Field(
-        None, ge=0, le=1, description="share of analysed groups whose class is inconclusive must not exceed this"
+        None,
+        ge=0,
+        le=1,
+        description="share of analysed groups whose class is inconclusive must not exceed this (0-1): "
+        "the scan needs more samples"
     )
     must_not_be_fragile: tuple[str, ...] = Field(
         (),
-        description="globs over group names; no matching group may be decidedly fragile, and each glob must match one",
+        description="globs over group names (repeatable); no matching group may be decidedly fragile, and each "
+        "glob must match one",
     )
     max_regression: PolicyMargin | None = Field(
-        None, description="no filtering score may fall by more than this against the baseline report"
+        None, description="no filtering score may fall by more than this against the baseline report (--baseline)"
     )
     baseline_report: Path | None = Field(None, description="the report.json max_regression compares against")
     allow_near_chance: StrictBool = Field(
@@ -65,7 +72,7 @@ def rule_id(field: str) -> str:
     return field.replace("_", "-")
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path) -> AuditPolicy:
     """Read a YAML or JSON policy file; a relative ``baseline_report`` is relative to the file."""
     path = Path(path)
     if not path.is_file():
@@ -76,14 +83,14 @@ def load_policy(path: str | Path) -> Policy:
     if not isinstance(values, dict):
         raise InputError(f"policy {str(path)!r} must be a mapping of rule: threshold, got a {type(values).__name__}")
     for key in values:
-        if key not in Policy.model_fields:
-            close = difflib.get_close_matches(str(key), Policy.model_fields, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(Policy.model_fields)}"
+        if key not in AuditPolicy.model_fields:
+            close = difflib.get_close_matches(str(key), AuditPolicy.model_fields, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(AuditPolicy.model_fields)}"
             raise InputError(f"policy {str(path)!r}: unknown key {key!r}; {hint}")
     if values.get("baseline_report") is not None:
         values["baseline_report"] = path.parent / str(values["baseline_report"])
     try:
-        return Policy(**values)
+        return AuditPolicy(**values)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
@@ -94,7 +101,9 @@ def _parse(path: Path):
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file") from None
+        raise InputError(
+            f"policy {str(path)!r} is not UTF-8 text (byte {error.start}); pass a YAML or JSON file"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, path))
@@ -134,7 +143,7 @@ def _unique_keys_loader(path: Path):
     return UniqueKeys
 
 
-def load_baseline(policy: Policy) -> Report | None:
+def load_baseline(policy: AuditPolicy) -> Report | None:
     """The baseline report the policy names, loaded (and checked) before any long work starts."""
     if policy.baseline_report is None:
         return None

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._version import __version__
 from ..errors import InputError
 from ..report import Report, report_digest
-from .policy import Policy, load_baseline
+from .policy import AuditPolicy, load_baseline
 
 AUDIT_SCHEMA_VERSION = "1.0"
 _SCORES = ("clean", "adversarial", "difference")
@@ -61,7 +61,7 @@ class AuditResult(_Model):
     fragscan_version: str
     report: AuditedReport
     baseline_report: AuditedReport | None
-    policy: Policy
+    policy: AuditPolicy
     passed: bool
     rules: list[RuleOutcome]
     warnings: list[str] = Field(default_factory=list)
@@ -71,7 +71,9 @@ class AuditResult(_Model):
         return [rule for rule in self.rules if not rule.passed]
 
 
-def audit(report: Report, policy: Policy, *, report_path: str | None = None, baseline: Report | None = None) -> AuditResult:
+def audit(
+    report: Report, policy: AuditPolicy, *, report_path: str | None = None, baseline: Report | None = None
+) -> AuditResult:
     """Every rule the policy sets, checked against ``report``; rules left unset are not checked.
 
     ``baseline`` defaults to the report ``policy.baseline_report`` names.
@@ -90,7 +92,9 @@ def audit(report: Report, policy: Policy, *, report_path: str | None = None, bas
         warnings.append("a baseline report was given but max-regression is not set: nothing was compared with it")
     outcomes = _above_chance(report, policy)
     if policy.min_clean_accuracy is not None:
-        outcomes.append(_at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy))
+        outcomes.append(
+            _at_least("min-clean-accuracy", "clean accuracy", report.baseline.clean, policy.min_clean_accuracy)
+        )
     if policy.min_adversarial_accuracy is not None:
         outcomes.append(
             _at_least(
@@ -121,11 +125,12 @@ def audit(report: Report, policy: Policy, *, report_path: str | None = None, bas
     )
 
 
-def check_policy_fits(policy: Policy, scope: str, *, has_baseline: bool) -> None:
+def check_policy_fits(policy: AuditPolicy, scope: str, *, has_baseline: bool) -> None:
     """Say what a policy lacks before (or instead of) auditing: a baseline, or a scan with groups."""
     if policy.max_regression is not None and not has_baseline:
         raise InputError(
-            "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the policy"
+            "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the "
+            "policy"
         )
     if scope != "local" and policy.group_rules():
         raise InputError(
@@ -134,7 +139,7 @@ def check_policy_fits(policy: Policy, scope: str, *, has_baseline: bool) -> None
         )
 
 
-def _above_chance(report: Report, policy: Policy) -> list[RuleOutcome]:
+def _above_chance(report: Report, policy: AuditPolicy) -> list[RuleOutcome]:
     """A near-chance model (untrained, or weights and data that do not match) fails every audit
     unless the policy allows it: its classes are noise, whatever the other rules measure."""
     from ..sanity import NEAR_CHANCE, near_chance  # sanity's other checks need torch; an audit does not
@@ -156,7 +161,7 @@ def _above_chance(report: Report, policy: Policy) -> list[RuleOutcome]:
     ]
 
 
-def _check_has_groups(report: Report, policy: Policy) -> None:
+def _check_has_groups(report: Report, policy: AuditPolicy) -> None:
     """A share of no groups is undefined: say so instead of dividing by zero or passing vacuously."""
     if policy.group_rules() and not report.groups:
         raise InputError(
@@ -323,7 +328,8 @@ def _setting_differences(report: Report, baseline: Report) -> list[str]:
     ]
     if changed:
         warnings.append(
-            "the baseline report was scanned with other settings, so scores may differ for that reason: " + "; ".join(changed)
+            "the baseline report was scanned with other settings, so scores may differ for that reason: "
+            + "; ".join(changed)
         )
     missing = sorted(set(g.name for g in baseline.groups) - set(g.name for g in report.groups))
     if missing:

@@ -9,13 +9,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..audit import AuditResult, Policy, audit as run_audit, load_baseline, load_policy, write_audit_outputs
+from ..audit import AuditPolicy, AuditResult, load_baseline, load_policy, write_audit_outputs
+from ..audit import audit as run_audit
 from ..config import build_config
 from ..errors import PolicyViolation
 from ..files import ensure_writable_dir
 from ..report import Report, load_report
 from ..ui import print_table, stderr_console, stdout_console
 from ._app import app, fails_cleanly
+from ._options import option
 
 _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
 
@@ -24,25 +26,17 @@ _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
 @fails_cleanly
 def audit(
     report: Path = typer.Argument(..., help="The report.json a scan wrote."),
-    policy: Path | None = typer.Option(None, help="YAML or JSON file of thresholds; the options below override its values."),
-    min_clean_accuracy: float | None = typer.Option(None, help="Fail if the unfiltered clean accuracy is below this."),
-    min_adversarial_accuracy: float | None = typer.Option(
-        None, help="Fail if the unfiltered adversarial accuracy is below this."
+    policy: Path | None = typer.Option(
+        None, help="YAML or JSON file of thresholds; the options below override its values."
     ),
-    max_fragile_share: float | None = typer.Option(None, help="Fail if more than this share of groups is fragile (0-1)."),
-    max_inconclusive_share: float | None = typer.Option(
-        None, help="Fail if more than this share of groups is inconclusive (0-1): the scan needs more samples."
-    ),
-    must_not_be_fragile: list[str] = typer.Option(
-        [], help="Fail if a group matching this glob is decidedly fragile; the glob must match a group (repeatable)."
-    ),
-    max_regression: float | None = typer.Option(
-        None, help="Fail if any filtering score falls by more than this against --baseline."
-    ),
-    baseline: Path | None = typer.Option(None, help="The baseline report.json for --max-regression."),
-    allow_near_chance: bool = typer.Option(
-        False, "--allow-near-chance", help="Pass a model whose clean accuracy is near chance (otherwise a failure)."
-    ),
+    min_clean_accuracy: float | None = option(AuditPolicy, "min_clean_accuracy"),
+    min_adversarial_accuracy: float | None = option(AuditPolicy, "min_adversarial_accuracy"),
+    max_fragile_share: float | None = option(AuditPolicy, "max_fragile_share"),
+    max_inconclusive_share: float | None = option(AuditPolicy, "max_inconclusive_share"),
+    must_not_be_fragile: list[str] = option(AuditPolicy, "must_not_be_fragile"),
+    max_regression: float | None = option(AuditPolicy, "max_regression"),
+    baseline: Path | None = option(AuditPolicy, "baseline_report", "--baseline"),
+    allow_near_chance: bool = option(AuditPolicy, "allow_near_chance", "--allow-near-chance"),
     out: Path | None = typer.Option(
         None, help="Directory for audit.json, audit.junit.xml and audit.sarif (default: the report's directory)."
     ),
@@ -59,9 +53,9 @@ def audit(
         "baseline_report": baseline,
         "allow_near_chance": allow_near_chance or None,
     }
-    from_file = load_policy(policy) if policy else Policy()
+    from_file = load_policy(policy) if policy else AuditPolicy()
     merged = build_config(
-        Policy,
+        AuditPolicy,
         **{**from_file.model_dump(exclude_defaults=True), **{k: v for k, v in overrides.items() if v is not None}},
     )
     audited = load_report(report)
@@ -70,7 +64,7 @@ def audit(
 
 
 def audit_and_write(
-    report: Report, report_path: str, policy: Policy, baseline: Report | None, out: Path, quiet: bool
+    report: Report, report_path: str, policy: AuditPolicy, baseline: Report | None, out: Path, quiet: bool
 ) -> AuditResult:
     """Audit, write the three files, show the summary; raise PolicyViolation (exit 1) when a rule failed."""
     result = run_audit(report, policy, report_path=report_path, baseline=baseline)
@@ -82,7 +76,8 @@ def audit_and_write(
     if not result.passed:
         failed = ", ".join(rule.id for rule in result.failed)
         raise PolicyViolation(
-            f"policy violated: {len(result.failed)} of {len(result.rules)} rules failed ({failed}); details in {written[0]}"
+            f"policy violated: {len(result.failed)} of {len(result.rules)} rules failed ({failed}); details in "
+            f"{written[0]}"
         )
     return result
 

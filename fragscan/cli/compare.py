@@ -23,9 +23,15 @@ def _score(value: float | None) -> str:
 @app.command()
 @fails_cleanly
 def compare(
-    reports: list[Path] = typer.Argument(..., help="Two or more report.json files (epochs, datasets or architectures)."),
-    by: str = typer.Option("auto", help="Match groups by 'name' (same architecture) or 'role'; auto picks by model name."),
-    filter_id: str | None = typer.Option(None, "--filter", help="Filter whose scores are compared; default: R1's summary filter."),
+    reports: list[Path] = typer.Argument(
+        ..., help="Two or more report.json files (epochs, datasets or architectures)."
+    ),
+    by: str = typer.Option(
+        "auto", help="Match groups by 'name' (same architecture) or 'role'; auto picks by model name."
+    ),
+    filter_id: str | None = typer.Option(
+        None, "--filter", help="Filter whose scores are compared; default: R1's summary filter."
+    ),
     score: str | None = typer.Option(None, help="clean, adversarial or difference; default: R1's summary score."),
     depth_bins: int = typer.Option(5, help="Relative-depth bins when matching by role."),
     html: Path | None = typer.Option(None, help="Also write the comparison as a self-contained HTML page."),
@@ -65,9 +71,13 @@ def compare(
         table.add_row(item.key, *cells, "yes" if item.invariant else "no")
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):
-        console.print(f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False)
+        console.print(
+            f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False
+        )
     print_table(console, table)
-    console.print(f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False)
+    console.print(
+        f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False
+    )
     for path, render in ((html, "html"), (json_path, "json")):
         if path is None:
             continue

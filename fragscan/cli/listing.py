@@ -35,7 +35,9 @@ def _size(spec) -> str:
 @fails_cleanly
 def models(
     pattern: str = typer.Argument("*", help="Glob over model names, e.g. 'resnet*' or 'tv:*'."),
-    all_sources: bool = typer.Option(False, "--all", help="With no pattern, also list every timm and torchvision name."),
+    all_sources: bool = typer.Option(
+        False, "--all", help="With no pattern, also list every timm and torchvision name."
+    ),
     plugin: list[Path] = PLUGIN_OPTION,
 ) -> None:
     """List models: registered ones (built-ins, plugins), then timm names and torchvision names (tv:NAME)."""
@@ -55,7 +57,9 @@ def models(
         rows += [[n, "from data", "from data", "torchvision" if n.startswith(TV_PREFIX) else "timm"] for n in external]
     _show("models", ["name", "input", "classes", "source"], rows)
     if pattern == "*" and not all_sources:
-        stderr_console().print(f"and {len(external)} timm / torchvision (tv:) names: give a pattern or --all", highlight=False)
+        stderr_console().print(
+            f"and {len(external)} timm / torchvision (tv:) names: give a pattern or --all", highlight=False
+        )
 
 
 @app.command()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..report import load_report
 from ..files import check_outputs
+from ..report import load_report
 from ..ui import stderr_console
 from ._app import app, fails_cleanly
 
@@ -16,8 +16,12 @@ from ._app import app, fails_cleanly
 @fails_cleanly
 def mask(
     report: Path = typer.Argument(..., help="report.json written by `fragscan scan`."),
-    policy: str = typer.Option("band", help="band: per element, from the pulse filter's bands; layer: the group's class."),
-    score: str | None = typer.Option(None, help="clean, adversarial or difference; default: the report's summary score."),
+    policy: str = typer.Option(
+        "band", help="band: per element, from the pulse filter's bands; layer: the group's class."
+    ),
+    score: str | None = typer.Option(
+        None, help="clean, adversarial or difference; default: the report's summary score."
+    ),
     filters: str | None = typer.Option(
         None, help="Comma-separated filters whose classes decide (layer: trainable under all); band needs pulse."
     ),
@@ -40,8 +44,8 @@ def mask(
     loaded = load_report(report)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(
-        loaded, reported_network(loaded, weights, plugin), policy=policy, score=score, filters=chosen, others=others,
-        inconclusive=inconclusive,
+        loaded, reported_network(loaded, weights, plugin), policy=policy, score=score, filters=chosen,
+        others=others, inconclusive=inconclusive,
     )
     save_mask(built, out)
     console = stderr_console(quiet)

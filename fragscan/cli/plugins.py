@@ -33,6 +33,10 @@ def plugins(
         )
         return
     for found in found_plugins:
-        status = f"[red]failed: {found.error}[/red]" if found.error else f"registered {', '.join(found.registered) or 'nothing'}"
+        status = (
+            f"[red]failed: {found.error}[/red]"
+            if found.error
+            else f"registered {', '.join(found.registered) or 'nothing'}"
+        )
         table.add_row(found.name, found.route, found.location, status)
     print_table(stdout_console(), table)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..report import load_report, write_curves_csv, write_html
 from ..files import check_outputs
+from ..report import load_report, write_curves_csv, write_html
 from ..ui import stderr_console
 from ._app import app, fails_cleanly
 

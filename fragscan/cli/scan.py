@@ -13,109 +13,76 @@ from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
 from ..ui import stderr_console, stdout_console, sweep_progress
 from ._app import absolute, app, fails_cleanly
+from ._options import PLUGIN_HELP, argument, option
 from .audit import audit_and_write
 from .summary import print_summary
-
-_DEFAULTS = ScanConfig()
-# Shared with `fragscan train` and `retrain`, which build the same networks.
-STEM_HELP = "Paper built-ins: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)."
-# Shared with `fragscan retrain`, which evaluates with the same attacks.
-ATTACK_SPACE_HELP = (
-    "'pixel': attacks perturb [0,1] pixels and clip; 'normalized': the source's FGSM, a step of eps on the "
-    "normalised input, unclipped (--attack FGSM only; eps in normalised units)."
-)
 
 
 @app.command()
 @fails_cleanly
 def scan(
-    model: str = typer.Argument(_DEFAULTS.model, help="Model name (see `fragscan models`)."),
-    dataset: str = typer.Argument(_DEFAULTS.dataset, help="Dataset adapter (see `fragscan datasets`)."),
+    model: str = argument(ScanConfig, "model"),
+    dataset: str = argument(ScanConfig, "dataset"),
     weights: list[Path] = typer.Option(
         [], help="Weights file (.safetensors preferred, or a .pt/.pth state dict); repeat to scan several checkpoints."
     ),
     checkpoints: Path | None = typer.Option(
         None, help="Directory of weights files (e.g. epochs), scanned in natural order into one report."
     ),
-    data_root: Path | None = typer.Option(None, help="Directory the dataset adapter reads."),
-    split: str = typer.Option(_DEFAULTS.split, help="Dataset split to evaluate on; val (held out of train) for masks."),
-    pretrained: bool = typer.Option(
-        False, "--pretrained", help="timm/tv models: start from ImageNet weights (--weights FILE, or the local cache; offline it fails fast)."
+    data_root: Path | None = option(ScanConfig, "data_root"),
+    split: str = option(ScanConfig, "split"),
+    pretrained: bool = option(ScanConfig, "pretrained", "--pretrained"),
+    stem: str = option(ScanConfig, "stem"),
+    download: bool = option(ScanConfig, "download", "--download"),
+    plugin: list[Path] = typer.Option([], "--plugin", help=PLUGIN_HELP),
+    max_samples: int | None = option(ScanConfig, "max_samples"),
+    all_samples: bool = typer.Option(
+        False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."
     ),
-    stem: str = typer.Option(_DEFAULTS.stem, help=STEM_HELP),
-    download: bool = typer.Option(False, "--download", help="Let the dataset adapter download missing files (needs network)."),
-    plugin: list[Path] = typer.Option([], "--plugin", help="Load this plugin .py file first (repeatable)."),
-    max_samples: int | None = typer.Option(
-        _DEFAULTS.max_samples, help="Evaluation samples, drawn with --seed; 0 < N. Larger is slower and surer."
-    ),
-    all_samples: bool = typer.Option(False, "--all-samples", help="Evaluate on the whole split (overrides --max-samples)."),
     adaptive: bool = typer.Option(
         False,
         "--adaptive",
         help="Grow each sweep's samples (doubling from --initial-samples up to --max-samples) only until its classes "
         "are decided or out of reach: for CI audits and large models on CPU (docs/adaptive.md).",
     ),
-    initial_samples: int | None = typer.Option(
-        None, help=f"With --adaptive: samples of each sweep's first look (default {Adaptive().initial_samples})."
+    initial_samples: int | None = option(
+        Adaptive, "initial_samples", default=None, show_default=str(Adaptive().initial_samples)
     ),
-    batch_size: str = typer.Option(
-        str(_DEFAULTS.batch_size), help="Evaluation batch size, or 'auto': the largest that fits (recorded)."
+    batch_size: str = option(ScanConfig, "batch_size", text=True),
+    filters: str = option(ScanConfig, "filters", text=True),
+    thresholds: int = option(ScanConfig, "thresholds"),
+    attack: str = option(ScanConfig, "attack"),
+    eps: str = option(ScanConfig, "eps", text=True),
+    attack_space: str = option(ScanConfig, "attack_space"),
+    attack_mode: str = option(ScanConfig, "attack_mode"),
+    scope: str = option(ScanConfig, "scope"),
+    global_range: str = option(ScanConfig, "global_range"),
+    include: list[str] = option(ScanConfig, "include"),
+    select: list[str] = option(ScanConfig, "select"),
+    baseline: str = option(ScanConfig, "baseline"),
+    normalise_by: str = option(ScanConfig, "normalise_by"),
+    norm_mode: str = option(ScanConfig, "norm_mode"),
+    tau: float = option(ScanConfig, "tau"),
+    classify: str = option(ScanConfig, "classify"),
+    bootstrap: int = option(ScanConfig, "bootstrap"),
+    summary_filter: str = option(ScanConfig, "summary_filter"),
+    summary_score: str = option(ScanConfig, "summary_score"),
+    seed: int = option(ScanConfig, "seed"),
+    device: str = option(ScanConfig, "device"),
+    precision: str = option(ScanConfig, "precision"),
+    precision_tolerance: float = option(ScanConfig, "precision_tolerance"),
+    out: Path = typer.Option(
+        Path("fragscan-out"),
+        help="Directory for report.json, curves.csv, report.html and mask.safetensors (created if missing).",
     ),
-    filters: str = typer.Option(",".join(_DEFAULTS.filters), help="Comma-separated filters (see `fragscan filters`)."),
-    thresholds: int = typer.Option(_DEFAULTS.thresholds, help="Thresholds per sweep (at least 3)."),
-    attack: str = typer.Option(_DEFAULTS.attack, help="torchattacks class name (see `fragscan attacks`)."),
-    eps: str = typer.Option(
-        str(_DEFAULTS.eps), help="Perturbation budget in [0,1] pixels, or 'auto' to calibrate adv0 ≈ half of clean0."
-    ),
-    attack_space: str = typer.Option(_DEFAULTS.attack_space, help=ATTACK_SPACE_HELP),
-    attack_mode: str = typer.Option(
-        _DEFAULTS.attack_mode, help="regenerate: attack every filtered network; fixed: reuse examples from the unfiltered one."
-    ),
-    scope: str = typer.Option(_DEFAULTS.scope, help="local: one group at a time; global: all groups at once."),
-    global_range: str = typer.Option(
-        _DEFAULTS.global_range, help="Global thresholds over the pooled weight range, or 'unit' for the source's [-1, 1]."
-    ),
-    include: list[str] = typer.Option(
-        [], help="Also analyse these parameters: a name glob, 'bias' or 'norm' (repeatable)."
-    ),
-    select: list[str] = typer.Option(
-        [], help="Analyse only the groups whose names match this glob, e.g. 'layer4.*' (repeatable or comma-separated)."
-    ),
-    baseline: str = typer.Option(_DEFAULTS.baseline, help="Score baseline: 'one' (unfiltered) or 'density' (share present)."),
-    normalise_by: str = typer.Option(
-        _DEFAULTS.normalise_by, help="Divide curves by the 'unfiltered' accuracy or the source's 'first' threshold."
-    ),
-    norm_mode: str = typer.Option(
-        _DEFAULTS.norm_mode, help="Normalisation layers in 'eval' mode, or the source's 'train' mode."
-    ),
-    tau: float = typer.Option(_DEFAULTS.tau, help="Robustness margin: |score| <= tau is robust."),
-    classify: str = typer.Option(
-        _DEFAULTS.classify, help="tau: robust when |score| <= tau; ci: when the 95% interval contains 0 or lies within ±tau."
-    ),
-    bootstrap: int = typer.Option(
-        _DEFAULTS.bootstrap, help="Paired bootstrap resamples over samples for 95% score intervals (0: none)."
-    ),
-    summary_filter: str = typer.Option(_DEFAULTS.summary_filter, help="Filter whose class summarises a group."),
-    summary_score: str = typer.Option(
-        _DEFAULTS.summary_score, help="Score whose class summarises a group: clean, adversarial or difference."
-    ),
-    seed: int = typer.Option(_DEFAULTS.seed, help="Seed for the sample draw and attack randomness."),
-    device: str = typer.Option(_DEFAULTS.device, help="auto (CUDA when present), cpu, cuda or cuda:N."),
-    precision: str = typer.Option(
-        _DEFAULTS.precision,
-        help="fp32: exact, the obvious loop's numbers; bf16 or fp16 (CUDA): autocast, faster, checked against --precision-tolerance.",
-    ),
-    precision_tolerance: float = typer.Option(
-        _DEFAULTS.precision_tolerance,
-        help="Largest share of samples whose correctness on the unfiltered network bf16/fp16 may change; above it the sweep runs in fp32.",
-    ),
-    out: Path = typer.Option(Path("fragscan-out"), help="Directory for report.json, curves.csv, report.html and mask.safetensors (created if missing)."),
     resume: bool = typer.Option(
         True,
         "--resume/--no-resume",
         help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
     ),
-    executor: str = typer.Option("local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."),
+    executor: str = typer.Option(
+        "local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."
+    ),
     ray_address: str | None = typer.Option(
         None, help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001'; default: start a local Ray instance."
     ),

@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, InputError
-from .layout import checked_class_count
 from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
+from .layout import checked_class_count
 
 # The validation split: this share of the training data, at most VAL_CAP samples (and at least one
 # per class), drawn by a stratified train_test_split with VAL_SEED. Fixed, not an option, so that

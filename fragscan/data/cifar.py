@@ -82,10 +82,14 @@ class _Variant:
                 raise InputError(f"CIFAR batch {str(directory / file)!r} lacks 'data' or {self.label_key!r}")
             data = np.asarray(batch["data"], dtype=np.uint8)
             if data.size % 3072:
-                raise InputError(f"CIFAR batch {str(directory / file)!r}: 'data' holds {data.size} bytes, not rows of 3x32x32 pixels")
+                raise InputError(
+                    f"CIFAR batch {str(directory / file)!r}: 'data' holds {data.size} bytes, not rows of 3x32x32 pixels"
+                )
             images.append(data.reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[self.label_key], dtype=np.int64))
-        return ImageTensors(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), self.classes)
+        return ImageTensors(
+            torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), self.classes
+        )
 
     def _binary(self, directory: Path, split: str) -> ImageTensors:
         record = self.label_bytes + 3072
@@ -93,11 +97,15 @@ class _Variant:
         for file in self.binary_files[split]:
             raw = np.fromfile(directory / file, dtype=np.uint8)
             if raw.size % record:
-                raise InputError(f"CIFAR binary {str(directory / file)!r} is not a whole number of {record}-byte records")
+                raise InputError(
+                    f"CIFAR binary {str(directory / file)!r} is not a whole number of {record}-byte records"
+                )
             rows = raw.reshape(-1, record)
             labels.append(rows[:, self.label_bytes - 1].astype(np.int64))  # CIFAR-100: coarse, then fine label
             images.append(rows[:, self.label_bytes :].reshape(-1, 3, 32, 32))
-        return ImageTensors(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), self.classes)
+        return ImageTensors(
+            torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), self.classes
+        )
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -24,7 +24,9 @@ from .layout import ImageTensors, check_split, download_failed, first_existing, 
 _PREFIX = {"train": "train", "test": "t10k"}
 _KINDS = {"images": "idx3", "labels": "idx1"}
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 
 
@@ -93,7 +95,9 @@ def _adapter(name: str, torchvision_name: str, classes: list[str], mean: float, 
     return factory
 
 
-mnist = _adapter("mnist", "MNIST", [str(d) for d in range(10)], 0.1307, 0.3081, "MNIST digits, four IDX files (.gz or not)")
+mnist = _adapter(
+    "mnist", "MNIST", [str(d) for d in range(10)], 0.1307, 0.3081, "MNIST digits, four IDX files (.gz or not)"
+)
 fashion_mnist = _adapter(
     "fashion-mnist", "FashionMNIST", FASHION_CLASSES, 0.2860, 0.3530,
     "Fashion-MNIST, four IDX files; Debian: /usr/share/datasets/fashion-mnist",

@@ -38,7 +38,8 @@ def image_folder(directory: Path, grayscale: bool = False):
         )
     except (FileNotFoundError, OSError) as error:  # no class folder, or a class folder without an image
         raise InputError(
-            f"imagefolder: cannot use {str(directory)!r}: {error}; expected DIR/CLASS/*.png|jpg with an image in every CLASS folder"
+            f"imagefolder: cannot use {str(directory)!r}: {error}; expected DIR/CLASS/*.png|jpg with an image in every "
+            "CLASS folder"
         ) from None
 
 
@@ -51,7 +52,9 @@ def imagefolder(root: Path, split: str = "test", grayscale: bool = False, **kwar
     require_root("imagefolder", root, "CLASS/IMAGE folders, or SPLIT/CLASS/IMAGE")
     if (root / split).is_dir():
         return image_folder(root / split, grayscale)
-    splits = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.lower() in _SPLIT_NAMES) if root.is_dir() else []
+    splits = (
+        sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.lower() in _SPLIT_NAMES) if root.is_dir() else []
+    )
     if splits:  # read as CLASS folders, the other splits would become the classes
         raise ConfigError(
             f"imagefolder: {str(root)!r} has no {split!r} folder but has split folders {', '.join(splits)}; "

@@ -17,7 +17,9 @@ class ImageTensors(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
         if images.ndim != 4 or len(images) != len(labels):
-            raise InputError(f"got {tuple(images.shape)} images for {len(labels)} labels; expected N x C x H x W and N labels")
+            raise InputError(
+                f"got {tuple(images.shape)} images for {len(labels)} labels; expected N x C x H x W and N labels"
+            )
         self.images, self.targets, self.classes = images, labels.long(), list(classes)
 
     def __len__(self) -> int:

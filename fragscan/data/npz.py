@@ -38,11 +38,16 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
         raise ConfigError(f"npz: {str(root)!r} is one file, no train.npz to hold a 'val' split out of; pass a folder")
     path = root if root.is_file() else root / f"{split}.npz"
     if not path.is_file():
-        raise InputError(f"npz: {str(path)!r} not found; pass the .npz file or a folder holding {split}.npz (arrays x, y)")
+        raise InputError(
+            f"npz: {str(path)!r} not found; pass the .npz file or a folder holding {split}.npz (arrays x, y)"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy holds one bare array
-            raise InputError(f"npz: {str(path)!r} is one .npy array, not a .npz archive; save it with np.savez(FILE, x=images, y=labels)")
+            raise InputError(
+                f"npz: {str(path)!r} is one .npy array, not a .npz archive; save it with np.savez(FILE, x=images, "
+                "y=labels)"
+            )
         with loaded as arrays:
             if "x" not in arrays or "y" not in arrays:
                 raise InputError(f"npz: {str(path)!r} holds {sorted(arrays.files)}; it needs arrays 'x' and 'y'")
@@ -50,12 +55,16 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
     if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}")
+        raise InputError(
+            f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}"
+        )
     classes = checked_class_count(int(y.max()) + 1, f"npz: y in {str(path)!r}") if len(y) else 0
     pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale
-            raise InputError(f"npz: integer x must be pixels 0-255, found [{pixels.min()}, {pixels.max()}]; or give floats in [0, 1]")
+            raise InputError(
+                f"npz: integer x must be pixels 0-255, found [{pixels.min()}, {pixels.max()}]; or give floats in [0, 1]"
+            )
         pixels = pixels.astype(np.float32) / 255.0
     elif not np.issubdtype(pixels.dtype, np.floating):
         raise InputError(f"npz: x is {pixels.dtype}; give integer pixels 0-255 or floats in [0, 1]")
@@ -63,6 +72,8 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
         raise InputError("npz: x holds NaN or infinite values; pixels must be floats in [0, 1]")
     elif pixels.size and (pixels.min() < 0 or pixels.max() > 1):
         raise InputError(f"npz: float x must lie in [0, 1], found [{pixels.min():.3g}, {pixels.max():.3g}]")
-    dataset = TensorDataset(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), torch.from_numpy(y.astype(np.int64)))
+    dataset = TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
+    )
     dataset.classes = [str(c) for c in range(classes)]
     return dataset

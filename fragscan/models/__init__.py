@@ -19,8 +19,9 @@ from typing import Any, get_args
 import torch
 from torch import nn
 
+from ..config import Stem
 from ..errors import ConfigError, FragscanError, first_line
-from ._registry import MODELS, ModelSpec, Stem, register_model  # noqa: F401 (the public verbs live here)
+from ._registry import MODELS, ModelSpec, register_model  # noqa: F401 (the public verbs live here)
 from .weights import apply_state_dict, load_state_dict
 
 
@@ -33,7 +34,9 @@ class Normalized(nn.Module):
     def __init__(self, net: nn.Module, spec: ModelSpec, notes: list[str] | tuple[str, ...] = ()):
         super().__init__()
         if spec.input_size is None or spec.num_classes is None or spec.mean is None or spec.std is None:
-            raise ConfigError("Normalized needs a spec with input_size, mean, std and num_classes set (ModelSpec.fitted)")
+            raise ConfigError(
+                "Normalized needs a spec with input_size, mean, std and num_classes set (ModelSpec.fitted)"
+            )
         if len(spec.mean) != spec.input_size[0] or len(spec.std) != spec.input_size[0]:
             raise ConfigError(f"mean/std need one value per input channel ({spec.input_size[0]})")
         self.net = net
@@ -112,7 +115,9 @@ def create_model(
         except FragscanError:
             raise
         except Exception as error:  # a plugin's factory: its own bug, named with where it came from
-            raise ConfigError(f"model {name!r} ({entry.source}) failed to build: {type(error).__name__}: {first_line(error)}") from None
+            raise ConfigError(
+                f"model {name!r} ({entry.source}) failed to build: {type(error).__name__}: {first_line(error)}"
+            ) from None
         if weights is None and default_weights:
             weights = spec.default_weights
         if weights is not None:
@@ -137,14 +142,16 @@ def _runs_on_its_input(name: str, model: Normalized) -> Normalized:
     except Exception as error:  # whatever the architecture raises, the cause is the input size
         size = "x".join(map(str, model.spec.input_size))
         raise ConfigError(
-            f"model {name!r} cannot take {size} images ({first_line(error)}); pick a model that fits images of this size "
+            f"model {name!r} cannot take {size} images ({first_line(error)}); pick a model that fits images of this "
+            "size "
             "(small-cnn fits any) or resize the data"
         ) from None
     classes = model.spec.num_classes
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, classes):
         given = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
         raise ConfigError(
-            f"model {name!r} must return one tensor of logits, N x {classes} for {classes} classes; it returned {given} "
+            f"model {name!r} must return one tensor of logits, N x {classes} for {classes} classes; it returned "
+            f"{given} "
             "for two images (a factory should build its classifier with num_classes=...)"
         )
     return model

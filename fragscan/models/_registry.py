@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry
-
-Stem = Literal["imagenet", "cifar"]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ def external_names(pattern: str = "*") -> list[str]:
     import timm
 
     timm_names = timm.list_models(pattern.removeprefix(TIMM_PREFIX))
-    tv_names = [TV_PREFIX + n for n in _tv_names() if fnmatch.fnmatch(TV_PREFIX + n, pattern) or fnmatch.fnmatch(n, pattern)]
+    tv_names = [
+        TV_PREFIX + n for n in _tv_names() if fnmatch.fnmatch(TV_PREFIX + n, pattern) or fnmatch.fnmatch(n, pattern)
+    ]
     return timm_names + tv_names
 
 
@@ -93,7 +95,9 @@ def _pretrained_statistics(spec: ModelSpec, mean: tuple[float, ...], std: tuple[
     return replace(spec, mean=(sum(mean) / len(mean),) * channels, std=(sum(std) / len(std),) * channels)
 
 
-def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kwargs) -> tuple[nn.Module, ModelSpec, list[str]]:
+def _timm(
+    architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kwargs
+) -> tuple[nn.Module, ModelSpec, list[str]]:
     import timm
     from timm.models import get_pretrained_cfg
 
@@ -114,7 +118,11 @@ def _timm(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kw
         net = timm.create_model(architecture, pretrained=True, **options)
     except Exception as error:  # hub, network or file errors: say which model and why, in one line
         # with --weights FILE the file is what failed; the download cache was never asked
-        where = "" if downloads_allowed() or weights is not None else " (downloads are off: HF_HUB_OFFLINE=1 and the weights are not cached)"
+        where = (
+            ""
+            if downloads_allowed() or weights is not None
+            else " (downloads are off: HF_HUB_OFFLINE=1 and the weights are not cached)"
+        )
         raise InputError(
             f"--pretrained: cannot load weights for timm model {architecture!r}{where}: {first_line(error)}; "
             "pass the file with --weights FILE"
@@ -155,7 +163,9 @@ def _replace_input_conv(net: nn.Module, in_chans: int) -> None:
     raise ConfigError("the torchvision model has no Conv2d to take the data's channels")
 
 
-def _torchvision(architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kwargs) -> tuple[nn.Module, ModelSpec, list[str]]:
+def _torchvision(
+    architecture: str, spec: ModelSpec, *, weights, pretrained: bool, **kwargs
+) -> tuple[nn.Module, ModelSpec, list[str]]:
     from torchvision import models
 
     try:
@@ -170,7 +180,11 @@ def _torchvision(architecture: str, spec: ModelSpec, *, weights, pretrained: boo
     published = models.get_model_weights(architecture).DEFAULT
     state = load_state_dict(weights) if weights is not None else _torchvision_download(architecture, published.url)
     fresh = adapt_pretrained(net, state, source=str(weights or published.url))
-    notes = [f"pretrained weights do not fit {', '.join(fresh)}: initialised afresh (train before scanning)"] if fresh else []
+    notes = (
+        [f"pretrained weights do not fit {', '.join(fresh)}: initialised afresh (train before scanning)"]
+        if fresh
+        else []
+    )
     transforms = published.transforms()
     return net, _pretrained_statistics(spec, tuple(transforms.mean), tuple(transforms.std)), notes
 
@@ -187,4 +201,6 @@ def _torchvision_download(architecture: str, url: str):
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise InputError(f"--pretrained: cannot fetch torchvision weights for {architecture!r}: {first_line(error)}") from None
+        raise InputError(
+            f"--pretrained: cannot fetch torchvision weights for {architecture!r}: {first_line(error)}"
+        ) from None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._registry import Stem, register_model
+from ..config import Stem
+from ._registry import register_model
 
 
 def _conv_like(conv: nn.Conv2d, in_chans: int, *, small: bool) -> nn.Conv2d:

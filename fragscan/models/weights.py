@@ -120,7 +120,9 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
         if missing:
             parts.append(f"missing {missing[0]!r}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
         if unexpected:
-            parts.append(f"unexpected {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+            parts.append(
+                f"unexpected {unexpected[0]!r}" + (f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+            )
         raise InputError(f"weights {source!r} do not fit the model: {', '.join(parts)}")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
@@ -128,9 +130,12 @@ def apply_state_dict(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
                 f"weights {source!r} do not fit the model: {key!r} has shape {tuple(tensor.shape)}, "
                 f"the model expects {tuple(expected[key].shape)}"
             )
-        if expected[key].is_floating_point() and not tensor.is_floating_point():  # e.g. a mask, which has a net's names and shapes
+        if (
+            expected[key].is_floating_point() and not tensor.is_floating_point()
+        ):  # e.g. a mask, which has a net's names and shapes
             raise InputError(
-                f"weights {source!r} do not fit the model: {key!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                f"weights {source!r} do not fit the model: {key!r} has dtype "
+                f"{str(tensor.dtype).removeprefix('torch.')}, "
                 f"the model's is {str(expected[key].dtype).removeprefix('torch.')} (a mask is not weights)"
             )
     net.load_state_dict(state, strict=True)
@@ -148,8 +153,10 @@ def adapt_pretrained(net: nn.Module, state: dict[str, torch.Tensor], *, source: 
     own = net.state_dict()
     missing = _needed(own, state)
     if missing:
-        raise InputError(f"weights {source!r} do not fit the model: missing {missing[0]!r}" + (
-            f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise InputError(
+            f"weights {source!r} do not fit the model: missing {missing[0]!r}"
+            + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     adapted, fresh = {}, []
     for key, mine in own.items():
         theirs = state.get(key, mine)  # only a step counter can be absent here

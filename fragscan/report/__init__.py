@@ -1,5 +1,12 @@
 """The report: the one contract between the engine and everything that reads results."""
 
+from .io import (  # noqa: F401
+    load_report,
+    report_digest,
+    write_curves_csv,
+    write_html,
+    write_report,
+)
 from .model import (  # noqa: F401
     SCHEMA_VERSION,
     Baseline,
@@ -12,8 +19,8 @@ from .model import (  # noqa: F401
     FilterCurve,
     GroupReport,
     IntervalTriple,
-    PackedCorrectness,
     ModelInfo,
+    PackedCorrectness,
     Report,
     Round,
     RunInfo,
@@ -23,11 +30,4 @@ from .model import (  # noqa: F401
     ThresholdClasses,
     ThresholdIntervals,
     ThresholdValues,
-)
-from .io import (  # noqa: F401
-    load_report,
-    report_digest,
-    write_curves_csv,
-    write_html,
-    write_report,
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -33,7 +32,12 @@ def _environment() -> Environment:
 def render_html(report: Report) -> str:
     settings = report.settings
     curves = [
-        (group, Markup(plots.response_curves(group.filters, group.numel, report.baseline.clean, report.baseline.adversarial)))
+        (
+            group,
+            Markup(
+                plots.response_curves(group.filters, group.numel, report.baseline.clean, report.baseline.adversarial)
+            ),
+        )
         for group in report.groups
     ]
     global_curves = (
@@ -41,19 +45,21 @@ def render_html(report: Report) -> str:
         if report.global_
         else None
     )
-    return _environment().get_template("report.html.j2").render(
-        checkpoint_heatmap=Markup(checkpoint_heatmap(report)) if report.checkpoints else None,
-        report=report,
-        settings=settings,
-        settings_rows=sorted(
-            (k, v) for k, v in settings.model_dump(mode="json").items() if k not in ("versions",)
-        ),
-        summary_counts=Counter(g.summary_class for g in report.groups),
-        resolution=report.resolution_note(),
-        heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
-        class_map=Markup(plots.class_map(report)) if report.groups else None,
-        curves=curves,
-        global_curves=global_curves,
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            checkpoint_heatmap=Markup(checkpoint_heatmap(report)) if report.checkpoints else None,
+            report=report,
+            settings=settings,
+            settings_rows=sorted((k, v) for k, v in settings.model_dump(mode="json").items() if k not in ("versions",)),
+            summary_counts=Counter(g.summary_class for g in report.groups),
+            resolution=report.resolution_note(),
+            heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
+            class_map=Markup(plots.class_map(report)) if report.groups else None,
+            curves=curves,
+            global_curves=global_curves,
+        )
     )
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..classify import Class
-from ..config import AdaptivePlan, ScanConfig
+from ..config import AdaptivePlan, Precision, ScanConfig
 
 SCHEMA_VERSION = "2.0"
 
@@ -187,11 +187,13 @@ class Settings(ScanConfig):
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
-    precision_used: Literal["fp32", "bf16", "fp16"] = Field(
+    precision_used: Precision = Field(
         "fp32", description="the sweep's arithmetic (fp32 when --precision broke its tolerance)"
     )
     precision_disagreement: float | None = Field(
-        None, description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network differed from fp32"
+        None,
+        description="with --precision bf16/fp16: share of samples whose correctness on the unfiltered network "
+        "differed from fp32",
     )
     versions: dict[str, str]
     filter_level: float | None = Field(None, description="confidence level of per-filter intervals and classes")
@@ -238,7 +240,7 @@ class CheckpointReport(_Model):
     weights: str
     weights_sha256: str | None
     eps_used: float
-    precision_used: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="this checkpoint's sweep arithmetic")
+    precision_used: Precision = Field("fp32", description="this checkpoint's sweep arithmetic")
     precision_disagreement: float | None = Field(None, description="as in settings, for this checkpoint")
     baseline: Baseline
     groups: list[CheckpointGroup]
@@ -247,7 +249,9 @@ class CheckpointReport(_Model):
 class RunInfo(_Model):
     started_at: str
     duration_s: float
-    executor: str = Field("local", description="where the sweeps ran: local (in-process) or ray; never changes a number")
+    executor: str = Field(
+        "local", description="where the sweeps ran: local (in-process) or ray; never changes a number"
+    )
     resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
 
 

@@ -61,17 +61,23 @@ def response_curves(curves: dict[str, FilterCurve], numel: int | None, clean0: f
             positions = np.asarray(curve.positions)
             total = numel or max(max(curve.removed), 1)
             width = 0.8 / max(len(positions) - 1, 1)
-            ax.bar(positions, np.asarray(curve.removed) / total, width=width, color=REMOVED_COLOUR, label="share removed")
+            ax.bar(
+                positions, np.asarray(curve.removed) / total, width=width, color=REMOVED_COLOUR, label="share removed"
+            )
             ax.axhline(clean0, color=CLEAN_COLOUR, lw=0.6, ls=":")
             ax.axhline(adversarial0, color=ADVERSARIAL_COLOUR, lw=0.6, ls=":")
             ax.plot(positions, curve.clean, color=CLEAN_COLOUR, lw=1.3, marker=".", ms=3, label="clean")
-            ax.plot(positions, curve.adversarial, color=ADVERSARIAL_COLOUR, lw=1.3, marker=".", ms=3, label="adversarial")
+            ax.plot(
+                positions, curve.adversarial, color=ADVERSARIAL_COLOUR, lw=1.3, marker=".", ms=3, label="adversarial"
+            )
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlim(-0.04, 1.04)
             ax.set_xticks([0, 0.5, 1])
             ax.set_yticks([0, 0.5, 1])
             score = curve.scores.adversarial
-            ax.set_title(f"{filter_id}: S_adv {'—' if score is None else f'{score:+.3f}'}", fontsize=8, parse_math=False)
+            ax.set_title(
+                f"{filter_id}: S_adv {'—' if score is None else f'{score:+.3f}'}", fontsize=8, parse_math=False
+            )
             ax.set_xlabel("threshold position t", fontsize=7, labelpad=1)
         axes[0].set_ylabel("share", fontsize=7, labelpad=1)
         return svg(figure, tight=False)
@@ -80,10 +86,7 @@ def response_curves(curves: dict[str, FilterCurve], numel: int | None, clean0: f
 def _score_matrix(report: Report) -> tuple[np.ndarray, list[str]]:
     columns = [(f, s) for f in report.settings.filters for s in SCORES]
     matrix = np.array(
-        [
-            [np.nan if (v := getattr(g.filters[f].scores, s)) is None else v for f, s in columns]
-            for g in report.groups
-        ],
+        [[np.nan if (v := getattr(g.filters[f].scores, s)) is None else v for f, s in columns] for g in report.groups],
         dtype=float,
     ).reshape(len(report.groups), len(columns))
     return matrix, [f"{f}\n{SCORE_SYMBOLS[s]}" for f, s in columns]
@@ -108,7 +111,11 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
         limit = float(np.abs(finite).max()) if finite.size else 1.0
         limit = limit if limit > 0 else 1.0
         mesh = ax.pcolormesh(
-            np.ma.masked_invalid(matrix), cmap="RdBu", norm=TwoSlopeNorm(0.0, -limit, limit), edgecolors="white", linewidth=0.5
+            np.ma.masked_invalid(matrix),
+            cmap="RdBu",
+            norm=TwoSlopeNorm(0.0, -limit, limit),
+            edgecolors="white",
+            linewidth=0.5,
         )
         ax.set_facecolor("#bdc3c7")
         colorbar = figure.colorbar(mesh, ax=ax, shrink=min(1.0, 6 / max(len(rows), 1)) if len(rows) > 6 else 1.0)
@@ -118,7 +125,9 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
 
 def score_heatmap(report: Report) -> str:
     matrix, columns = _score_matrix(report)
-    return diverging_heatmap(matrix, [g.name for g in report.groups], columns, "score (0 = like the unfiltered network)")
+    return diverging_heatmap(
+        matrix, [g.name for g in report.groups], columns, "score (0 = like the unfiltered network)"
+    )
 
 
 def class_map(report: Report) -> str:
@@ -126,13 +135,22 @@ def class_map(report: Report) -> str:
     names = list(CLASS_COLOURS)
     columns = [(f, s) for f in report.settings.filters for s in SCORES]
     codes = np.array(
-        [[names.index(getattr(g.filters[f].classes, s)) for f, s in columns] + [names.index(g.summary_class)] for g in report.groups]
+        [
+            [names.index(getattr(g.filters[f].classes, s)) for f, s in columns] + [names.index(g.summary_class)]
+            for g in report.groups
+        ]
     ).reshape(len(report.groups), len(columns) + 1)
     labels = [f"{f}\n{SCORE_SYMBOLS[s]}" for f, s in columns] + ["summary\nclass"]
     with matplotlib.rc_context(_STYLE):
         figure, ax = _grid_figure([g.name for g in report.groups], labels, extra_width=1.4)
-        ax.pcolormesh(codes, cmap=ListedColormap(list(CLASS_COLOURS.values())), vmin=-0.5, vmax=len(names) - 0.5,
-                      edgecolors="white", linewidth=0.5)
+        ax.pcolormesh(
+            codes,
+            cmap=ListedColormap(list(CLASS_COLOURS.values())),
+            vmin=-0.5,
+            vmax=len(names) - 0.5,
+            edgecolors="white",
+            linewidth=0.5,
+        )
         ax.axvline(len(columns), color="black", lw=1.5)
         counts = {name: int((codes == i).sum()) for i, name in enumerate(names)}
         summary_counts = {name: int((codes[:, -1] == i).sum()) for i, name in enumerate(names)}
@@ -148,4 +166,3 @@ def class_map(report: Report) -> str:
             fontsize=7,
         )
         return svg(figure)
-
