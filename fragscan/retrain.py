@@ -274,9 +274,12 @@ def check_mask_is_for_weights(config: RetrainConfig) -> None:
 
     try:
         with safe_open(str(config.mask), framework="pt") as handle:
-            recorded = (handle.metadata() or {}).get("weights_sha256")
+            metadata = handle.metadata() or {}
     except Exception:  # missing or unreadable: load_mask names the problem, with the model at hand
         return
+    if metadata.get("model", config.model) != config.model:
+        return  # another model's mask: retrain names that, the deeper cause of any weights mismatch
+    recorded = metadata.get("weights_sha256")
     load_plugins()  # a plugin model's default weights are in its spec
     weights = config.weights or model_spec(config.model).default_weights
     if recorded and weights is not None and Path(weights).is_file() and file_sha256(weights) != recorded:
