@@ -51,8 +51,16 @@ def test_one_report_holds_every_checkpoints_scores(epochs):
     assert "Across 2 checkpoints" in html and html.count("<svg") == len(report.groups) + 3
 
 
-def test_each_checkpoint_records_the_precision_its_sweep_ran_in(epochs):
-    paths = tuple(checkpoint_files(epochs))
+def test_each_checkpoint_records_the_precision_its_sweep_ran_in(epochs, tmp_path):
+    # bf16 flips a prediction only near a decision boundary: damage the first conv hard enough that,
+    # at 100 samples, one sample of the damaged epoch flips and none of the shipped weights'
+    state = load_file(epochs / "epoch10.safetensors")
+    save_file(state, tmp_path / "epoch10.safetensors")
+    state["features.0.weight"] = state["features.0.weight"] + 2.0 * torch.randn(
+        state["features.0.weight"].shape, generator=torch.Generator().manual_seed(0)
+    )
+    save_file(state, tmp_path / "epoch2.safetensors")
+    paths = tuple(checkpoint_files(tmp_path))
     reduced = dict(QUICK, max_samples=100, precision="bf16")
     disagreements = [
         fragscan.scan(fragscan.ScanConfig(weights=p, **reduced, precision_tolerance=1.0)).settings.precision_disagreement
