@@ -72,7 +72,7 @@ def adaptive_reports():
 
     executors.sweep = recording
     try:
-        for mode, eps in (("fixed", 0.1), ("regenerate", 0.05)):  # each with a sweep that grows
+        for mode, eps in (("fixed", 0.05), ("regenerate", 0.05)):  # each with a sweep that grows
             calls.clear()
             config = adaptive_config(attack_mode=mode, eps=eps)
             reports[mode] = (config, fragscan.scan(config), list(calls))
