@@ -603,4 +603,3 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
     written = write_scan_outputs(report, directory, mask=mask)
     shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)
-
