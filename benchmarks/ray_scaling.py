@@ -1,7 +1,10 @@
 """Throughput of --executor ray with 1 and 2 workers against the in-process sweep.
 
-Run from the repository root: PYTHONPATH=. python benchmarks/ray_scaling.py [max_samples] [thresholds]
-Prints wall time per executor for the same scan (digits-cnn, FGSM eps 0.1, 3 filters).
+Run from the repository root:
+    PYTHONPATH=. python benchmarks/ray_scaling.py [max_samples] [thresholds] [attack_mode] [attack]
+Prints wall time per executor for the same scan (digits-cnn, eps 0.1, 3 filters; FGSM, regenerate by default).
+In fixed mode each worker receives the examples crafted once by the scan (before, each task crafted
+them again): an attack that is costly to craft (PGD) shows the saving, e.g. `... 120 3 fixed PGD`.
 """
 
 import sys
@@ -17,8 +20,15 @@ from fragscan.executors import ExecutorOptions
 ROOT = Path(__file__).resolve().parent.parent
 samples = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 thresholds = int(sys.argv[2]) if len(sys.argv) > 2 else 9
-config = fragscan.ScanConfig(max_samples=samples, thresholds=thresholds, eps=0.1)
-print(f"digits-cnn, {samples} samples, {thresholds} thresholds, 3 filters, 5 groups; torch threads {torch.get_num_threads()}")
+attack_mode = sys.argv[3] if len(sys.argv) > 3 else "regenerate"
+attack = sys.argv[4] if len(sys.argv) > 4 else "FGSM"
+config = fragscan.ScanConfig(
+    max_samples=samples, thresholds=thresholds, eps=0.1, attack=attack, attack_mode=attack_mode
+)
+print(
+    f"digits-cnn, {samples} samples, {thresholds} thresholds, 3 filters, 5 groups, {attack} {attack_mode}; "
+    f"torch threads {torch.get_num_threads()}"
+)
 
 
 def timed(label, **kwargs):

@@ -24,7 +24,7 @@ from .assess import SCORES, References, assess
 from .classify import DECIDED, Class, classify, samples_to_decide
 from .confidence import Interval, family_level
 from .config import Adaptive, AdaptivePlan, ScanConfig
-from .engine import Curve, EngineInfo, Progress
+from .engine import Curve, EngineInfo, SweepEvent
 
 FUTILITY = (
     "a sweep stops undecided when each undecided class is out of reach: its interval's half-width, "
@@ -127,7 +127,7 @@ class Evaluated:
     info: EngineInfo
 
 
-Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[Progress], None] | None], Evaluated]
+Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
 
 
 def grow(
@@ -136,7 +136,7 @@ def grow(
     references: References,
     config: ScanConfig,
     adaptive: AdaptivePlan,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each filter's curve on the samples it needed, and the engine's account of every look.
@@ -155,7 +155,7 @@ def grow(
     for index, samples in enumerate(adaptive.schedule):
         new = ((ranks >= seen) & (ranks < samples)).nonzero().squeeze(1)
 
-        def forward(event: Progress, offset=index * steps) -> None:
+        def forward(event: SweepEvent, offset=index * steps) -> None:
             progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
 
         evaluated = evaluate(active, new, forward if progress else None)
@@ -176,5 +176,5 @@ def grow(
         if not active:
             break
     if progress is not None:
-        progress(Progress(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
+        progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
     return {f: finished[f] for f in filter_ids}, infos

@@ -10,15 +10,16 @@ against the unfiltered network (the transfer setting).
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torchattacks
 from torchattacks.attack import Attack
 from torch import nn
 
+from .config import ScanConfig
 from .errors import ConfigError
 from .models import Normalized
 from .registry import Registry
@@ -174,10 +175,31 @@ def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed
         ) from error
 
 
+class AttackMode(Protocol):
+    """How adversarial correctness of a (filtered) network is obtained (``--attack-mode``): what the
+    engine asks, so that it never needs to know which mode it has."""
+
+    crafted_once: bool  # the examples are the same for every network: the engine may reuse their prefix activations
+
+    def correct(self, model: nn.Module) -> torch.Tensor:
+        """Adversarial correctness of ``model`` as it is now, one bool per sample."""
+
+    def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Batch ``k``'s adversarial examples (the samples at ``batch``: ``images``, ``labels``) for the
+        network as it is now."""
+
+    def fusable_fgsm(self) -> tuple[float | None, str | None]:
+        """``(eps, None)`` when the examples are a plain torchattacks.FGSM step crafted per network, so
+        the clean forward may also give the attack's gradient; ``(None, why not)`` otherwise."""
+
+    def subset(self, columns: torch.Tensor) -> AttackMode:
+        """The same mode on the samples at ``columns`` only (an adaptive scan's new samples)."""
+
+
 class Regenerate:
     """Adversarial correctness of the network as it is now, attacked afresh."""
 
-    mode = "regenerate"
+    crafted_once = False
 
     def __init__(self, attack: Attack, images, labels, batch_size: int, seed: int):
         self.attack, self.images, self.labels = attack, images, labels
@@ -187,31 +209,67 @@ class Regenerate:
         adversarial = craft(self.attack, self.images, self.labels, self.batch_size, self.seed)
         return predictions(model, adversarial, self.batch_size) == self.labels
 
+    def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return craft_batch(self.attack, images, labels, self.seed + k)
+
+    def fusable_fgsm(self) -> tuple[float | None, str | None]:
+        attack = self.attack
+        if type(attack) is not torchattacks.FGSM:
+            return None, f"{type(attack).__name__} is not torchattacks.FGSM: the attack runs on its own"
+        if attack.targeted or attack._normalization_applied is not None or attack._model_training:
+            return None, "FGSM in targeted, normalised or training mode runs as torchattacks defines it"
+        return attack.eps, None
+
     def subset(self, columns: torch.Tensor) -> Regenerate:
-        """The same attack on the samples at ``columns`` only (an adaptive scan's new samples)."""
         return Regenerate(self.attack, self.images[columns], self.labels[columns], self.batch_size, self.seed)
 
 
 class Fixed:
-    """Adversarial correctness on examples crafted once, against the network given at construction."""
+    """Adversarial correctness on examples crafted once, against the unfiltered network, for every network."""
 
-    mode = "fixed"
+    crafted_once = True
 
-    def __init__(self, attack: Attack, images, labels, batch_size: int, seed: int):
-        self.labels, self.batch_size = labels, batch_size
-        self.adversarial = craft(attack, images, labels, batch_size, seed)
+    def __init__(self, adversarial: torch.Tensor, labels: torch.Tensor, batch_size: int):
+        self.adversarial, self.labels, self.batch_size = adversarial, labels, batch_size
+
+    @classmethod
+    def crafted(cls, attack: Attack, images, labels, batch_size: int, seed: int) -> Fixed:
+        """Examples crafted by ``attack`` against the network it holds now (:func:`craft`)."""
+        return cls(craft(attack, images, labels, batch_size, seed), labels, batch_size)
 
     def correct(self, model: nn.Module) -> torch.Tensor:
         return predictions(model, self.adversarial, self.batch_size) == self.labels
 
+    def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.adversarial[batch]
+
+    def fusable_fgsm(self) -> tuple[float | None, str | None]:
+        return None, "fixed mode crafts once; nothing to share"
+
     def subset(self, columns: torch.Tensor) -> Fixed:
         """The examples already crafted for the samples at ``columns``: nothing is crafted again."""
-        chosen = copy.copy(self)
-        chosen.labels, chosen.adversarial = self.labels[columns], self.adversarial[columns]
-        return chosen
+        return Fixed(self.adversarial[columns], self.labels[columns], self.batch_size)
 
 
-ADVERSARIAL_MODES: dict[str, Callable[..., Regenerate | Fixed]] = {"regenerate": Regenerate, "fixed": Fixed}
+# Each builds its mode from (attack, images, labels, batch_size, seed).
+ADVERSARIAL_MODES: dict[str, Callable[..., AttackMode]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
+
+
+def scan_attack(config: ScanConfig, model: Normalized, eps: float) -> Attack:
+    """The attack ``config`` names, on ``model`` with budget ``eps``."""
+    return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
+
+
+def build_adversary(
+    config: ScanConfig, model: Normalized, eps: float, images, labels, batch_size: int,
+    crafted: torch.Tensor | None = None,
+) -> AttackMode:
+    """The attack mode ``config`` names on ``model`` and the samples ``images``, ``labels``: the scan's, and
+    a Ray worker's. ``crafted``: the fixed mode's examples, crafted already (a worker receives the scan's)."""
+    if crafted is not None:
+        return Fixed(crafted, labels, batch_size)
+    attack = scan_attack(config, model, eps)
+    return ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, batch_size, config.seed)
 
 
 def calibration_missed(clean: float, adversarial: float, target: float, attack: str) -> str | None:

@@ -19,11 +19,12 @@ from .errors import InputError
 from .report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
 
 if TYPE_CHECKING:
-    from .engine import Progress
+    from .engine import SweepEvent
 
-# fragscan.scan.Analysis (a report and the model it analysed); the scan passes its own function in, as
-# this module sits below it.
+# fragscan.scan.Analysis (a report and the model it analysed) and fragscan.scan.ScanInputs (a frozen
+# dataclass); the scan passes its own function in, as this module sits below it.
 Analysis = TypeVar("Analysis")
+Inputs = TypeVar("Inputs")
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -73,23 +74,16 @@ def _summary(report: Report, label: str) -> CheckpointReport:
     )
 
 
-def _labelled(progress: Callable[[Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
+def _labelled(progress: Callable[[SweepEvent], None] | None, label: str) -> Callable[[SweepEvent], None] | None:
     """Progress events naming the checkpoint in flight: each checkpoint sweeps the same groups again."""
     if progress is None:
         return None
     return lambda event: progress(replace(event, target=f"{label} · {event.target}"))
 
 
-def scan_checkpoints(
-    config: ScanConfig,
-    analyse: Callable[..., Analysis],
-    *,
-    checkpoint_dir: str | Path | None = None,
-    **options,
-) -> Analysis:
-    """Each weights file scanned in turn by ``analyse`` (:func:`fragscan.scan.analyse`) with ``options`` (its
-    keyword arguments; weights file k's finished groups are kept in ``checkpoint_dir/weights-k``),
-    merged into one report."""
+def scan_checkpoints(config: ScanConfig, analyse: Callable[[ScanConfig, Inputs], Analysis], inputs: Inputs) -> Analysis:
+    """Each weights file scanned in turn by ``analyse`` (:func:`fragscan.scan.analyse`) with ``inputs``
+    (weights file k's finished groups are kept in ``inputs.resume_dir/weights-k``), merged into one report."""
     from .models.weights import load_state_dict
 
     for path in config.checkpoints:  # a missing or unreadable file fails now, not after the ones before it were scanned
@@ -98,14 +92,15 @@ def scan_checkpoints(
         load_state_dict(path)
     reports = []
     labels = _labels(config.checkpoints)
-    progress = options.pop("progress", None)
     for k, path in enumerate(config.checkpoints):
         # Only the last model is kept: it is the one the report's body analysed.
         analysis = analyse(
             config.model_copy(update={"checkpoints": (), "weights": path}),
-            checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"weights-{k}",
-            progress=_labelled(progress, f"{labels[k]} ({k + 1}/{len(labels)})"),
-            **options,
+            replace(
+                inputs,
+                resume_dir=None if inputs.resume_dir is None else Path(inputs.resume_dir) / f"weights-{k}",
+                progress=_labelled(inputs.progress, f"{labels[k]} ({k + 1}/{len(labels)})"),
+            ),
         )
         reports.append(analysis.report)
     last = reports[-1]

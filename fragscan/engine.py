@@ -26,17 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torchattacks
 from torch import nn
 
-from .attacks import Fixed, Regenerate, craft_batch, predictions
+from .attacks import AttackMode, predictions
 from .filters import SynapticFilter, create_filter
 from .groups import Group
 from .prefix import Split, flop_costs, identity_split, split, trace
 
 # Clean and adversarial correctness, one bool per evaluation sample.
 Measurement = tuple[torch.Tensor, torch.Tensor]
-Adversary = Fixed | Regenerate
 
 # Reused activations (frontiers, and the prefix graphs FGSM backpropagates through) held at once.
 CPU_MEMORY_BUDGET = 2 << 30
@@ -59,7 +57,9 @@ class Curve:
 
 
 @dataclass(frozen=True)
-class Progress:
+class SweepEvent:
+    """Progress of a sweep: ``done`` of ``total`` cells, the latest of ``filter`` on ``target``."""
+
     target: str
     filter: str
     done: int
@@ -142,7 +142,9 @@ def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
             model.to(memory_format=torch.contiguous_format)
 
 
-def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int) -> Measurement:
+def measure(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: AttackMode, batch_size: int
+) -> Measurement:
     """Clean and adversarial correctness of ``model`` as it is (the unfiltered network's row)."""
     return predictions(model, images, batch_size) == labels, adversary.correct(model)
 
@@ -167,18 +169,6 @@ def default_memory_budget(device: torch.device) -> int:
     return CPU_MEMORY_BUDGET
 
 
-def fgsm_fusable(adversary: Adversary) -> str | None:
-    """``None`` when the clean forward may be shared with the attack's; otherwise why not."""
-    if not isinstance(adversary, Regenerate):
-        return "fixed mode crafts once; nothing to share"
-    attack = adversary.attack
-    if type(attack) is not torchattacks.FGSM:
-        return f"{type(attack).__name__} is not torchattacks.FGSM: the attack runs on its own"
-    if attack.targeted or attack._normalization_applied is not None or attack._model_training:
-        return "FGSM in targeted, normalised or training mode runs as torchattacks defines it"
-    return None
-
-
 @dataclass(frozen=True)
 class _Variant:
     """One distinct filtered network: a filter at a threshold, and the cells that share it."""
@@ -191,22 +181,31 @@ class _Variant:
 class _Evaluator:
     """Measures filtered variants of one target batch by batch, through a split of the model."""
 
-    def __init__(self, model: nn.Module, images, labels, batch_size: int, adversary: Adversary, fused: bool):
+    def __init__(
+        self, model: nn.Module, images, labels, batch_size: int, adversary: AttackMode, fgsm_eps: float | None
+    ):
         self.model, self.images, self.labels, self.adversary = model, images, labels, adversary
-        self.fused = fused
+        self.fgsm_eps = fgsm_eps  # set: the clean forward also gives FGSM's gradient (fused)
         self._reference: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.batches = [slice(s, s + batch_size) for s in range(0, len(images), batch_size)]
 
+    @property
+    def fused(self) -> bool:
+        return self.fgsm_eps is not None
+
     # -- per batch, once per target -------------------------------------------------------------
     def frontier(self, split: Split, k: int):
-        x = self.images[self.batches[k]]
+        batch = self.batches[k]
+        x = self.images[batch]
         if self.fused:
             leaf = x.clone().detach().requires_grad_(True)
             with torch.enable_grad():
                 return leaf, split.prefix(leaf)
         with torch.inference_mode():
             clean = split.prefix(x)
-            adversarial = split.prefix(self.adversary.adversarial[self.batches[k]]) if isinstance(self.adversary, Fixed) else None
+            adversarial = None
+            if self.adversary.crafted_once:
+                adversarial = split.prefix(self.adversary.examples(batch, k, x, self.labels[batch]))
         return clean, adversarial
 
     # -- per batch and variant ------------------------------------------------------------------
@@ -220,7 +219,7 @@ class _Evaluator:
             clean = split.suffix(*clean_frontier).argmax(1) == labels
             if adversarial_frontier is not None:
                 return clean, split.suffix(*adversarial_frontier).argmax(1) == labels
-        crafted = craft_batch(self.adversary.attack, self.images[self.batches[k]], labels, self.adversary.seed + k)
+        crafted = self.adversary.examples(self.batches[k], k, self.images[self.batches[k]], labels)
         return clean, self.predict(crafted) == labels
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -244,7 +243,7 @@ class _Evaluator:
                     [f for f, _ in pairs], leaf, grad_outputs=[g for _, g in pairs], retain_graph=True
                 )[0]
         with torch.no_grad():
-            adversarial = torch.clamp(leaf + self.adversary.attack.eps * grad.sign(), min=0, max=1)
+            adversarial = torch.clamp(leaf + self.fgsm_eps * grad.sign(), min=0, max=1)
         return logits.detach(), adversarial
 
     # -- checks against the definition, on the first batch with the unfiltered weights -----------
@@ -252,12 +251,15 @@ class _Evaluator:
         """The definition's values on batch 0 (clean logits; FGSM's examples or the fixed examples'
         logits), computed once: every check runs with the unfiltered weights."""
         if self._reference is None:
-            x, labels = self.images[self.batches[0]], self.labels[self.batches[0]]
+            batch = self.batches[0]
+            x, labels = self.images[batch], self.labels[batch]
             with torch.inference_mode():
                 clean = self.model(x)
-                adversarial = self.model(self.adversary.adversarial[self.batches[0]]) if isinstance(self.adversary, Fixed) else None
+                adversarial = None
+                if self.adversary.crafted_once:
+                    adversarial = self.model(self.adversary.examples(batch, 0, x, labels))
             if self.fused:
-                adversarial = craft_batch(self.adversary.attack, x, labels, self.adversary.seed)
+                adversarial = self.adversary.examples(batch, 0, x, labels)
             self._reference = clean, adversarial
         return self._reference
 
@@ -413,7 +415,7 @@ def sweep(
     n_thresholds: int,
     images: torch.Tensor,
     labels: torch.Tensor,
-    adversary: Adversary,
+    adversary: AttackMode,
     *,
     batch_size: int,
     scope: str = "local",
@@ -421,7 +423,7 @@ def sweep(
     reuse: bool = True,
     memory_budget: int | None = None,
     unfiltered: Measurement | None = None,
-    progress: Callable[[Progress], None] | None = None,
+    progress: Callable[[SweepEvent], None] | None = None,
 ) -> SweepResult:
     """Curves per target and filter. Local scope: one target per group, each over its own range;
     global scope: one target, ``"global"``, all groups filtered at once over a shared range.
@@ -437,14 +439,13 @@ def sweep(
     if unfiltered is None:
         unfiltered = measure(model, images, labels, adversary, batch_size)
 
-    why_not_fused = fgsm_fusable(adversary)
-    info.fused_attack = why_not_fused is None
-    info.fused_attack_note = why_not_fused
-    evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=info.fused_attack)
+    fgsm_eps, info.fused_attack_note = adversary.fusable_fgsm()
+    info.fused_attack = fgsm_eps is not None
+    evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps)
     if info.fused_attack and not evaluator.agrees(identity_split(model), evaluator.first_frontier(identity_split(model))[0]):
         info.fused_attack = False
         info.fused_attack_note = "the shared forward did not reproduce torchattacks.FGSM bit for bit here"
-        evaluator = _Evaluator(model, images, labels, batch_size, adversary, fused=False)
+        evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps=None)
 
     traced, info.fallback = trace(model) if reuse else (None, "prefix reuse switched off")
     if traced is not None and any(m.training for m in model.modules()):
@@ -486,7 +487,7 @@ def sweep(
             nonlocal done
             done += 1
             if progress is not None:
-                progress(Progress(name, filter_id, done, total))
+                progress(SweepEvent(name, filter_id, done, total))
 
         curves[name], variants = _sweep_target(
             parameters, filters, evaluator, split_for, unfiltered, info.memory_budget_bytes, on_cell

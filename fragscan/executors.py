@@ -12,24 +12,28 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import adaptive, attacks
+from . import adaptive
 from .assess import References
-from .resume import CheckpointStore, FinishedTarget
+from .attacks import AttackMode, build_adversary
+from .resume import ResumeStore, FinishedTarget
 from .config import ScanConfig
-from .engine import EngineInfo, Measurement, Progress, analysis_mode, arithmetic, sweep
+from .engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 from .plugins import Plugin, load_again
 
-EXECUTORS = ("local", "ray")
+Executor = Literal["local", "ray"]
+EXECUTORS = get_args(Executor)
 
 
 def sweep_target(
-    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary, batch_size: int,
-    progress: Callable[[Progress], None] | None = None, unfiltered: Measurement | None = None,
+    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary: AttackMode, batch_size: int,
+    progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
     precision: str = "fp32", ranks: torch.Tensor | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
@@ -87,35 +91,52 @@ def targets_of(config: ScanConfig, groups: list[Group]) -> list[str]:
     return [g.name for g in groups] if config.scope == "local" else ["global"]
 
 
-@dataclass(frozen=True)
-class ExecutorOptions:
+class ExecutorOptions(BaseModel):
     """How to run the sweeps. None of this changes a number in the report."""
 
-    kind: str = "local"
-    ray_address: str | None = None
-    ray_gpus_per_worker: float | None = None  # None: 1 when this machine sees CUDA, else 0
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __post_init__(self):
-        if self.kind not in EXECUTORS:
-            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
-        if self.ray_gpus_per_worker is not None and not 0 <= self.ray_gpus_per_worker <= 64:
-            raise ConfigError(f"--ray-gpus-per-worker must lie in [0, 64], got {self.ray_gpus_per_worker}")
-        if self.kind != "ray" and (self.ray_address is not None or self.ray_gpus_per_worker is not None):
-            given = "--ray-address" if self.ray_address is not None else "--ray-gpus-per-worker"
-            raise ConfigError(f"{given} is for --executor ray; add --executor ray, or drop {given} to scan in this process")
+    kind: Executor = Field("local", description="where the sweeps run: this process, or Ray workers")
+    ray_address: str | None = Field(None, description="the Ray cluster to join; None: start one on this machine")
+    ray_gpus_per_worker: float | None = Field(
+        None, description="GPUs per Ray task, in [0, 64]; None: 1 when this machine sees CUDA, else 0"
+    )
+
+    def __init__(self, kind: str = "local", ray_address: str | None = None, ray_gpus_per_worker: float | None = None):
+        # Positional too: the CLI builds it as ExecutorOptions(executor, address, gpus).
+        super().__init__(kind=kind, ray_address=ray_address, ray_gpus_per_worker=ray_gpus_per_worker)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_line_errors(cls, values: dict) -> dict:
+        """Checked before pydantic's own checks: the CLI builds these options directly, so each problem
+        must already be the one-line ConfigError it prints."""
+        kind, address, gpus = (values.get(name) for name in ("kind", "ray_address", "ray_gpus_per_worker"))
+        if kind not in EXECUTORS:
+            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+        if gpus is not None and not 0 <= gpus <= 64:
+            raise ConfigError(f"--ray-gpus-per-worker must lie in [0, 64], got {gpus}")
+        if kind != "ray" and (address is not None or gpus is not None):
+            given = "--ray-address" if address is not None else "--ray-gpus-per-worker"
+            raise ConfigError(
+                f"{given} is for --executor ray; add --executor ray, or drop {given} to scan in this process"
+            )
+        return values
 
 
 @dataclass(frozen=True)
 class Job:
     """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
     fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps,
-    and the plugins the scan loaded (the report's list), which the worker loads again."""
+    what the scan measured once (the fixed mode's examples, the unfiltered network's bits), and the
+    plugins the scan loaded (the report's list), which the worker loads again."""
 
     config: ScanConfig
     model: object
     images: torch.Tensor
     labels: torch.Tensor
     eps: float
+    crafted: torch.Tensor | None  # the fixed mode's examples, crafted once; None: each network is attacked afresh
     batch_size: int
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
     plugins: tuple[Plugin, ...]
@@ -126,16 +147,16 @@ class Job:
 def run_targets(
     pending: list[str],
     *,
-    local: Callable[[str, Callable[[Progress], None] | None], FinishedTarget],
+    local: Callable[[str, Callable[[SweepEvent], None] | None], FinishedTarget],
     job: Callable[[], Job],
     options: ExecutorOptions,
-    store: CheckpointStore | None,
-    progress: Callable[[Progress], None] | None,
+    store: ResumeStore | None,
+    progress: Callable[[SweepEvent], None] | None,
     steps_per_target: int,
     total_steps: int,
     done_steps: int,
 ) -> dict[str, FinishedTarget]:
-    """Sweep the ``pending`` targets with the chosen executor, checkpointing each as it finishes."""
+    """Sweep the ``pending`` targets with the chosen executor, storing each in ``store`` as it finishes."""
     finished: dict[str, FinishedTarget] = {}
 
     def keep(target: str, result: FinishedTarget) -> None:
@@ -147,7 +168,7 @@ def run_targets(
         for target in pending:
             offset = done_steps
 
-            def forward(event: Progress, offset=offset) -> None:
+            def forward(event: SweepEvent, offset=offset) -> None:
                 progress(replace(event, done=offset + event.done, total=total_steps))
 
             keep(target, local(target, forward if progress else None))
@@ -157,7 +178,7 @@ def run_targets(
         keep(target, result)
         done_steps += steps_per_target
         if progress is not None:
-            progress(Progress(target, "all filters (ray)", done_steps, total_steps))
+            progress(SweepEvent(target, "all filters (ray)", done_steps, total_steps))
     return finished
 
 
@@ -229,7 +250,8 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the evaluation from ``job``, sweep one target."""
+    name), rebuild the evaluation from ``job`` (the attack mode around the worker's model, with the
+    scan's examples in fixed mode), sweep one target."""
     from .runtime import resolve_device
 
     load_worker_plugins(job.plugins)
@@ -238,11 +260,9 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     model = job.model.to(device)
     images, labels = job.images.to(device), job.labels.to(device)
     groups, _ = parameter_groups(model.net, config.include, config.select)
+    crafted = None if job.crafted is None else job.crafted.to(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
-        attack = attacks.build_attack(
-            config.attack, model, job.eps, model.spec.num_classes, config.norm_mode, config.attack_space
-        )
-        adversary = attacks.ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, job.batch_size, config.seed)
+        adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,

@@ -1,6 +1,8 @@
-"""Checkpoints of a scan in progress: one file per finished sweep target, so a scan can resume.
+"""The resume store of a scan in progress: one file per finished sweep target, so a scan can resume
+(not to be confused with weights checkpoints, the training epochs :mod:`fragscan.checkpoints` scans).
 
-Layout under the checkpoint directory (the CLI uses ``--out/.fragscan-checkpoints``)::
+Layout under the resume directory (the CLI uses ``--out/.fragscan-checkpoints``, the name it had
+before, so that interrupted scans still resume)::
 
     manifest.json                  the fingerprint of everything that decides the numbers
     targets/<sha256(name)[:16]>.safetensors
@@ -10,7 +12,7 @@ Layout under the checkpoint directory (the CLI uses ``--out/.fragscan-checkpoint
                                    changed, numel, batch size used) as JSON in the metadata
 
 Every file is written atomically, so a killed scan leaves whole files or none; a target in
-flight is simply absent and is swept again. A checkpoint never holds anything that gets
+flight is simply absent and is swept again. The store never holds anything that gets
 unpickled: safetensors and JSON only.
 """
 
@@ -51,7 +53,7 @@ class FinishedTarget:
     info: EngineInfo  # how the engine computed it (prefix reuse, fused attack...)
 
 
-class CheckpointStore:
+class ResumeStore:
     """Finished targets of one scan, keyed by target name, bound to one fingerprint."""
 
     def __init__(self, directory: str | Path, fingerprint: dict[str, Any], *, resume: bool = True):
@@ -66,7 +68,9 @@ class CheckpointStore:
             for leftover in self._targets.glob(".*.tmp"):  # a write cut short by kill -9
                 leftover.unlink()
         except OSError as error:
-            raise InputError(f"cannot use checkpoint directory {str(self.directory)!r}: {error.strerror or error}") from None
+            raise InputError(
+                f"cannot use resume directory {str(self.directory)!r}: {error.strerror or error}"
+            ) from None
         if manifest.exists():
             self._check_manifest(manifest)
         else:
@@ -76,16 +80,16 @@ class CheckpointStore:
         try:
             stored = json.loads(manifest.read_bytes())
             if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(stored.get("fingerprint"), dict):
-                raise ValueError("not a fragscan checkpoint manifest")
+                raise ValueError("not a fragscan resume manifest")
         except (ValueError, UnicodeDecodeError) as error:
             raise InputError(
-                f"checkpoint manifest {str(manifest)!r} is unreadable ({error}); use a new --out or --no-resume"
+                f"resume manifest {str(manifest)!r} is unreadable ({error}); use a new --out or --no-resume"
             ) from None
         theirs = stored["fingerprint"]
         differing = sorted(k for k in set(theirs) | set(self.fingerprint) if theirs.get(k) != self.fingerprint.get(k))
         if differing:
             raise ConfigError(
-                f"{str(self.directory)!r} holds checkpoints of a scan with other settings (differs in: "
+                f"{str(self.directory)!r} holds finished groups of a scan with other settings (differs in: "
                 f"{', '.join(differing)}); use a new --out, or --no-resume to discard them"
             )
 
@@ -131,7 +135,7 @@ class CheckpointStore:
                 metadata = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
             if metadata.get("format") != FORMAT or metadata.get("target") != target:
-                raise ValueError("not a checkpoint of this target")
+                raise ValueError("not a resume file of this target")
             described = json.loads(metadata["curves"])
             curves = {
                 filter_id: Curve(
@@ -150,5 +154,5 @@ class CheckpointStore:
         except Exception as error:  # any parser's complaint: the file is not what this scan wrote
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise InputError(
-                f"checkpoint {str(path)!r} is damaged ({reason}); use a new --out or --no-resume"
+                f"resume file {str(path)!r} is damaged ({reason}); use a new --out or --no-resume"
             ) from None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -15,27 +16,28 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from ._version import __version__
-from .attacks import ADVERSARIAL_MODES, build_attack, calibrate_eps, calibration_missed, check_attack, uses_eps
+from .attacks import AttackMode, build_adversary, calibrate_eps, calibration_missed, check_attack, scan_attack, uses_eps
 from .batching import auto_batch_size
 from . import adaptive
 from .adaptive import Look, history
 from .assess import References, assess
 from .confidence import LEVEL, pack_bits
 from .config import AdaptivePlan, ScanConfig
-from .resume import DIRECTORY_NAME, CheckpointStore, tensor_digest
+from .checkpoints import scan_checkpoints
+from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
 from .runtime import file_sha256, library_versions, resolve_device
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
-from .engine import Curve, Progress, analysis_mode, arithmetic, measure
+from .engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, measure
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
 from .errors import ConfigError
 from .files import ensure_writable_dir, write_atomic
 from .filters import FILTERS
-from .groups import parameter_groups, unmatched_glob
+from .groups import Group, SkippedGroup, parameter_groups, unmatched_glob
 from .masks import Mask, default_policy, mask_bytes, mask_from_report
 from .fitting import check_fits, model_for_data
 from .models import Normalized, model_spec
-from .plugins import load_plugins
+from .plugins import Plugin, load_plugins
 from .report import (
     Baseline,
     ClassTriple,
@@ -134,18 +136,56 @@ class Analysis:
     model: Normalized
 
 
-def scan(
-    config: ScanConfig | None = None,
-    *,
-    model: Normalized | None = None,
-    dataset: Dataset | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    plugins: list[str] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = True,
-    executor: ExecutorOptions | None = None,
-) -> Report:
-    """Run the analysis ``config`` describes and return the report.
+@dataclass(frozen=True)
+class ScanInputs:
+    """What a scan takes besides its config; the keyword arguments of :func:`scan` and :func:`scan_to`."""
+
+    model: Normalized | None = None  # the model to scan, instead of building config.model
+    dataset: Dataset | None = None  # (pixels in [0,1], label) samples, instead of loading config.dataset
+    progress: Callable[[SweepEvent], None] | None = None  # called as sweep cells finish
+    plugins: list[str] | None = None  # lines added to the report's list of plugins
+    resume_dir: str | Path | None = None  # where finished targets are kept (a ResumeStore); None: nowhere
+    resume: bool = True  # read back the finished targets in resume_dir; False: discard them
+    executor: ExecutorOptions = ExecutorOptions()  # where the sweeps run; never changes a number
+    check_groups: Callable[[list[str]], None] | None = None  # sees the group names before the sweep
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """The evaluation samples: the dataset, the ones drawn from it, their indices and seeded ranks."""
+
+    dataset: Dataset
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: list[int]
+    ranks: torch.Tensor  # each sample's place in the seeded order (adaptive sampling's prefixes)
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
+    unfiltered network's measurement so."""
+
+    eps: float
+    batch_size: int
+    mode: AttackMode
+    unfiltered: Measurement
+    precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
+    precision_disagreement: float | None
+
+
+@dataclass(frozen=True)
+class _Swept:
+    """Every target's finished sweep, and how many were read back from the resume store."""
+
+    targets: list[str]
+    finished: dict[str, FinishedTarget]
+    resumed: int
+    adaptive_plan: AdaptivePlan | None
+
+
+def scan(config: ScanConfig | None = None, **inputs) -> Report:
+    """Run the analysis ``config`` describes and return the report; ``inputs`` are :class:`ScanInputs`.
 
     With ``config.checkpoints``, each is scanned in turn into one report (see :mod:`fragscan.checkpoints`).
     ``model`` and ``dataset`` may be given as objects (a :class:`Normalized` model, a dataset of
@@ -154,76 +194,113 @@ def scan(
     (entry points, ./plugins/, ``config.plugins``) are loaded first; ``plugins`` adds lines to
     the report's list.
 
-    Nothing is written unless ``checkpoint_dir`` is given: then each finished target is saved
+    Nothing is written unless ``resume_dir`` is given: then each finished target is saved
     there as it completes, and a later call with the same settings (``resume=True``) reads them
     back instead of sweeping again; settings that differ raise a ConfigError. ``executor`` picks
     where the sweeps run (in this process, or on Ray workers); it never changes a number.
     """
-    return analyse(
-        config,
-        model=model,
-        dataset=dataset,
-        progress=progress,
-        plugins=plugins,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        executor=executor,
-    ).report
+    return analyse(config, ScanInputs(**inputs)).report
 
 
-def analyse(
-    config: ScanConfig | None = None,
-    *,
-    model: Normalized | None = None,
-    dataset: Dataset | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    plugins: list[str] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = True,
-    executor: ExecutorOptions | None = None,
-    check_groups: Callable[[list[str]], None] | None = None,
-) -> Analysis:
+def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs()) -> Analysis:
     """:func:`scan`, also handing out the model it analysed (for a multi-checkpoint scan, the
     last checkpoint's, whose scan is the report's body): what outputs built from the weight
-    values (masks) need, without loading the weights a second time. ``check_groups`` sees the
-    group names before the sweep (an audit policy's globs), so a problem costs no sweep."""
+    values (masks) need, without loading the weights a second time. ``inputs.check_groups`` sees
+    the group names before the sweep (an audit policy's globs), so a problem costs no sweep."""
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
-    check_names(config, model=model, dataset=dataset)
+    check_names(config, model=inputs.model, dataset=inputs.dataset)
     if config.checkpoints:
-        if model is not None:
+        if inputs.model is not None:
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
-        from .checkpoints import scan_checkpoints
-
-        return scan_checkpoints(
-            config, analyse, dataset=dataset, progress=progress, plugins=plugins, checkpoint_dir=checkpoint_dir,
-            resume=resume, executor=executor, check_groups=check_groups,
-        )
+        return scan_checkpoints(config, analyse, inputs)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    device = _device(config)
+    samples = _prepare_data(config, inputs.dataset)
+    model, weights_path = _build_model(config, inputs.model, samples)
+    groups, skipped = _select_groups(config, model)
+    if inputs.check_groups is not None:
+        inputs.check_groups([g.name for g in groups])
+    model, samples = _to_device(model, samples, device)
+
+    warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
+    warnings += list(getattr(model, "notes", ()))
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
+        model, config.norm_mode
+    ):
+        batch_size = config.batch_size
+        if batch_size == "auto":
+            batch_size = auto_batch_size(model, samples.images, samples.labels)
+        warnings += check_model(model, samples.images, samples.labels, batch_size)
+        eps, mode = _calibrate_adversary(config, model, samples, batch_size, warnings)
+        evaluation = _check_precision(config, model, samples, eps, batch_size, mode, warnings)
+        swept = _sweep(config, inputs, model, groups, samples, evaluation, device, loaded_plugins)
+    model.cpu()
+    for target in swept.targets:
+        if swept.finished[target].device != device.type:
+            warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
+    evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
+    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes)
+    references = References(evaluation.unfiltered, samples.ranks, config.bootstrap, config.seed)
+    group_reports, global_curves = _score(config, groups, swept, references)
+    report = _assemble_report(
+        config, inputs, model, weights_path, samples, skipped, evaluation, swept, group_reports, global_curves,
+        device, loaded_plugins, warnings,
+        RunInfo(
+            started_at=started_at,
+            duration_s=round(time.perf_counter() - started, 3),
+            executor=inputs.executor.kind,
+            resumed_targets=swept.resumed,
+        ),
+    )
+    # Claims about a family (summary classes over the groups, threshold classes over the scan's
+    # thresholds) need all its members: they are made on the assembled report.
+    return Analysis(judge(report), model)
+
+
+def _device(config: ScanConfig) -> torch.device:
+    """The device the scan runs on; fp16 is refused on a CPU, where it is slower than exact fp32."""
     device = resolve_device(config.device)
     if config.precision == "fp16" and device.type == "cpu":
-        raise ConfigError("--precision fp16 runs ~20x slower than fp32 on a CPU; use --precision bf16 there (or fp32, exact)")
+        raise ConfigError(
+            "--precision fp16 runs ~20x slower than fp32 on a CPU; use --precision bf16 there (or fp32, exact)"
+        )
+    return device
 
-    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
+
+def _prepare_data(config: ScanConfig, dataset: Dataset | None) -> _Samples:
+    """The dataset (given, or loaded by name) and the evaluation samples drawn from it with the seed."""
     if dataset is None:
         dataset = create_dataset(config.dataset, root=config.data_root, split=config.split, download=config.download)
     images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
-    ranks = sample_ranks(len(dataset), indices, config.seed)
+    return _Samples(dataset, images, labels, indices, sample_ranks(len(dataset), indices, config.seed))
+
+
+def _build_model(
+    config: ScanConfig, model: Normalized | None, samples: _Samples
+) -> tuple[Normalized, Path | str | None]:
+    """The model (given, or built by name and fitted to the data) and the weights file it holds, if any;
+    checked to fit the samples either way."""
     weights_path = config.weights
     if model is None:
         model = model_for_data(
             config.model,
             config.dataset,
-            dataset,
-            input_size=tuple(images.shape[1:]),
+            samples.dataset,
+            input_size=tuple(samples.images.shape[1:]),
             weights=config.weights,
             pretrained=config.pretrained,
             stem=config.stem,
         )
         weights_path = weights_path or model.spec.default_weights
-    check_fits(model, config.model, config.dataset, tuple(images.shape[1:]), int(labels.max()))  # a model passed in too
+    check_fits(model, config.model, config.dataset, tuple(samples.images.shape[1:]), int(samples.labels.max()))
+    return model, weights_path
 
+
+def _select_groups(config: ScanConfig, model: Normalized) -> tuple[list[Group], list[SkippedGroup]]:
+    """The parameter groups to sweep (and those skipped, with why); a glob that matches nothing, or
+    nothing left to sweep, is an error naming what the model does have."""
     groups, skipped = parameter_groups(model.net, config.include, config.select)
     if not groups:
         if skipped:  # the names matched: their values are what cannot be swept (a zero-initialised head)
@@ -250,131 +327,169 @@ def analyse(
                 f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
                 f"of {config.model!r}; its names look like {names[0]!r}"
             )
-    if check_groups is not None:
-        check_groups([g.name for g in groups])
-    model = model.to(device)
+    return groups, skipped
+
+
+def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tuple[Normalized, _Samples]:
+    """The model and the evaluation samples on ``device``, where they stay for the whole sweep."""
+    images, labels = samples.images, samples.labels
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
         images, labels = images.pin_memory(), labels.pin_memory()
     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    return model.to(device), replace(samples, images=images, labels=labels)
 
-    warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
-    warnings += list(getattr(model, "notes", ()))
-    executor = executor or ExecutorOptions()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
-        model, config.norm_mode
-    ):
-        batch_size = auto_batch_size(model, images, labels) if config.batch_size == "auto" else config.batch_size
-        warnings += check_model(model, images, labels, batch_size)
 
-        def make_attack(eps: float):
-            return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
-
-        if config.eps == "auto":
-            eps = calibrate_eps(make_attack, model, images, labels, batch_size, config.seed, config.eps_target)
-        else:
-            eps = float(config.eps)
-            if not uses_eps(config.attack):
-                warnings.append(f"attack {config.attack} has no eps: --eps {eps} was not used")
-        adversary = ADVERSARIAL_MODES[config.attack_mode](make_attack(eps), images, labels, batch_size, config.seed)
-        unfiltered = measure(model, images, labels, adversary, batch_size)
-        precision, precision_disagreement = config.precision, None
-        if precision != "fp32":
-            with arithmetic(model, precision):
-                reduced = measure(model, images, labels, adversary, batch_size)
-            precision_disagreement = (
-                ((reduced[0] != unfiltered[0]) | (reduced[1] != unfiltered[1])).double().mean().item()
-            )
-            if precision_disagreement > config.precision_tolerance:
-                warnings.append(
-                    f"--precision {precision} changed the clean or adversarial correctness of "
-                    f"{precision_disagreement:.1%} of samples on the unfiltered network, above "
-                    f"--precision-tolerance {config.precision_tolerance:.1%}: the sweep ran in fp32"
-                )
-                precision = "fp32"
-            else:
-                unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
-        targets = targets_of(config, groups)
-        adaptive_plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(indices), len(groups))
-        store = None
-        if checkpoint_dir is not None:
-            fingerprint = scan_fingerprint(config, model, images, labels, eps, device)
-            store = CheckpointStore(checkpoint_dir, fingerprint, resume=resume)
-        finished = {t: store.load(t) for t in targets if store is not None and t in store}
-        resumed_targets = len(finished)
-        steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
-        finished |= run_targets(
-            [t for t in targets if t not in finished],
-            local=lambda target, forward: sweep_target(
-                model, groups, target, config, images, labels, adversary, batch_size, forward, unfiltered, precision,
-                ranks,
-            ),
-            job=lambda: Job(
-                config=config,
-                model=copy.deepcopy(model).cpu(),
-                images=images.cpu(),
-                labels=labels.cpu(),
-                eps=eps,
-                batch_size=batch_size,
-                precision=precision,
-                plugins=tuple(p for p in loaded_plugins if p.loaded),
-                unfiltered=tuple(c.cpu() for c in unfiltered),
-                ranks=ranks,
-            ),
-            options=executor,
-            store=store,
-            progress=progress,
-            steps_per_target=steps_per_target,
-            total_steps=len(targets) * steps_per_target,
-            done_steps=len(finished) * steps_per_target,
-        )
-        curves = {t: finished[t].curves for t in targets}
-    model.cpu()
-    engine_info = combined_info([finished[t].info for t in targets])
-
-    for target in targets:
-        if finished[target].device != device.type:
-            warnings.append(f"{target} was swept on {finished[target].device}, the baseline on {device.type}")
-
-    clean0 = unfiltered[0].double().mean().item()
-    adversarial0 = unfiltered[1].double().mean().item()
-    if adversarial0 == 0:
-        warnings.append("the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps")
-    chance = near_chance(clean0, model.spec.num_classes)
-    if chance:
-        warnings.append(chance)
+def _calibrate_adversary(
+    config: ScanConfig, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
+) -> tuple[float, AttackMode]:
+    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
+    with it; a budget the attack ignores is added to ``warnings``."""
     if config.eps == "auto":
-        warnings += filter(None, [calibration_missed(clean0, adversarial0, config.eps_target, config.attack)])
+        eps = calibrate_eps(
+            partial(scan_attack, config, model), model, samples.images, samples.labels, batch_size, config.seed,
+            config.eps_target,
+        )
+    else:
+        eps = float(config.eps)
+        if not uses_eps(config.attack):
+            warnings.append(f"attack {config.attack} has no eps: --eps {eps} was not used")
+    return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size)
 
-    unfiltered = tuple(correct.cpu() for correct in unfiltered)
-    references = References(unfiltered, ranks, config.bootstrap, config.seed)
+
+def _check_precision(
+    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
+    warnings: list[str],
+) -> _Evaluation:
+    """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
+    one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
+    images, labels = samples.images, samples.labels
+    unfiltered = measure(model, images, labels, mode, batch_size)
+    precision, disagreement = config.precision, None
+    if precision != "fp32":
+        with arithmetic(model, precision):
+            reduced = measure(model, images, labels, mode, batch_size)
+        disagreement = ((reduced[0] != unfiltered[0]) | (reduced[1] != unfiltered[1])).double().mean().item()
+        if disagreement > config.precision_tolerance:
+            warnings.append(
+                f"--precision {precision} changed the clean or adversarial correctness of "
+                f"{disagreement:.1%} of samples on the unfiltered network, above "
+                f"--precision-tolerance {config.precision_tolerance:.1%}: the sweep ran in fp32"
+            )
+            precision = "fp32"
+        else:
+            unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
+    return _Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
+
+
+def _sweep(
+    config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: _Samples,
+    evaluation: _Evaluation, device: torch.device, plugins: list[Plugin],
+) -> _Swept:
+    """Every target's curves: read back from the resume store where finished, the rest swept by the
+    executor (in this process, or on Ray workers that receive what was measured here once)."""
+    targets = targets_of(config, groups)
+    adaptive_plan = None
+    if config.adaptive is not None:
+        adaptive_plan = adaptive.plan(config.adaptive, len(samples.indices), len(groups))
+    images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
+    store = None
+    if inputs.resume_dir is not None:
+        fingerprint = scan_fingerprint(config, model, images, labels, evaluation.eps, device)
+        store = ResumeStore(inputs.resume_dir, fingerprint, resume=inputs.resume)
+    finished = {t: store.load(t) for t in targets if store is not None and t in store}
+    resumed = len(finished)
+    steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
+    mode = evaluation.mode
+    finished |= run_targets(
+        [t for t in targets if t not in finished],
+        local=lambda target, forward: sweep_target(
+            model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
+            evaluation.precision, samples.ranks,
+        ),
+        job=lambda: Job(
+            config=config,
+            model=copy.deepcopy(model).cpu(),
+            images=images.cpu(),
+            labels=labels.cpu(),
+            eps=evaluation.eps,
+            crafted=mode.examples(slice(None), 0, images, labels).cpu() if mode.crafted_once else None,
+            batch_size=batch_size,
+            precision=evaluation.precision,
+            plugins=tuple(p for p in plugins if p.loaded),
+            unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
+            ranks=samples.ranks,
+        ),
+        options=inputs.executor,
+        store=store,
+        progress=inputs.progress,
+        steps_per_target=steps_per_target,
+        total_steps=len(targets) * steps_per_target,
+        done_steps=len(finished) * steps_per_target,
+    )
+    return _Swept(targets, finished, resumed, adaptive_plan)
+
+
+def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int) -> list[str]:
+    """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
+    a network near chance, an ``--eps auto`` that missed its target."""
+    clean, adversarial = (correct.double().mean().item() for correct in unfiltered)
+    warnings = []
+    if adversarial == 0:
+        warnings.append(
+            "the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps"
+        )
+    warnings += filter(None, [near_chance(clean, num_classes)])
+    if config.eps == "auto":
+        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack)])
+    return warnings
+
+
+def _score(
+    config: ScanConfig, groups: list[Group], swept: _Swept, references: References
+) -> tuple[list[GroupReport], dict[str, FilterCurve] | None]:
+    """The curves scored and classed against the unfiltered ``references``: per group (local scope), or
+    the one global target's curves."""
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
-        return {f: _filter_curve(curves[target][f], f, references, config, adaptive_plan) for f in config.filters}
+        curves = swept.finished[target].curves
+        return {f: _filter_curve(curves[f], f, references, config, swept.adaptive_plan) for f in config.filters}
 
+    if config.scope == "global":
+        return [], filter_curves("global")
     group_reports = []
-    if config.scope == "local":
-        for group in groups:
-            per_filter = filter_curves(group.name)
-            summary_curve = per_filter[config.summary_filter]
-            summary_class = (
-                getattr(summary_curve.classes, config.summary_score)
-                if adaptive_plan is None
-                else summary_curve.rounds[-1].summary_class  # at the plan's summary level
+    for group in groups:
+        per_filter = filter_curves(group.name)
+        summary_curve = per_filter[config.summary_filter]
+        summary_class = (
+            getattr(summary_curve.classes, config.summary_score)
+            if swept.adaptive_plan is None
+            else summary_curve.rounds[-1].summary_class  # at the plan's summary level
+        )
+        group_reports.append(
+            GroupReport(
+                name=group.name,
+                module_type=group.module_type,
+                numel=group.parameter.numel(),
+                shape=list(group.shape),
+                filters=per_filter,
+                samples=max(curve.samples for curve in per_filter.values()),
+                summary_class=summary_class,
             )
-            group_reports.append(
-                GroupReport(
-                    name=group.name,
-                    module_type=group.module_type,
-                    numel=group.parameter.numel(),
-                    shape=list(group.shape),
-                    filters=per_filter,
-                    samples=max(curve.samples for curve in per_filter.values()),
-                    summary_class=summary_class,
-                )
-            )
+        )
+    return group_reports, None
 
-    spec = model.spec
-    report = Report(
+
+def _assemble_report(
+    config: ScanConfig, inputs: ScanInputs, model: Normalized, weights_path: Path | str | None, samples: _Samples,
+    skipped: list[SkippedGroup], evaluation: _Evaluation, swept: _Swept, group_reports: list[GroupReport],
+    global_curves: dict[str, FilterCurve] | None, device: torch.device, plugins: list[Plugin], warnings: list[str],
+    run: RunInfo,
+) -> Report:
+    """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
+    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, evaluation.unfiltered
+    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
+    engine_info = combined_info([swept.finished[t].info for t in swept.targets])
+    return Report(
         fragscan_version=__version__,
         model=ModelInfo(
             name=config.model,
@@ -401,36 +516,28 @@ def analyse(
             ),
         ),
         settings=Settings(
-            **{**config.model_dump(), "adaptive": adaptive_plan},
-            eps_used=eps,
-            batch_size_used=batch_size,
+            **{**config.model_dump(), "adaptive": swept.adaptive_plan},
+            eps_used=evaluation.eps,
+            batch_size_used=evaluation.batch_size,
             device_used=str(device),
-            precision_used=precision,
-            precision_disagreement=precision_disagreement,
+            precision_used=evaluation.precision,
+            precision_disagreement=evaluation.precision_disagreement,
             versions=library_versions(),
         ),
         baseline=Baseline(
-            clean=clean0,
-            adversarial=adversarial0,
+            clean=unfiltered[0].double().mean().item(),
+            adversarial=unfiltered[1].double().mean().item(),
             samples=len(indices),
             correct=PackedCorrectness(clean=pack_bits(unfiltered[0]), adversarial=pack_bits(unfiltered[1])),
         ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
-        global_=filter_curves("global") if config.scope == "global" else None,
-        plugins=[p.describe() for p in loaded_plugins] + list(plugins or []),
+        global_=global_curves,
+        plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        run=RunInfo(
-            started_at=started_at,
-            duration_s=round(time.perf_counter() - started, 3),
-            executor=executor.kind,
-            resumed_targets=resumed_targets,
-        ),
+        run=run,
     )
-    # Claims about a family (summary classes over the groups, threshold classes over the scan's
-    # thresholds) need all its members: they are made on the assembled report.
-    return Analysis(judge(report), model)
 
 
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
@@ -467,43 +574,22 @@ class ScanOutputs(BaseModel):
     no_mask: str | None = Field(description="why no mask.safetensors was written; None when one was")
 
 
-def scan_to(
-    config: ScanConfig | None,
-    out: str | Path,
-    *,
-    model: Normalized | None = None,
-    dataset: Dataset | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    plugins: list[str] | None = None,
-    resume: bool = True,
-    executor: ExecutorOptions | None = None,
-    check_groups: Callable[[list[str]], None] | None = None,
-) -> ScanOutputs:
+def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs:
     """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
     report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
-    atomically (:func:`write_scan_outputs`).
+    atomically (:func:`write_scan_outputs`). ``inputs`` are :class:`ScanInputs` but ``resume_dir``.
 
     Names and ``out`` are checked before any model or data is loaded. Finished sweep targets are
-    checkpointed under ``out/.fragscan-checkpoints`` as they complete, so the same call after an
+    kept under ``out/.fragscan-checkpoints`` as they complete, so the same call after an
     interruption resumes (``resume=False`` discards them); they are removed once the outputs are
     written. The mask is built from the model the scan analysed, as it held it in memory.
     """
     config = config or ScanConfig()
     load_plugins(config.plugins)  # before the name checks, so plugin names are known
-    check_names(config, model=model, dataset=dataset)
+    check_names(config, model=inputs.get("model"), dataset=inputs.get("dataset"))
     directory = ensure_writable_dir(Path(out))
-    checkpoints = directory / DIRECTORY_NAME
-    analysis = analyse(
-        config,
-        model=model,
-        dataset=dataset,
-        progress=progress,
-        plugins=plugins,
-        checkpoint_dir=checkpoints,
-        resume=resume,
-        executor=executor,
-        check_groups=check_groups,
-    )
+    resume_dir = directory / DIRECTORY_NAME
+    analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
     report = analysis.report
     # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
     policy = default_policy(report)
@@ -515,5 +601,5 @@ def scan_to(
         no_mask = None
     mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
     written = write_scan_outputs(report, directory, mask=mask)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the report now holds everything they did
+    shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:  # the engine imports torch: a command that prints no progress should not wait for it
-    from .engine import Progress as SweepProgress
+    from .engine import SweepEvent
 
 
 def stderr_console(quiet: bool = False) -> Console:
@@ -41,13 +41,13 @@ _UNBOUNDED = 100_000
 
 
 @contextmanager
-def sweep_progress(console: Console) -> Iterator[Callable[[SweepProgress], None]]:
+def sweep_progress(console: Console) -> Iterator[Callable[[SweepEvent], None]]:
     """A progress bar over the whole sweep, naming the group and filter in flight; in a log or a
     pipe, where a bar cannot redraw, one line as each group starts."""
     if not console.is_terminal:
         started: set[str] = set()
 
-        def log(event: SweepProgress) -> None:
+        def log(event: SweepEvent) -> None:
             if event.target not in started:
                 started.add(event.target)
                 console.print(f"{event.done}/{event.total} cells done, at {event.target}", highlight=False)
@@ -65,7 +65,7 @@ def sweep_progress(console: Console) -> Iterator[Callable[[SweepProgress], None]
     ) as bar:
         task = bar.add_task("preparing (attack calibration)", total=None)
 
-        def update(event: SweepProgress) -> None:
+        def update(event: SweepEvent) -> None:
             bar.update(task, completed=event.done, total=event.total, description=f"{event.target} · {event.filter}")
 
         yield update

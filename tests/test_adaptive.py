@@ -148,14 +148,14 @@ def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_pat
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(config, checkpoint_dir=tmp_path)
-    resumed = fragscan.scan(config, checkpoint_dir=tmp_path)
+            fragscan.scan(config, resume_dir=tmp_path)
+    resumed = fragscan.scan(config, resume_dir=tmp_path)
     assert resumed.run.resumed_targets == 1
     numbers = [json.loads(r.model_dump_json(exclude={"run"})) for r in (resumed, reference)]
     assert numbers[0] == numbers[1]
     # tau steers where an adaptive sweep stops: its checkpoints are not rescored under another
     with pytest.raises(ConfigError, match="tau"):
-        fragscan.scan(config.model_copy(update={"tau": 0.02}), checkpoint_dir=tmp_path)
+        fragscan.scan(config.model_copy(update={"tau": 0.02}), resume_dir=tmp_path)
 
 
 def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):

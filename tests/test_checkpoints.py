@@ -112,7 +112,7 @@ def test_an_interrupted_multi_checkpoint_scan_resumes_each_weights_file(epochs, 
     with monkeypatch.context() as patch:
         patch.setattr(scan_module, "sweep_target", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
-    resumed = fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
+            fragscan.scan(config, resume_dir=tmp_path / "ckpt")
+    resumed = fragscan.scan(config, resume_dir=tmp_path / "ckpt")
     assert resumed.run.resumed_targets == 7
     assert resumed.model_dump(exclude={"run"}) == reference.model_dump(exclude={"run"})

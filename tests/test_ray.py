@@ -54,8 +54,8 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
     with monkeypatch.context() as patch:
         patch.setattr(scan_module, "sweep_target", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(config, checkpoint_dir=tmp_path)
-    resumed = fragscan.scan(config, checkpoint_dir=tmp_path, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+            fragscan.scan(config, resume_dir=tmp_path)
+    resumed = fragscan.scan(config, resume_dir=tmp_path, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     assert resumed.run.resumed_targets == 2
     assert _numbers(resumed) == _numbers(reference)
 

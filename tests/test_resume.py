@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.resume import DIRECTORY_NAME, CheckpointStore, FinishedTarget
+from fragscan.resume import DIRECTORY_NAME, ResumeStore, FinishedTarget
 from fragscan.cli import app
 from fragscan.engine import Curve, EngineInfo
 from fragscan.errors import ConfigError, InputError
@@ -56,10 +56,10 @@ def test_a_resumed_scan_equals_an_uninterrupted_one(small_config, tmp_path, monk
     with monkeypatch.context() as patch:
         interrupt_after(patch, 2)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
+            fragscan.scan(config, resume_dir=tmp_path / "ckpt")
     assert len(list((tmp_path / "ckpt" / "targets").glob("*.safetensors"))) == 2
     swept = interrupt_after(monkeypatch, 99)
-    resumed = fragscan.scan(config, checkpoint_dir=tmp_path / "ckpt")
+    resumed = fragscan.scan(config, resume_dir=tmp_path / "ckpt")
     assert swept == FIVE_GROUPS[2:]
     assert resumed.run.resumed_targets == 2
     assert numbers(resumed) == numbers(reference)
@@ -79,9 +79,9 @@ def test_checkpoints_keep_curves_bit_for_bit(tmp_path):
         )
         for f in ("step-up", "pulse")
     }
-    store = CheckpointStore(tmp_path, {"seed": 0})
+    store = ResumeStore(tmp_path, {"seed": 0})
     store.save("features.0.weight", FinishedTarget(curves, 32, "cpu", EngineInfo()))
-    loaded = CheckpointStore(tmp_path, {"seed": 0}).load("features.0.weight")
+    loaded = ResumeStore(tmp_path, {"seed": 0}).load("features.0.weight")
     assert (loaded.batch_size, loaded.device) == (32, "cpu")
     for f, curve in curves.items():
         back = loaded.curves[f]
@@ -96,22 +96,22 @@ def test_other_settings_on_resume_are_a_clear_error(small_config, tmp_path, monk
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(small_config(), checkpoint_dir=tmp_path)
+            fragscan.scan(small_config(), resume_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"differs in: eps, eps_used\).*--no-resume"):
-        fragscan.scan(small_config(eps=0.05), checkpoint_dir=tmp_path)
-    fresh = fragscan.scan(small_config(eps=0.05), checkpoint_dir=tmp_path, resume=False)
+        fragscan.scan(small_config(eps=0.05), resume_dir=tmp_path)
+    fresh = fragscan.scan(small_config(eps=0.05), resume_dir=tmp_path, resume=False)
     assert fresh.run.resumed_targets == 0
 
 
 def test_scoring_settings_change_on_resume_without_sweeping_again(small_config, tmp_path, monkeypatch):
     first = small_config(filters="pulse,step-up", summary_filter="pulse", thresholds=3, max_samples=40)
-    fragscan.scan(first, checkpoint_dir=tmp_path)
+    fragscan.scan(first, resume_dir=tmp_path)
     rescored = first.model_copy(
         update=dict(tau=0.05, bootstrap=50, classify="tau", summary_filter="step-up", summary_score="difference",
                     baseline="density", normalise_by="first")
     )
     swept = interrupt_after(monkeypatch, 99)
-    resumed = fragscan.scan(rescored, checkpoint_dir=tmp_path)
+    resumed = fragscan.scan(rescored, resume_dir=tmp_path)
     assert swept == [] and resumed.run.resumed_targets == len(FIVE_GROUPS)
     assert numbers(resumed) == numbers(fragscan.scan(rescored))
 
@@ -120,11 +120,11 @@ def test_a_damaged_checkpoint_is_one_line(small_config, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(small_config(), checkpoint_dir=tmp_path)
+            fragscan.scan(small_config(), resume_dir=tmp_path)
     (checkpoint,) = (tmp_path / "targets").glob("*.safetensors")
     checkpoint.write_bytes(checkpoint.read_bytes()[:-9])
     with pytest.raises(InputError, match="is damaged .*--no-resume") as error:
-        fragscan.scan(small_config(), checkpoint_dir=tmp_path)
+        fragscan.scan(small_config(), resume_dir=tmp_path)
     assert "\n" not in str(error.value)
 
 

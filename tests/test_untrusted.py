@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.resume import CheckpointStore
+from fragscan.resume import ResumeStore
 from fragscan.cli import app
 from fragscan.errors import InputError
 from fragscan.audit import load_policy
@@ -266,7 +266,7 @@ def test_random_bytes_as_checkpoints_are_an_input_error(manifest, target):
         directory = Path(scratch)
         (directory / "manifest.json").write_bytes(manifest)
         try:
-            store = CheckpointStore(directory, {"seed": 0})
+            store = ResumeStore(directory, {"seed": 0})
         except fragscan.FragscanError as error:  # unreadable manifest (InputError) or a foreign one (ConfigError)
             assert error.exit_code == 2 and "\n" not in str(error)
             return
