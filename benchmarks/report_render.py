@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--bootstrap", type=int, default=1000)
     arguments = parser.parse_args()
-    config = ScanConfig(model="resnet50-synthetic", max_samples=arguments.samples, bootstrap=arguments.bootstrap, eps=0.01)
+    config = ScanConfig(
+        model="resnet50-synthetic", max_samples=arguments.samples, bootstrap=arguments.bootstrap, eps=0.01
+    )
     generator = torch.Generator().manual_seed(0)
     clean0 = torch.rand(arguments.samples, generator=generator) < 0.8
     adversarial0 = clean0 & (torch.rand(arguments.samples, generator=generator) < 0.6)
@@ -81,22 +83,43 @@ def main() -> None:
     summarised, summarised_cpu = time.perf_counter(), time.process_time()
     report = Report(
         fragscan_version=__version__,
-        model=ModelInfo(name=config.model, weights=None, weights_sha256=None, input_size=[3, 224, 224],
-                        mean=[0.5] * 3, std=[0.25] * 3, num_classes=1000, parameters=25_557_032),
-        dataset=DatasetInfo(name="synthetic", split="test", root=None, size=arguments.samples,
-                            samples=arguments.samples, selection="all", description="synthetic curves"),
+        model=ModelInfo(
+            name=config.model,
+            weights=None,
+            weights_sha256=None,
+            input_size=[3, 224, 224],
+            mean=[0.5] * 3,
+            std=[0.25] * 3,
+            num_classes=1000,
+            parameters=25_557_032,
+        ),
+        dataset=DatasetInfo(
+            name="synthetic",
+            split="test",
+            root=None,
+            size=arguments.samples,
+            samples=arguments.samples,
+            selection="all",
+            description="synthetic curves",
+        ),
         settings=Settings(**config.model_dump(), eps_used=0.01, device_used="cpu", versions={}),
-        baseline=Baseline(clean=clean0.double().mean().item(), adversarial=adversarial0.double().mean().item(),
-                          samples=arguments.samples,
-                          correct=PackedCorrectness(clean=pack_bits(clean0), adversarial=pack_bits(adversarial0))),
+        baseline=Baseline(
+            clean=clean0.double().mean().item(),
+            adversarial=adversarial0.double().mean().item(),
+            samples=arguments.samples,
+            correct=PackedCorrectness(clean=pack_bits(clean0), adversarial=pack_bits(adversarial0)),
+        ),
         groups=groups,
         skipped=[],
         run=RunInfo(started_at="synthetic", duration_s=0.0),
     )
     with tempfile.TemporaryDirectory() as directory:
         timings = {}
-        for name, render in (("json", report_json), ("csv", lambda r: curves_csv(r).encode()),
-                             ("html", lambda r: render_html(r).encode())):
+        for name, render in (
+            ("json", report_json),
+            ("csv", lambda r: curves_csv(r).encode()),
+            ("html", lambda r: render_html(r).encode()),
+        ):
             began, began_cpu = time.perf_counter(), time.process_time()
             data = render(report)
             timings[name] = (time.perf_counter() - began, time.process_time() - began_cpu, len(data))

@@ -31,13 +31,13 @@ import torch
 from torch.utils.data import Subset
 
 import fragscan
+from fragscan.config import TrainSettings
 from fragscan.data import create_dataset
+from fragscan.files import write_atomic
 from fragscan.masks import build_mask, mask_from_report, save_mask
 from fragscan.models.weights import safetensors_bytes
-from fragscan.files import write_atomic
 from fragscan.retrain import RetrainConfig, RetrainResult, retrain
 from fragscan.runtime import resolve_device
-from fragscan.config import TrainSettings
 from fragscan.train import checkpoint_state, initial_model, train
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")

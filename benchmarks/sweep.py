@@ -10,7 +10,8 @@ forwards, torchattacks on each filtered copy) and `fragscan.engine.sweep`, check
 per-sample curve is identical, and prints wall time, samples/s (filtered networks x samples per
 second), peak memory and the speed ratio; then the engine's efficiency against the limit; with
 `--reduced bf16` (default) the engine under bf16 autocast against the same exact reference, with
-the share of correctness entries that differ; and how its time grows with groups, thresholds and samples. A benchmark, not a test: figures depend on the
+the share of correctness entries that differ; and how its time grows with groups, thresholds and samples.
+A benchmark, not a test: figures depend on the
 machine and its load; the ratios within one process are what compare.
 """
 
@@ -118,8 +119,16 @@ def run_engine(case: Case, groups, mode: str, thresholds: int):
 
 def run_reference(case: Case, groups, mode: str, thresholds: int):
     return reference_sweep(
-        case.model, groups, FILTERS, thresholds, case.images, case.labels,
-        lambda m: build_attack("FGSM", m, case.eps, 10), mode, case.batch_size, 0,
+        case.model,
+        groups,
+        FILTERS,
+        thresholds,
+        case.images,
+        case.labels,
+        lambda m: build_attack("FGSM", m, case.eps, 10),
+        mode,
+        case.batch_size,
+        0,
     )
 
 
@@ -157,23 +166,31 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group
     groups = spread(parameter_groups(case.model.net)[0], group_count)
     samples = len(case.images)
     throughput = inference_throughput(case)
-    print(f"\n## {case.name}: {len(groups)} groups x {len(FILTERS)} filters x {thresholds} thresholds, "
-          f"{samples} samples, batch {case.batch_size}, FGSM eps {case.eps:.4f}, device {device}")
+    print(
+        f"\n## {case.name}: {len(groups)} groups x {len(FILTERS)} filters x {thresholds} thresholds, "
+        f"{samples} samples, batch {case.batch_size}, FGSM eps {case.eps:.4f}, device {device}"
+    )
     print(f"plain inference: {throughput:,.0f} samples/s")
-    print(f"{'mode':<11}{'reference s':>12}{'engine s':>10}{'ratio':>7}{'ref CPU s':>11}{'eng CPU s':>11}{'ratio':>7}"
-          f"{'ref samp/s':>12}{'eng samp/s':>12}{'ref peak MiB':>14}{'eng peak MiB':>14}  identical")
+    print(
+        f"{'mode':<11}{'reference s':>12}{'engine s':>10}{'ratio':>7}{'ref CPU s':>11}{'eng CPU s':>11}{'ratio':>7}"
+        f"{'ref samp/s':>12}{'eng samp/s':>12}{'ref peak MiB':>14}{'eng peak MiB':>14}  identical"
+    )
     for mode in ("fixed", "regenerate"):
         with analysis_mode(case.model):
-            result, engine_s, engine_cpu, engine_peak = timed(device, lambda: run_engine(case, groups, mode, thresholds))
+            result, engine_s, engine_cpu, engine_peak = timed(
+                device, lambda: run_engine(case, groups, mode, thresholds)
+            )
             expected, reference_s, reference_cpu, reference_peak = timed(
                 device, lambda: run_reference(case, groups, mode, thresholds)
             )
         networks = len(groups) * len(FILTERS) * thresholds
         same = differing_share(result, expected) == 0
-        print(f"{mode:<11}{reference_s:>12.2f}{engine_s:>10.2f}{reference_s / engine_s:>6.2f}x"
-              f"{reference_cpu:>11.2f}{engine_cpu:>11.2f}{reference_cpu / engine_cpu:>6.2f}x"
-              f"{networks * samples / reference_s:>12,.0f}{networks * samples / engine_s:>12,.0f}"
-              f"{reference_peak / 2**20:>14,.0f}{engine_peak / 2**20:>14,.0f}  {'yes' if same else 'NO'}")
+        print(
+            f"{mode:<11}{reference_s:>12.2f}{engine_s:>10.2f}{reference_s / engine_s:>6.2f}x"
+            f"{reference_cpu:>11.2f}{engine_cpu:>11.2f}{reference_cpu / engine_cpu:>6.2f}x"
+            f"{networks * samples / reference_s:>12,.0f}{networks * samples / engine_s:>12,.0f}"
+            f"{reference_peak / 2**20:>14,.0f}{engine_peak / 2**20:>14,.0f}  {'yes' if same else 'NO'}"
+        )
         # The limit: only the dependent suffix of every distinct variant, at plain inference speed.
         # fixed: clean + adversarial suffix; regenerate: the clean suffix (shared with the attack's
         # forward) + one full forward on the crafted examples -- the gradient pass is extra, so this
@@ -181,17 +198,21 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group
         share = sum(result.info.suffix_share.get(g.name, 1.0) for g in groups) / len(groups)
         per_variant = 2 * share if mode == "fixed" else share + 1
         limit_s = result.info.variants * per_variant * samples / throughput
-        print(f"{'':<11}engine: {result.info.variants} distinct variants of {result.info.cells} cells, mean suffix "
-              f"share {share:.2f}, limit {limit_s:.2f} s at plain inference speed -> efficiency "
-              f"{limit_s / engine_s:.0%}; prefix reuse {result.info.prefix_reuse}, fused FGSM {result.info.fused_attack}")
+        print(
+            f"{'':<11}engine: {result.info.variants} distinct variants of {result.info.cells} cells, mean suffix "
+            f"share {share:.2f}, limit {limit_s:.2f} s at plain inference speed -> efficiency "
+            f"{limit_s / engine_s:.0%}; prefix reuse {result.info.prefix_reuse}, fused FGSM {result.info.fused_attack}"
+        )
         if not same:
             raise SystemExit("curves differ from the reference loop")
         for precision in reduced:  # opt-in autocast against the exact reference: faster, not identical
             with analysis_mode(case.model), arithmetic(case.model, precision):
                 fast, fast_s, fast_cpu, fast_peak = timed(device, lambda: run_engine(case, groups, mode, thresholds))
-            print(f"{mode + ' ' + precision:<11}{'':>12}{fast_s:>10.2f}{reference_s / fast_s:>6.2f}x{'':>11}"
-                  f"{fast_cpu:>11.2f}{reference_cpu / fast_cpu:>6.2f}x{'':>12}{networks * samples / fast_s:>12,.0f}"
-                  f"{'':>14}{fast_peak / 2**20:>14,.0f}  {differing_share(fast, expected):.2%} of entries differ")
+            print(
+                f"{mode + ' ' + precision:<11}{'':>12}{fast_s:>10.2f}{reference_s / fast_s:>6.2f}x{'':>11}"
+                f"{fast_cpu:>11.2f}{reference_cpu / fast_cpu:>6.2f}x{'':>12}{networks * samples / fast_s:>12,.0f}"
+                f"{'':>14}{fast_peak / 2**20:>14,.0f}  {differing_share(fast, expected):.2%} of entries differ"
+            )
 
 
 def growth(case: Case, device) -> None:
@@ -200,13 +221,25 @@ def growth(case: Case, device) -> None:
     print(f"\n## growth of engine time, {case.name}, fixed mode")
     print(f"{'groups':>7}{'thresholds':>12}{'samples':>9}{'engine s':>10}{'CPU s':>8}")
     base = dict(groups=4, thresholds=3, samples=len(case.images) // 2)
-    settings = [base, {**base, "groups": 8}, {**base, "groups": 16},
-                {**base, "thresholds": 6}, {**base, "thresholds": 12}, {**base, "samples": len(case.images)}]
+    settings = [
+        base,
+        {**base, "groups": 8},
+        {**base, "groups": 16},
+        {**base, "thresholds": 6},
+        {**base, "thresholds": 12},
+        {**base, "samples": len(case.images)},
+    ]
     for setting in settings:
         # Groups spread over the depth, so the suffix share is representative.
         groups = spread(all_groups, setting["groups"])
-        sub = Case(case.name, case.model, case.images[: setting["samples"]], case.labels[: setting["samples"]],
-                   case.batch_size, case.eps)
+        sub = Case(
+            case.name,
+            case.model,
+            case.images[: setting["samples"]],
+            case.labels[: setting["samples"]],
+            case.batch_size,
+            case.eps,
+        )
         with analysis_mode(case.model):
             _, seconds, cpu, _ = timed(device, lambda: run_engine(sub, groups, "fixed", setting["thresholds"]))
         print(f"{setting['groups']:>7}{setting['thresholds']:>12}{setting['samples']:>9}{seconds:>10.2f}{cpu:>8.2f}")
@@ -216,20 +249,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=128, help="ResNet-18 evaluation samples")
     parser.add_argument("--thresholds", type=int, default=3, help="ResNet-18 thresholds per filter")
-    parser.add_argument("--groups", type=int, default=None, help="ResNet-18 groups, spread over the depth (default: all 21)")
+    parser.add_argument(
+        "--groups", type=int, default=None, help="ResNet-18 groups, spread over the depth (default: all 21)"
+    )
     parser.add_argument("--skip-digits", action="store_true")
     parser.add_argument("--digits-thresholds", type=int, default=25, help="digits-cnn thresholds per filter")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--skip-growth", action="store_true")
     parser.add_argument(
-        "--reduced", default="bf16", help="comma-separated autocast precisions to time against the exact reference ('' for none)"
+        "--reduced",
+        default="bf16",
+        help="comma-separated autocast precisions to time against the exact reference ('' for none)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}"
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    )
     resnet = resnet18_case(args.samples, device)
     reduced = tuple(p for p in args.reduced.split(",") if p)
     compare(resnet, args.thresholds, device, reduced, args.groups)

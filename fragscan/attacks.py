@@ -16,8 +16,8 @@ from typing import Protocol
 
 import torch
 import torchattacks
-from torchattacks.attack import Attack
 from torch import nn
+from torchattacks.attack import Attack
 
 from .config import ScanConfig
 from .errors import ConfigError
@@ -78,7 +78,9 @@ class NormalizedFGSM(Attack):
 
 def check_attack_space(name: str, attack_space: str) -> None:
     if attack_space == "normalized" and name != "FGSM":
-        raise ConfigError(f"--attack-space normalized is the source's FGSM on normalised inputs; use --attack FGSM, not {name}")
+        raise ConfigError(
+            f"--attack-space normalized is the source's FGSM on normalised inputs; use --attack FGSM, not {name}"
+        )
 
 
 def check_attack(name: str, eps: float | str, attack_space: str) -> None:
@@ -156,7 +158,8 @@ def craft(attack: Attack, images: torch.Tensor, labels: torch.Tensor, batch_size
     """
     crafted = []
     for k, start in enumerate(range(0, len(images), batch_size)):
-        crafted.append(craft_batch(attack, images[start : start + batch_size], labels[start : start + batch_size], seed + k))
+        batch = slice(start, start + batch_size)
+        crafted.append(craft_batch(attack, images[batch], labels[batch], seed + k))
     return torch.cat(crafted)
 
 

@@ -59,7 +59,9 @@ def _summary(report: Report, label: str) -> CheckpointReport:
         eps_used=report.settings.eps_used,
         precision_used=report.settings.precision_used,
         precision_disagreement=report.settings.precision_disagreement,
-        baseline=Baseline(clean=report.baseline.clean, adversarial=report.baseline.adversarial, samples=report.baseline.samples),
+        baseline=Baseline(
+            clean=report.baseline.clean, adversarial=report.baseline.adversarial, samples=report.baseline.samples
+        ),
         groups=[
             CheckpointGroup(
                 name=group.name,

@@ -159,7 +159,8 @@ def _digest(masks: list[torch.Tensor]) -> bytes:
 def global_range(groups: list[Group], kind: str) -> tuple[float, float]:
     if kind == "unit":
         return -1.0, 1.0
-    return min(float(g.parameter.detach().min()) for g in groups), max(float(g.parameter.detach().max()) for g in groups)
+    low = min(float(g.parameter.detach().min()) for g in groups)
+    return low, max(float(g.parameter.detach().max()) for g in groups)
 
 
 def default_memory_budget(device: torch.device) -> int:
@@ -229,7 +230,9 @@ class _Evaluator:
     def fgsm(self, split: Split, k: int, leaf: torch.Tensor, frontier: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean logits and torchattacks.FGSM's examples from one suffix forward and one backward."""
         labels = self.labels[self.batches[k]].clone()  # as torchattacks does: a normal tensor, even from inference mode
-        inputs = [f.detach().requires_grad_(True) if isinstance(f, torch.Tensor) and f.requires_grad else f for f in frontier]
+        inputs = [
+            f.detach().requires_grad_(True) if isinstance(f, torch.Tensor) and f.requires_grad else f for f in frontier
+        ]
         wanted = [i for i, f in enumerate(inputs) if isinstance(f, torch.Tensor) and f.requires_grad]
         with torch.enable_grad():
             logits = split.suffix(*inputs)
@@ -442,7 +445,8 @@ def sweep(
     fgsm_eps, info.fused_attack_note = adversary.fusable_fgsm()
     info.fused_attack = fgsm_eps is not None
     evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps)
-    if info.fused_attack and not evaluator.agrees(identity_split(model), evaluator.first_frontier(identity_split(model))[0]):
+    identity = identity_split(model)
+    if info.fused_attack and not evaluator.agrees(identity, evaluator.first_frontier(identity)[0]):
         info.fused_attack = False
         info.fused_attack_note = "the shared forward did not reproduce torchattacks.FGSM bit for bit here"
         evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps=None)

@@ -19,12 +19,11 @@ its discordant samples (for clean and adversarial this is McNemar's exact test) 
 
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from .classify import Interval, classify, samples_to_decide
 from .assess import References
+from .classify import Interval, classify, samples_to_decide
 from .confidence import LEVEL, family_level, unpack_bits
 from .data import drawn_ranks
 from .report import (

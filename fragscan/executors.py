@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from . import adaptive
 from .assess import References
 from .attacks import AttackMode, build_adversary
-from .resume import ResumeStore, FinishedTarget
 from .config import ScanConfig
 from .engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 from .plugins import Plugin, load_again
+from .resume import FinishedTarget, ResumeStore
 
 Executor = Literal["local", "ray"]
 EXECUTORS = get_args(Executor)
@@ -261,7 +261,8 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     images, labels = job.images.to(device), job.labels.to(device)
     groups, _ = parameter_groups(model.net, config.include, config.select)
     crafted = None if job.crafted is None else job.crafted.to(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(model, config.norm_mode):
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), analysis_mode(model, config.norm_mode):
         adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,

@@ -79,7 +79,8 @@ class ResumeStore:
     def _check_manifest(self, manifest: Path) -> None:
         try:
             stored = json.loads(manifest.read_bytes())
-            if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(stored.get("fingerprint"), dict):
+            fingerprint = stored.get("fingerprint") if isinstance(stored, dict) else None
+            if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(fingerprint, dict):
                 raise ValueError("not a fragscan resume manifest")
         except (ValueError, UnicodeDecodeError) as error:
             raise InputError(

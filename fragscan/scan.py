@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, replace
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -15,27 +15,25 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
-from ._version import __version__
-from .attacks import AttackMode, build_adversary, calibrate_eps, calibration_missed, check_attack, scan_attack, uses_eps
-from .batching import auto_batch_size
 from . import adaptive
+from ._version import __version__
 from .adaptive import Look, history
 from .assess import References, assess
+from .attacks import AttackMode, build_adversary, calibrate_eps, calibration_missed, check_attack, scan_attack, uses_eps
+from .batching import auto_batch_size
+from .checkpoints import scan_checkpoints
 from .confidence import LEVEL, pack_bits
 from .config import AdaptivePlan, ScanConfig
-from .checkpoints import scan_checkpoints
-from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
-from .runtime import file_sha256, library_versions, resolve_device
 from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
 from .engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, measure
+from .errors import ConfigError
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
-from .errors import ConfigError
 from .files import ensure_writable_dir, write_atomic
 from .filters import FILTERS
+from .fitting import check_fits, model_for_data
 from .groups import Group, SkippedGroup, parameter_groups, unmatched_glob
 from .masks import Mask, default_policy, mask_bytes, mask_from_report
-from .fitting import check_fits, model_for_data
 from .models import Normalized, model_spec
 from .plugins import Plugin, load_plugins
 from .report import (
@@ -56,6 +54,8 @@ from .report import (
     SkippedGroupReport,
 )
 from .report.io import report_json
+from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
+from .runtime import file_sha256, library_versions, resolve_device
 from .sanity import check_model, near_chance
 
 # Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
@@ -570,7 +570,9 @@ class ScanOutputs(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     report: Report
-    written: list[Path] = Field(description="report.json, curves.csv, report.html and, when there is one, mask.safetensors")
+    written: list[Path] = Field(
+        description="report.json, curves.csv, report.html and, when there is one, mask.safetensors"
+    )
     no_mask: str | None = Field(description="why no mask.safetensors was written; None when one was")
 
 

@@ -25,8 +25,8 @@ def small_config():
 def memory_cap():
     """A context manager capping this process's address space at its current size plus ``extra``
     bytes (2 GiB by default): a runaway allocation then fails the test instead of the machine."""
-    import resource
     import re
+    import resource
     from contextlib import contextmanager
     from pathlib import Path
 

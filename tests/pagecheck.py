@@ -22,20 +22,33 @@ def browse(page: Path, profile: Path) -> dict:
     the URLs the page requested (from Chrome's NetLog, keyed to the file:// page) and a screenshot."""
     assert CHROMIUM, "chromium is required here: apt-get install -y chromium"
     flags = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0",
-        "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1280,1600",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--window-size=1280,1600",
     ]
     url = page.resolve().as_uri()
     net_log = profile / "net.json"
     dump = subprocess.run(
         [*flags, f"--user-data-dir={profile / 'dom'}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     shot = profile / "screenshot.png"
     screen = subprocess.run(
         [*flags, f"--user-data-dir={profile / 'shot'}", f"--log-net-log={net_log}", f"--screenshot={shot}", url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     console = [line for line in (dump.stderr + screen.stderr).splitlines() if ":CONSOLE" in line]
     log = json.loads(net_log.read_text())
@@ -56,11 +69,15 @@ class _References(HTMLParser):
         self.urls = []
 
     def handle_starttag(self, tag, attrs):
-        self.urls += [value for name, value in attrs if name in ("src", "href", "xlink:href", "srcset", "action", "data")]
+        self.urls += [
+            value for name, value in attrs if name in ("src", "href", "xlink:href", "srcset", "action", "data")
+        ]
 
 
 def external_references(html: str) -> list[str]:
     parser = _References()
     parser.feed(html)
     local = re.compile(r"^(#|data:)")
-    return [u for u in parser.urls if u and not local.match(u)] + re.findall(r"url\(\s*['\"]?(?!#|data:)[^)]*\)|@import", html)
+    return [u for u in parser.urls if u and not local.match(u)] + re.findall(
+        r"url\(\s*['\"]?(?!#|data:)[^)]*\)|@import", html
+    )

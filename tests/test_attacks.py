@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 import fragscan
 from fragscan.attacks import ADVERSARIAL_MODES, NormalizedFGSM, build_attack, craft, predictions
 from fragscan.cli import app
-from fragscan.errors import ConfigError
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.engine import analysis_mode, sweep
+from fragscan.errors import ConfigError
 from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.reference import reference_sweep
@@ -152,7 +152,9 @@ def test_the_normalized_attack_steps_eps_on_the_normalised_input_unclipped():
     assert bool((grad != 0).all())
     step = eps * torch.tensor(std).view(1, 3, 1, 1) * grad.sign()
     torch.testing.assert_close(adversarial - images, step, rtol=0, atol=1e-6)
-    torch.testing.assert_close((adversarial - model.mean) / model.std, z.detach() + eps * grad.sign(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        (adversarial - model.mean) / model.std, z.detach() + eps * grad.sign(), rtol=0, atol=1e-5
+    )
     assert bool((adversarial < 0).any() and (adversarial > 1).any())  # not clipped
 
 
@@ -170,7 +172,9 @@ def test_only_fgsm_has_a_normalized_attack_space(tmp_path):
     with pytest.raises(ConfigError, match="use --attack FGSM, not PGD"):
         build_attack("PGD", create_model("digits-cnn"), 0.1, 10, attack_space="normalized")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["scan", "--attack", "PGD", "--attack-space", "normalized", "--quiet", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["scan", "--attack", "PGD", "--attack-space", "normalized", "--quiet", "--out", str(out)]
+    )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "--attack-space normalized" in result.output and "Traceback" not in result.output
     assert not out.exists()  # refused before any data is read or anything written
@@ -195,12 +199,34 @@ def test_retrain_evaluates_with_the_attack_space_it_records(tmp_path):
     from safetensors.torch import save_file
 
     model = create_model("digits-cnn")
-    save_file({name: torch.ones_like(p, dtype=torch.uint8) for name, p in model.net.named_parameters()}, str(tmp_path / "m.safetensors"))
+    save_file(
+        {name: torch.ones_like(p, dtype=torch.uint8) for name, p in model.net.named_parameters()},
+        str(tmp_path / "m.safetensors"),
+    )
     result = CliRunner().invoke(
         app,
-        ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--epochs", "1", "--max-samples", "30",
-         "--eps", "0.5", "--attack-space", "normalized", "--controls", "none", "--repeats", "1", "--quiet",
-         "--out", str(tmp_path / "o")],
+        [
+            "retrain",
+            "digits-cnn",
+            "digits",
+            "--mask",
+            str(tmp_path / "m.safetensors"),
+            "--epochs",
+            "1",
+            "--max-samples",
+            "30",
+            "--eps",
+            "0.5",
+            "--attack-space",
+            "normalized",
+            "--controls",
+            "none",
+            "--repeats",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "o" / "retrain.json").read_text())
@@ -237,7 +263,20 @@ def test_a_numeric_eps_on_an_attack_without_one_is_a_warning(small_config):
 
 def test_an_attack_that_cannot_handle_the_input_is_one_clean_error(tmp_path):
     result = CliRunner().invoke(
-        app, ["scan", "--attack", "TIFGSM", "--eps", "0.1", "--max-samples", "20", "--thresholds", "3", "--out", str(tmp_path)]
+        app,
+        [
+            "scan",
+            "--attack",
+            "TIFGSM",
+            "--eps",
+            "0.1",
+            "--max-samples",
+            "20",
+            "--thresholds",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: attack TIFGSM cannot run on inputs of shape (1, 8, 8)")

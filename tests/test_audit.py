@@ -54,7 +54,9 @@ def test_no_threshold_means_no_rule_and_a_pass(scanned):
     assert result.passed and result.rules == []
 
 
-@pytest.mark.parametrize(("field", "measured"), [("min_clean_accuracy", "clean"), ("min_adversarial_accuracy", "adversarial")])
+@pytest.mark.parametrize(
+    ("field", "measured"), [("min_clean_accuracy", "clean"), ("min_adversarial_accuracy", "adversarial")]
+)
 def test_accuracy_floors_pass_at_the_value_and_fail_above_it(scanned, field, measured):
     report, _ = scanned
     value = getattr(report.baseline, measured)
@@ -79,7 +81,10 @@ def test_fragile_share_counts_summary_classes(scanned):
 
 def test_must_not_be_fragile_guards_matching_groups_only(scanned):
     report, _ = scanned
-    classes = {g.name: "robust" for g in report.groups} | {"features.0.weight": "fragile", "classifier.3.weight": "antifragile"}
+    classes = {g.name: "robust" for g in report.groups} | {
+        "features.0.weight": "fragile",
+        "classifier.3.weight": "antifragile",
+    }
     report = with_classes(report, classes)
     guarded_ok = only_rule(audit(report, AuditPolicy(must_not_be_fragile=["classifier.3.*"])))
     violated = only_rule(audit(report, AuditPolicy(must_not_be_fragile=["classifier.3.*", "features.0.*"])))
@@ -122,7 +127,10 @@ def test_regression_needs_a_baseline_and_warns_about_other_settings(scanned):
     assert result.passed
     assert any("eps_used 0.2 → 0.1" in w for w in result.warnings)
     in_bf16 = report.model_copy(update={"settings": report.settings.model_copy(update={"precision_used": "bf16"})})
-    assert any("precision_used bf16 → fp32" in w for w in audit(report, AuditPolicy(max_regression=1.0), baseline=in_bf16).warnings)
+    assert any(
+        "precision_used bf16 → fp32" in w
+        for w in audit(report, AuditPolicy(max_regression=1.0), baseline=in_bf16).warnings
+    )
 
 
 def test_group_rules_refuse_a_global_scan(scanned):
@@ -259,7 +267,10 @@ def test_scan_with_a_bad_policy_fails_before_scanning(tmp_path):
 
 def failing_result(report):
     """Two rules set, one violated by two groups."""
-    classes = {g.name: "robust" for g in report.groups} | {"features.0.weight": "fragile", "features.2.weight": "fragile"}
+    classes = {g.name: "robust" for g in report.groups} | {
+        "features.0.weight": "fragile",
+        "features.2.weight": "fragile",
+    }
     report = with_classes(report, classes)
     policy = AuditPolicy(min_clean_accuracy=0.0, must_not_be_fragile=["features.*", "classifier.3.*"])
     return audit(report, policy, report_path="runs/x/report.json")

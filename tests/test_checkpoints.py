@@ -63,7 +63,9 @@ def test_each_checkpoint_records_the_precision_its_sweep_ran_in(epochs, tmp_path
     paths = tuple(checkpoint_files(tmp_path))
     reduced = dict(QUICK, max_samples=100, precision="bf16")
     disagreements = [
-        fragscan.scan(fragscan.ScanConfig(weights=p, **reduced, precision_tolerance=1.0)).settings.precision_disagreement
+        fragscan.scan(
+            fragscan.ScanConfig(weights=p, **reduced, precision_tolerance=1.0)
+        ).settings.precision_disagreement
         for p in paths
     ]
     assert disagreements[0] > disagreements[1]  # bf16 moves more of the damaged epoch's samples
@@ -82,11 +84,33 @@ def test_a_single_checkpoint_report_has_no_checkpoints_field(epochs):
 
 
 def test_cli_takes_repeated_weights_and_fails_fast_on_a_missing_one(epochs, tmp_path):
-    arguments = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
-                 "--bootstrap", "0", "--classify", "tau", "--quiet"]
+    arguments = [
+        "scan",
+        "--max-samples",
+        "40",
+        "--thresholds",
+        "3",
+        "--eps",
+        "0.1",
+        "--filters",
+        "pulse",
+        "--bootstrap",
+        "0",
+        "--classify",
+        "tau",
+        "--quiet",
+    ]
     result = CliRunner().invoke(
-        app, [*arguments, "--weights", str(epochs / "epoch2.safetensors"), "--weights", str(epochs / "missing.safetensors"),
-              "--out", str(tmp_path / "bad")]
+        app,
+        [
+            *arguments,
+            "--weights",
+            str(epochs / "epoch2.safetensors"),
+            "--weights",
+            str(epochs / "missing.safetensors"),
+            "--out",
+            str(tmp_path / "bad"),
+        ],
     )
     assert result.exit_code == 2 and "missing.safetensors' not found" in result.output
     result = CliRunner().invoke(app, [*arguments, "--checkpoints", str(epochs), "--out", str(tmp_path / "out")])

@@ -64,4 +64,9 @@ def test_gitlab_example_keeps_the_html_report_and_the_junit_report():
 
 def test_example_policy_is_valid_and_sets_rules():
     policy = load_policy(EXAMPLES / "policy.yaml")
-    assert policy.rules() == ["min-clean-accuracy", "min-adversarial-accuracy", "max-fragile-share", "must-not-be-fragile"]
+    assert policy.rules() == [
+        "min-clean-accuracy",
+        "min-adversarial-accuracy",
+        "max-fragile-share",
+        "must-not-be-fragile",
+    ]

@@ -14,7 +14,9 @@ runner = CliRunner()
 
 def test_scan_writes_a_report(tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--quiet", "--out", str(out)])
+    result = runner.invoke(
+        app, ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--quiet", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["max_samples"] == 40
@@ -49,11 +51,17 @@ def test_bad_input_is_one_line_and_exit_2_with_no_report(tmp_path, arguments, me
 
 
 def test_progress_in_a_log_is_one_line_per_group_and_nothing_before_an_error(tmp_path):
-    result = runner.invoke(app, ["scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     progress = [line for line in result.output.splitlines() if "cells done, at " in line]
     assert [line.split(", at ")[1] for line in progress] == [
-        "features.0.weight", "features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"
+        "features.0.weight",
+        "features.2.weight",
+        "features.6.weight",
+        "classifier.1.weight",
+        "classifier.3.weight",
     ]
     failed = runner.invoke(app, ["scan", "resnet18", "cifar10", "--out", str(tmp_path / "other")])
     assert failed.output.startswith("error: dataset 'cifar10' reads files from disk")
@@ -86,7 +94,9 @@ def test_the_attack_listing_says_what_eps_bounds():
     from fragscan.attacks import eps_meaning
 
     assert [eps_meaning(name) for name in ("FGSM", "PGDL2", "DeepFool")] == [
-        "each pixel's change", "L2 norm of the change", "nothing (no eps)"
+        "each pixel's change",
+        "L2 norm of the change",
+        "nothing (no eps)",
     ]
     listing = runner.invoke(app, ["attacks", "PGDL2"], terminal_width=200).output
     assert "L2 norm of the change" in listing
@@ -105,7 +115,11 @@ ROOT = Path(__file__).resolve().parent.parent
         (["scna"], "No such command 'scna'", "fragscan"),
         (["--no-such-option"], "No such option: --no-such-option", "fragscan"),
         (["mask"], "Missing argument", "fragscan mask"),
-        (["audit", "report.json", "--max-fragile-share", "half"], "Invalid value for '--max-fragile-share': ", "fragscan audit"),
+        (
+            ["audit", "report.json", "--max-fragile-share", "half"],
+            "Invalid value for '--max-fragile-share': ",
+            "fragscan audit",
+        ),
         (["retrain", "--epochs", "one"], "Invalid value for '--epochs': ", "fragscan retrain"),
         (["models", "--bogus"], "No such option: --bogus", "fragscan models"),
     ],
@@ -115,13 +129,17 @@ def test_values_click_cannot_parse_are_one_line_and_exit_2(arguments, message, h
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
-    assert lines[0].startswith(f"error: {message}") and lines[0].endswith(f"(see '{help_command} --help')"), result.output
+    assert lines[0].startswith(f"error: {message}") and lines[0].endswith(f"(see '{help_command} --help')"), (
+        result.output
+    )
 
 
 def _fragscan(*arguments: str) -> subprocess.CompletedProcess:
     """``python -m fragscan``: the path the console script also takes (both call fragscan.cli.main)."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "fragscan", *arguments], cwd=ROOT, env=environment, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "fragscan", *arguments], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
 
 
 def test_a_usage_error_is_one_red_line_on_stderr_from_the_real_entry_point():
@@ -130,7 +148,9 @@ def test_a_usage_error_is_one_red_line_on_stderr_from_the_real_entry_point():
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: Invalid value for '--thresholds': ") and lines[0].endswith("(see 'fragscan scan --help')")
+    assert lines[0].startswith("error: Invalid value for '--thresholds': ") and lines[0].endswith(
+        "(see 'fragscan scan --help')"
+    )
     assert not (ROOT / "never-written").exists()
 
 

@@ -5,12 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from pagecheck import browse, external_references, needs_browser
 
 import fragscan
 from fragscan.compare import compare, roles
 from fragscan.errors import InputError
 from fragscan.report import write_report
-from pagecheck import browse, external_references, needs_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,9 @@ def _with_score(report, group_index: int, value: float, cls: str):
 
 
 def test_same_architecture_matches_by_name_with_deltas_and_invariance(report):
-    changed_class = "antifragile" if report.groups[0].filters["pulse"].classes.adversarial != "antifragile" else "fragile"
+    changed_class = (
+        "antifragile" if report.groups[0].filters["pulse"].classes.adversarial != "antifragile" else "fragile"
+    )
     other = _with_score(report, 0, 0.5, changed_class)
     comparison = compare([report, other], ["a.json", "b.json"])
     assert comparison.by == "name" and comparison.filter == "pulse" and comparison.score == "adversarial"
@@ -62,8 +64,16 @@ def test_different_architectures_match_by_role(report):
 
 def test_roles_find_resnet_shortcuts(report):
     group = report.groups[0]
-    names = ["conv1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight", "layer2.0.conv1.weight", "fc.weight"]
-    groups = [group.model_copy(update={"name": n, "module_type": "Linear" if n == "fc.weight" else "Conv2d"}) for n in names]
+    names = [
+        "conv1.weight",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.conv1.weight",
+        "fc.weight",
+    ]
+    groups = [
+        group.model_copy(update={"name": n, "module_type": "Linear" if n == "fc.weight" else "Conv2d"}) for n in names
+    ]
     found = roles(groups, 5)
     assert found["first conv"] == ["conv1.weight"]
     assert found["shortcut convs"] == ["layer2.0.downsample.0.weight"]
@@ -80,9 +90,22 @@ def test_compare_command_writes_table_json_and_html(report, tmp_path):
     write_report(report, tmp_path / "a.json")
     write_report(_with_score(report, 1, -0.9, "fragile"), tmp_path / "b.json")
     result = subprocess.run(
-        [sys.executable, "-m", "fragscan", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-         "--html", str(tmp_path / "c.html"), "--json", str(tmp_path / "c.json")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "fragscan",
+            "compare",
+            str(tmp_path / "a.json"),
+            str(tmp_path / "b.json"),
+            "--html",
+            str(tmp_path / "c.html"),
+            "--json",
+            str(tmp_path / "c.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     assert "features.2.weight" in result.stdout and "keep their class in every report" in result.stdout

@@ -36,7 +36,9 @@ IDX_LAYOUTS = {
 }
 
 
-@pytest.mark.parametrize(("name", "torchvision_name"), [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"), ("kmnist", "KMNIST")])
+@pytest.mark.parametrize(
+    ("name", "torchvision_name"), [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"), ("kmnist", "KMNIST")]
+)
 @pytest.mark.parametrize("layout", IDX_LAYOUTS)
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_idx_adapters_read_every_layout(tmp_path, name, torchvision_name, layout, split):
@@ -57,7 +59,9 @@ def test_idx_errors_name_the_files_and_places(tmp_path):
         create_dataset("mnist", root=tmp_path / "nowhere")
     with pytest.raises(InputError, match=r"no t10k-images-idx3-ubyte.*FashionMNIST/raw.*--download"):
         create_dataset("fashion-mnist", root=tmp_path)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", 5, 28, 28) + b"\x00" * 10)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(
+        b"\x00\x00\x08\x03" + struct.pack(">3I", 5, 28, 28) + b"\x00" * 10
+    )
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(5)))
     with pytest.raises(InputError, match="truncated"):
         create_dataset("mnist", root=tmp_path)
@@ -80,7 +84,10 @@ def _pickle(path, batch):
 
 def test_cifar10_python_layout(tmp_path):
     data, labels = _cifar_arrays(4, 10)
-    _pickle(tmp_path / "cifar-10-batches-py" / "test_batch", {b"batch_label": b"testing batch 1 of 1", b"data": data, b"labels": labels})
+    _pickle(
+        tmp_path / "cifar-10-batches-py" / "test_batch",
+        {b"batch_label": b"testing batch 1 of 1", b"data": data, b"labels": labels},
+    )
     dataset = create_dataset("cifar10", root=tmp_path, split="test")
     pixels, label = dataset[2]
     assert pixels.shape == (3, 32, 32) and label == labels[2]
@@ -105,7 +112,9 @@ def test_cifar100_python_and_binary_layouts_use_fine_labels(tmp_path):
     data, fine = _cifar_arrays(3, 100)
     coarse = [f % 20 for f in fine]
     _pickle(tmp_path / "cifar-100-python" / "test", {b"data": data, b"fine_labels": fine, b"coarse_labels": coarse})
-    records = np.concatenate([np.array(coarse, dtype=np.uint8)[:, None], np.array(fine, dtype=np.uint8)[:, None], data], axis=1)
+    records = np.concatenate(
+        [np.array(coarse, dtype=np.uint8)[:, None], np.array(fine, dtype=np.uint8)[:, None], data], axis=1
+    )
     (tmp_path / "cifar-100-binary").mkdir()
     records.tofile(tmp_path / "cifar-100-binary" / "test.bin")
     python = create_dataset("cifar100", root=tmp_path, split="test")
@@ -217,6 +226,7 @@ def test_val_is_held_out_of_the_training_data_stratified_stable_and_apart_from_t
     expected = np.bincount(labels) * len(val) / len(labels)
     assert np.abs(np.bincount(np.asarray(val.targets)) - expected).max() <= 1  # stratified
     assert torch.equal(val[0][0], native[val.indices[0]][0]) and val.targets[0] == int(native[val.indices[0]][1])
+
     def images(dataset):
         return {tuple(image.flatten().tolist()) for image, _ in dataset}
 
@@ -226,8 +236,18 @@ def test_val_is_held_out_of_the_training_data_stratified_stable_and_apart_from_t
 
 def test_every_adapter_with_training_data_holds_out_val():
     holds = {name for name in DATASETS.list() if dataset_spec(name).holdout}
-    assert holds == {"mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "svhn", "imagefolder", "tiny-imagenet",
-                     "npz", "digits"}
+    assert holds == {
+        "mnist",
+        "fashion-mnist",
+        "kmnist",
+        "cifar10",
+        "cifar100",
+        "svhn",
+        "imagefolder",
+        "tiny-imagenet",
+        "npz",
+        "digits",
+    }
 
 
 def test_npz_and_imagefolder_hold_val_out_of_a_train_folder_and_use_a_val_folder_of_the_users_own(tmp_path):
@@ -266,7 +286,18 @@ def test_train_records_that_it_fits_the_training_data_less_val(tmp_path):
 
 
 def test_every_registered_adapter_is_covered_here():
-    tested = {"mnist", "fashion-mnist", "kmnist", "cifar10", "cifar100", "svhn", "imagefolder", "tiny-imagenet", "npz", "digits"}
+    tested = {
+        "mnist",
+        "fashion-mnist",
+        "kmnist",
+        "cifar10",
+        "cifar100",
+        "svhn",
+        "imagefolder",
+        "tiny-imagenet",
+        "npz",
+        "digits",
+    }
     builtin = {name for name in DATASETS.list() if DATASETS.entry(name).source == "builtin"}
     assert builtin == tested
 

@@ -125,7 +125,16 @@ def test_dockerfile_install_steps_give_a_working_fragscan(tmp_path):
                     shutil.copy2(ROOT / source, target / Path(source).name)
         elif keyword == "RUN" and argument.startswith("pip install"):
             # offline: the base image's packages are already there, the build backend is this environment's
-            command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--no-build-isolation"]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "--python",
+                str(python),
+                "install",
+                "--no-index",
+                "--no-build-isolation",
+            ]
             result = subprocess.run(
                 [*command, *shlex.split(argument)[2:]], cwd=image / workdir.lstrip("/"), capture_output=True, text=True
             )
@@ -136,7 +145,19 @@ def test_dockerfile_install_steps_give_a_working_fragscan(tmp_path):
     fragscan = python.parent / "fragscan"
     assert subprocess.run([str(fragscan), "--help"], capture_output=True, cwd=tmp_path).returncode == 0
     out = tmp_path / "out"
-    scan = [str(fragscan), "scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--quiet", "--out", str(out)]
+    scan = [
+        str(fragscan),
+        "scan",
+        "--max-samples",
+        "20",
+        "--thresholds",
+        "3",
+        "--eps",
+        "0.1",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(scan, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())

@@ -20,12 +20,26 @@ COMMANDS = sorted(typer.main.get_command(app).commands)
 
 
 def test_the_cli_has_the_commands_the_brief_names():
-    assert {"scan", "report", "mask", "retrain", "train", "audit", "compare", "models", "datasets", "attacks", "filters"} <= set(COMMANDS)
+    assert {
+        "scan",
+        "report",
+        "mask",
+        "retrain",
+        "train",
+        "audit",
+        "compare",
+        "models",
+        "datasets",
+        "attacks",
+        "filters",
+    } <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_a_readme_row(command):
-    assert re.search(rf"^\| `fragscan {command}\b", README, re.MULTILINE), f"README's Commands table lacks `fragscan {command}`"
+    assert re.search(rf"^\| `fragscan {command}\b", README, re.MULTILINE), (
+        f"README's Commands table lacks `fragscan {command}`"
+    )
     assert re.search(rf"^\| `fragscan {command}\b", CLI_PAGE, re.MULTILINE), f"docs/cli.md lacks `fragscan {command}`"
 
 

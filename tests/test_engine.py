@@ -85,9 +85,20 @@ def _engine_and_reference(model, images, labels, mode, attack="FGSM", **engine_o
     groups, _ = parameter_groups(model.net)
     with analysis_mode(model):
         adversary = ADVERSARIAL_MODES[mode](build_attack(attack, model, EPS, 10), images, labels, BATCH, 0)
-        result = sweep(model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, **engine_options)
+        result = sweep(
+            model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, **engine_options
+        )
         expected = reference_sweep(
-            model, groups, FILTERS, THRESHOLDS, images, labels, lambda m: build_attack(attack, m, EPS, 10), mode, BATCH, 0
+            model,
+            groups,
+            FILTERS,
+            THRESHOLDS,
+            images,
+            labels,
+            lambda m: build_attack(attack, m, EPS, 10),
+            mode,
+            BATCH,
+            0,
         )
     return result, expected
 
@@ -204,7 +215,12 @@ def test_the_report_says_how_the_sweep_was_computed(small_config):
     engine = fragscan.scan(small_config(attack_mode="regenerate")).engine
     assert engine.prefix_reuse and engine.fused_attack and engine.fallback is None
     assert engine.cells == 5 * 3 * 5 and 0 < engine.variants <= engine.cells
-    assert set(engine.suffix_share) <= {"features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"}
+    assert set(engine.suffix_share) <= {
+        "features.2.weight",
+        "features.6.weight",
+        "classifier.1.weight",
+        "classifier.3.weight",
+    }
 
 
 def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
@@ -226,7 +242,9 @@ def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkey
     with analysis_mode(model):
         adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
         result = sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=events.append)
-        expected = reference_sweep(model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0)
+        expected = reference_sweep(
+            model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0
+        )
     assert failures
     _assert_identical(result, expected)
     assert [e.done for e in events] == list(range(1, len(groups) * len(FILTERS) * THRESHOLDS + 1))

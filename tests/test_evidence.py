@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest, false_discovery_control, norm
 from safetensors import safe_open
+from scipy.stats import binomtest, false_discovery_control, norm
 from typer.testing import CliRunner
 
 import fragscan

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pagecheck import browse, external_references, needs_browser
 from PIL import Image
 
 import fragscan
 from fragscan.report import load_report
-from fragscan.scan import write_scan_outputs
 from fragscan.report.html import render_html
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
-from pagecheck import browse, external_references, needs_browser
+from fragscan.scan import write_scan_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,21 @@ def test_the_page_is_rendered_from_the_json_alone_and_reproducibly(scanned):
 def test_report_command_rerenders_from_json(scanned, tmp_path):
     out = tmp_path / "page.html"
     result = subprocess.run(
-        [sys.executable, "-m", "fragscan", "report", str(scanned / "report.json"), "-o", str(out), "--csv", str(tmp_path / "c.csv")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "fragscan",
+            "report",
+            str(scanned / "report.json"),
+            "-o",
+            str(out),
+            "--csv",
+            str(tmp_path / "c.csv"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text() == (scanned / "report.html").read_text()
@@ -83,7 +96,10 @@ def test_report_command_rejects_a_non_report_in_one_line(tmp_path):
     bogus = tmp_path / "x.json"
     bogus.write_text('{"hello": 1}')
     result = subprocess.run(
-        [sys.executable, "-m", "fragscan", "report", str(bogus)], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "fragscan", "report", str(bogus)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 2

@@ -150,7 +150,9 @@ def test_imagefolder_images_of_different_sizes_are_named(tmp_path):
     from fragscan.data import create_dataset, evaluation_tensors
 
     root = _image_folder(tmp_path, {"a/0.png": (8, 8), "b/0.png": (8, 6)})
-    with pytest.raises(InputError, match=r"images differ in size: '.*a/0\.png' is \(3, 8, 8\), '.*b/0\.png' \(3, 8, 6\)"):
+    with pytest.raises(
+        InputError, match=r"images differ in size: '.*a/0\.png' is \(3, 8, 8\), '.*b/0\.png' \(3, 8, 6\)"
+    ):
         evaluation_tensors(create_dataset("imagefolder", root=root), None, 0)
 
 
@@ -219,7 +221,8 @@ def test_an_unknown_name_lists_registered_models_first_and_any_plugin_that_faile
     with pytest.raises(UnknownNameError) as caught:
         model_spec("zzzq-net")
     assert str(caught.value).endswith(
-        f"; plugin broken_nets (file: {broken.resolve()}) failed: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"
+        f"; plugin broken_nets (file: {broken.resolve()}) failed: "
+        "ModuleNotFoundError: No module named 'a_module_that_is_not_installed'"
     )
 
 
@@ -289,10 +292,15 @@ def _broken_factory(num_classes=10):
 @pytest.mark.parametrize(
     "factory, expected",
     [
-        (lambda num_classes=10: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1000)),
-         r"must return one tensor of logits, N x 10 for 10 classes; it returned shape \(2, 1000\)"),
+        (
+            lambda num_classes=10: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1000)),
+            r"must return one tensor of logits, N x 10 for 10 classes; it returned shape \(2, 1000\)",
+        ),
         (_TupleOut, r"must return one tensor of logits, N x 10 for 10 classes; it returned a tuple"),
-        (_broken_factory, r"model 'odd-net' \(test\) failed to build: RuntimeError: cannot build: missing config file net.yaml"),
+        (
+            _broken_factory,
+            r"model 'odd-net' \(test\) failed to build: RuntimeError: cannot build: missing config file net.yaml",
+        ),
     ],
 )
 def test_a_registered_model_that_cannot_serve_as_a_classifier_is_one_line(factory, expected):
@@ -326,7 +334,9 @@ def test_dataset_samples_outside_the_adapter_contract_are_one_line(sample, expec
         def __getitem__(self, index):
             return sample()
 
-    with pytest.raises(InputError, match=r"samples must be \(float tensor C x H x W in \[0, 1\], int label\).*" + expected):
+    with pytest.raises(
+        InputError, match=r"samples must be \(float tensor C x H x W in \[0, 1\], int label\).*" + expected
+    ):
         evaluation_tensors(Samples(), None, 0)
 
 
@@ -357,7 +367,9 @@ def test_weights_holding_nan_are_refused_naming_the_tensor(tmp_path):
 def test_a_directory_as_weights_is_named_as_one(tmp_path, pretrained):
     folder = tmp_path / "run.safetensors"
     folder.mkdir()
-    with pytest.raises(InputError, match=r"is a directory; pass the .safetensors or .pt/.pth file in it.*--checkpoints DIR"):
+    with pytest.raises(
+        InputError, match=r"is a directory; pass the .safetensors or .pt/.pth file in it.*--checkpoints DIR"
+    ):
         create_model("timm:resnet18", weights=folder, pretrained=pretrained, **SHAPE)
 
 
@@ -369,35 +381,45 @@ def test_a_failed_download_is_one_line(tmp_path, monkeypatch, dataset, torchvisi
 
     def offline(*args, **kwargs):  # torchvision's own text when there is no network
         raise RuntimeError(
-            "Error downloading train-images-idx3-ubyte.gz:\nTried http://mirror/, got:\n<urlopen error [Errno -2] Name or service not known>\n"
+            "Error downloading train-images-idx3-ubyte.gz:\nTried http://mirror/, got:\n"
+            "<urlopen error [Errno -2] Name or service not known>\n"
         )
 
     monkeypatch.setattr(torchvision.datasets, torchvision_class, offline)
     with pytest.raises(InputError) as caught:
         create_dataset(dataset, root=tmp_path, download=True)
     assert str(caught.value).endswith(
-        "failed: Error downloading train-images-idx3-ubyte.gz: Tried http://mirror/, got: <urlopen error [Errno -2] Name or service not known>"
+        "failed: Error downloading train-images-idx3-ubyte.gz: Tried http://mirror/, got: "
+        "<urlopen error [Errno -2] Name or service not known>"
     )
 
 
 def test_the_mask_command_rebuilds_a_model_fitted_to_the_scans_data(tmp_path):
+    import numpy as np
     from safetensors.torch import save_file
     from typer.testing import CliRunner
 
     import fragscan
     from fragscan.cli import app
 
-    import numpy as np
-
     weights = tmp_path / "small.safetensors"
     save_file(_state(), str(weights))  # small-cnn has no fixed size or classes: the scan fits it to 12x12 npz data
     data = tmp_path / "test.npz"
     np.savez(data, x=np.random.default_rng(0).random((20, 12, 12)), y=np.arange(20) % 4)
     config = fragscan.ScanConfig(
-        model="small-cnn", dataset="npz", data_root=data, weights=weights, max_samples=20, thresholds=3, eps=0.1, filters="pulse"
+        model="small-cnn",
+        dataset="npz",
+        data_root=data,
+        weights=weights,
+        max_samples=20,
+        thresholds=3,
+        eps=0.1,
+        filters="pulse",
     )
     fragscan.scan_to(config, tmp_path / "out")
-    result = CliRunner().invoke(app, ["mask", str(tmp_path / "out" / "report.json"), "--out", str(tmp_path / "m.safetensors"), "-q"])
+    result = CliRunner().invoke(
+        app, ["mask", str(tmp_path / "out" / "report.json"), "--out", str(tmp_path / "m.safetensors"), "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.safetensors").is_file()
 
@@ -418,17 +440,45 @@ def test_train_and_retrain_fit_an_open_model_to_the_data(tmp_path):
     from fragscan.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "small-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", str(tmp_path / "t")])
+    result = runner.invoke(
+        app,
+        ["train", "small-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", str(tmp_path / "t")],
+    )
     assert result.exit_code == 0, result.output
     weights = tmp_path / "t" / "epoch_001.safetensors"
     assert load_file(str(weights))["classifier.3.weight"].shape == (10, 64)
-    save_file({k: torch.ones_like(v, dtype=torch.uint8) for k, v in load_file(str(weights)).items()
-               if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}, str(tmp_path / "mask.safetensors"))
+    save_file(
+        {
+            k: torch.ones_like(v, dtype=torch.uint8)
+            for k, v in load_file(str(weights)).items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        },
+        str(tmp_path / "mask.safetensors"),
+    )
     result = runner.invoke(
         app,
-        ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(tmp_path / "mask.safetensors"),
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", "--controls", "none", "--repeats", "1", "--quiet",
-         "--out", str(tmp_path / "r")],
+        [
+            "retrain",
+            "small-cnn",
+            "digits",
+            "--weights",
+            str(weights),
+            "--mask",
+            str(tmp_path / "mask.safetensors"),
+            "--epochs",
+            "1",
+            "--max-samples",
+            "20",
+            "--eps",
+            "0.1",
+            "--controls",
+            "none",
+            "--repeats",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "r"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "weights.safetensors").is_file()

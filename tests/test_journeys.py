@@ -12,7 +12,17 @@ from fragscan.models import create_model
 
 runner = CliRunner()
 QUICK_SCAN = [
-    "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--bootstrap", "0", "--classify", "tau", "--quiet"
+    "--max-samples",
+    "20",
+    "--thresholds",
+    "3",
+    "--eps",
+    "0.1",
+    "--bootstrap",
+    "0",
+    "--classify",
+    "tau",
+    "--quiet",
 ]
 # Scans meant for masks run on val: retrain refuses to judge on the split a mask saw.
 QUICK_SCAN = ["--split", "val", *QUICK_SCAN]
@@ -34,38 +44,106 @@ def test_train_scan_mask_retrain_journey_for_a_model_fitted_to_the_data(tmp_path
 
     _ok(["scan", "small-cnn", "digits", "--weights", weights, *QUICK_SCAN, "--out", tmp_path / "scan"])
     _ok(["mask", tmp_path / "scan" / "report.json", "--policy", "layer", "-o", tmp_path / "m.safetensors", "--quiet"])
-    assert load_file(str(tmp_path / "m.safetensors")).keys() == load_file(str(tmp_path / "scan" / "mask.safetensors")).keys()
+    assert (
+        load_file(str(tmp_path / "m.safetensors")).keys()
+        == load_file(str(tmp_path / "scan" / "mask.safetensors")).keys()
+    )
 
-    _ok(["retrain", "small-cnn", "digits", "--weights", weights, "--mask", tmp_path / "m.safetensors", "--epochs", "1",
-         "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", tmp_path / "retrain"])
+    _ok(
+        [
+            "retrain",
+            "small-cnn",
+            "digits",
+            "--weights",
+            weights,
+            "--mask",
+            tmp_path / "m.safetensors",
+            "--epochs",
+            "1",
+            "--max-samples",
+            "20",
+            "--eps",
+            "0.1",
+            *SELECTIVE_ONLY,
+            "--quiet",
+            "--out",
+            tmp_path / "retrain",
+        ]
+    )
     assert json.loads((tmp_path / "retrain" / "retrain.json").read_text())["frozen_bit_identical"] is True
-
 
 
 def test_a_cifar_stem_resnet_trains_scans_and_retrains_with_its_stem(tmp_path):
     # the paper's CIFAR ResNets: train and retrain must build the same first layers the scan used
-    _ok(["train", "resnet18", "digits", "--stem", "cifar", "--epochs", "1", "--split", "test", "--quiet", "--out", tmp_path / "train"])
+    _ok(
+        [
+            "train",
+            "resnet18",
+            "digits",
+            "--stem",
+            "cifar",
+            "--epochs",
+            "1",
+            "--split",
+            "test",
+            "--quiet",
+            "--out",
+            tmp_path / "train",
+        ]
+    )
     assert json.loads((tmp_path / "train" / "training.json").read_text())["stem"] == "cifar"
     weights = tmp_path / "train" / "epoch_001.safetensors"
     assert load_file(str(weights))["conv1.weight"].shape[-2:] == (3, 3)
-    _ok(["scan", "resnet18", "digits", "--stem", "cifar", "--weights", weights, "--select", "fc.*", *QUICK_SCAN,
-         "--out", tmp_path / "scan"])
-    retrain = ["retrain", "resnet18", "digits", "--weights", weights, "--mask", tmp_path / "scan" / "mask.safetensors",
-               "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet"]
+    _ok(
+        [
+            "scan",
+            "resnet18",
+            "digits",
+            "--stem",
+            "cifar",
+            "--weights",
+            weights,
+            "--select",
+            "fc.*",
+            *QUICK_SCAN,
+            "--out",
+            tmp_path / "scan",
+        ]
+    )
+    retrain = [
+        "retrain",
+        "resnet18",
+        "digits",
+        "--weights",
+        weights,
+        "--mask",
+        tmp_path / "scan" / "mask.safetensors",
+        "--epochs",
+        "1",
+        "--max-samples",
+        "20",
+        "--eps",
+        "0.1",
+        *SELECTIVE_ONLY,
+        "--quiet",
+    ]
     without_stem = runner.invoke(app, [str(a) for a in [*retrain, "--out", tmp_path / "imagenet-stem"]])
     assert without_stem.exit_code == 2 and "'conv1.weight' has shape (64, 1, 3, 3)" in without_stem.output
     _ok([*retrain, "--stem", "cifar", "--out", tmp_path / "retrain"])
     result = json.loads((tmp_path / "retrain" / "retrain.json").read_text())
     assert result["settings"]["stem"] == "cifar" and result["frozen_bit_identical"] is True
 
-PLUGIN = '''
+
+PLUGIN = """
 from torch import nn
 import fragscan
 
 @fragscan.register_model("journey-net")
 def journey_net(num_classes=10, in_chans=1, **kwargs):
-    return nn.Sequential(nn.Conv2d(in_chans, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, num_classes))
-'''
+    return nn.Sequential(
+        nn.Conv2d(in_chans, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, num_classes)
+    )
+"""
 
 
 def test_train_and_mask_find_a_model_in_the_project_plugins_folder(tmp_path, monkeypatch):
@@ -76,8 +154,27 @@ def test_train_and_mask_find_a_model_in_the_project_plugins_folder(tmp_path, mon
     _ok(["train", "journey-net", "digits", "--epochs", "1", "--quiet", "--out", "train"])
     _ok(["scan", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", *QUICK_SCAN, "--out", "scan"])
     _ok(["mask", "scan/report.json", "-o", "m.safetensors", "--quiet"])
-    _ok(["retrain", "journey-net", "digits", "--weights", "train/epoch_001.safetensors", "--mask", "m.safetensors",
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", "retrain"])
+    _ok(
+        [
+            "retrain",
+            "journey-net",
+            "digits",
+            "--weights",
+            "train/epoch_001.safetensors",
+            "--mask",
+            "m.safetensors",
+            "--epochs",
+            "1",
+            "--max-samples",
+            "20",
+            "--eps",
+            "0.1",
+            *SELECTIVE_ONLY,
+            "--quiet",
+            "--out",
+            "retrain",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +254,8 @@ def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
     # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
     monkeypatch.setattr(fragscan.retrain_outputs, "retrain", interrupted)
     result = runner.invoke(
-        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
+        app,
+        ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")],
     )
     assert result.exit_code == 130, result.output
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("interrupted"), result.output
@@ -271,9 +369,25 @@ def test_retrain_refuses_a_mask_derived_for_another_model_even_when_its_shapes_f
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(weights))
     result = runner.invoke(
         app,
-        ["retrain", "small-cnn", "digits", "--weights", str(weights), "--mask", str(scanned.parent / "mask.safetensors"),
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet",
-         "--out", str(tmp_path / "out")],
+        [
+            "retrain",
+            "small-cnn",
+            "digits",
+            "--weights",
+            str(weights),
+            "--mask",
+            str(scanned.parent / "mask.safetensors"),
+            "--epochs",
+            "1",
+            "--max-samples",
+            "20",
+            "--eps",
+            "0.1",
+            *SELECTIVE_ONLY,
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ],
     )
     _one_line_error(result, "'digits-cnn'", "'small-cnn'")
     assert not (tmp_path / "out" / "weights.safetensors").exists()
@@ -295,14 +409,42 @@ def test_train_and_retrain_refuse_data_the_models_registration_does_not_take_as_
     # digits-cnn is registered for 1x8x8 inputs and adaptive pooling would run it on 12x12 images:
     # scan refuses that, so training on them would make weights no scan accepts
     data = _npz_folder(tmp_path / "data", size=12)
-    arguments = ["train", "digits-cnn", "npz", "--data-root", str(data), "--epochs", "1", "--quiet", "--out", str(tmp_path / "out")]
+    arguments = [
+        "train",
+        "digits-cnn",
+        "npz",
+        "--data-root",
+        str(data),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     if command == "retrain":
-        arguments = ["retrain", "digits-cnn", "npz", "--data-root", str(data), "--mask", str(scanned.parent / "mask.safetensors"),
-                     "--epochs", "1", "--eps", "0.1", *SELECTIVE_ONLY, "--quiet", "--out", str(tmp_path / "out")]
+        arguments = [
+            "retrain",
+            "digits-cnn",
+            "npz",
+            "--data-root",
+            str(data),
+            "--mask",
+            str(scanned.parent / "mask.safetensors"),
+            "--epochs",
+            "1",
+            "--eps",
+            "0.1",
+            *SELECTIVE_ONLY,
+            "--quiet",
+            "--out",
+            str(tmp_path / "out"),
+        ]
     result = runner.invoke(app, arguments)
     _one_line_error(result, "(1, 12, 12)", "(1, 8, 8)")
     assert not list((tmp_path / "out").glob("*.safetensors"))
-    scan = runner.invoke(app, ["scan", "digits-cnn", "npz", "--data-root", str(data), *QUICK_SCAN, "--out", str(tmp_path / "s")])
+    scan = runner.invoke(
+        app, ["scan", "digits-cnn", "npz", "--data-root", str(data), *QUICK_SCAN, "--out", str(tmp_path / "s")]
+    )
     _one_line_error(scan, "(1, 12, 12)", "(1, 8, 8)")  # the same words as scan's
     assert scan.output.split(": ", 1)[1] == result.output.split(": ", 1)[1]
 
@@ -316,8 +458,20 @@ def test_checkpoints_with_the_same_file_name_in_different_folders_get_distinct_l
     for run in ("run1", "run2"):
         (tmp_path / run).mkdir()
         shutil.copy(model_spec("digits-cnn").default_weights, tmp_path / run / "epoch10.safetensors")
-    _ok(["scan", "--weights", tmp_path / "run1" / "epoch10.safetensors", "--weights", tmp_path / "run2" / "epoch10.safetensors",
-         *QUICK_SCAN, "--filters", "pulse", "--out", tmp_path / "out"])
+    _ok(
+        [
+            "scan",
+            "--weights",
+            tmp_path / "run1" / "epoch10.safetensors",
+            "--weights",
+            tmp_path / "run2" / "epoch10.safetensors",
+            *QUICK_SCAN,
+            "--filters",
+            "pulse",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
     labels = [c.label for c in fragscan.load_report(tmp_path / "out" / "report.json").checkpoints]
     assert labels == ["run1/epoch10", "run2/epoch10"]
 
@@ -325,8 +479,20 @@ def test_checkpoints_with_the_same_file_name_in_different_folders_get_distinct_l
 def test_a_rescan_that_writes_no_mask_leaves_no_stale_mask_beside_its_report(tmp_path):
     _ok(["scan", *QUICK_SCAN, "--filters", "pulse", "--out", tmp_path])
     assert (tmp_path / "mask.safetensors").is_file()
-    result = _ok(["scan", *QUICK_SCAN[:-1], "--scope", "global", "--filters", "step-up", "--summary-filter", "step-up",
-                  "--out", tmp_path])
+    result = _ok(
+        [
+            "scan",
+            *QUICK_SCAN[:-1],
+            "--scope",
+            "global",
+            "--filters",
+            "step-up",
+            "--summary-filter",
+            "step-up",
+            "--out",
+            tmp_path,
+        ]
+    )
     assert "no mask.safetensors" in result.output
     assert not (tmp_path / "mask.safetensors").exists()  # the earlier scan's, which retrain would take for this one's
 
@@ -398,7 +564,8 @@ def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path,
     # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
     monkeypatch.setattr(fragscan.retrain_outputs, "retrain", broken)
     result = runner.invoke(
-        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")]
+        app,
+        ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")],
     )
     assert result.exit_code == 3, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
@@ -416,8 +583,24 @@ def test_a_report_of_a_newer_schema_says_so_instead_of_not_a_report_or_a_silent_
 
 
 def test_a_retrain_without_the_unmasked_control_leaves_no_earlier_one_beside_its_result(scanned, tmp_path):
-    common = ["retrain", "digits-cnn", "digits", "--mask", scanned.parent / "mask.safetensors", "--epochs", "1",
-              "--max-samples", "20", "--eps", "0.1", "--repeats", "1", "--quiet", "--out", tmp_path]
+    common = [
+        "retrain",
+        "digits-cnn",
+        "digits",
+        "--mask",
+        scanned.parent / "mask.safetensors",
+        "--epochs",
+        "1",
+        "--max-samples",
+        "20",
+        "--eps",
+        "0.1",
+        "--repeats",
+        "1",
+        "--quiet",
+        "--out",
+        tmp_path,
+    ]
     _ok(common)
     assert (tmp_path / "unmasked.safetensors").is_file()
     _ok([*common, "--controls", "random"])

@@ -22,7 +22,20 @@ from fragscan.report import load_report, write_report
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
 # A scan small enough for a busy 2-core machine; tau: the evidence rule is issue 14's.
-QUICK = ["--max-samples", "20", "--thresholds", "3", "--filters", "pulse", "--eps", "0.1", "--classify", "tau", "--bootstrap", "0"]
+QUICK = [
+    "--max-samples",
+    "20",
+    "--thresholds",
+    "3",
+    "--filters",
+    "pulse",
+    "--eps",
+    "0.1",
+    "--classify",
+    "tau",
+    "--bootstrap",
+    "0",
+]
 QUICK_CONFIG = dict(max_samples=20, thresholds=3, filters="pulse", eps=0.1, classify="tau", bootstrap=0)
 
 
@@ -55,7 +68,9 @@ def test_a_label_of_a_billion_is_refused_before_anything_is_built(tmp_path, memo
     labels[7] = 10**9
     np.savez(data, x=np.zeros((20, 8, 8), np.uint8), y=labels)
     with memory_cap():  # the class list and classifier of 10**9 classes took 24 GB
-        result = runner.invoke(app, ["scan", "small-cnn", "npz", "--data-root", str(data), *QUICK, "--out", str(tmp_path / "out")])
+        result = runner.invoke(
+            app, ["scan", "small-cnn", "npz", "--data-root", str(data), *QUICK, "--out", str(tmp_path / "out")]
+        )
     one_line_exit_2(result, "reach label 1000000000, beyond the 100000 classes", "0, 1, ..., K-1")
     assert not (tmp_path / "out").exists()
 
@@ -227,10 +242,16 @@ def test_mask_names_a_moved_plugin_and_takes_its_new_path(scanned, tmp_path):
     plugin = tmp_path / "my_plugin.py"
     shutil.copy(REPO / "examples" / "my_plugin.py", plugin)
     report = load_report(scanned[0])
-    moved = report.model_copy(update={"settings": report.settings.model_copy(update={"plugins": (tmp_path / "gone.py",)})})
+    moved = report.model_copy(
+        update={"settings": report.settings.model_copy(update={"plugins": (tmp_path / "gone.py",)})}
+    )
     write_report(moved, tmp_path / "report.json")
-    one_line_exit_2(runner.invoke(app, ["mask", str(tmp_path / "report.json")]), "gone.py' the scan loaded is not found")
-    result = runner.invoke(app, ["mask", str(tmp_path / "report.json"), "--plugin", str(plugin), "--out", str(tmp_path / "m")])
+    one_line_exit_2(
+        runner.invoke(app, ["mask", str(tmp_path / "report.json")]), "gone.py' the scan loaded is not found"
+    )
+    result = runner.invoke(
+        app, ["mask", str(tmp_path / "report.json"), "--plugin", str(plugin), "--out", str(tmp_path / "m")]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -252,11 +273,18 @@ def imagenet_resnet18_and_grey_images(folder: Path, samples: int, classes: int) 
 def test_mask_rebuilds_a_pretrained_network_fitted_to_grey_images(tmp_path):
     imagenet, data = imagenet_resnet18_and_grey_images(tmp_path, 12, 10)
     config = fragscan.ScanConfig(
-        model="tv:resnet18", dataset="npz", data_root=data, pretrained=True, weights=imagenet,
-        select=["fc.weight"], **{**QUICK_CONFIG, "max_samples": 12},
+        model="tv:resnet18",
+        dataset="npz",
+        data_root=data,
+        pretrained=True,
+        weights=imagenet,
+        select=["fc.weight"],
+        **{**QUICK_CONFIG, "max_samples": 12},
     )
     fragscan.scan_to(config, tmp_path / "out")  # conv1 is fitted to 1 channel
-    result = runner.invoke(app, ["mask", str(tmp_path / "out" / "report.json"), "--out", str(tmp_path / "m.safetensors")])
+    result = runner.invoke(
+        app, ["mask", str(tmp_path / "out" / "report.json"), "--out", str(tmp_path / "m.safetensors")]
+    )
     assert result.exit_code == 0, result.output
     assert load_file(str(tmp_path / "m.safetensors"))["conv1.weight"].shape[1] == 1
 
@@ -265,8 +293,25 @@ def test_train_takes_pretrained(tmp_path):
     imagenet, data = imagenet_resnet18_and_grey_images(tmp_path, 8, 2)
     result = runner.invoke(
         app,
-        ["train", "tv:resnet18", "npz", "--data-root", str(data), "--eval-split", "train", "--pretrained", "--weights",
-         str(imagenet), "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "t"), "-q"],
+        [
+            "train",
+            "tv:resnet18",
+            "npz",
+            "--data-root",
+            str(data),
+            "--eval-split",
+            "train",
+            "--pretrained",
+            "--weights",
+            str(imagenet),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "t"),
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.output
     trained = load_file(str(tmp_path / "t" / "epoch_001.safetensors"))
@@ -284,7 +329,8 @@ def test_retrain_refuses_a_mask_derived_from_other_weights(scanned, tmp_path):
     state["features.0.weight"] = state["features.0.weight"] + 1
     save_file(state, str(other))
     result = runner.invoke(
-        app, ["retrain", "digits-cnn", "digits", "--mask", str(mask), "--weights", str(other), "--out", str(tmp_path / "r")]
+        app,
+        ["retrain", "digits-cnn", "digits", "--mask", str(mask), "--weights", str(other), "--out", str(tmp_path / "r")],
     )
     one_line_exit_2(result, "was derived from a scan of other weights", "other.safetensors")
     assert not (tmp_path / "r").exists()
@@ -296,7 +342,9 @@ def test_retrain_refuses_a_mask_derived_from_other_weights(scanned, tmp_path):
 def test_the_same_checkpoint_twice_is_refused(tmp_path, scanned, monkeypatch):
     weights = scanned[1]
     monkeypatch.chdir(weights.parent)  # the same file, once absolute and once relative
-    result = runner.invoke(app, ["scan", "--weights", str(weights), "--weights", weights.name, *QUICK, "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["scan", "--weights", str(weights), "--weights", weights.name, *QUICK, "--out", str(tmp_path / "o")]
+    )
     one_line_exit_2(result, "--weights names the file", "twice; give each checkpoint once")
     assert not (tmp_path / "o").exists()
 
@@ -306,7 +354,19 @@ def test_multi_checkpoint_progress_and_summary_name_each_checkpoint(tmp_path, sc
     shutil.copy(scanned[1], first)
     shutil.copy(scanned[1], second)
     result = runner.invoke(
-        app, ["scan", "--weights", str(first), "--weights", str(second), *QUICK, "--select", "classifier.3.*", "--out", str(tmp_path / "o")]
+        app,
+        [
+            "scan",
+            "--weights",
+            str(first),
+            "--weights",
+            str(second),
+            *QUICK,
+            "--select",
+            "classifier.3.*",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "at epoch_1 (1/2) · classifier.3.weight" in result.output
@@ -424,8 +484,16 @@ def test_sarif_uris_are_percent_encoded(scanned, tmp_path, monkeypatch):
     folder.mkdir()
     shutil.copy(scanned[0], folder / "report.json")
     monkeypatch.chdir(tmp_path)
-    result = audit(load_report(folder / "report.json"), AuditPolicy(min_clean_accuracy=1.0), report_path=str(folder / "report.json"))
-    uris = [loc["physicalLocation"]["artifactLocation"]["uri"] for r in sarif(result)["runs"][0]["results"] for loc in r["locations"]]
+    result = audit(
+        load_report(folder / "report.json"),
+        AuditPolicy(min_clean_accuracy=1.0),
+        report_path=str(folder / "report.json"),
+    )
+    uris = [
+        loc["physicalLocation"]["artifactLocation"]["uri"]
+        for r in sarif(result)["runs"][0]["results"]
+        for loc in r["locations"]
+    ]
     assert uris and all(" " not in uri for uri in uris) and "my%20reports/report.json" in uris
 
 
@@ -457,9 +525,23 @@ def test_an_all_zero_mask_is_warned_about(scanned, tmp_path):
     (tmp_path / "zero.safetensors").write_bytes(safetensors_bytes(zero, metadata))
     result = runner.invoke(
         app,
-        ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "zero.safetensors"), "--weights", str(weights),
-         "--epochs", "1", "--max-samples", "20", "--eps", "0.1",
-         "--out", str(tmp_path / "r")],
+        [
+            "retrain",
+            "digits-cnn",
+            "digits",
+            "--mask",
+            str(tmp_path / "zero.safetensors"),
+            "--weights",
+            str(weights),
+            "--epochs",
+            "1",
+            "--max-samples",
+            "20",
+            "--eps",
+            "0.1",
+            "--out",
+            str(tmp_path / "r"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "warning: the mask freezes every element, so nothing was retrained" in " ".join(result.output.split())

@@ -78,11 +78,18 @@ def test_mask_file_round_trip_keeps_tensors_and_metadata(report, net, tmp_path):
     assert all(torch.equal(loaded.tensors[k], v) and v.dtype == torch.uint8 for k, v in mask.tensors.items())
     assert loaded.metadata["report_sha256"] == report_digest(report)
     assert loaded.metadata["fragscan_version"] == fragscan.__version__
-    assert {loaded.metadata[k] for k in ("model", "policy", "score", "filter")} == {"digits-cnn", "band", "adversarial", "pulse"}
+    assert {loaded.metadata[k] for k in ("model", "policy", "score", "filter")} == {
+        "digits-cnn",
+        "band",
+        "adversarial",
+        "pulse",
+    }
 
 
 def test_band_policy_needs_the_pulse_filter(net):
-    report = fragscan.scan(fragscan.ScanConfig(max_samples=20, thresholds=3, eps=0.1, filters="step-up", summary_filter="step-up"))
+    report = fragscan.scan(
+        fragscan.ScanConfig(max_samples=20, thresholds=3, eps=0.1, filters="step-up", summary_filter="step-up")
+    )
     with pytest.raises(fragscan.FragscanError, match="no 'pulse' sweep"):
         build_mask(report, net)
 
@@ -132,7 +139,9 @@ def test_a_mask_that_does_not_fit_is_one_line_from_the_cli(tmp_path, net, kind, 
     tensors = {k: torch.ones(p.shape, dtype=torch.uint8) for k, p in net.named_parameters()}
     save_file(_broken(kind, tensors), str(tmp_path / "bad.safetensors"))
     out = tmp_path / "out"
-    result = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "bad.safetensors"), "--out", str(out)])
+    result = runner.invoke(
+        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "bad.safetensors"), "--out", str(out)]
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -178,8 +187,23 @@ def test_new_commands_explain_themselves(command):
 def test_every_scan_writes_a_mask_with_the_policy_its_filters_allow(tmp_path, filters, policy):
     out = tmp_path / "out"
     result = runner.invoke(
-        app, ["scan", "--max-samples", "20", "--thresholds", "3", "--eps", "0.1", "--filters", filters,
-              "--summary-filter", filters, "--quiet", "--out", str(out)]
+        app,
+        [
+            "scan",
+            "--max-samples",
+            "20",
+            "--thresholds",
+            "3",
+            "--eps",
+            "0.1",
+            "--filters",
+            filters,
+            "--summary-filter",
+            filters,
+            "--quiet",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     mask = load_mask(out / "mask.safetensors", create_model("digits-cnn").net)

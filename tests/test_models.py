@@ -45,7 +45,9 @@ def test_fitting_to_data_fills_only_what_the_spec_leaves_open():
     digits = create_model_for_data("digits-cnn", num_classes=3, input_size=(1, 28, 28), mean=(0.2,), std=(0.3,))
     assert digits.spec.num_classes == 10 and digits.spec.input_size == (1, 8, 8)
     assert digits.spec.mean == (0.3056,)
-    small = create_model_for_data("small-cnn", num_classes=3, input_size=(3, 20, 20), mean=(0.1, 0.2, 0.3), std=(1, 1, 1))
+    small = create_model_for_data(
+        "small-cnn", num_classes=3, input_size=(3, 20, 20), mean=(0.1, 0.2, 0.3), std=(1, 1, 1)
+    )
     assert small.spec.num_classes == 3 and small.spec.input_size == (3, 20, 20)
     assert small.spec.mean == (0.1, 0.2, 0.3)
 
@@ -92,8 +94,11 @@ def test_models_command_lists_builtins_and_matches_patterns():
 
 def _tiny_npz(tmp_path, channels=3, size=16, classes=4, samples=8):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "test.npz", x=rng.integers(0, 256, (samples, size, size, channels), dtype=np.uint8),
-             y=np.arange(samples) % classes)
+    np.savez(
+        tmp_path / "test.npz",
+        x=rng.integers(0, 256, (samples, size, size, channels), dtype=np.uint8),
+        y=np.arange(samples) % classes,
+    )
     return tmp_path
 
 
@@ -101,8 +106,15 @@ def _tiny_npz(tmp_path, channels=3, size=16, classes=4, samples=8):
 def test_timm_and_torchvision_models_scan_end_to_end(tmp_path, name):
     root = _tiny_npz(tmp_path)
     config = fragscan.ScanConfig(
-        model=name, dataset="npz", data_root=root, max_samples=8, thresholds=3, filters="pulse", eps=0.03,
-        attack_mode="fixed", batch_size=8,
+        model=name,
+        dataset="npz",
+        data_root=root,
+        max_samples=8,
+        thresholds=3,
+        filters="pulse",
+        eps=0.03,
+        attack_mode="fixed",
+        batch_size=8,
     )
     report = fragscan.scan(config)
     groups, _ = parameter_groups(create_model(name, num_classes=4, input_size=(3, 16, 16)).net)
@@ -115,10 +127,31 @@ def test_scan_cli_records_the_new_options_and_fails_cleanly(tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
     root = _tiny_npz(tmp_path, channels=1, size=12, classes=3, samples=6)
-    result = runner.invoke(app, [
-        "scan", "squeezenet1_1", "npz", "--data-root", str(root), "--stem", "cifar", "--max-samples", "6",
-        "--thresholds", "3", "--filters", "pulse", "--eps", "0.05", "--attack-mode", "fixed", "--quiet", "--out", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            "squeezenet1_1",
+            "npz",
+            "--data-root",
+            str(root),
+            "--stem",
+            "cifar",
+            "--max-samples",
+            "6",
+            "--thresholds",
+            "3",
+            "--filters",
+            "pulse",
+            "--eps",
+            "0.05",
+            "--attack-mode",
+            "fixed",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = fragscan.load_report(out / "report.json")
     assert report.settings.stem == "cifar" and report.settings.pretrained is False and report.settings.download is False

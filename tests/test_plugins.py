@@ -38,11 +38,15 @@ def model_name(tmp_path):
 def test_a_plugin_file_registers_a_model_that_scans(tmp_path, model_name):
     path = tmp_path / "my_plugin.py"
     path.write_text(_plugin_source(model_name))
-    config = fragscan.ScanConfig(model=model_name, plugins=[path], max_samples=40, thresholds=3, eps=0.1, filters="pulse")
+    config = fragscan.ScanConfig(
+        model=model_name, plugins=[path], max_samples=40, thresholds=3, eps=0.1, filters="pulse"
+    )
     report = fragscan.scan(config)
     assert [g.name for g in report.groups] == ["1.weight", "3.weight"]
     assert report.model.mean == [0.3] and report.settings.plugins == (path,)
-    assert any(line.startswith(f"my_plugin (file: {path.resolve()}) registered model:{model_name}") for line in report.plugins)
+    assert any(
+        line.startswith(f"my_plugin (file: {path.resolve()}) registered model:{model_name}") for line in report.plugins
+    )
     assert MODELS.entry(model_name).source == "plugin my_plugin"
 
 
@@ -71,8 +75,12 @@ def test_an_entry_point_plugin_is_loaded(tmp_path, monkeypatch, model_name):
 def test_a_failing_plugin_is_reported_not_fatal(tmp_path):
     broken = tmp_path / "broken_plugin.py"
     broken.write_text("raise RuntimeError('needs a GPU driver')\n")
-    report = fragscan.scan(fragscan.ScanConfig(plugins=[broken], max_samples=30, thresholds=3, eps=0.1, filters="pulse"))
-    assert any("broken_plugin" in line and "failed: RuntimeError: needs a GPU driver" in line for line in report.plugins)
+    report = fragscan.scan(
+        fragscan.ScanConfig(plugins=[broken], max_samples=30, thresholds=3, eps=0.1, filters="pulse")
+    )
+    assert any(
+        "broken_plugin" in line and "failed: RuntimeError: needs a GPU driver" in line for line in report.plugins
+    )
     assert any("broken_plugin" in w and "failed" in w for w in report.warnings)
     listing = runner.invoke(app, ["plugins", "--plugin", str(broken)])
     assert listing.exit_code == 0 and "needs a GPU driver" in listing.output
@@ -90,30 +98,61 @@ def test_the_shipped_plugins_work(tmp_path):
     import numpy as np
 
     rows = np.concatenate([np.arange(6)[:, None] % 10, np.random.default_rng(0).integers(0, 256, (6, 784))], axis=1)
-    np.savetxt(tmp_path / "mnist_test.csv", rows, fmt="%d", delimiter=",", header="label," + ",".join(f"p{i}" for i in range(784)), comments="")
+    np.savetxt(
+        tmp_path / "mnist_test.csv",
+        rows,
+        fmt="%d",
+        delimiter=",",
+        header="label," + ",".join(f"p{i}" for i in range(784)),
+        comments="",
+    )
     out = tmp_path / "out"
-    result = runner.invoke(app, [
-        "scan", "lenet5", "mnist-csv", "--plugin", "examples/mnist_csv_plugin.py", "--data-root", str(tmp_path),
-        "--max-samples", "6", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse", "--quiet", "--out", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            "lenet5",
+            "mnist-csv",
+            "--plugin",
+            "examples/mnist_csv_plugin.py",
+            "--data-root",
+            str(tmp_path),
+            "--max-samples",
+            "6",
+            "--thresholds",
+            "3",
+            "--eps",
+            "0.1",
+            "--filters",
+            "pulse",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["model"]["name"] == "lenet5" and report["dataset"]["samples"] == 6
     assert len(report["groups"]) == 5
-    assert MODELS.entry("lenet5").source == "plugin lenet" and DATASETS.entry("mnist-csv").source == "plugin mnist_csv_plugin"
+    assert (
+        MODELS.entry("lenet5").source == "plugin lenet"
+        and DATASETS.entry("mnist-csv").source == "plugin mnist_csv_plugin"
+    )
 
 
 def test_a_factory_without_in_chans_is_called_with_what_it_takes(tmp_path):
     name = f"bare-{tmp_path.name}"
     path = tmp_path / "bare_plugin.py"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         from torch import nn
         import fragscan
 
         @fragscan.register_model("{name}", input_size=(1, 8, 8), mean=(0.3,), std=(0.4,), num_classes=10)
         def factory(num_classes=10):
             return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
-    """))
+    """)
+    )
     load_plugins([path])
     try:
         assert fragscan.create_model(name).spec.num_classes == 10

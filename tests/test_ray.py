@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(
-        num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},  # workers import this checkout's fragscan
     )
     yield
@@ -62,7 +65,11 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
 
 def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
     config = small_config(
-        thresholds=3, max_samples=40, filters="step-up,pulse", attack_mode="fixed", adaptive={"initial_samples": 10},
+        thresholds=3,
+        max_samples=40,
+        filters="step-up,pulse",
+        attack_mode="fixed",
+        adaptive={"initial_samples": 10},
         select=("features.2.weight", "classifier.3.weight"),
     )
     reference = fragscan.scan(config)
@@ -121,14 +128,18 @@ def test_a_model_and_filter_from_a_plugin_file_run_on_ray_workers(local_ray, tmp
     assert [g.name for g in distributed.groups] == ["hidden.weight", "out.weight"]
     assert _numbers(distributed) == _numbers(reference)
     assert distributed.plugins == reference.plugins
-    assert f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
+    assert (
+        f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
+    )
 
 
 def test_ray_workers_sweep_in_the_precision_the_scan_settled_on(local_ray, small_config):
     config = small_config(thresholds=3, max_samples=40, filters="pulse", precision="bf16", precision_tolerance=1.0)
     reference = fragscan.scan(config)
     assert reference.settings.precision_used == "bf16"
-    assert _numbers(fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))) == _numbers(reference)
+    assert _numbers(fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))) == _numbers(
+        reference
+    )
 
 
 def test_a_multi_checkpoint_scan_runs_each_weights_file_on_ray_workers(local_ray, small_config, tmp_path):
@@ -138,7 +149,10 @@ def test_a_multi_checkpoint_scan_runs_each_weights_file_on_ray_workers(local_ray
     save_file(shipped, tmp_path / "epoch1.safetensors")
     save_file({k: v * 0.9 for k, v in shipped.items()}, tmp_path / "epoch2.safetensors")
     config = small_config(
-        thresholds=3, max_samples=40, filters="pulse", checkpoints=(tmp_path / "epoch1.safetensors", tmp_path / "epoch2.safetensors")
+        thresholds=3,
+        max_samples=40,
+        filters="pulse",
+        checkpoints=(tmp_path / "epoch1.safetensors", tmp_path / "epoch2.safetensors"),
     )
     distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     assert distributed.run.executor == "ray"

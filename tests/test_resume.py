@@ -14,17 +14,33 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.resume import DIRECTORY_NAME, ResumeStore, FinishedTarget
 from fragscan.cli import app
 from fragscan.engine import Curve, EngineInfo
 from fragscan.errors import ConfigError, InputError
+from fragscan.resume import DIRECTORY_NAME, FinishedTarget, ResumeStore
 
 scan_module = importlib.import_module("fragscan.scan")
 ROOT = Path(__file__).resolve().parent.parent
-FIVE_GROUPS = ["features.0.weight", "features.2.weight", "features.6.weight", "classifier.1.weight", "classifier.3.weight"]
+FIVE_GROUPS = [
+    "features.0.weight",
+    "features.2.weight",
+    "features.6.weight",
+    "classifier.1.weight",
+    "classifier.3.weight",
+]
 CLI_SCAN = [
-    "scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--batch-size", "16",
-    "--filters", "step-up,pulse", "--quiet",
+    "scan",
+    "--max-samples",
+    "40",
+    "--thresholds",
+    "3",
+    "--eps",
+    "0.1",
+    "--batch-size",
+    "16",
+    "--filters",
+    "step-up,pulse",
+    "--quiet",
 ]
 
 
@@ -86,7 +102,11 @@ def test_checkpoints_keep_curves_bit_for_bit(tmp_path):
     for f, curve in curves.items():
         back = loaded.curves[f]
         assert (back.thresholds, back.positions, back.removed, back.changed, back.numel) == (
-            curve.thresholds, curve.positions, curve.removed, curve.changed, curve.numel
+            curve.thresholds,
+            curve.positions,
+            curve.removed,
+            curve.changed,
+            curve.numel,
         )
         assert back.clean.dtype == torch.bool and torch.equal(back.clean, curve.clean)
         assert torch.equal(back.adversarial, curve.adversarial)
@@ -107,8 +127,15 @@ def test_scoring_settings_change_on_resume_without_sweeping_again(small_config, 
     first = small_config(filters="pulse,step-up", summary_filter="pulse", thresholds=3, max_samples=40)
     fragscan.scan(first, resume_dir=tmp_path)
     rescored = first.model_copy(
-        update=dict(tau=0.05, bootstrap=50, classify="tau", summary_filter="step-up", summary_score="difference",
-                    baseline="density", normalise_by="first")
+        update=dict(
+            tau=0.05,
+            bootstrap=50,
+            classify="tau",
+            summary_filter="step-up",
+            summary_score="difference",
+            baseline="density",
+            normalise_by="first",
+        )
     )
     swept = interrupt_after(monkeypatch, 99)
     resumed = fragscan.scan(rescored, resume_dir=tmp_path)

@@ -11,11 +11,20 @@ from typer.testing import CliRunner
 from fragscan.attacks import build_attack
 from fragscan.cli import app
 from fragscan.data import create_dataset
-from fragscan.models import create_model
 from fragscan.masks import Mask, load_mask
+from fragscan.models import create_model
 from fragscan.retrain import (
-    Comparison, Estimate, RetrainConfig, RetrainResult, bits_differ, bootstrap_mean, compare, random_mask_like, retrain,
-    stacked, verdict,
+    Comparison,
+    Estimate,
+    RetrainConfig,
+    RetrainResult,
+    bits_differ,
+    bootstrap_mean,
+    compare,
+    random_mask_like,
+    retrain,
+    stacked,
+    verdict,
 )
 from fragscan.train import TrainSettings, train
 
@@ -24,7 +33,9 @@ runner = CliRunner()
 
 def _half_mask(model, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return {name: (torch.rand(p.shape, generator=generator) < 0.5).to(torch.uint8) for name, p in model.named_parameters()}
+    return {
+        name: (torch.rand(p.shape, generator=generator) < 0.5).to(torch.uint8) for name, p in model.named_parameters()
+    }
 
 
 def _train_set():
@@ -51,7 +62,13 @@ def test_a_batch_norm_layer_with_every_parameter_frozen_keeps_its_running_statis
 
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 10)
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.Flatten(),
+        nn.Linear(64, 10),
     )
     model = Normalized(net, ModelSpec((1, 8, 8), (0.3,), (0.4,), 10))
     mask = {name: torch.ones(p.shape, dtype=torch.uint8) for name, p in model.named_parameters()}
@@ -94,20 +111,53 @@ def test_scan_val_mask_retrain_round_trip_with_both_controls_and_repeats(tmp_pat
     scan_dir, out = tmp_path / "scan", tmp_path / "retrain"
     result = runner.invoke(
         app,
-        ["scan", "--split", "val", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
-         "--classify", "tau", "--quiet", "--out", str(scan_dir)],
+        [
+            "scan",
+            "--split",
+            "val",
+            "--max-samples",
+            "40",
+            "--thresholds",
+            "3",
+            "--eps",
+            "0.1",
+            "--filters",
+            "pulse",
+            "--classify",
+            "tau",
+            "--quiet",
+            "--out",
+            str(scan_dir),
+        ],
     )
     assert result.exit_code == 0, result.output
     mask_path = scan_dir / "mask.safetensors"
-    result = runner.invoke(app, ["mask", str(scan_dir / "report.json"), "--policy", "band", "-o", str(tmp_path / "again.safetensors")])
+    result = runner.invoke(
+        app, ["mask", str(scan_dir / "report.json"), "--policy", "band", "-o", str(tmp_path / "again.safetensors")]
+    )
     assert result.exit_code == 0, result.output
     assert load_file(str(mask_path)).keys() == load_file(str(tmp_path / "again.safetensors")).keys()
-    assert all(torch.equal(load_file(str(mask_path))[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items())
+    assert all(
+        torch.equal(load_file(str(mask_path))[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items()
+    )
 
     result = runner.invoke(
         app,
-        ["retrain", "digits-cnn", "digits", "--mask", str(mask_path), "--repeats", "2", "--weight-decay", "0.01",
-         "--adversarial", *QUICK_RETRAIN, "--out", str(out)],
+        [
+            "retrain",
+            "digits-cnn",
+            "digits",
+            "--mask",
+            str(mask_path),
+            "--repeats",
+            "2",
+            "--weight-decay",
+            "0.01",
+            "--adversarial",
+            *QUICK_RETRAIN,
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "retrain.json").read_text())
@@ -214,9 +264,14 @@ def test_the_bootstrap_interval_has_the_binomial_width_and_pairs_the_arms():
     assert bootstrap_mean(np.full((3, 50), 0.25), 100, seed=1).interval == (0.25, 0.25)
 
 
-@pytest.mark.parametrize(("interval", "opening"), [((0.01, 0.05), "The mask's choice beat chance"),
-                                                   ((-0.02, 0.03), "The mask's choice did not beat chance"),
-                                                   ((-0.05, -0.01), "The mask's choice did worse than chance")])
+@pytest.mark.parametrize(
+    ("interval", "opening"),
+    [
+        ((0.01, 0.05), "The mask's choice beat chance"),
+        ((-0.02, 0.03), "The mask's choice did not beat chance"),
+        ((-0.05, -0.01), "The mask's choice did worse than chance"),
+    ],
+)
 def test_the_verdict_is_one_sentence_on_the_random_control(interval, opening):
     estimate = Estimate(estimate=sum(interval) / 2, interval=interval)
     sentence = verdict({"selective_minus_random": Comparison(adversarial=estimate, clean=estimate)})
@@ -227,15 +282,30 @@ def test_the_verdict_is_one_sentence_on_the_random_control(interval, opening):
     assert "cannot tell whether its choice beat chance" in whole
 
 
-@pytest.mark.parametrize(("mask_split", "options", "expected"), [
-    ("test", [], "derived from a scan of the 'test' split, the one --eval-split judges on"),
-    ("val", ["--eval-split", "val"], "derived from a scan of the 'val' split, the one --eval-split judges on"),
-    ("val", ["--train-split", "test"], "--train-split and --eval-split are both 'test'"),
-])
+@pytest.mark.parametrize(
+    ("mask_split", "options", "expected"),
+    [
+        ("test", [], "derived from a scan of the 'test' split, the one --eval-split judges on"),
+        ("val", ["--eval-split", "val"], "derived from a scan of the 'val' split, the one --eval-split judges on"),
+        ("val", ["--train-split", "test"], "--train-split and --eval-split are both 'test'"),
+    ],
+)
 def test_judging_on_the_split_the_mask_saw_or_the_one_fitted_is_refused(tmp_path, mask_split, options, expected):
     path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split=mask_split)
-    result = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *QUICK_RETRAIN, *options,
-                                 "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "retrain",
+            "digits-cnn",
+            "digits",
+            "--mask",
+            str(path),
+            *QUICK_RETRAIN,
+            *options,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2 and expected in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not (tmp_path / "o" / "retrain.json").exists()
@@ -244,8 +314,21 @@ def test_judging_on_the_split_the_mask_saw_or_the_one_fitted_is_refused(tmp_path
 def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_tested(tmp_path):
     path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"))  # no split: a warning, not a refusal
     result = runner.invoke(
-        app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *QUICK_RETRAIN[:-1], "--controls", "none",
-              "--repeats", "1", "--out", str(tmp_path / "o")],
+        app,
+        [
+            "retrain",
+            "digits-cnn",
+            "digits",
+            "--mask",
+            str(path),
+            *QUICK_RETRAIN[:-1],
+            "--controls",
+            "none",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "leakage cannot be ruled out" in " ".join(result.output.split())
@@ -259,7 +342,23 @@ def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_test
 
 
 def test_train_writes_checkpoints_and_a_sidecar(tmp_path):
-    result = runner.invoke(app, ["train", "digits-cnn", "digits", "--split", "test", "--epochs", "3", "--save-every", "2", "--quiet", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "digits-cnn",
+            "digits",
+            "--split",
+            "test",
+            "--epochs",
+            "3",
+            "--save-every",
+            "2",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "training.json").read_text())
     assert [c["epoch"] for c in record["checkpoints"]] == [2, 3]
@@ -272,5 +371,7 @@ def test_train_writes_checkpoints_and_a_sidecar(tmp_path):
 def test_bad_training_options_are_one_line(tmp_path):
     result = runner.invoke(app, ["train", "digits-cnn", "digits", "--epochs", "0", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--epochs must lie in [1, 100000]" in result.output
-    result = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "none.safetensors"), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "none.safetensors"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output

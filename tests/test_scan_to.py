@@ -62,15 +62,22 @@ def test_the_mask_is_built_from_the_weights_the_report_analysed(tmp_path):
     shipped = _shipped_weights()
     noise = torch.Generator().manual_seed(1)
     # Small enough to keep the network accurate, large enough to move elements between pulse bands.
-    perturbed = {name: t + 0.2 * t.std() * torch.randn(t.shape, generator=noise) if t.dim() > 1 else t for name, t in shipped.items()}
+    perturbed = {
+        name: t + 0.2 * t.std() * torch.randn(t.shape, generator=noise) if t.dim() > 1 else t
+        for name, t in shipped.items()
+    }
     save_file(shipped, tmp_path / "epoch1.safetensors")
     save_file(perturbed, tmp_path / "epoch2.safetensors")
-    config = fragscan.ScanConfig(checkpoints=(tmp_path / "epoch1.safetensors", tmp_path / "epoch2.safetensors"), **BANDS)
+    config = fragscan.ScanConfig(
+        checkpoints=(tmp_path / "epoch1.safetensors", tmp_path / "epoch2.safetensors"), **BANDS
+    )
     outputs = fragscan.scan_to(config, tmp_path / "out")
     assert outputs.report.model.weights == str(tmp_path / "epoch2.safetensors")
     written = _mask_tensors(tmp_path / "out" / "mask.safetensors")
     from_last = build_mask(outputs.report, reported_network(outputs.report), policy="band").tensors
-    from_first = build_mask(outputs.report, create_model("digits-cnn", weights=tmp_path / "epoch1.safetensors").net).tensors
+    from_first = build_mask(
+        outputs.report, create_model("digits-cnn", weights=tmp_path / "epoch1.safetensors").net
+    ).tensors
     assert not _differ(written, from_last)
     assert _differ(from_first, from_last)  # the test can tell the two networks' masks apart
     assert _differ(written, from_first)
@@ -80,7 +87,11 @@ def test_the_mask_is_built_from_the_weights_the_report_analysed(tmp_path):
     ("overrides", "with_model", "no_mask"),
     [
         (dict(scope="global"), False, None),  # global scope with pulse: band classes exist
-        (dict(scope="global", filters=("step-up",), summary_filter="step-up"), False, "a global-scope scan without the pulse filter"),
+        (
+            dict(scope="global", filters=("step-up",), summary_filter="step-up"),
+            False,
+            "a global-scope scan without the pulse filter",
+        ),
         ({}, True, "the model was scanned without a weights file"),  # a model object, no file named
     ],
 )
@@ -91,14 +102,18 @@ def test_a_mask_is_written_exactly_when_the_report_supports_one(tmp_path, overri
     assert (out / "mask.safetensors").is_file() == (no_mask is None)
     if no_mask is None:
         assert outputs.no_mask is None and [p.name for p in outputs.written] == ALL_OUTPUTS
-        assert not _differ(_mask_tensors(out / "mask.safetensors"), build_mask(outputs.report, create_model("digits-cnn").net).tensors)
+        assert not _differ(
+            _mask_tensors(out / "mask.safetensors"), build_mask(outputs.report, create_model("digits-cnn").net).tensors
+        )
     else:
         assert outputs.no_mask.startswith(no_mask)
         assert [p.name for p in outputs.written] == ALL_OUTPUTS[:3]
 
 
 def test_scan_to_checks_names_and_out_before_loading_any_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("fragscan.scan"), "create_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr(
+        importlib.import_module("fragscan.scan"), "create_dataset", lambda *a, **k: pytest.fail("data loaded")
+    )
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(fragscan.FragscanError, match="unknown model"):
@@ -109,10 +124,31 @@ def test_scan_to_checks_names_and_out_before_loading_any_data(tmp_path, monkeypa
 
 def test_the_cli_says_why_there_is_no_mask(tmp_path):
     result = CliRunner().invoke(
-        app, ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "step-up",
-              "--summary-filter", "step-up", "--scope", "global", "--bootstrap", "0", "--classify", "tau",
-              "--out", str(tmp_path)]
+        app,
+        [
+            "scan",
+            "--max-samples",
+            "40",
+            "--thresholds",
+            "3",
+            "--eps",
+            "0.1",
+            "--filters",
+            "step-up",
+            "--summary-filter",
+            "step-up",
+            "--scope",
+            "global",
+            "--bootstrap",
+            "0",
+            "--classify",
+            "tau",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
-    assert "no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by" in result.output
+    assert (
+        "no mask.safetensors: a global-scope scan without the pulse filter has no classes to mask by" in result.output
+    )
     assert not (tmp_path / "mask.safetensors").exists() and (tmp_path / "report.json").is_file()

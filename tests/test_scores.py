@@ -60,7 +60,8 @@ def test_zero_reference_accuracy_makes_the_score_undefined():
 
 
 @pytest.mark.parametrize(
-    ("score", "expected"), [(-0.02, "fragile"), (-0.01, "robust"), (0.0, "robust"), (0.01, "robust"), (0.011, "antifragile")]
+    ("score", "expected"),
+    [(-0.02, "fragile"), (-0.01, "robust"), (0.0, "robust"), (0.01, "robust"), (0.011, "antifragile")],
 )
 def test_classes_at_tau(score, expected):
     assert classify(score, 0.01, rule="tau") == expected

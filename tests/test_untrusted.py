@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.resume import ResumeStore
+from fragscan.audit import load_policy
 from fragscan.cli import app
 from fragscan.errors import InputError
-from fragscan.audit import load_policy
 from fragscan.report import load_report, write_report
+from fragscan.resume import ResumeStore
 
 CHEAP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -24,7 +24,9 @@ CHEAP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCh
 NON_FINITE = ["nan", "inf", "-inf", "1e308", "-1e308"]
 HUGE = ["1000000000000", "9" * 23, str(2**63), str(-(2**63) - 1)]
 numbers = st.one_of(st.integers(-3, 6).map(str), st.sampled_from(["", "x", "1e9", "-0", "nan", "0.5", *HUGE]))
-floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from([*NON_FINITE, *HUGE, "x", ""]))
+floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from([*NON_FINITE, *HUGE, "x", ""])
+)
 options = st.fixed_dictionaries(
     {},
     optional={
@@ -132,7 +134,9 @@ def test_fuzzed_train_and_retrain_numbers_fail_cleanly(command, chosen, memory_c
 
 @CHEAP
 @given(
-    option=st.sampled_from(["--min-clean-accuracy", "--min-adversarial-accuracy", "--max-fragile-share", "--max-regression"]),
+    option=st.sampled_from(
+        ["--min-clean-accuracy", "--min-adversarial-accuracy", "--max-fragile-share", "--max-regression"]
+    ),
     value=floats,
 )
 def test_fuzzed_audit_thresholds_fail_cleanly(audited_report, option, value):
@@ -175,7 +179,9 @@ def test_fuzzed_mask_options_fail_cleanly(audited_report, chosen):
 
 
 @CHEAP
-@given(text=st.text(max_size=200) | st.sampled_from(["min_clean_accuracy: .nan", "max_fragile_share: 1e999", "a: 1\na: 2"]))
+@given(
+    text=st.text(max_size=200) | st.sampled_from(["min_clean_accuracy: .nan", "max_fragile_share: 1e999", "a: 1\na: 2"])
+)
 def test_random_policy_files_are_an_input_error(text):
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "policy.yaml"
@@ -225,7 +231,7 @@ def test_random_bytes_as_an_svhn_file_are_an_input_error(content):
     scipy.io.savemat(buffer, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((2, 1))})
     valid = buffer.getvalue()
     with tempfile.TemporaryDirectory() as scratch:
-        for data in (content, valid[: len(content)], content + valid[len(content):]):  # junk, truncated, damaged
+        for data in (content, valid[: len(content)], content + valid[len(content) :]):  # junk, truncated, damaged
             (Path(scratch) / "test_32x32.mat").write_bytes(data)
             try:
                 create_dataset("svhn", root=Path(scratch))

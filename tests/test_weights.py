@@ -64,10 +64,15 @@ def test_a_pickle_with_code_is_refused(tmp_path):
 
 
 def test_weights_that_do_not_fit_name_the_first_mismatch(tmp_path):
-    state = {k: v.contiguous() for k, v in create_model("small-cnn", num_classes=7, input_size=(1, 12, 12)).net.state_dict().items()}
+    state = {
+        k: v.contiguous()
+        for k, v in create_model("small-cnn", num_classes=7, input_size=(1, 12, 12)).net.state_dict().items()
+    }
     path = tmp_path / "w.safetensors"
     save_file(state, str(path))
-    with pytest.raises(InputError, match=r"'classifier.3.(weight|bias)' has shape \(7,( 64)?\), the model expects \(4,( 64)?\)"):
+    with pytest.raises(
+        InputError, match=r"'classifier.3.(weight|bias)' has shape \(7,( 64)?\), the model expects \(4,( 64)?\)"
+    ):
         create_model("small-cnn", weights=path, **SHAPE)
     state.pop("features.0.weight")
     state["extra.weight"] = torch.zeros(1)
