@@ -3,6 +3,8 @@
     python benchmarks/adaptive.py [--fmnist-weights PATH] [--fmnist-samples 2000] [--fmnist-thresholds 25]
                                   [--initial-samples 100] [--only digits|fashion-mnist]
 
+Without ``--fmnist-weights`` the Fashion-MNIST model is trained first, as benchmarks/reproducibility.py does.
+
 Two cases, default three filters and 25 thresholds: the embedded default (digits-cnn on all 540
 digits test samples, `regenerate`, eps auto) and a small CNN trained by `fragscan train small-cnn
 fashion-mnist` on 2000 Fashion-MNIST test samples (`fixed`, eps 0.05). Each is scanned twice, every
@@ -18,8 +20,11 @@ machine and its load.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
+
+from reproducibility import DATA_ROOT, trained_weights  # the same 2-epoch small CNN, trained when not given
 
 from fragscan import ScanConfig, scan
 from fragscan.classify import DECIDED
@@ -69,17 +74,25 @@ def compare(case: str, config: ScanConfig, initial: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fmnist-weights", type=Path, default=Path("/work/cache/fmnist-cnn/epoch_002.safetensors"))
-    parser.add_argument("--fmnist-root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--fmnist-weights", type=Path, default=None, help="default: train small-cnn for 2 epochs here")
+    parser.add_argument("--fmnist-root", type=Path, default=Path(DATA_ROOT))
     parser.add_argument("--fmnist-samples", type=int, default=2000)
     parser.add_argument("--fmnist-thresholds", type=int, default=25, help="fewer make a loaded CPU's run shorter")
     parser.add_argument("--initial-samples", type=int, default=100)
     parser.add_argument("--only", choices=("digits", "fashion-mnist"))
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        weights = args.fmnist_weights
+        if weights is None and args.only != "digits":
+            weights = trained_weights(Path(directory))
+        run(args, weights)
+
+
+def run(args: argparse.Namespace, fmnist_weights: Path | None) -> None:
     cases = {
         "digits": ScanConfig(max_samples=None),
         "fashion-mnist": ScanConfig(
-            model="small-cnn", dataset="fashion-mnist", weights=args.fmnist_weights, data_root=args.fmnist_root,
+            model="small-cnn", dataset="fashion-mnist", weights=fmnist_weights, data_root=args.fmnist_root,
             max_samples=args.fmnist_samples, thresholds=args.fmnist_thresholds, attack_mode="fixed", eps=0.05,
         ),
     }
