@@ -284,15 +284,18 @@ def _build_model(
     checked to fit the samples either way."""
     weights_path = config.weights
     if model is None:
-        model = model_for_data(
-            config.model,
-            config.dataset,
-            samples.dataset,
-            input_size=tuple(samples.images.shape[1:]),
-            weights=config.weights,
-            pretrained=config.pretrained,
-            stem=config.stem,
-        )
+        # A model without weights keeps its initialisation: seeded, so the same scan repeats itself.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = model_for_data(
+                config.model,
+                config.dataset,
+                samples.dataset,
+                input_size=tuple(samples.images.shape[1:]),
+                weights=config.weights,
+                pretrained=config.pretrained,
+                stem=config.stem,
+            )
         weights_path = weights_path or model.spec.default_weights
     check_fits(model, config.model, config.dataset, tuple(samples.images.shape[1:]), int(samples.labels.max()))
     return model, weights_path

@@ -187,3 +187,16 @@ def test_select_analyses_only_the_matching_groups_and_the_mask_treats_the_rest_a
     assert bool(mask["features.0.weight"].all())  # not analysed: --others train (the default)
     frozen = fragscan.mask_from_report(outputs.report, others="freeze").tensors
     assert not bool(frozen["features.0.weight"].any())
+
+
+def test_a_model_without_weights_starts_from_the_seeded_initialisation():
+    # no weights file: the report's numbers come from the initialisation, which the seed must fix
+    def scan(seed):
+        config = fragscan.ScanConfig(
+            model="small-cnn", max_samples=30, thresholds=3, eps=0.1, filters="pulse", bootstrap=0,
+            classify="tau", seed=seed,
+        )
+        return fragscan.scan(config).groups[0].filters["pulse"].thresholds
+
+    assert scan(0) == scan(0)
+    assert scan(0) != scan(1)
