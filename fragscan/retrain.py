@@ -28,7 +28,7 @@ from ._version import __version__
 from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
 from .confidence import LEVEL, pack_bits, unpack_bits
 from .config import RetrainConfig, TrainSettings
-from .data import create_dataset, evaluation_tensors
+from .data import create_dataset, drawn_indices, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError, InputError
 from .fitting import model_for_data
@@ -256,9 +256,7 @@ def _fine_tuning_set(config: RetrainConfig) -> Dataset:
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.train_split)
     if config.train_samples is None or config.train_samples >= len(train_set):
         return train_set
-    generator = torch.Generator().manual_seed(config.seed)
-    chosen = sorted(torch.randperm(len(train_set), generator=generator)[: config.train_samples].tolist())
-    subset = Subset(train_set, chosen)
+    subset = Subset(train_set, drawn_indices(len(train_set), config.train_samples, config.seed))
     subset.holdout = getattr(train_set, "holdout", None)
     return subset
 
