@@ -24,6 +24,7 @@ MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1 << 20
 MAX_REPEATS = 1000  # runs per retraining arm; each is a full fine-tuning
 MAX_LR = 10.0  # Adam steps of 10 already diverge; training stops on a non-finite loss anyway
+MAX_WEIGHT_DECAY = 10.0  # an L2 pull of 10 already zeroes the weights; past float32 range Adam cannot even start
 LIMITS_DOC = "docs/limits.md"
 
 
@@ -67,7 +68,7 @@ SampleCount = Annotated[int | None, bounded(1, None)]  # more than a split holds
 BatchSize = Annotated[int, bounded(1, MAX_BATCH_SIZE)]
 Epochs = Annotated[int, bounded(1, MAX_EPOCHS)]
 LearningRate = Annotated[float, bounded(0, MAX_LR, above=True)]
-WeightDecay = Annotated[float, bounded(0, None)]
+WeightDecay = Annotated[float, bounded(0, MAX_WEIGHT_DECAY)]
 
 # Policy fields, read from YAML/JSON: strict, so `true` is not taken for 1.0 nor "0.5" for a number.
 PolicyShare = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
