@@ -2,9 +2,12 @@
 exit 2 with nothing left in --out, and every feature carried through every command."""
 
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +256,62 @@ def test_mask_names_a_moved_plugin_and_takes_its_new_path(scanned, tmp_path):
         app, ["mask", str(tmp_path / "report.json"), "--plugin", str(plugin), "--out", str(tmp_path / "m")]
     )
     assert result.exit_code == 0, result.output
+
+
+PROJECT_PLUGIN = """
+from torch import nn
+import fragscan
+
+@fragscan.register_model("{name}", input_size=(1, 8, 8), num_classes=10)
+def project_net(num_classes=10, in_chans=1, **kwargs):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))
+"""
+
+
+def fragscan_in(directory: Path, *arguments) -> subprocess.CompletedProcess:
+    """``python -m fragscan`` in a fresh process run from ``directory``: only what it loads itself is registered."""
+    return subprocess.run(
+        [sys.executable, "-m", "fragscan", *map(str, arguments)],
+        cwd=directory,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_mask_from_another_directory_loads_the_scans_project_plugins(tmp_path, monkeypatch):
+    """A model registered only by A/plugins/*.py: `mask` run from B loads that file by the path the
+    report records, and writes the mask the scan wrote in A; once the file has moved, it says so."""
+    from fragscan.models import MODELS
+    from fragscan.plugins import load_plugins
+
+    name = f"project-net-{tmp_path.name}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "plugins").mkdir(parents=True)
+    b.mkdir()
+    (a / "plugins" / "project_net.py").write_text(PROJECT_PLUGIN.format(name=name))
+    monkeypatch.chdir(a)
+    try:
+        load_plugins()
+        save_file(fragscan.create_model(name).net.state_dict(), str(a / "w.safetensors"))
+        fragscan.scan_to(fragscan.ScanConfig(model=name, weights=a / "w.safetensors", **QUICK_CONFIG), a / "scan")
+    finally:
+        MODELS.unregister(name)
+    report, scanned_mask = a / "scan" / "report.json", (a / "scan" / "mask.safetensors").read_bytes()
+    assert any(f"(project: {a / 'plugins' / 'project_net.py'})" in line for line in load_report(report).plugins)
+
+    result = fragscan_in(b, "mask", report, "-o", "m.safetensors")
+    assert result.returncode == 0, result.stderr
+    assert f"plugin the report names: project_net (project: {a / 'plugins' / 'project_net.py'})" in result.stderr
+    assert (b / "m.safetensors").read_bytes() == scanned_mask
+
+    moved = tmp_path / "moved.py"
+    (a / "plugins" / "project_net.py").rename(moved)
+    monkeypatch.chdir(b)
+    one_line_exit_2(runner.invoke(app, ["mask", str(report)]), "project_net.py' the scan loaded is not found")
+    result = fragscan_in(b, "mask", report, "--plugin", moved, "-o", "again.safetensors", "-q")
+    assert result.returncode == 0, result.stderr
+    assert (b / "again.safetensors").read_bytes() == scanned_mask
 
 
 # 8 -------------------------------------------------------------------------------------------
