@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -491,6 +492,37 @@ def test_eps_auto_that_cannot_reach_its_target_says_so():
     finally:
         MODELS.unregister("blind-net")
     assert any(w.startswith("--eps auto did not reach its target") for w in report.warnings), report.warnings
+
+
+def test_retrain_says_when_eps_auto_cannot_reach_its_target(tmp_path):
+    """As the scan does: the same warning, printed, in retrain.json and on retrain.html."""
+    from fragscan.models import MODELS, register_model
+    from fragscan.retrain import RetrainResult
+
+    register_model("blind-net", input_size=(1, 8, 8), num_classes=10, source="test")(_Blind)
+    try:
+        with torch.no_grad():
+            net = fragscan.create_model("blind-net").net
+            net.head.bias.copy_(torch.arange(10.0))  # always class 9: accuracy 1/10 on digits, attacked or not
+        save_file(net.state_dict(), str(tmp_path / "blind.safetensors"))
+        mask = {name: torch.ones_like(value, dtype=torch.uint8) for name, value in net.state_dict().items()}
+        mask["head.weight"][::2] = 0
+        save_file(mask, str(tmp_path / "m.safetensors"), metadata={"model": "blind-net", "split": "val"})
+        arguments = ["retrain", "blind-net", "digits", "--weights", tmp_path / "blind.safetensors", "--mask"]
+        arguments += [tmp_path / "m.safetensors", "--eps", "auto", "--epochs", "1", "--max-samples", "100"]
+        arguments += ["--train-samples", "100", "--repeats", "1", "--controls", "none", "--out", tmp_path / "r"]
+        result = runner.invoke(app, [str(a) for a in arguments])
+    finally:
+        MODELS.unregister("blind-net")
+    assert result.exit_code == 0, result.output
+    assert "warning: --eps auto did not reach its target" in " ".join(result.output.split()), result.output
+    record = json.loads((tmp_path / "r" / "retrain.json").read_text())
+    (warning,) = record["warnings"]
+    assert warning.startswith("--eps auto did not reach its target: adversarial accuracy 0.") and "FGSM" in warning
+    assert record["before"]["clean"]["estimate"] > 0 and record["eps_used"] == 1
+    assert f'<div class="warning">warning: {escape(warning)}</div>' in (tmp_path / "r" / "retrain.html").read_text()
+    del record["warnings"]  # a retrain.json written before warnings were recorded still loads
+    assert RetrainResult.model_validate(record).warnings == []
 
 
 def test_a_near_chance_model_fails_the_audit_unless_allowed(scanned, tmp_path):
