@@ -26,6 +26,7 @@ from .evidence import group_class
 from .files import write_atomic
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
+from .plugins import Plugin, load_again, load_plugins
 from .report import Report, report_digest
 
 MaskPolicy = Literal["band", "layer"]
@@ -163,10 +164,10 @@ def reported_network(
     """The user's network with the weights ``report`` analysed, checked against its sha256.
 
     ``weights`` overrides the recorded path (the file moved); its digest must still match. The
-    plugin files the scan loaded are loaded again, with ``plugins`` (files that moved).
+    plugin files the scan loaded are loaded again, with ``plugins`` (files that moved):
+    :func:`reported_plugins`.
     """
     from .models import create_model
-    from .plugins import load_plugins
     from .runtime import file_sha256
 
     path = weights or report.model.weights
@@ -184,17 +185,31 @@ def reported_network(
             f"weights {str(path)!r} are not the ones the report analysed (sha256 differs); pass the scanned file with "
             "--weights"
         )
-    recorded = [Path(p) for p in report.settings.plugins]
-    missing = [str(p) for p in recorded if not p.is_file()]
-    if missing and not plugins:
-        raise InputError(f"plugin file {missing[0]!r} the scan loaded is not found; pass --plugin with its new path")
-    load_plugins([*plugins, *(p for p in recorded if p.is_file())])  # as the scan did, with its --plugin files
+    reported_plugins(report, plugins)
     built = report.model  # the network as the scan built it: fitted to its data, with its stem
     return create_model(
         built.name, weights=path, num_classes=built.num_classes, input_size=tuple(built.input_size),
         mean=tuple(built.mean), std=tuple(built.std), stem=report.settings.stem,
         pretrained=report.settings.pretrained,
     ).net
+
+
+def reported_plugins(report: Report, plugins: Sequence[str | Path] = ()) -> list[Plugin]:
+    """Load the plugin files the scan loaded, from wherever this process runs, and return them:
+    its ``--plugin`` files (``settings.plugins``) and the files of its project's ``plugins/``
+    folder, by the resolved paths its plugin list records (``./plugins/`` here may be another
+    folder, or none). ``plugins`` (files that moved) load first; a recorded file that is gone is a
+    one-line InputError unless some are given. The report names these files, so passing it names
+    them: they load as the scan loaded them, and each is listed as it was in the scan's report."""
+    named = [Path(p) for p in report.settings.plugins]
+    described = (Plugin.from_description(line) for line in report.plugins)
+    project = [p for p in described if p is not None and p.route == "project" and p.loaded]
+    missing = [str(p) for p in [*named, *(Path(p.location) for p in project)] if not p.is_file()]
+    if missing and not plugins:
+        raise InputError(f"plugin file {missing[0]!r} the scan loaded is not found; pass --plugin with its new path")
+    load_plugins(plugins)  # the entry points, ./plugins/ and the moved files, as the scan loaded them
+    recorded = [Plugin(path.stem, "file", str(path)) for path in named if path.is_file()]
+    return load_again([*recorded, *(p for p in project if Path(p.location).is_file())])
 
 
 def default_policy(report: Report) -> MaskPolicy | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,28 @@ class Plugin:
         if self.error is not None:
             return f"{head} failed: {self.error}"
         return f"{head} registered {', '.join(self.registered) or 'nothing'}"
+
+    @classmethod
+    def from_description(cls, line: str) -> Plugin | None:
+        """The plugin a :meth:`describe` line names, as a report records it; None for a line it did
+        not write. What another process needs to load the same file again (:func:`load_again`)."""
+        match = _DESCRIBED.fullmatch(line)
+        if match is None:
+            return None
+        name, route, location = match["name"], match["route"], match["location"]
+        if route != "entry-point" and (Path(location).stem != name or not Path(location).is_absolute()):
+            return None  # a file plugin is named after its resolved path's stem: this line is not describe()'s
+        if match["error"] is not None:
+            return cls(name, route, location, error=match["error"])
+        registered = () if match["registered"] == "nothing" else tuple(match["registered"].split(", "))
+        return cls(name, route, location, registered)
+
+
+_DESCRIBED = re.compile(
+    r"(?P<name>.+?) \((?P<route>entry-point|project|file): (?P<location>.+?)\) "
+    r"(?:registered (?P<registered>.*)|failed: (?P<error>.*))",
+    re.DOTALL,
+)
 
 
 _LOADED: dict[tuple[str, str], Plugin] = {}

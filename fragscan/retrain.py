@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
 from ._version import __version__
-from .attacks import build_attack, calibrate_eps, check_attack, craft, predictions
+from .attacks import build_attack, calibrate_eps, calibration_missed, check_attack, craft, predictions
 from .confidence import LEVEL, pack_bits, unpack_bits
 from .config import RetrainConfig, TrainSettings
 from .data import create_dataset, drawn_indices, evaluation_tensors
@@ -37,7 +37,9 @@ from .models import Normalized
 from .runtime import library_versions, resolve_device
 from .train import train
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"  # 2.1: warnings
+
+EPS_TARGET = 0.5  # --eps auto: adversarial accuracy of the starting network ≈ half its clean accuracy
 
 ARMS: tuple[str, ...] = ("selective", "random", "unmasked")
 
@@ -106,6 +108,9 @@ class RetrainResult(BaseModel):
     comparison: dict[str, Comparison] = Field(description="selective_minus_random, selective_minus_unmasked")
     verdict: str = Field(description="whether the mask's choice beat chance, in one sentence")
     frozen_bit_identical: bool = Field(description="every masked-out element kept its exact bits, in every masked arm")
+    warnings: list[str] = Field(
+        default_factory=list, description="what makes the result say less, e.g. an --eps auto that missed its target"
+    )
     duration_s: float
 
 
@@ -316,7 +321,9 @@ def retrain(config: RetrainConfig) -> Retrained:
 
     if config.eps == "auto":
         with analysis_mode(original):
-            eps = calibrate_eps(lambda e: attack_on(original, e), original, images, labels, batch, config.seed)
+            eps = calibrate_eps(
+                lambda e: attack_on(original, e), original, images, labels, batch, config.seed, target=EPS_TARGET
+            )
     else:
         eps = float(config.eps)
 
@@ -369,6 +376,11 @@ def retrain(config: RetrainConfig) -> Retrained:
         for control in ("random", "unmasked")
         if control in arms
     }
+    before = summarise([judged(original, 0, [])], 0.0, samples, config.bootstrap, config.seed)
+    warnings: list[str] = []
+    if config.eps == "auto":  # the starting network at the budget found, as a scan judges its unfiltered network
+        clean, adversarial = before.clean.estimate, before.adversarial.estimate
+        warnings += filter(None, [calibration_missed(clean, adversarial, EPS_TARGET, config.attack)])
     result = RetrainResult(
         fragscan_version=__version__,
         settings=config,
@@ -380,7 +392,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         holdout=getattr(train_set, "holdout", None),
         samples=samples,
         fine_tuning_samples=len(train_set),
-        before=summarise([judged(original, 0, [])], 0.0, samples, config.bootstrap, config.seed),
+        before=before,
         arms=arms,
         comparison=comparison,
         mask_chooses_elements=chooses_elements,
@@ -388,6 +400,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         frozen_bit_identical=all(
             change.frozen_moved == 0 for arm in arms.values() for run in arm.runs for change in run.parameters
         ),
+        warnings=warnings,
         duration_s=round(time.perf_counter() - started, 3),
     )
     return Retrained(result, first)

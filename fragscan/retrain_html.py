@@ -18,6 +18,7 @@ th:first-child, td:first-child { text-align: left; }
 .verdict { font-size: 1.15rem; font-weight: 600; padding: .6rem .8rem; background: #f4f4f4; }
 .verdict { border-left: 4px solid #4a7bb7; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
+.warning { background: #fef9e7; border-left: 4px solid #d4ac0d; padding: .4rem .8rem; margin: .4rem 0; }
 small { color: #666; }
 """  # noqa: E501 (one CSS rule a line)
 
@@ -79,11 +80,13 @@ def render_html(result: RetrainResult) -> str:
     holdout = f" · {escape(result.holdout)}" if result.holdout else ""
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
+    warnings = "".join(f'<div class="warning">warning: {escape(warning)}</div>' for warning in result.warnings)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fragscan retrain: {escape(settings.model)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Selective retraining: {escape(settings.model)} on {escape(settings.dataset)}</h1>
 <p class="verdict">{escape(result.verdict)}</p>
+{warnings}
 <p>Every arm: {settings.epochs} epoch(s) on {escape(training)} ({result.fine_tuning_samples} samples of the
 {escape(settings.train_split)} split), Adam lr {settings.lr}, batch {settings.batch_size}, weight decay
 {settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {seeds}.

@@ -2,9 +2,13 @@
 exit 2 with nothing left in --out, and every feature carried through every command."""
 
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +260,62 @@ def test_mask_names_a_moved_plugin_and_takes_its_new_path(scanned, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+PROJECT_PLUGIN = """
+from torch import nn
+import fragscan
+
+@fragscan.register_model("{name}", input_size=(1, 8, 8), num_classes=10)
+def project_net(num_classes=10, in_chans=1, **kwargs):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))
+"""
+
+
+def fragscan_in(directory: Path, *arguments) -> subprocess.CompletedProcess:
+    """``python -m fragscan`` in a fresh process run from ``directory``: only what it loads itself is registered."""
+    return subprocess.run(
+        [sys.executable, "-m", "fragscan", *map(str, arguments)],
+        cwd=directory,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_mask_from_another_directory_loads_the_scans_project_plugins(tmp_path, monkeypatch):
+    """A model registered only by A/plugins/*.py: `mask` run from B loads that file by the path the
+    report records, and writes the mask the scan wrote in A; once the file has moved, it says so."""
+    from fragscan.models import MODELS
+    from fragscan.plugins import load_plugins
+
+    name = f"project-net-{tmp_path.name}"
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "plugins").mkdir(parents=True)
+    b.mkdir()
+    (a / "plugins" / "project_net.py").write_text(PROJECT_PLUGIN.format(name=name))
+    monkeypatch.chdir(a)
+    try:
+        load_plugins()
+        save_file(fragscan.create_model(name).net.state_dict(), str(a / "w.safetensors"))
+        fragscan.scan_to(fragscan.ScanConfig(model=name, weights=a / "w.safetensors", **QUICK_CONFIG), a / "scan")
+    finally:
+        MODELS.unregister(name)
+    report, scanned_mask = a / "scan" / "report.json", (a / "scan" / "mask.safetensors").read_bytes()
+    assert any(f"(project: {a / 'plugins' / 'project_net.py'})" in line for line in load_report(report).plugins)
+
+    result = fragscan_in(b, "mask", report, "-o", "m.safetensors")
+    assert result.returncode == 0, result.stderr
+    assert f"plugin the report names: project_net (project: {a / 'plugins' / 'project_net.py'})" in result.stderr
+    assert (b / "m.safetensors").read_bytes() == scanned_mask
+
+    moved = tmp_path / "moved.py"
+    (a / "plugins" / "project_net.py").rename(moved)
+    monkeypatch.chdir(b)
+    one_line_exit_2(runner.invoke(app, ["mask", str(report)]), "project_net.py' the scan loaded is not found")
+    result = fragscan_in(b, "mask", report, "--plugin", moved, "-o", "again.safetensors", "-q")
+    assert result.returncode == 0, result.stderr
+    assert (b / "again.safetensors").read_bytes() == scanned_mask
+
+
 # 8 -------------------------------------------------------------------------------------------
 
 
@@ -433,6 +493,37 @@ def test_eps_auto_that_cannot_reach_its_target_says_so():
     finally:
         MODELS.unregister("blind-net")
     assert any(w.startswith("--eps auto did not reach its target") for w in report.warnings), report.warnings
+
+
+def test_retrain_says_when_eps_auto_cannot_reach_its_target(tmp_path):
+    """As the scan does: the same warning, printed, in retrain.json and on retrain.html."""
+    from fragscan.models import MODELS, register_model
+    from fragscan.retrain import RetrainResult
+
+    register_model("blind-net", input_size=(1, 8, 8), num_classes=10, source="test")(_Blind)
+    try:
+        with torch.no_grad():
+            net = fragscan.create_model("blind-net").net
+            net.head.bias.copy_(torch.arange(10.0))  # always class 9: accuracy 1/10 on digits, attacked or not
+        save_file(net.state_dict(), str(tmp_path / "blind.safetensors"))
+        mask = {name: torch.ones_like(value, dtype=torch.uint8) for name, value in net.state_dict().items()}
+        mask["head.weight"][::2] = 0
+        save_file(mask, str(tmp_path / "m.safetensors"), metadata={"model": "blind-net", "split": "val"})
+        arguments = ["retrain", "blind-net", "digits", "--weights", tmp_path / "blind.safetensors", "--mask"]
+        arguments += [tmp_path / "m.safetensors", "--eps", "auto", "--epochs", "1", "--max-samples", "100"]
+        arguments += ["--train-samples", "100", "--repeats", "1", "--controls", "none", "--out", tmp_path / "r"]
+        result = runner.invoke(app, [str(a) for a in arguments])
+    finally:
+        MODELS.unregister("blind-net")
+    assert result.exit_code == 0, result.output
+    assert "warning: --eps auto did not reach its target" in " ".join(result.output.split()), result.output
+    record = json.loads((tmp_path / "r" / "retrain.json").read_text())
+    (warning,) = record["warnings"]
+    assert warning.startswith("--eps auto did not reach its target: adversarial accuracy 0.") and "FGSM" in warning
+    assert record["before"]["clean"]["estimate"] > 0 and record["eps_used"] == 1
+    assert f'<div class="warning">warning: {escape(warning)}</div>' in (tmp_path / "r" / "retrain.html").read_text()
+    del record["warnings"]  # a retrain.json written before warnings were recorded still loads
+    assert RetrainResult.model_validate(record).warnings == []
 
 
 def test_a_near_chance_model_fails_the_audit_unless_allowed(scanned, tmp_path):

@@ -185,3 +185,22 @@ def test_load_again_imports_an_entry_point_by_its_value(tmp_path, monkeypatch, m
     (again,) = load_again([Plugin("worker-nets", "entry-point", module)])
     assert again.loaded and again.registered == (f"model:{model_name}",)
     assert model_name in fragscan.list_models(external=False)
+
+
+def test_a_described_plugin_reads_back_from_its_report_line(tmp_path):
+    """`fragscan mask` finds the scan's plugins/ files in the report's list: describe() reads back."""
+    location = str(tmp_path / "my plugins" / "local_models.py")
+    described = [
+        Plugin("local_models", "project", location, ("model:a", "dataset:b")),
+        Plugin("local_models", "file", location),
+        Plugin("local_models", "project", location, error="RuntimeError: needs a GPU driver"),
+        Plugin("my-nets", "entry-point", "my_package.fragscan_plugin:setup", ("model:c",)),
+    ]
+    for plugin in described:
+        assert Plugin.from_description(plugin.describe()) == plugin
+    for line in [
+        "a line a caller added to the report's list",
+        f"other (project: {location}) registered model:a",  # a file plugin is named after its file
+        "local_models (project: plugins/local_models.py) registered model:a",  # recorded resolved
+    ]:
+        assert Plugin.from_description(line) is None

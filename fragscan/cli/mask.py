@@ -32,13 +32,16 @@ def mask(
     ),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
     plugin: list[Path] = typer.Option(
-        [], "--plugin", help="Load this plugin .py file first (repeatable); the scan's own --plugin files load anyway."
+        [],
+        "--plugin",
+        help="Load this plugin .py file first (repeatable); the plugin files the scan loaded (--plugin, plugins/) "
+        "load anyway, from the paths the report records.",
     ),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
-    from ..masks import describe, mask_from_report, reported_network, save_mask  # torch: not for --help
+    from ..masks import describe, mask_from_report, reported_network, reported_plugins, save_mask  # not for --help
 
     check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
@@ -49,6 +52,8 @@ def mask(
     )
     save_mask(built, out)
     console = stderr_console(quiet)
+    for named in reported_plugins(loaded, plugin):  # loaded already; the code the report made run, named
+        console.print(f"plugin the report names: {named.describe()}", highlight=False, markup=False, soft_wrap=True)
     for name, trainable, total in describe(built):
         console.print(f"  {name:<28} {trainable:>8} / {total:<8} trainable", highlight=False)
     console.print(

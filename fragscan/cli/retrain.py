@@ -79,6 +79,8 @@ def retrain_command(
             "derive one that leaves some trainable (fragscan mask REPORT --others train, or another --policy)",
             highlight=False,
         )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for arm, summary in {"before": result.before, **result.arms}.items():
         console.print(
             f"  {arm:<10} clean {_estimate(summary.clean)}  adversarial {_estimate(summary.adversarial)}"
