@@ -11,6 +11,11 @@ its numbers are that scan's.
 Looking several times would inflate the error rate, so every interval is a Bonferroni interval
 over the planned looks: per-filter classes at 1 − 0.05/L, the summary class (one per group, a
 family over the G groups) at 1 − 0.05/(G·L). The stopping rule and the report use those levels.
+
+A look is also the unit of checkpointing: :func:`grow` hands its state after each look
+(:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
+at its next look. This module does no file I/O; the caller keeps the state
+(:mod:`fragscan.resume`).
 """
 
 from __future__ import annotations
@@ -130,6 +135,20 @@ class Evaluated:
 Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
 
 
+@dataclass(frozen=True)
+class Rounds:
+    """A target's sweeps after its latest finished look: what a resumed target goes on from.
+
+    ``curves`` holds each filter's curve on the samples it has used so far, the first n of the
+    seeded order (n: the schedule's size at the look where it ``stopped``, or at ``look`` for the
+    filters still looking); ``infos`` is the engine's account of each look taken."""
+
+    look: int  # index in the plan's schedule of the latest finished look
+    curves: dict[str, Curve]
+    stopped: frozenset[str]  # filters whose sweep has stopped (decided, futile, maximum)
+    infos: tuple[EngineInfo, ...]
+
+
 def grow(
     filter_ids: tuple[str, ...],
     evaluate: Evaluate,
@@ -138,21 +157,33 @@ def grow(
     adaptive: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
+    start: Rounds | None = None,
+    on_look: Callable[[Rounds], None] | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each filter's curve on the samples it needed, and the engine's account of every look.
 
     ``evaluate(filters, columns, progress)`` sweeps those filters over the evaluated samples at
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
-    sweep that stops early counts its remaining looks as done.
+    sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
+    given) goes on at its next look, evaluating only what the filters still looking have not
+    seen; ``on_look(state)`` follows every look after which some filter looks again.
     """
     ranks = references.ranks
     steps = len(filter_ids) * config.thresholds
     bits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    first: dict[str, Curve] = {}
-    finished: dict[str, Curve] = {}
+    current: dict[str, Curve] = {}  # each filter's curve on the samples it has used so far
+    stopped: set[str] = set()
     infos: list[EngineInfo] = []
-    active, seen = filter_ids, 0
-    for index, samples in enumerate(adaptive.schedule):
+    active, seen, begin = filter_ids, 0, 0
+    if start is not None:
+        current, stopped, infos = dict(start.curves), set(start.stopped), list(start.infos)
+        active = tuple(f for f in filter_ids if f not in stopped)
+        for filter_id in active:
+            kept = current[filter_id]
+            _keep_bits(bits, filter_id, kept, references.columns(kept.clean.shape[1]), len(ranks))
+        seen, begin = adaptive.schedule[start.look], start.look + 1
+    for index in range(begin, len(adaptive.schedule)) if active else ():
+        samples = adaptive.schedule[index]
         new = ((ranks >= seen) & (ranks < samples)).nonzero().squeeze(1)
 
         def forward(event: SweepEvent, offset=index * steps) -> None:
@@ -163,18 +194,27 @@ def grow(
         prefix = references.columns(samples)
         for filter_id in active:
             curve = evaluated.curves[filter_id]
-            if filter_id not in bits:
-                first[filter_id] = curve
-                shape = (len(curve.thresholds), len(ranks))
-                bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, dtype=torch.bool)
-            bits[filter_id][0][:, new], bits[filter_id][1][:, new] = curve.clean, curve.adversarial
+            _keep_bits(bits, filter_id, curve, new, len(ranks))
             clean, adversarial = bits[filter_id]
-            grown = replace(first[filter_id], clean=clean[:, prefix], adversarial=adversarial[:, prefix])
+            grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
+            current[filter_id] = grown
             if look(grown, filter_id, references, config, adaptive).stop is not None:
-                finished[filter_id] = grown
-        active, seen = tuple(f for f in active if f not in finished), samples
+                stopped.add(filter_id)
+        active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
             break
+        if on_look is not None:
+            on_look(Rounds(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
         progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
-    return {f: finished[f] for f in filter_ids}, infos
+    return {f: current[f] for f in filter_ids}, infos
+
+
+def _keep_bits(
+    bits: dict[str, tuple[torch.Tensor, torch.Tensor]], filter_id: str, curve: Curve, columns: torch.Tensor, drawn: int
+) -> None:
+    """Record ``curve``'s bits at ``columns`` among the ``drawn`` samples (False where not yet evaluated)."""
+    if filter_id not in bits:
+        shape = (curve.clean.shape[0], drawn)
+        bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, dtype=torch.bool)
+    bits[filter_id][0][:, columns], bits[filter_id][1][:, columns] = curve.clean, curve.adversarial

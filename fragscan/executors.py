@@ -4,13 +4,20 @@ The unit of work is one *target*: one parameter group (local scope) or all group
 (``"global"``), swept by :func:`fragscan.engine.sweep`. A target's curves do not depend on any
 other target (the engine's mask cache is per target), so targets can run in any order, on any
 worker, or be read back from a checkpoint, and the report is the same.
+
+An adaptive target's unit of checkpointing is its look: in this process each finished look is
+kept in the resume store (:meth:`fragscan.resume.ResumeStore.save_partial`) and an interrupted
+target goes on at its next look. A Ray worker keeps its looks there too when it can reach the
+driver's resume directory (:meth:`~fragscan.resume.ResumeStore.reach`: the same machine, or a
+filesystem shared at the same path); elsewhere only the finished target, sent back to the
+driver, is kept. Either way a worker starts a target from the looks the driver read back.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -25,7 +32,7 @@ from .engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmet
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 from .plugins import Plugin, load_again
-from .resume import FinishedTarget, ResumeStore
+from .resume import FinishedTarget, PartialTarget, ResumeStore
 
 Executor = Literal["local", "ray"]
 EXECUTORS = get_args(Executor)
@@ -35,11 +42,14 @@ def sweep_target(
     model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary: AttackMode, batch_size: int,
     progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
     precision: str = "fp32", ranks: torch.Tensor | None = None,
+    partial: PartialTarget | None = None, keep_partial: Callable[[PartialTarget], None] | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
     the engine backs off on out-of-memory itself. With ``config.adaptive``, each filter's curve
     grows over the samples' seeded order (``ranks``, :func:`fragscan.data.sample_ranks`) against
-    the ``unfiltered`` network's bits, until its classes are decided (:mod:`fragscan.adaptive`)."""
+    the ``unfiltered`` network's bits, until its classes are decided (:mod:`fragscan.adaptive`):
+    from the looks of ``partial`` when given, handing its state after each look to
+    ``keep_partial``."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
 
     def run(filter_ids, images, labels, adversary, unfiltered, progress):
@@ -61,9 +71,18 @@ def sweep_target(
         result = run(filter_ids, images[new], labels[new], adversary.subset(new), unfiltered_new, forward)
         return adaptive.Evaluated(result.curves[target], result.info)
 
+    if partial is not None and device not in partial.device.split("+"):
+        device = f"{partial.device}+{device}"  # its earlier looks ran elsewhere: the report warns
+
+    def on_look(rounds: adaptive.Rounds) -> None:
+        keep_partial(PartialTarget(rounds, device))
+
     references = References(unfiltered, ranks, config.bootstrap, config.seed)
     looks = adaptive.plan(config.adaptive, len(images), len(groups))
-    curves, infos = adaptive.grow(config.filters, evaluate, references, config, looks, progress, target)
+    curves, infos = adaptive.grow(
+        config.filters, evaluate, references, config, looks, progress, target,
+        start=None if partial is None else partial.rounds, on_look=None if keep_partial is None else on_look,
+    )
     # The first look sweeps every filter: its variants are the distinct networks, its cells the curves'.
     info = replace(combined_info(infos), variants=infos[0].variants, cells=infos[0].cells)
     return FinishedTarget(curves, batch_size, device, info)
@@ -142,6 +161,9 @@ class Job:
     plugins: tuple[Plugin, ...]
     unfiltered: Measurement  # the unfiltered network's bits on every sample, measured once
     ranks: torch.Tensor  # each sample's place in the seeded order (adaptive sampling's prefixes)
+    partials: dict[str, PartialTarget] = field(default_factory=dict)  # adaptive targets' looks read back
+    resume_dir: str | None = None  # the driver's resume store (absolute), where workers that reach it keep looks
+    fingerprint: dict | None = None  # the store's fingerprint: a worker keeps looks only in that very store
 
 
 def run_targets(
@@ -251,7 +273,8 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
     name), rebuild the evaluation from ``job`` (the attack mode around the worker's model, with the
-    scan's examples in fixed mode), sweep one target."""
+    scan's examples in fixed mode), sweep one target: an adaptive one from the looks the driver
+    read back, keeping each new look in the driver's resume store where this worker reaches it."""
     from .runtime import resolve_device
 
     load_worker_plugins(job.plugins)
@@ -262,9 +285,22 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     groups, _ = parameter_groups(model.net, config.include, config.select)
     crafted = None if job.crafted is None else job.crafted.to(device)
     devices = [device] if device.type == "cuda" else []
+    store = None
+    if job.resume_dir is not None and config.adaptive is not None:
+        store = ResumeStore.reach(job.resume_dir, job.fingerprint)
+
+    def keep_partial(state: PartialTarget) -> None:
+        nonlocal store
+        try:
+            if store is not None:
+                store.save_partial(target, state)
+        except OSError:  # reachable but not writable from here (a read-only mount): the driver keeps the target
+            store = None
+
     with torch.random.fork_rng(devices=devices), analysis_mode(model, config.norm_mode):
         adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
+            partial=job.partials.get(target), keep_partial=None if store is None else keep_partial,
         )

@@ -389,25 +389,33 @@ def _sweep(
     evaluation: _Evaluation, device: torch.device, plugins: list[Plugin],
 ) -> _Swept:
     """Every target's curves: read back from the resume store where finished, the rest swept by the
-    executor (in this process, or on Ray workers that receive what was measured here once)."""
+    executor (in this process, or on Ray workers that receive what was measured here once); an
+    adaptive target interrupted after some looks goes on from the looks the store kept."""
     targets = targets_of(config, groups)
     adaptive_plan = None
     if config.adaptive is not None:
         adaptive_plan = adaptive.plan(config.adaptive, len(samples.indices), len(groups))
     images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
-    store = None
+    store, fingerprint = None, None
     if inputs.resume_dir is not None:
         fingerprint = scan_fingerprint(config, model, images, labels, evaluation.eps, device)
         store = ResumeStore(inputs.resume_dir, fingerprint, resume=inputs.resume)
     finished = {t: store.load(t) for t in targets if store is not None and t in store}
     resumed = len(finished)
+    pending = [t for t in targets if t not in finished]
+    # Read (and checked) before any sweep, so that a damaged file costs no work.
+    partials = {}
+    if store is not None and adaptive_plan is not None:
+        loaded = {t: store.load_partial(t, config.filters, adaptive_plan.schedule) for t in pending}
+        partials = {t: p for t, p in loaded.items() if p is not None}
     steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
     mode = evaluation.mode
     finished |= run_targets(
-        [t for t in targets if t not in finished],
+        pending,
         local=lambda target, forward: sweep_target(
             model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
-            evaluation.precision, samples.ranks,
+            evaluation.precision, samples.ranks, partial=partials.get(target),
+            keep_partial=None if store is None else partial(store.save_partial, target),
         ),
         job=lambda: Job(
             config=config,
@@ -421,6 +429,9 @@ def _sweep(
             plugins=tuple(p for p in plugins if p.loaded),
             unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
             ranks=samples.ranks,
+            partials=partials,
+            resume_dir=None if store is None else str(store.directory.resolve()),
+            fingerprint=fingerprint,
         ),
         options=inputs.executor,
         store=store,

@@ -3,6 +3,8 @@ numbers equal to a non-adaptive scan of each sweep's size."""
 
 import importlib
 import json
+import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -17,18 +19,28 @@ from fragscan.cli import app
 from fragscan.confidence import Bootstrap, family_level, unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
-from fragscan.errors import ConfigError
+from fragscan.errors import ConfigError, InputError
+from fragscan.executors import ExecutorOptions
+from fragscan.resume import ResumeStore
 
 executors = importlib.import_module("fragscan.executors")
 runner = CliRunner()
 
 
 def adaptive_config(**overrides):
-    return ScanConfig(**{
-        "max_samples": 80, "thresholds": 3, "eps": 0.1, "batch_size": 16, "filters": "step-up,pulse",
-        "attack_mode": "fixed", "adaptive": {"initial_samples": 20},
-        "select": ("features.2.weight", "classifier.1.weight", "classifier.3.weight"), **overrides,
-    })
+    return ScanConfig(
+        **{
+            "max_samples": 80,
+            "thresholds": 3,
+            "eps": 0.1,
+            "batch_size": 16,
+            "filters": "step-up,pulse",
+            "attack_mode": "fixed",
+            "adaptive": {"initial_samples": 20},
+            "select": ("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
+            **overrides,
+        }
+    )
 
 
 def test_the_plan_doubles_up_to_the_drawn_samples_and_splits_alpha_over_its_looks():
@@ -128,10 +140,13 @@ def test_a_sweep_equals_a_non_adaptive_scan_of_its_size(adaptive_reports, mode):
                 shape = [len(curve.thresholds), samples]
                 widened = bootstrap.intervals(
                     *(unpack_bits(b, shape) for b in (reference.correct.clean, reference.correct.adversarial)),
-                    reference.positions, level=level,
+                    reference.positions,
+                    level=level,
                 )
                 assert tuple(curve.intervals.model_dump().values()) == (
-                    widened.clean, widened.adversarial, widened.difference
+                    widened.clean,
+                    widened.adversarial,
+                    widened.difference,
                 )
 
 
@@ -158,9 +173,129 @@ def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_pat
         fragscan.scan(config.model_copy(update={"tau": 0.02}), resume_dir=tmp_path)
 
 
+def recording_sweeps(monkeypatch, stop_at: int | None = None) -> list:
+    """Record the engine's sweeps as (group, filters, samples evaluated); raise KeyboardInterrupt
+    instead of sweep number ``stop_at`` (counted from 0)."""
+    calls, real = [], executors.sweep
+
+    def recording(model, groups, filter_ids, thresholds, images, *args, **kwargs):
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        calls.append((groups[0].name, tuple(filter_ids), len(images)))
+        return real(model, groups, filter_ids, thresholds, images, *args, **kwargs)
+
+    monkeypatch.setattr(executors, "sweep", recording)
+    return calls
+
+
+def last_look_of_the_longest_group(calls: list) -> tuple[str, int, int]:
+    """The group with the most looks, the index of the sweep of its last look, and that look's index."""
+    looks = Counter(name for name, _, _ in calls)
+    group = max(looks, key=looks.get)
+    assert looks[group] >= 2, "no group looked twice"
+    return group, max(i for i, call in enumerate(calls) if call[0] == group), looks[group] - 1
+
+
+def numbers_of(report) -> dict:
+    return json.loads(report.model_dump_json(exclude={"run"}))
+
+
+def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look(adaptive_reports, tmp_path, monkeypatch):
+    config, reference, calls = adaptive_reports["fixed"]
+    group, stop_at, look = last_look_of_the_longest_group(calls)
+    with monkeypatch.context() as patch:
+        first = recording_sweeps(patch, stop_at)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, resume_dir=tmp_path)
+    assert first == calls[:stop_at]
+    assert len(list((tmp_path / "rounds").glob("*.safetensors"))) == 1  # the group's looks before the last
+    before = [g.name for g in reference.groups].index(group)
+    assert len(list((tmp_path / "targets").glob("*.safetensors"))) == before
+
+    events = []
+    second = recording_sweeps(monkeypatch)
+    resumed = fragscan.scan(config, resume_dir=tmp_path, progress=events.append)
+    # only the looks left are evaluated, from the interrupted one on: no sample of the group twice
+    assert second == calls[stop_at:]
+    assert sum(n for _, _, n in second) == sum(n for _, _, n in calls) - sum(n for _, _, n in first)
+    assert numbers_of(resumed) == numbers_of(reference)
+    assert resumed.run.resumed_targets == before
+    assert not list((tmp_path / "rounds").glob("*.safetensors"))  # the finished target replaced its looks
+    # progress counts the looks already taken as done, and ends at the total
+    steps = len(config.filters) * config.thresholds
+    total = len(reference.groups) * steps * reference.settings.adaptive.looks
+    done = [e.done for e in events]
+    assert {e.total for e in events} == {total} and done == sorted(done) and done[-1] == total
+    first_of_group = next(e.done for e in events if e.target == group)
+    assert first_of_group > before * steps * reference.settings.adaptive.looks + look * steps
+
+
+def test_a_damaged_round_file_is_one_line_and_costs_no_sweep(adaptive_reports, tmp_path, monkeypatch):
+    config, _, calls = adaptive_reports["fixed"]
+    _, stop_at, _ = last_look_of_the_longest_group(calls)
+    with monkeypatch.context() as patch:
+        recording_sweeps(patch, stop_at)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, resume_dir=tmp_path)
+    # other settings meet the manifest's fingerprint first, as for finished groups
+    with pytest.raises(ConfigError, match=r"differs in: tau\).*--no-resume"):
+        fragscan.scan(config.model_copy(update={"tau": 0.02}), resume_dir=tmp_path)
+    (partial,) = (tmp_path / "rounds").glob("*.safetensors")
+    partial.write_bytes(partial.read_bytes()[:-9])
+    swept = recording_sweeps(monkeypatch)
+    with pytest.raises(InputError, match="is damaged .*use a new --out or --no-resume") as error:
+        fragscan.scan(config, resume_dir=tmp_path)
+    assert "\n" not in str(error.value) and swept == []
+
+
+def test_ray_workers_keep_their_looks_where_they_reach_the_resume_directory(adaptive_reports, tmp_path, monkeypatch):
+    """The worker's code, run here instead of on Ray (tests/test_ray.py runs the real one): it
+    writes looks into the store it reaches and starts from the looks the driver read back."""
+    config, reference, calls = adaptive_reports["fixed"]
+    _, stop_at, _ = last_look_of_the_longest_group(calls)
+
+    def in_process(pending, job, options):
+        job = pickle.loads(pickle.dumps(job))  # nothing shared with the driver but the files
+        for target in pending:
+            yield target, executors.sweep_in_worker(job, target)
+
+    monkeypatch.setattr(executors, "_ray_results", in_process)
+    ray = ExecutorOptions("ray", ray_gpus_per_worker=0)
+    with monkeypatch.context() as patch:
+        recording_sweeps(patch, stop_at)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, resume_dir=tmp_path, executor=ray)
+    assert len(list((tmp_path / "rounds").glob("*.safetensors"))) == 1
+    second = recording_sweeps(monkeypatch)
+    resumed = fragscan.scan(config, resume_dir=tmp_path, executor=ray)
+    assert second == calls[stop_at:]
+    assert numbers_of(resumed) == numbers_of(reference)
+
+    # a worker keeps looks only in the very store the driver opened, and creates nothing
+    assert ResumeStore.reach(tmp_path / "elsewhere", {"seed": 0}) is None and not (tmp_path / "elsewhere").exists()
+    ResumeStore(tmp_path / "store", {"seed": 0})
+    assert ResumeStore.reach(tmp_path / "store", {"seed": 1}) is None
+    assert ResumeStore.reach(tmp_path / "store", {"seed": 0}) is not None
+
+
 def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):
-    common = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
-              "--select", "classifier.3.weight", "--attack-mode", "fixed", "--out", str(tmp_path)]
+    common = [
+        "scan",
+        "--max-samples",
+        "40",
+        "--thresholds",
+        "3",
+        "--eps",
+        "0.1",
+        "--filters",
+        "pulse",
+        "--select",
+        "classifier.3.weight",
+        "--attack-mode",
+        "fixed",
+        "--out",
+        str(tmp_path),
+    ]
     result = runner.invoke(app, [*common, "--adaptive", "--initial-samples", "10"])
     assert result.exit_code == 0, result.output
     assert "adaptive sampling used" in result.output and "looks at 10, 20, 40 samples" in result.output

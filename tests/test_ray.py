@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 import fragscan
 from fragscan.errors import ConfigError
@@ -76,6 +77,53 @@ def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, sm
     distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     assert _numbers(distributed) == _numbers(reference)
     assert {c.samples for g in reference.groups for c in g.filters.values()} != {40}, "no sweep stopped early"
+
+
+def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_workers(
+    local_ray, small_config, tmp_path, monkeypatch
+):
+    config = small_config(
+        thresholds=3,
+        max_samples=80,
+        eps=0.05,
+        filters="step-up,pulse",
+        attack_mode="fixed",
+        adaptive={"initial_samples": 20},
+        select=("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
+    )
+    executors = importlib.import_module("fragscan.executors")
+    real, looks, stop = executors.sweep, [], []
+
+    def sweep(model, groups, *args, **kwargs):
+        looks.append(groups[0].name)
+        if stop and looks.count(stop[0]) == 2:  # that group's second look
+            raise KeyboardInterrupt
+        return real(model, groups, *args, **kwargs)
+
+    monkeypatch.setattr(executors, "sweep", sweep)
+    reference = fragscan.scan(config)
+    stop.append(max(set(looks), key=looks.count))
+    assert looks.count(stop[0]) == 3, "no group took three looks"
+    looks.clear()
+    with pytest.raises(KeyboardInterrupt):
+        fragscan.scan(config, resume_dir=tmp_path)
+    assert len(list((tmp_path / "rounds").glob("*.safetensors"))) == 1  # its first look
+    # the worker goes on at the second look and keeps it in the store it reaches (the same
+    # machine); the driver, as each result arrives, finds which look the group's file holds
+    store_class, kept = importlib.import_module("fragscan.resume").ResumeStore, []
+    real_save = store_class.save
+
+    def save(self, target, finished):
+        if self._partial_path(target).is_file():
+            with safe_open(str(self._partial_path(target)), framework="pt") as handle:
+                kept.append((target, handle.metadata()["look"]))
+        real_save(self, target, finished)
+
+    monkeypatch.setattr(store_class, "save", save)
+    resumed = fragscan.scan(config, resume_dir=tmp_path, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert kept == [(stop[0], "1")]
+    assert _numbers(resumed) == _numbers(reference)
+    assert not list((tmp_path / "rounds").glob("*.safetensors"))
 
 
 def _plugin_with_its_own_classes(model_name: str, filter_id: str) -> str:

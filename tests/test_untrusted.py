@@ -282,3 +282,7 @@ def test_random_bytes_as_checkpoints_are_an_input_error(manifest, target):
         with pytest.raises(InputError) as error:
             store.load("features.0.weight")
         assert "\n" not in str(error.value)
+        store._partial_path("features.0.weight").write_bytes(target)  # an adaptive target's saved looks
+        with pytest.raises(InputError) as error:
+            store.load_partial("features.0.weight", ("pulse",), [20, 40])
+        assert "\n" not in str(error.value)

@@ -161,8 +161,9 @@ def scan(
                 check_groups=guards,
             )
     except KeyboardInterrupt:
+        kept = "finished groups and looks" if config.adaptive is not None else "finished groups"
         stderr_console().print(
-            f"interrupted: finished groups are kept in {out / DIRECTORY_NAME}; run the same command again to resume",
+            f"interrupted: {kept} are kept in {out / DIRECTORY_NAME}; run the same command again to resume",
             highlight=False,
             soft_wrap=True,
         )
