@@ -89,7 +89,7 @@ def assess(curve: Curve, reference: Reference, config: ScanConfig, level: float 
         if reference.bootstrap is None
         else reference.bootstrap.intervals(
             curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=config.normalise_by,
-            level=level,
+            level=level, point=[getattr(scores, score) for score in SCORES],
         )
     )
     perturbed = any(curve.changed)

@@ -4,6 +4,13 @@ Every curve and the unfiltered baseline were measured on the same samples, so on
 sample indices is applied to all of them at once (paired): each resample recomputes every
 accuracy from the stored per-sample correctness, then every score. Nothing is re-evaluated.
 
+Each interval is the percentile interval of the resampled scores where each tail holds at least
+``MIN_TAIL_RESAMPLES`` resamples. A simultaneous level (1 − 0.05/G over a report's G groups) at 1000
+resamples leaves about half a resample in a tail: the "interval" would be the most extreme draws,
+its coverage not the level's and its ends jumping from seed to seed. There the interval is the
+normal bootstrap interval instead: the score on all samples ± z · the resamples' standard deviation,
+z the standard normal quantile of the level (:func:`interval_method` says which a level gets).
+
 Per-sample correctness travels in the report as packed bits (``pack_bits``): base64 of
 ``numpy.packbits`` over the row-major bool array, so a report alone can recompute intervals.
 """
@@ -13,13 +20,24 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from .scores import score_arrays
 
 LEVEL = 0.95  # the spec's 95 % interval
+# A percentile interval's end is the resampled score with k of the draws beyond it; how many draws
+# fall beyond the true quantile varies by about √k from seed to seed (±20 % at 25, ±70 % at 2).
+# 25 is what a plain 95 % interval has at the default 1000 resamples (Efron and Tibshirani, 1993,
+# ask for about 1000 resamples for a 90-95 % percentile interval: 25-50 per tail), so per-filter
+# intervals stay percentile ones; below it the tail is too few draws to place a quantile, and the
+# normal interval is used instead.
+MIN_TAIL_RESAMPLES = 25
+
+Method = Literal["percentile", "normal"]
 
 
 def pack_bits(correct: torch.Tensor) -> str:
@@ -57,6 +75,9 @@ class Bootstrap:
         # float32 counts are exact and halve the one costly step, the matrix product below.
         self._weights = counts.T.contiguous()  # [samples, resamples]
         self._samples = samples
+        self._resamples = resamples
+        # The unfiltered accuracies on all samples: the point scores' reference.
+        self.reference = tuple(c.double().mean().item() for c in (unfiltered_clean, unfiltered_adversarial))
         self.clean0 = self._accuracy(unfiltered_clean)
         self.adversarial0 = self._accuracy(unfiltered_adversarial)
 
@@ -74,10 +95,14 @@ class Bootstrap:
         present: Sequence[float] | None = None,
         normalise_by: str = "unfiltered",
         level: float = LEVEL,
+        point: Sequence[float | None] | None = None,
     ) -> ScoreIntervals:
-        """Percentile intervals (``level``, 95 % by default) of the three scores of one curve
-        (bool [thresholds, samples]); a family of claims passes a simultaneous ``level``."""
-        scores = score_arrays(
+        """Intervals (``level``, 95 % by default) of the three scores (clean, adversarial,
+        difference) of one curve (bool [thresholds, samples]); a family of claims passes a
+        simultaneous ``level``. Where :func:`interval_method` says ``normal``, each is centred on
+        ``point``, the curve's scores on all samples as the report gives them (computed here from
+        the curve when not given)."""
+        draws = score_arrays(
             self._accuracy(clean),
             self._accuracy(adversarial),
             positions,
@@ -86,18 +111,57 @@ class Bootstrap:
             present=present,
             normalise_by=normalise_by,
         )
-        return ScoreIntervals(*(_percentile_interval(s, level) for s in scores))
+        method = interval_method(level, self._resamples)
+        if method == "percentile":
+            return ScoreIntervals(*(_percentile_interval(d, level) for d in draws))
+        if point is None:
+            point = _point_scores(clean, adversarial, positions, self.reference, present, normalise_by)
+        return ScoreIntervals(*(_normal_interval(d, p, level) for d, p in zip(draws, point)))
+
+
+def interval_method(level: float, resamples: int) -> Method:
+    """``percentile`` where each tail of a ``level`` interval holds at least ``MIN_TAIL_RESAMPLES``
+    of ``resamples`` draws, else ``normal`` (too few draws in the tail to place a percentile)."""
+    tail = (1 - level) / 2 * resamples
+    return "percentile" if tail >= MIN_TAIL_RESAMPLES - 1e-9 else "normal"
+
+
+def _defined(draws: np.ndarray) -> np.ndarray | None:
+    """The draws where the score is defined; None when it is undefined (a reference accuracy of 0)
+    in most of them: no interval."""
+    defined = draws[~np.isnan(draws)]
+    return None if defined.size < draws.size / 2 else defined
 
 
 def _percentile_interval(draws: np.ndarray, level: float) -> Interval:
     """The central ``level`` share of the resampled scores; None when the score is undefined in
-    most draws (a reference accuracy of 0)."""
-    defined = draws[~np.isnan(draws)]
-    if defined.size < draws.size / 2:
+    most draws."""
+    defined = _defined(draws)
+    if defined is None:
         return None
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(defined, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def _normal_interval(draws: np.ndarray, point: float | None, level: float) -> Interval:
+    """``point`` ± z · the standard deviation of the resampled scores (the bootstrap standard
+    error), z the normal quantile of ``level``; None when the score is undefined in most draws or
+    on all samples (nothing to centre on)."""
+    defined = _defined(draws)
+    if defined is None or point is None or defined.size < 2:
+        return None
+    half = float(norm.ppf(1 - (1 - level) / 2)) * float(np.std(defined, ddof=1))
+    return point - half, point + half
+
+
+def _point_scores(clean, adversarial, positions, reference, present, normalise_by) -> list[float | None]:
+    """The curve's three scores on all its samples, as :func:`fragscan.assess.assess` computes them."""
+    accuracy = lambda correct: (correct.sum(-1).double() / correct.shape[-1]).numpy()  # noqa: E731
+    scores = score_arrays(
+        accuracy(clean), accuracy(adversarial), positions, *reference, present=present, normalise_by=normalise_by
+    )
+    return [None if np.isnan(s) else float(s) for s in scores]
 
 
 def family_level(members: int, looks: int = 1, level: float = LEVEL) -> float:

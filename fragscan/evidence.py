@@ -24,7 +24,7 @@ from scipy.stats import binomtest, false_discovery_control, norm
 
 from .assess import References
 from .classify import Interval, classify, samples_to_decide
-from .confidence import LEVEL, family_level, unpack_bits
+from .confidence import LEVEL, MIN_TAIL_RESAMPLES, family_level, interval_method, unpack_bits
 from .data import drawn_ranks
 from .report import (
     FilterCurve,
@@ -94,6 +94,7 @@ def judge(report: Report) -> Report:
         )
 
     summary_level = family_level(len(report.groups), looks)
+    filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
 
     def summarised(group: GroupReport) -> GroupReport:
         filters = {f: judged(group.name, f, c) for f, c in group.filters.items()}
@@ -104,7 +105,8 @@ def judge(report: Report) -> Report:
             present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
             interval = getattr(
                 bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
-                                    normalise_by=settings.normalise_by, level=summary_level),
+                                    normalise_by=settings.normalise_by, level=summary_level,
+                                    point=[getattr(curve.scores, kind) for kind in KINDS]),
                 settings.summary_score,
             )
         score = getattr(curve.scores, settings.summary_score)
@@ -129,8 +131,13 @@ def judge(report: Report) -> Report:
             },
             "settings": settings.model_copy(
                 update={
-                    "filter_level": LEVEL if settings.adaptive is None else settings.adaptive.filter_level,
+                    "filter_level": filter_level,
                     "summary_level": summary_level,
+                    "interval_min_tail": None if not settings.bootstrap else MIN_TAIL_RESAMPLES,
+                    "filter_method": None if not settings.bootstrap else interval_method(filter_level,
+                                                                                        settings.bootstrap),
+                    "summary_method": None if not settings.bootstrap else interval_method(summary_level,
+                                                                                         settings.bootstrap),
                     "threshold_level": threshold_level,
                     "threshold_method": THRESHOLD_METHOD,
                 }

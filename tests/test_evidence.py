@@ -136,6 +136,8 @@ def test_summary_classes_use_intervals_simultaneous_over_the_groups(scanned):
     settings = report.settings
     level = 1 - 0.05 / len(report.groups)
     assert settings.summary_level == level == family_level(len(report.groups)) and settings.filter_level == 0.95
+    # 200 resamples: a 95 % tail holds 5, fewer than 25, so both are normal intervals (the score ± z SE)
+    assert (settings.interval_min_tail, settings.filter_method, settings.summary_method) == (25, "normal", "normal")
     samples = report.baseline.samples
     bootstrap = Bootstrap(
         *(unpack_bits(getattr(report.baseline.correct, k), [samples]) for k in ("clean", "adversarial")),
@@ -148,6 +150,11 @@ def test_summary_classes_use_intervals_simultaneous_over_the_groups(scanned):
         expected = bootstrap.intervals(*bits, curve.positions, level=level).adversarial
         assert group.summary_interval == pytest.approx(expected)
         low, high = group.summary_interval
+        score = curve.scores.adversarial  # the interval is centred on the score the report gives
+        assert score - low == pytest.approx(high - score, rel=1e-9)
+        assert (high - low) / (curve.intervals.adversarial[1] - curve.intervals.adversarial[0]) == pytest.approx(
+            norm.ppf(1 - 0.05 / len(report.groups) / 2) / norm.ppf(0.975)
+        )
         assert low <= curve.intervals.adversarial[0] and curve.intervals.adversarial[1] <= high  # wider than 95 %
         assert group.summary_class == classify(curve.scores.adversarial, settings.tau, interval=(low, high))
         assert group.half_width == pytest.approx((high - low) / 2)

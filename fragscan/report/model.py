@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..classify import Class
 from ..config import AdaptivePlan, Precision, ScanConfig
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 
 class _Model(BaseModel):
@@ -204,6 +204,17 @@ class Settings(ScanConfig):
         None, description="per-threshold level of threshold intervals: Bonferroni over the perturbed thresholds"
     )
     threshold_method: str | None = Field(None, description="how threshold intervals, p- and q-values are computed")
+    interval_min_tail: int | None = Field(
+        None,
+        description="score intervals are bootstrap percentile intervals where each tail holds at least this "
+        "many resamples, else normal intervals (the score ± z x the resamples' standard deviation) (schema 2.1+)",
+    )
+    filter_method: Literal["percentile", "normal"] | None = Field(
+        None, description="how per-filter score intervals are computed at filter_level (schema 2.1+)"
+    )
+    summary_method: Literal["percentile", "normal"] | None = Field(
+        None, description="how summary intervals are computed at summary_level (schema 2.1+)"
+    )
     adaptive: AdaptivePlan | None = Field(None, description="adaptive sampling as resolved: looks, levels, futility")
 
 
