@@ -261,12 +261,17 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
     """A Ray worker is a fresh process: load exactly the plugins the scan loaded (the same entry
     points and files, by the same resolved paths; nothing from the worker's own directory) before
     the registries are used. One that loaded on the driver but fails here is an error: the worker
-    would not evaluate what the driver asked for."""
-    for plugin in load_again(plugins):
-        if not plugin.loaded:
+    would not evaluate what the driver asked for; so is a file whose content differs (sha256)."""
+    for driver, worker in zip(plugins, load_again(plugins)):
+        if not worker.loaded:
             raise ConfigError(
-                f"plugin {plugin.describe()} on a Ray worker (it loaded on the driver): "
+                f"plugin {worker.describe(digest=False)} on a Ray worker (it loaded on the driver): "
                 "install it, or put the file at the same path, on every Ray node"
+            )
+        if driver.sha256 != worker.sha256:
+            raise ConfigError(
+                f"plugin file {worker.location!r} on a Ray worker is not the driver's (sha256 differs): "
+                "put the same file at the same path on every Ray node"
             )
 
 

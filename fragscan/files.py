@@ -1,7 +1,9 @@
-"""Writing files safely: atomic writes, and output paths proven writable before any long work starts."""
+"""Files: atomic writes, output paths proven writable before any long work starts, and a file's sha256
+(the identity reports record of the weights and plugin files they ran)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -75,3 +77,13 @@ def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | None]
                 f"{option} {str(path)!r} is the same file as {taken[Path(path).resolve()]}; name another file"
             )
         taken[Path(path).resolve()] = option
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

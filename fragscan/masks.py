@@ -23,7 +23,7 @@ from .classify import Class
 from .config import Score
 from .errors import ConfigError, InputError, first_line
 from .evidence import group_class
-from .files import write_atomic
+from .files import file_sha256, write_atomic
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
 from .plugins import Plugin, load_again, load_plugins
@@ -168,7 +168,6 @@ def reported_network(
     :func:`reported_plugins`.
     """
     from .models import create_model
-    from .runtime import file_sha256
 
     path = weights or report.model.weights
     if path is None:
@@ -200,16 +199,25 @@ def reported_plugins(report: Report, plugins: Sequence[str | Path] = ()) -> list
     folder, by the resolved paths its plugin list records (``./plugins/`` here may be another
     folder, or none). ``plugins`` (files that moved) load first; a recorded file that is gone is a
     one-line InputError unless some are given. The report names these files, so passing it names
-    them: they load as the scan loaded them, and each is listed as it was in the scan's report."""
+    them: they load as the scan loaded them, only while their sha256 is still the one the report
+    records (the code the scan ran), and each is listed as it was in the scan's report."""
     named = [Path(p) for p in report.settings.plugins]
     described = (Plugin.from_description(line) for line in report.plugins)
-    project = [p for p in described if p is not None and p.route == "project" and p.loaded]
-    missing = [str(p) for p in [*named, *(Path(p.location) for p in project)] if not p.is_file()]
+    recorded = {Path(p.location): p for p in described if p is not None and p.route != "entry-point" and p.loaded}
+    missing = [str(p) for p in [*named, *recorded] if not p.is_file()]
     if missing and not plugins:
         raise InputError(f"plugin file {missing[0]!r} the scan loaded is not found; pass --plugin with its new path")
+    given = {Path(p).resolve() for p in plugins}
+    for path, plugin in recorded.items():
+        if path not in given and plugin.sha256 and path.is_file() and file_sha256(path) != plugin.sha256:
+            raise InputError(
+                f"plugin file {str(path)!r} changed since the scan (sha256 differs from the report's); "
+                f"pass --plugin {str(path)!r} to load it as it is now"
+            )
     load_plugins(plugins)  # the entry points, ./plugins/ and the moved files, as the scan loaded them
-    recorded = [Plugin(path.stem, "file", str(path)) for path in named if path.is_file()]
-    return load_again([*recorded, *(p for p in project if Path(p.location).is_file())])
+    again = [recorded.get(path, Plugin(path.stem, "file", str(path))) for path in named if path.is_file()]
+    again += [p for path, p in recorded.items() if p.route == "project" and path.is_file()]
+    return load_again(again)
 
 
 def default_policy(report: Report) -> MaskPolicy | None:

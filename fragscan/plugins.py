@@ -20,6 +20,7 @@ from typing import Literal
 
 from . import errors
 from .errors import InputError
+from .files import file_sha256
 from .registry import registering_as
 
 ENTRY_POINT_GROUP = "fragscan.plugins"
@@ -37,6 +38,7 @@ class Plugin:
     location: str
     registered: tuple[str, ...] = field(default=())
     error: str | None = None
+    sha256: str | None = None  # a plugin file's content as loaded (None: an entry point), so a report pins the code
 
     @property
     def loaded(self) -> bool:
@@ -48,12 +50,14 @@ class Plugin:
         process cannot import it by that name before it has loaded the same file."""
         return None if self.route == "entry-point" else _file_module_name(Path(self.location))
 
-    def describe(self) -> str:
-        """One line for reports: ``name (route: location) -> what`` or ``... failed: why``."""
-        head = f"{self.name} ({self.route}: {self.location})"
+    def describe(self, *, digest: bool = True) -> str:
+        """One line for reports: ``name (route: location) registered what`` or ``... failed: why``,
+        a file's then ending in ``[sha256 HEX]`` (``digest=False``: not, for an error message)."""
+        what = f"registered {', '.join(self.registered) or 'nothing'}"
         if self.error is not None:
-            return f"{head} failed: {self.error}"
-        return f"{head} registered {', '.join(self.registered) or 'nothing'}"
+            what = f"failed: {self.error}"
+        line = f"{self.name} ({self.route}: {self.location}) {what}"
+        return line if self.sha256 is None or not digest else f"{line} [sha256 {self.sha256}]"
 
     @classmethod
     def from_description(cls, line: str) -> Plugin | None:
@@ -66,14 +70,14 @@ class Plugin:
         if route != "entry-point" and (Path(location).stem != name or not Path(location).is_absolute()):
             return None  # a file plugin is named after its resolved path's stem: this line is not describe()'s
         if match["error"] is not None:
-            return cls(name, route, location, error=match["error"])
+            return cls(name, route, location, error=match["error"], sha256=match["sha256"])
         registered = () if match["registered"] == "nothing" else tuple(match["registered"].split(", "))
-        return cls(name, route, location, registered)
+        return cls(name, route, location, registered, sha256=match["sha256"])
 
 
 _DESCRIBED = re.compile(
     r"(?P<name>.+?) \((?P<route>entry-point|project|file): (?P<location>.+?)\) "
-    r"(?:registered (?P<registered>.*)|failed: (?P<error>.*))",
+    r"(?:registered (?P<registered>.*?)|failed: (?P<error>.*?))(?: \[sha256 (?P<sha256>[0-9a-f]{64})\])?",
     re.DOTALL,
 )
 
@@ -86,15 +90,15 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _load(key: tuple[str, str], name: str, route: Route, location: str, importer) -> Plugin:
+def _load(key: tuple[str, str], name: str, route: Route, location: str, importer, sha256: str | None = None) -> Plugin:
     if key in _LOADED:
         return _LOADED[key]
     with registering_as(f"plugin {name}") as added:
         try:
             importer()
-            plugin = Plugin(name, route, location, tuple(added))
+            plugin = Plugin(name, route, location, tuple(added), sha256=sha256)
         except Exception as error:  # a broken plugin must not stop fragscan: record why instead
-            plugin = Plugin(name, route, location, tuple(added), _error_line(error))
+            plugin = Plugin(name, route, location, tuple(added), _error_line(error), sha256)
     _LOADED[key] = plugin
     return plugin
 
@@ -118,7 +122,9 @@ def _import_file(path: Path) -> None:
 
 def _load_file(path: Path, route: Route) -> Plugin:
     path = path.resolve()
-    return _load(("file", str(path)), path.stem, route, str(path), lambda: _import_file(path))
+    key = ("file", str(path))
+    sha256 = None if key in _LOADED or not path.is_file() else file_sha256(path)
+    return _load(key, path.stem, route, str(path), lambda: _import_file(path), sha256)
 
 
 def _load_entry_point(entry_point: metadata.EntryPoint) -> Plugin:
@@ -157,7 +163,7 @@ def loaded_plugins() -> list[Plugin]:
 
 
 def _failed_descriptions() -> list[str]:
-    return [plugin.describe() for plugin in loaded_plugins() if not plugin.loaded]
+    return [plugin.describe(digest=False) for plugin in loaded_plugins() if not plugin.loaded]
 
 
 errors.failed_plugins = _failed_descriptions  # an unknown name then names them (see errors.failed_plugins)

@@ -271,9 +271,9 @@ def check_mask_is_for_weights(config: RetrainConfig) -> None:
     classes describe another network, and retraining under it would look valid but mean nothing."""
     from safetensors import safe_open
 
+    from .files import file_sha256
     from .models import model_spec
     from .plugins import load_plugins
-    from .runtime import file_sha256
 
     try:
         with safe_open(str(config.mask), framework="pt") as handle:

@@ -1,14 +1,12 @@
-"""Facts about the machine and files a run records: the device, library versions, a file's sha256.
+"""Facts about the machine a run records: the device and library versions.
 
 On the ground floor: the scan, retraining and masks all read them, so none of those is where they live.
 """
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from importlib import metadata
-from pathlib import Path
 
 import torch
 
@@ -38,13 +36,3 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
-
-
-def file_sha256(path: str | Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -29,7 +29,7 @@ from .engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, m
 from .errors import ConfigError
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
-from .files import ensure_writable_dir, write_atomic
+from .files import ensure_writable_dir, file_sha256, write_atomic
 from .filters import FILTERS
 from .fitting import check_fits, model_for_data
 from .groups import Group, SkippedGroup, parameter_groups, unmatched_glob
@@ -55,7 +55,7 @@ from .report import (
 )
 from .report.io import report_json
 from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
-from .runtime import file_sha256, library_versions, resolve_device
+from .runtime import library_versions, resolve_device
 from .sanity import check_model, near_chance
 
 # Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
@@ -224,7 +224,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         inputs.check_groups([g.name for g in groups])
     model, samples = _to_device(model, samples, device)
 
-    warnings: list[str] = [f"plugin {p.describe()}" for p in loaded_plugins if not p.loaded]
+    warnings: list[str] = [f"plugin {p.describe(digest=False)}" for p in loaded_plugins if not p.loaded]
     warnings += list(getattr(model, "notes", ()))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), analysis_mode(
         model, config.norm_mode

@@ -315,6 +315,16 @@ def test_mask_from_another_directory_loads_the_scans_project_plugins(tmp_path, m
     assert result.returncode == 0, result.stderr
     assert (b / "again.safetensors").read_bytes() == scanned_mask
 
+    # Back in place but edited: not the code the scan ran, so it loads only when named again.
+    moved.rename(a / "plugins" / "project_net.py")
+    with (a / "plugins" / "project_net.py").open("a") as edited:
+        edited.write("# edited after the scan\n")
+    one_line_exit_2(runner.invoke(app, ["mask", str(report)]), "project_net.py' changed since the scan (sha256")
+    named = ["--plugin", a / "plugins" / "project_net.py"]
+    result = fragscan_in(b, "mask", report, *named, "-o", "edited.safetensors", "-q")
+    assert result.returncode == 0, result.stderr
+    assert (b / "edited.safetensors").read_bytes() == scanned_mask
+
 
 # 8 -------------------------------------------------------------------------------------------
 

@@ -190,10 +190,12 @@ def test_load_again_imports_an_entry_point_by_its_value(tmp_path, monkeypatch, m
 def test_a_described_plugin_reads_back_from_its_report_line(tmp_path):
     """`fragscan mask` finds the scan's plugins/ files in the report's list: describe() reads back."""
     location = str(tmp_path / "my plugins" / "local_models.py")
+    digest = "0123456789abcdef" * 4
     described = [
-        Plugin("local_models", "project", location, ("model:a", "dataset:b")),
+        Plugin("local_models", "project", location, ("model:a", "dataset:b"), sha256=digest),
         Plugin("local_models", "file", location),
-        Plugin("local_models", "project", location, error="RuntimeError: needs a GPU driver"),
+        Plugin("local_models", "file", location, sha256=digest),
+        Plugin("local_models", "project", location, error="RuntimeError: needs a GPU driver [x]", sha256=digest),
         Plugin("my-nets", "entry-point", "my_package.fragscan_plugin:setup", ("model:c",)),
     ]
     for plugin in described:
@@ -204,3 +206,27 @@ def test_a_described_plugin_reads_back_from_its_report_line(tmp_path):
         "local_models (project: plugins/local_models.py) registered model:a",  # recorded resolved
     ]:
         assert Plugin.from_description(line) is None
+
+
+def test_a_loaded_file_records_its_sha256_and_the_report_lists_it(tmp_path, model_name):
+    """The report pins the code a plugin file ran: its line ends in the file's sha256."""
+    import hashlib
+
+    path = tmp_path / "pinned_nets.py"
+    path.write_text(_plugin_source(model_name))
+    (loaded,) = load_plugins([path], project_dir=tmp_path / "none")[-1:]
+    assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.describe().endswith(f"registered model:{model_name} [sha256 {loaded.sha256}]")
+
+
+def test_a_ray_worker_refuses_a_plugin_file_that_is_not_the_drivers(tmp_path, model_name):
+    from fragscan.errors import ConfigError
+    from fragscan.executors import load_worker_plugins
+
+    path = tmp_path / "worker_nets.py"
+    path.write_text(_plugin_source(model_name))
+    (driver,) = load_plugins([path], project_dir=tmp_path / "none")[-1:]
+    load_worker_plugins((driver,))  # the same file: fine
+    edited = Plugin(driver.name, driver.route, driver.location, driver.registered, sha256="f" * 64)
+    with pytest.raises(ConfigError, match="on a Ray worker is not the driver's"):
+        load_worker_plugins((edited,))

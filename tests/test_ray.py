@@ -1,5 +1,6 @@
 """--executor ray: per-group sweeps on a local Ray instance merge into the in-process report."""
 
+import hashlib
 import importlib
 import json
 import textwrap
@@ -176,9 +177,9 @@ def test_a_model_and_filter_from_a_plugin_file_run_on_ray_workers(local_ray, tmp
     assert [g.name for g in distributed.groups] == ["hidden.weight", "out.weight"]
     assert _numbers(distributed) == _numbers(reference)
     assert distributed.plugins == reference.plugins
-    assert (
-        f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}" in distributed.plugins
-    )
+    pinned = f" [sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}]"
+    line = f"ray_plugin (file: {path.resolve()}) registered model:{model_name}, filter:{filter_id}{pinned}"
+    assert line in distributed.plugins
 
 
 def test_ray_workers_sweep_in_the_precision_the_scan_settled_on(local_ray, small_config):
