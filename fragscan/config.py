@@ -86,16 +86,21 @@ class AdaptivePlan(Adaptive):
     futility: str = Field(description="when a sweep stops although a class is undecided")
 
 
+# Paths a report or result records are absolute, so a later command run from another directory
+# (`fragscan mask REPORT`) finds the same files, whether the settings came from the CLI or the API.
+ResolvedPath = Annotated[Path, AfterValidator(lambda path: path.resolve())]
+
+
 class ScanConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = Field("digits-cnn", description=MODEL)
     dataset: str = Field("digits", description=DATASET)
-    weights: Path | None = Field(None, description="weights file; default: the model's own")
-    checkpoints: tuple[Path, ...] = Field(
+    weights: ResolvedPath | None = Field(None, description="weights file; default: the model's own")
+    checkpoints: tuple[ResolvedPath, ...] = Field(
         (), description="several weights files (e.g. epochs) scanned in order into one report; replaces weights"
     )
-    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    data_root: ResolvedPath | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("test", description="dataset split to evaluate on; val (held out of train) for masks")
     pretrained: bool = Field(
         False,
@@ -103,7 +108,7 @@ class ScanConfig(BaseModel):
     )
     stem: Stem = Field("imagenet", description=f"[ours] {STEM}")
     download: bool = Field(False, description="let the dataset adapter download missing files (off: offline)")
-    plugins: tuple[Path, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
+    plugins: tuple[ResolvedPath, ...] = Field((), description="plugin files (--plugin) loaded before the scan")
     max_samples: SampleLimit = Field(
         1000,
         description="evaluation samples, drawn with the seed; larger is slower and surer; None: all (--all-samples)",
@@ -228,7 +233,7 @@ class ScanConfig(BaseModel):
         twice = _first_repeat(self.filters)
         if twice is not None:
             raise ValueError(f"--filters names {twice!r} twice; name each filter once")
-        twice = _first_repeat([Path(p).resolve() for p in self.checkpoints])
+        twice = _first_repeat(self.checkpoints)
         if twice is not None:  # scanning it twice would only double the time and the report's columns
             raise ValueError(f"--weights names the file {str(twice)!r} twice; give each checkpoint once")
         if self.summary_filter not in self.filters:
@@ -260,14 +265,16 @@ class TrainConfig(TrainSettings):
 
     model: str = Field(description=MODEL)
     dataset: str = Field(description=DATASET)
-    weights: Path | None = Field(None, description="weights to start from; default: a fresh seeded initialisation")
+    weights: ResolvedPath | None = Field(
+        None, description="weights to start from; default: a fresh seeded initialisation"
+    )
     pretrained: bool = Field(
         False,
         description="for timm/tv models: start from ImageNet weights (--weights FILE, or the local cache), "
         "fitted to the data",
     )
     stem: Stem = Field("imagenet", description=STEM)
-    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    data_root: ResolvedPath | None = Field(None, description="directory the dataset adapter reads")
     split: str = Field("train", description="split to train on (train: the training data less val)")
     eval_split: str = Field("test", description="split whose clean accuracy each checkpoint records")
     save_every: Annotated[int, bounded(1, None)] = Field(
@@ -288,10 +295,10 @@ class RetrainConfig(BaseModel):
 
     model: str = Field("digits-cnn", description=MODEL)
     dataset: str = Field("digits", description=DATASET)
-    weights: Path | None = Field(None, description="weights to start from; default: the model's own")
+    weights: ResolvedPath | None = Field(None, description="weights to start from; default: the model's own")
     stem: Stem = Field("imagenet", description=f"{STEM}: the scan's")
-    mask: Path = Field(description="retrain mask (mask.safetensors), 1 = trainable")
-    data_root: Path | None = Field(None, description="directory the dataset adapter reads")
+    mask: ResolvedPath = Field(description="retrain mask (mask.safetensors), 1 = trainable")
+    data_root: ResolvedPath | None = Field(None, description="directory the dataset adapter reads")
     train_split: str = Field("train", description="split to fine-tune on (train: the training data less val)")
     eval_split: str = Field("test", description="split to judge on; never the split the mask was scanned on")
     max_samples: SampleLimit = Field(1000, description="evaluation samples (seeded draw; more than a split holds: all)")

@@ -243,6 +243,23 @@ def test_the_docs_plugin_example_works_with_train_scan_mask_and_retrain(tmp_path
     assert (tmp_path / "tinymlp-retrain" / "retrain.json").is_file()
 
 
+def test_settings_made_through_the_library_hold_absolute_paths(tmp_path, monkeypatch):
+    """Not only the CLI's: settings given relative paths hold them resolved, so a report or result
+    written through the API names files that a command run from another directory finds."""
+    from fragscan.config import RetrainConfig, TrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    here = tmp_path.resolve()
+    scan = fragscan.ScanConfig(weights="w.safetensors", data_root="data", plugins=["p.py"])
+    assert (scan.weights, scan.data_root, scan.plugins) == (here / "w.safetensors", here / "data", (here / "p.py",))
+    assert fragscan.ScanConfig(checkpoints=["a.safetensors"]).checkpoints == (here / "a.safetensors",)
+    with pytest.raises(ValueError, match="names the file .* twice"):  # the same file, relative and absolute
+        fragscan.ScanConfig(checkpoints=["a.safetensors", here / "a.safetensors"])
+    assert TrainConfig(model="digits-cnn", dataset="digits", weights="w.safetensors").weights == here / "w.safetensors"
+    retrain = RetrainConfig(mask="m.safetensors", data_root="data")
+    assert (retrain.mask, retrain.data_root) == (here / "m.safetensors", here / "data")
+
+
 def test_mask_names_a_moved_plugin_and_takes_its_new_path(scanned, tmp_path):
     plugin = tmp_path / "my_plugin.py"
     shutil.copy(REPO / "examples" / "my_plugin.py", plugin)

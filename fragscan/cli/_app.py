@@ -86,14 +86,6 @@ def _no_empty_out_left(out) -> Iterator[None]:
         raise
 
 
-def absolute(paths):
-    """A path (or list of paths) as an absolute path, for settings a report records: a later
-    command run from another directory (``fragscan mask REPORT``) must find the same files."""
-    if paths is None or isinstance(paths, Path):
-        return None if paths is None else paths.resolve()
-    return tuple(Path(path).resolve() for path in paths)
-
-
 def fails_cleanly(command: Callable) -> Callable:
     """Turn fragscan errors into one red line and their exit code; anything else into exit 3."""
 

@@ -12,7 +12,7 @@ from ..checkpoints import checkpoint_files
 from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
 from ..ui import stderr_console, stdout_console, sweep_progress
-from ._app import absolute, app, fails_cleanly
+from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
 from .audit import audit_and_write
 from .summary import print_summary
@@ -100,16 +100,14 @@ def scan(
         ScanConfig,
         model=model,
         dataset=dataset,
-        weights=absolute(weights[0]) if len(weights) == 1 else None,
-        checkpoints=absolute(
-            checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else []
-        ),
-        data_root=absolute(data_root),
+        weights=weights[0] if len(weights) == 1 else None,
+        checkpoints=checkpoint_files(checkpoints) if checkpoints is not None else weights if len(weights) > 1 else [],
+        data_root=data_root,
         split=split,
         pretrained=pretrained,
         stem=stem,
         download=download,
-        plugins=absolute(plugin),
+        plugins=plugin,
         max_samples=None if all_samples else max_samples,
         batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
         filters=filters,
