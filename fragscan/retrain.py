@@ -378,6 +378,13 @@ def retrain(config: RetrainConfig) -> Retrained:
     }
     before = summarise([judged(original, 0, [])], 0.0, samples, config.bootstrap, config.seed)
     warnings: list[str] = []
+    if mask.metadata.get("split") is None:
+        warnings.append("the mask does not say which split its scan ran on: leakage cannot be ruled out")
+    if arms["selective"].trainable_share == 0:
+        warnings.append(
+            "the mask freezes every element, so nothing was retrained; derive one that leaves some trainable "
+            "(fragscan mask REPORT --others train, or another --policy)"
+        )
     if config.eps == "auto":  # the starting network at the budget found, as a scan judges its unfiltered network
         clean, adversarial = before.clean.estimate, before.adversarial.estimate
         warnings += filter(None, [calibration_missed(clean, adversarial, EPS_TARGET, config.attack)])

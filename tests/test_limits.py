@@ -664,6 +664,9 @@ def test_an_all_zero_mask_is_warned_about(scanned, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "warning: the mask freezes every element, so nothing was retrained" in " ".join(result.output.split())
+    recorded = json.loads((tmp_path / "r" / "retrain.json").read_text())["warnings"]
+    assert any(w.startswith("the mask freezes every element") for w in recorded)
+    assert "the mask freezes every element" in (tmp_path / "r" / "retrain.html").read_text()
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.script/save themselves are deprecated

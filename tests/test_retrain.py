@@ -334,6 +334,7 @@ def test_controls_none_runs_the_selective_arm_alone_and_says_chance_was_not_test
     assert "leakage cannot be ruled out" in " ".join(result.output.split())
     record = json.loads((tmp_path / "o" / "retrain.json").read_text())
     assert set(record["arms"]) == {"selective"} and record["comparison"] == {} and record["mask_split"] is None
+    assert any("leakage cannot be ruled out" in w for w in record["warnings"])  # kept, not only printed
     assert record["verdict"].startswith("No random-mask control was run")
     assert not (tmp_path / "o" / "unmasked.safetensors").exists()
     arguments = ["retrain", "digits-cnn", "digits", "--mask", str(path), "--controls", "shuffled", "--out", tmp_path]

@@ -68,17 +68,9 @@ def retrain_command(
     with console.status(f"fine-tuning {len(config.controls) + 1} arm(s) x {config.repeats} repeat(s)"):
         outputs = retrain_to(config, out)
     result = outputs.result
-    if result.mask_split is None:
-        console.print("[yellow]the mask does not say which split its scan ran on: leakage cannot be ruled out[/]")
     console.print(
         f"{budget(config.attack, result.eps_used)}; judged on {result.samples} {eval_split} samples", highlight=False
     )
-    if result.arms["selective"].trainable_share == 0:
-        console.print(
-            "[yellow]warning:[/yellow] the mask freezes every element, so nothing was retrained; "
-            "derive one that leaves some trainable (fragscan mask REPORT --others train, or another --policy)",
-            highlight=False,
-        )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for arm, summary in {"before": result.before, **result.arms}.items():
