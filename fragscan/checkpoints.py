@@ -116,6 +116,7 @@ def scan_checkpoints(config: ScanConfig, analyse: Callable[[ScanConfig, Inputs],
                     "started_at": reports[0].run.started_at,
                     "duration_s": round(sum(r.run.duration_s for r in reports), 3),
                     "resumed_targets": sum(r.run.resumed_targets for r in reports),
+                    "continued_targets": sum(r.run.continued_targets for r in reports),
                 }
             ),
         }

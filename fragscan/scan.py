@@ -181,6 +181,7 @@ class _Swept:
     targets: list[str]
     finished: dict[str, FinishedTarget]
     resumed: int
+    continued: int  # adaptive targets that went on from their saved looks
     adaptive_plan: AdaptivePlan | None
 
 
@@ -252,6 +253,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
             duration_s=round(time.perf_counter() - started, 3),
             executor=inputs.executor.kind,
             resumed_targets=swept.resumed,
+            continued_targets=swept.continued,
         ),
     )
     # Claims about a family (summary classes over the groups, threshold classes over the scan's
@@ -440,7 +442,7 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return _Swept(targets, finished, resumed, adaptive_plan)
+    return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
 
 
 def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int) -> list[str]:

@@ -219,7 +219,8 @@ def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look(adaptiv
     assert second == calls[stop_at:]
     assert sum(n for _, _, n in second) == sum(n for _, _, n in calls) - sum(n for _, _, n in first)
     assert numbers_of(resumed) == numbers_of(reference)
-    assert resumed.run.resumed_targets == before
+    assert resumed.run.resumed_targets == before and resumed.run.continued_targets == 1
+    assert reference.run.continued_targets == 0
     assert not list((tmp_path / "rounds").glob("*.safetensors"))  # the finished target replaced its looks
     # progress counts the looks already taken as done, and ends at the total
     steps = len(config.filters) * config.thresholds

@@ -264,6 +264,9 @@ class RunInfo(_Model):
         "local", description="where the sweeps ran: local (in-process) or ray; never changes a number"
     )
     resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
+    continued_targets: int = Field(
+        0, description="adaptive targets that went on from their saved looks instead of starting again (2.1+)"
+    )
 
 
 class Report(_Model):
