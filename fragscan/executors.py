@@ -278,8 +278,9 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
     name), rebuild the evaluation from ``job`` (the attack mode around the worker's model, with the
-    scan's examples in fixed mode), sweep one target: an adaptive one from the looks the driver
-    read back, keeping each new look in the driver's resume store where this worker reaches it."""
+    scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
+    (the driver's resume store where this worker reaches it, else the looks the driver read back),
+    keeping each new look there."""
     from .runtime import resolve_device
 
     load_worker_plugins(job.plugins)
@@ -290,9 +291,12 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     groups, _ = parameter_groups(model.net, config.include, config.select)
     crafted = None if job.crafted is None else job.crafted.to(device)
     devices = [device] if device.type == "cuda" else []
-    store = None
+    store, partial = None, job.partials.get(target)
     if job.resume_dir is not None and config.adaptive is not None:
         store = ResumeStore.reach(job.resume_dir, job.fingerprint)
+    if store is not None:  # Ray's retry of a task whose worker died goes on from that worker's looks
+        schedule = adaptive.plan(config.adaptive, len(images), len(groups)).schedule
+        partial = store.load_partial(target, config.filters, schedule) or partial
 
     def keep_partial(state: PartialTarget) -> None:
         nonlocal store
@@ -307,5 +311,5 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
-            partial=job.partials.get(target), keep_partial=None if store is None else keep_partial,
+            partial=partial, keep_partial=None if store is None else keep_partial,
         )

@@ -279,6 +279,38 @@ def test_ray_workers_keep_their_looks_where_they_reach_the_resume_directory(adap
     assert ResumeStore.reach(tmp_path / "store", {"seed": 0}) is not None
 
 
+def test_a_retried_ray_task_goes_on_from_the_looks_its_dead_worker_kept(adaptive_reports, tmp_path, monkeypatch):
+    """Ray retries a task whose worker process died with the same job (its partials as the driver
+    read them): the retry starts from the looks the dead worker saved, not from the job's."""
+    config, reference, calls = adaptive_reports["fixed"]
+    _, stop_at, _ = last_look_of_the_longest_group(calls)
+    seen, real = [], executors.sweep
+
+    class WorkerDied(Exception):
+        pass
+
+    def dies_once(model, groups, filter_ids, thresholds, images, *args, **kwargs):
+        if len(seen) == stop_at and stop_at not in died:
+            died.add(stop_at)
+            raise WorkerDied
+        seen.append((groups[0].name, tuple(filter_ids), len(images)))
+        return real(model, groups, filter_ids, thresholds, images, *args, **kwargs)
+
+    def retrying(pending, job, options):
+        for target in pending:
+            try:
+                yield target, executors.sweep_in_worker(pickle.loads(pickle.dumps(job)), target)
+            except WorkerDied:  # Ray's max_retries: the same job again, on a fresh worker
+                yield target, executors.sweep_in_worker(pickle.loads(pickle.dumps(job)), target)
+
+    died: set[int] = set()
+    monkeypatch.setattr(executors, "sweep", dies_once)
+    monkeypatch.setattr(executors, "_ray_results", retrying)
+    report = fragscan.scan(config, resume_dir=tmp_path, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert died and seen == calls  # every look once: none redone after the death
+    assert numbers_of(report) == numbers_of(reference)
+
+
 def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):
     common = [
         "scan",
