@@ -23,6 +23,7 @@ from .classify import DECIDED, Class
 from .config import Score
 from .errors import InputError
 from .evidence import group_class
+from .limits import LIMITS_DOC, MAX_DEPTH_BINS
 from .report import GroupReport, Report
 
 SHORTCUT = re.compile(r"downsample|shortcut|skip")  # torchvision/timm ResNets name them downsample
@@ -102,8 +103,8 @@ def compare(
 ) -> Comparison:
     if len(reports) < 2:
         raise InputError("compare needs at least two reports")
-    if depth_bins < 1:
-        raise InputError(f"--depth-bins must be at least 1, got {depth_bins}")
+    if not 1 <= depth_bins <= MAX_DEPTH_BINS:
+        raise InputError(f"--depth-bins must lie in [1, {MAX_DEPTH_BINS}], got {depth_bins}; see {LIMITS_DOC}")
     for path, report in zip(paths, reports):
         if not report.groups:
             raise InputError(

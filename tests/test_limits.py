@@ -243,6 +243,13 @@ def test_the_docs_plugin_example_works_with_train_scan_mask_and_retrain(tmp_path
     assert (tmp_path / "tinymlp-retrain" / "retrain.json").is_file()
 
 
+@pytest.mark.parametrize("bins", ["0", "1001", "1000000000000", "9" * 23])
+def test_compare_depth_bins_are_bounded(scanned, bins):
+    report = str(scanned[0])
+    result = runner.invoke(app, ["compare", report, report, "--by", "role", "--depth-bins", bins])
+    one_line_exit_2(result, "--depth-bins must lie in [1, 1000]")
+
+
 def test_settings_made_through_the_library_hold_absolute_paths(tmp_path, monkeypatch):
     """Not only the CLI's: settings given relative paths hold them resolved, so a report or result
     written through the API names files that a command run from another directory finds."""

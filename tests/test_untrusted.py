@@ -182,6 +182,42 @@ def test_fuzzed_mask_options_fail_cleanly(audited_report, chosen):
 
 @FUZZED
 @given(
+    chosen=st.fixed_dictionaries(
+        {},
+        optional={
+            "--by": st.sampled_from(["auto", "name", "role", "depth", ""]),
+            "--filter": st.sampled_from(["pulse", "step-up", "x", ""]),
+            "--score": st.sampled_from(["clean", "adversarial", "difference", "x", ""]),
+            "--depth-bins": numbers,
+        },
+    )
+)
+def test_fuzzed_compare_options_fail_cleanly(audited_report, chosen):
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "comparison.json"
+        arguments = ["compare", str(audited_report), str(audited_report), "--json", str(out)]
+        for option, value in chosen.items():
+            arguments += [option, value]
+        result = CliRunner().invoke(app, arguments)
+        _fails_cleanly(result, arguments)
+        assert out.is_file() == (result.exit_code == 0)
+
+
+@FUZZED
+@given(content=st.binary(max_size=300))
+def test_random_bytes_as_a_mask_are_an_input_error(content):
+    with tempfile.TemporaryDirectory() as scratch:
+        mask, out = Path(scratch) / "mask.safetensors", Path(scratch) / "out"
+        mask.write_bytes(content)
+        arguments = ["retrain", "digits-cnn", "digits", "--mask", str(mask), "--epochs", "1", "--out", str(out)]
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 2, result.output  # random bytes are never a mask
+        _fails_cleanly(result, arguments)
+        assert not out.exists()
+
+
+@FUZZED
+@given(
     text=st.text(max_size=200) | st.sampled_from(["min_clean_accuracy: .nan", "max_fragile_share: 1e999", "a: 1\na: 2"])
 )
 def test_random_policy_files_are_an_input_error(text):
