@@ -312,23 +312,8 @@ def test_a_retried_ray_task_goes_on_from_the_looks_its_dead_worker_kept(adaptive
 
 
 def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):
-    common = [
-        "scan",
-        "--max-samples",
-        "40",
-        "--thresholds",
-        "3",
-        "--eps",
-        "0.1",
-        "--filters",
-        "pulse",
-        "--select",
-        "classifier.3.weight",
-        "--attack-mode",
-        "fixed",
-        "--out",
-        str(tmp_path),
-    ]
+    common = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
+              "--select", "classifier.3.weight", "--attack-mode", "fixed", "--out", str(tmp_path)]  # fmt: skip
     result = runner.invoke(app, [*common, "--adaptive", "--initial-samples", "10"])
     assert result.exit_code == 0, result.output
     assert "adaptive sampling used" in result.output and "looks at 10, 20, 40 samples" in result.output

@@ -172,12 +172,7 @@ def audited_report(tmp_path_factory):
 def test_fuzzed_mask_options_fail_cleanly(audited_report, chosen):
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "mask.safetensors"
-        arguments = ["mask", str(audited_report), "--out", str(out), "-q"]
-        for option, value in chosen.items():
-            arguments += [option, value]
-        result = CliRunner().invoke(app, arguments)
-        _fails_cleanly(result, arguments)
-        assert out.is_file() == (result.exit_code == 0)
+        _writes_out_only_on_success(["mask", str(audited_report), "--out", str(out), "-q"], chosen, out)
 
 
 @FUZZED
@@ -195,12 +190,15 @@ def test_fuzzed_mask_options_fail_cleanly(audited_report, chosen):
 def test_fuzzed_compare_options_fail_cleanly(audited_report, chosen):
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "comparison.json"
-        arguments = ["compare", str(audited_report), str(audited_report), "--json", str(out)]
-        for option, value in chosen.items():
-            arguments += [option, value]
-        result = CliRunner().invoke(app, arguments)
-        _fails_cleanly(result, arguments)
-        assert out.is_file() == (result.exit_code == 0)
+        _writes_out_only_on_success(["compare", *[str(audited_report)] * 2, "--json", str(out)], chosen, out)
+
+
+def _writes_out_only_on_success(arguments: list[str], chosen: dict[str, str], out: Path) -> None:
+    for option, value in chosen.items():
+        arguments += [option, value]
+    result = CliRunner().invoke(app, arguments)
+    _fails_cleanly(result, arguments)
+    assert out.is_file() == (result.exit_code == 0)
 
 
 @FUZZED
