@@ -76,9 +76,7 @@ class ResumeStore:
     bound to one fingerprint."""
 
     def __init__(self, directory: str | Path, fingerprint: dict[str, Any], *, resume: bool = True):
-        self.directory = Path(directory)
-        self.fingerprint = fingerprint
-        self._targets, self._rounds = self.directory / "targets", self.directory / "rounds"
+        self._bind(directory, fingerprint)
         manifest = self.directory / "manifest.json"
         try:
             if not resume and self.directory.exists():
@@ -104,32 +102,27 @@ class ResumeStore:
         removes nothing."""
         directory = Path(directory)
         try:
-            stored = json.loads((directory / "manifest.json").read_bytes())
-            same = (
-                isinstance(stored, dict)
-                and stored.get("format") == FORMAT
-                and stored.get("fingerprint") == json.loads(json.dumps(fingerprint))
-            )
-            if not same or not (directory / "targets").is_dir() or not (directory / "rounds").is_dir():
-                return None
+            same = _stored_fingerprint(directory / "manifest.json") == json.loads(json.dumps(fingerprint))
         except (OSError, ValueError, UnicodeDecodeError, TypeError):
             return None
-        store = cls.__new__(cls)
-        store.directory, store.fingerprint = directory, fingerprint
-        store._targets, store._rounds = directory / "targets", directory / "rounds"
+        if not same or not (directory / "targets").is_dir() or not (directory / "rounds").is_dir():
+            return None
+        store = cls.__new__(cls)  # the store as found: __init__ would create and clean its folders
+        store._bind(directory, fingerprint)
         return store
+
+    def _bind(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.fingerprint = fingerprint
+        self._targets, self._rounds = self.directory / "targets", self.directory / "rounds"
 
     def _check_manifest(self, manifest: Path) -> None:
         try:
-            stored = json.loads(manifest.read_bytes())
-            fingerprint = stored.get("fingerprint") if isinstance(stored, dict) else None
-            if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(fingerprint, dict):
-                raise ValueError("not a fragscan resume manifest")
+            theirs = _stored_fingerprint(manifest)
         except (ValueError, UnicodeDecodeError) as error:
             raise InputError(
                 f"resume manifest {str(manifest)!r} is unreadable ({error}); use a new --out or --no-resume"
             ) from None
-        theirs = stored["fingerprint"]
         differing = sorted(k for k in set(theirs) | set(self.fingerprint) if theirs.get(k) != self.fingerprint.get(k))
         if differing:
             raise ConfigError(
@@ -213,6 +206,15 @@ class ResumeStore:
             curves = _curves_in(json.loads(metadata["curves"]), tensors)
             info = EngineInfo(**json.loads(metadata["engine"]))
             return FinishedTarget(curves, int(metadata["batch_size"]), str(metadata["device"]), info)
+
+
+def _stored_fingerprint(manifest: Path) -> dict[str, Any]:
+    """The fingerprint a resume manifest holds; ValueError when the file is not one."""
+    stored = json.loads(manifest.read_bytes())
+    fingerprint = stored.get("fingerprint") if isinstance(stored, dict) else None
+    if not isinstance(stored, dict) or stored.get("format") != FORMAT or not isinstance(fingerprint, dict):
+        raise ValueError("not a fragscan resume manifest")
+    return fingerprint
 
 
 def _file_name(target: str) -> str:
