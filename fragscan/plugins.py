@@ -2,8 +2,9 @@
 
 Three routes, each loaded once per process: the ``fragscan.plugins`` entry-point group of installed
 packages, the ``*.py`` files in the project's ``plugins/`` folder (the working directory's), and
-files named with ``--plugin FILE.py``. A plugin that fails to import is recorded with its error,
-not fatal: the scan goes on and the report says so.
+files named with ``--plugin FILE.py``. A plugin that fails to import, in any way but the user's
+Ctrl-C (``sys.exit`` included), is recorded with its error, not fatal: the scan goes on and the
+report says so. Nothing else is ever imported: never a file because a report names it.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def _load(key: tuple[str, str], name: str, route: Route, location: str, importer
         try:
             importer()
             plugin = Plugin(name, route, location, tuple(added), sha256=sha256)
-        except Exception as error:  # a broken plugin must not stop fragscan: record why instead
+        except KeyboardInterrupt:  # the user's own Ctrl-C stops fragscan, whatever was loading
+            raise
+        except BaseException as error:  # a broken plugin must not stop fragscan, nor end it with exit 0
+            # (sys.exit(0) at import would pass a CI gate with nothing checked): record why instead
             plugin = Plugin(name, route, location, tuple(added), _error_line(error), sha256)
     _LOADED[key] = plugin
     return plugin

@@ -86,6 +86,48 @@ def test_a_failing_plugin_is_reported_not_fatal(tmp_path):
     assert listing.exit_code == 0 and "needs a GPU driver" in listing.output
 
 
+QUICK_SCAN = ["--max-samples", "20", "--thresholds", "3", "--filters", "pulse", "--eps", "0.1", "--classify", "tau"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["import sys\nsys.exit(0)\n", "raise SystemExit\n", "class Stop(BaseException):\n    pass\nraise Stop('halt')\n"],
+)
+def test_a_plugin_that_exits_or_raises_base_exception_at_import_is_a_failed_plugin(tmp_path, body):
+    """issue 23.2: sys.exit(0) at import ended `scan --policy` with exit 0 and no report, a CI gate passed."""
+    exiting = tmp_path / "exiting_plugin.py"
+    exiting.write_text(body)
+    (found,) = [p for p in load_plugins([exiting]) if p.name == "exiting_plugin"]
+    assert not found.loaded and found.error.split(":")[0] in ("SystemExit", "Stop")
+
+
+def test_a_gate_with_a_plugin_that_exits_still_scans_and_audits(tmp_path):
+    exiting = tmp_path / "exit_zero.py"
+    exiting.write_text("import sys\nsys.exit(0)\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("min_clean_accuracy: 1.0\n")  # the tiny scan misses this: the gate must fail
+    out = tmp_path / "out"
+    arguments = ["scan", *QUICK_SCAN, "--plugin", str(exiting), "--policy", str(policy), "--out", str(out), "-q"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 1, result.output
+    assert "policy violated" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert any("exit_zero" in line and "failed: SystemExit: 0" in line for line in report["plugins"])
+
+
+def test_a_plugin_model_that_exits_while_built_fails_the_command(tmp_path, model_name):
+    exiting = tmp_path / "exits_later.py"
+    exiting.write_text(
+        f"import sys\nimport fragscan\n\n@fragscan.register_model({model_name!r}, input_size=(1, 8, 8))\n"
+        "def factory(**kwargs):\n    sys.exit(0)\n"
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["scan", model_name, *QUICK_SCAN, "--plugin", str(exiting), "--out", str(out), "-q"])
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "sys.exit(0)" in lines[0] and not out.exists()
+
+
 def test_a_missing_plugin_file_is_one_line_exit_2(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["scan", "--plugin", str(tmp_path / "nope.py"), "--out", str(out)])

@@ -87,7 +87,8 @@ def _no_empty_out_left(out) -> Iterator[None]:
 
 
 def fails_cleanly(command: Callable) -> Callable:
-    """Turn fragscan errors into one red line and their exit code; anything else into exit 3."""
+    """Turn fragscan errors into one red line and their exit code; anything else, ``sys.exit`` from
+    code the command runs included, into exit 3."""
 
     @wraps(command)
     def run(*args, **kwargs):
@@ -101,6 +102,16 @@ def fails_cleanly(command: Callable) -> Callable:
                     "interrupted:", "stopped by Ctrl-C; files already written are complete, the rest were not written"
                 )
                 raise typer.Exit(130) from None
+            except SystemExit as error:  # code we run (a plugin's) ended the process early: exit 0 would pass
+                # a CI gate with nothing checked, so it is a failure, whatever code it asked for
+                if _state["debug"]:
+                    traceback.print_exc()
+                _print_error(
+                    "internal error:",
+                    f"sys.exit({error.code!r}) was called before the command finished (by a plugin's code? see "
+                    "`fragscan plugins`); it did not finish",
+                )
+                raise typer.Exit(3) from None
             except FragscanError as error:
                 if _state["debug"]:
                     traceback.print_exc()
