@@ -26,7 +26,7 @@ from .evidence import group_class
 from .files import file_sha256, write_atomic
 from .filters import FILTERS, Pulse
 from .groups import parameter_groups
-from .plugins import Plugin, load_again, load_plugins
+from .plugins import Plugin, load_plugins
 from .report import Report, report_digest
 
 MaskPolicy = Literal["band", "layer"]
@@ -163,9 +163,8 @@ def reported_network(
 ) -> nn.Module:
     """The user's network with the weights ``report`` analysed, checked against its sha256.
 
-    ``weights`` overrides the recorded path (the file moved); its digest must still match. The
-    plugin files the scan loaded are loaded again, with ``plugins`` (files that moved):
-    :func:`reported_plugins`.
+    ``weights`` overrides the recorded path (the file moved); its digest must still match. Plugins
+    load as :func:`reported_plugins` says: never because the report names them.
     """
     from .models import create_model
 
@@ -194,30 +193,24 @@ def reported_network(
 
 
 def reported_plugins(report: Report, plugins: Sequence[str | Path] = ()) -> list[Plugin]:
-    """Load the plugin files the scan loaded, from wherever this process runs, and return them:
-    its ``--plugin`` files (``settings.plugins``) and the files of its project's ``plugins/``
-    folder, by the resolved paths its plugin list records (``./plugins/`` here may be another
-    folder, or none). ``plugins`` (files that moved) load first; a recorded file that is gone is a
-    one-line InputError unless some are given. The report names these files, so passing it names
-    them: they load as the scan loaded them, only while their sha256 is still the one the report
-    records (the code the scan ran), and each is listed as it was in the scan's report."""
-    named = [Path(p) for p in report.settings.plugins]
-    described = (Plugin.from_description(line) for line in report.plugins)
-    recorded = {Path(p.location): p for p in described if p is not None and p.route != "entry-point" and p.loaded}
-    missing = [str(p) for p in [*named, *recorded] if not p.is_file()]
-    if missing and not plugins:
-        raise InputError(f"plugin file {missing[0]!r} the scan loaded is not found; pass --plugin with its new path")
-    given = {Path(p).resolve() for p in plugins}
-    for path, plugin in recorded.items():
-        if path not in given and plugin.sha256 and path.is_file() and file_sha256(path) != plugin.sha256:
+    """Load the plugins this process may run, and return those that loaded: the installed entry points,
+    ``./plugins/`` and the ``plugins`` files the user names. A report is data, so the plugin files it
+    records are never loaded because it names them (whoever can write a report and a file would run
+    code on the machine that reads it): where the report's model was registered by one of those files
+    and is not registered now, a one-line InputError names the file and ``--plugin``."""
+    from .models import MODELS
+
+    loaded = [plugin for plugin in load_plugins(plugins) if plugin.loaded]
+    name = report.model.name
+    if name not in MODELS:
+        described = (Plugin.from_description(line) for line in report.plugins)
+        source = next((p for p in described if p is not None and f"model:{name}" in p.registered), None)
+        if source is not None and source.route != "entry-point":
             raise InputError(
-                f"plugin file {str(path)!r} changed since the scan (sha256 differs from the report's); "
-                f"pass --plugin {str(path)!r} to load it as it is now"
+                f"model {name!r} comes from plugin file {source.location!r}, which the report names; a report "
+                f"never makes fragscan run code: pass --plugin {source.location!r} (or its new path) to load it"
             )
-    load_plugins(plugins)  # the entry points, ./plugins/ and the moved files, as the scan loaded them
-    again = [recorded.get(path, Plugin(path.stem, "file", str(path))) for path in named if path.is_file()]
-    again += [p for path, p in recorded.items() if p.route == "project" and path.is_file()]
-    return load_again(again)
+    return loaded
 
 
 def default_policy(report: Report) -> MaskPolicy | None:

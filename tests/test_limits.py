@@ -236,7 +236,9 @@ def test_the_docs_plugin_example_works_with_train_scan_mask_and_retrain(tmp_path
     # 10: from another directory, the report's recorded (absolute) weights and plugin file still resolve
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    result = runner.invoke(app, ["mask", str(tmp_path / "tinymlp-scan" / "report.json"), "--out", "m.safetensors"])
+    plugin = str(tmp_path / "examples" / "my_plugin.py")
+    report_path = str(tmp_path / "tinymlp-scan" / "report.json")
+    result = runner.invoke(app, ["mask", report_path, "--plugin", plugin, "--out", "m.safetensors"])
     assert result.exit_code == 0, result.output
     report = load_report(tmp_path / "tinymlp-scan" / "report.json")
     assert Path(report.model.weights).is_absolute() and all(Path(p).is_absolute() for p in report.settings.plugins)
@@ -267,21 +269,29 @@ def test_settings_made_through_the_library_hold_absolute_paths(tmp_path, monkeyp
     assert (retrain.mask, retrain.data_root) == (here / "m.safetensors", here / "data")
 
 
-def test_mask_names_a_moved_plugin_and_takes_its_new_path(scanned, tmp_path):
-    plugin = tmp_path / "my_plugin.py"
-    shutil.copy(REPO / "examples" / "my_plugin.py", plugin)
+def test_a_report_never_makes_fragscan_run_the_plugin_files_it_names(scanned, tmp_path):
+    """issue 23.1: a report is data. One naming a plugin file (in settings.plugins and in its plugin list,
+    with the file's true sha256) made `mask` run it; no command that reads a report may."""
+    from fragscan.files import file_sha256
+
+    marker, planted = tmp_path / "ran", tmp_path / "planted.py"
+    planted.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
     report = load_report(scanned[0])
-    moved = report.model_copy(
-        update={"settings": report.settings.model_copy(update={"plugins": (tmp_path / "gone.py",)})}
+    line = f"planted (file: {planted}) registered nothing [sha256 {file_sha256(planted)}]"
+    naming = report.model_copy(
+        update={"plugins": [line], "settings": report.settings.model_copy(update={"plugins": (planted,)})}
     )
-    write_report(moved, tmp_path / "report.json")
-    one_line_exit_2(
-        runner.invoke(app, ["mask", str(tmp_path / "report.json")]), "gone.py' the scan loaded is not found"
-    )
-    result = runner.invoke(
-        app, ["mask", str(tmp_path / "report.json"), "--plugin", str(plugin), "--out", str(tmp_path / "m")]
-    )
-    assert result.exit_code == 0, result.output
+    path = str(tmp_path / "report.json")
+    write_report(naming, Path(path))
+    for arguments in (
+        ["mask", path, "--out", str(tmp_path / "m.safetensors"), "-q"],
+        ["report", path, "-q"],
+        ["audit", path, "-q"],
+        ["compare", path, path],
+    ):
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 0, (arguments, result.output)
+    assert not marker.exists()
 
 
 PROJECT_PLUGIN = """
@@ -305,9 +315,10 @@ def fragscan_in(directory: Path, *arguments) -> subprocess.CompletedProcess:
     )
 
 
-def test_mask_from_another_directory_loads_the_scans_project_plugins(tmp_path, monkeypatch):
-    """A model registered only by A/plugins/*.py: `mask` run from B loads that file by the path the
-    report records, and writes the mask the scan wrote in A; once the file has moved, it says so."""
+def test_mask_from_another_directory_names_the_scans_project_plugin_and_loads_it_only_when_named(tmp_path, monkeypatch):
+    """A model registered only by A/plugins/*.py: `mask` run from B does not load that file because the
+    report names it (issue 23.1) but says, on one line, which file to pass with --plugin; named, from
+    where it is or where it moved, or edited since, it writes the mask the scan wrote in A."""
     from fragscan.models import MODELS
     from fragscan.plugins import load_plugins
 
@@ -324,30 +335,26 @@ def test_mask_from_another_directory_loads_the_scans_project_plugins(tmp_path, m
     finally:
         MODELS.unregister(name)
     report, scanned_mask = a / "scan" / "report.json", (a / "scan" / "mask.safetensors").read_bytes()
-    assert any(f"(project: {a / 'plugins' / 'project_net.py'})" in line for line in load_report(report).plugins)
+    plugin = a / "plugins" / "project_net.py"
+    assert any(f"(project: {plugin})" in line for line in load_report(report).plugins)
 
     result = fragscan_in(b, "mask", report, "-o", "m.safetensors")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"plugin file {str(plugin)!r}" in lines[0] and f"--plugin {str(plugin)!r}" in lines[0]
+    assert not (b / "m.safetensors").exists()
+    result = fragscan_in(b, "mask", report, "--plugin", plugin, "-o", "m.safetensors")
     assert result.returncode == 0, result.stderr
-    assert f"plugin the report names: project_net (project: {a / 'plugins' / 'project_net.py'})" in result.stderr
+    assert f"plugin: project_net (file: {plugin})" in result.stderr
     assert (b / "m.safetensors").read_bytes() == scanned_mask
 
     moved = tmp_path / "moved.py"
-    (a / "plugins" / "project_net.py").rename(moved)
-    monkeypatch.chdir(b)
-    one_line_exit_2(runner.invoke(app, ["mask", str(report)]), "project_net.py' the scan loaded is not found")
+    plugin.rename(moved)
+    with moved.open("a") as edited:
+        edited.write("# edited after the scan\n")
     result = fragscan_in(b, "mask", report, "--plugin", moved, "-o", "again.safetensors", "-q")
     assert result.returncode == 0, result.stderr
     assert (b / "again.safetensors").read_bytes() == scanned_mask
-
-    # Back in place but edited: not the code the scan ran, so it loads only when named again.
-    moved.rename(a / "plugins" / "project_net.py")
-    with (a / "plugins" / "project_net.py").open("a") as edited:
-        edited.write("# edited after the scan\n")
-    one_line_exit_2(runner.invoke(app, ["mask", str(report)]), "project_net.py' changed since the scan (sha256")
-    named = ["--plugin", a / "plugins" / "project_net.py"]
-    result = fragscan_in(b, "mask", report, *named, "-o", "edited.safetensors", "-q")
-    assert result.returncode == 0, result.stderr
-    assert (b / "edited.safetensors").read_bytes() == scanned_mask
 
 
 # 8 -------------------------------------------------------------------------------------------

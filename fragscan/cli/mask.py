@@ -34,8 +34,8 @@ def mask(
     plugin: list[Path] = typer.Option(
         [],
         "--plugin",
-        help="Load this plugin .py file first (repeatable); the plugin files the scan loaded (--plugin, plugins/) "
-        "load anyway, from the paths the report records.",
+        help="Load this plugin .py file first (repeatable); the plugin files the report names are never loaded "
+        "unless named here.",
     ),
     out: Path = typer.Option(Path("mask.safetensors"), "-o", "--out", help="Mask file to write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
@@ -52,8 +52,9 @@ def mask(
     )
     save_mask(built, out)
     console = stderr_console(quiet)
-    for named in reported_plugins(loaded, plugin):  # loaded already; the code the report made run, named
-        console.print(f"plugin the report names: {named.describe()}", highlight=False, markup=False, soft_wrap=True)
+    for ran in reported_plugins(loaded, plugin):  # loaded already (once per process): the code that ran, named
+        if ran.route != "entry-point":
+            console.print(f"plugin: {ran.describe()}", highlight=False, markup=False, soft_wrap=True)
     for name, trainable, total in describe(built):
         console.print(f"  {name:<28} {trainable:>8} / {total:<8} trainable", highlight=False)
     console.print(
