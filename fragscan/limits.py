@@ -25,6 +25,7 @@ MAX_BATCH_SIZE = 1 << 20
 MAX_REPEATS = 1000  # runs per retraining arm; each is a full fine-tuning
 MAX_LR = 10.0  # Adam steps of 10 already diverge; training stops on a non-finite loss anyway
 MAX_DEPTH_BINS = 1000  # compare --by role: more bins than any network has layers put each group in its own
+MAX_SPLIT_SAMPLES = 2**31 - 1  # samples in a split a report may record: 150 times ImageNet-21k's 14 million
 MAX_WEIGHT_DECAY = 10.0  # an L2 pull of 10 already zeroes the weights; past float32 range Adam cannot even start
 LIMITS_DOC = "docs/limits.md"
 

@@ -103,7 +103,7 @@ class ResumeStore:
         directory = Path(directory)
         try:
             same = _stored_fingerprint(directory / "manifest.json") == json.loads(json.dumps(fingerprint))
-        except (OSError, ValueError, UnicodeDecodeError, TypeError):
+        except (OSError, ValueError, UnicodeDecodeError, TypeError, RecursionError):
             return None
         if not same or not (directory / "targets").is_dir() or not (directory / "rounds").is_dir():
             return None
@@ -119,7 +119,7 @@ class ResumeStore:
     def _check_manifest(self, manifest: Path) -> None:
         try:
             theirs = _stored_fingerprint(manifest)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested past the stack
             raise InputError(
                 f"resume manifest {str(manifest)!r} is unreadable ({error}); use a new --out or --no-resume"
             ) from None

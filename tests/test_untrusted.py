@@ -1,6 +1,8 @@
 """Untrusted input: fuzzed options and random file contents give one line and a documented exit
 code, never a traceback, and nothing is written outside --out."""
 
+import base64
+import json
 import math
 import os
 import tempfile
@@ -149,7 +151,7 @@ def test_fuzzed_audit_thresholds_fail_cleanly(audited_report, option, value):
 
 @pytest.fixture(scope="module")
 def audited_report(tmp_path_factory):
-    config = fragscan.ScanConfig(max_samples=8, thresholds=3, filters="pulse", eps=0.1, classify="tau", bootstrap=0)
+    config = fragscan.ScanConfig(max_samples=10, thresholds=3, filters="pulse", eps=0.1, classify="tau", bootstrap=0)
     path = tmp_path_factory.mktemp("audited") / "report.json"
     write_report(fragscan.scan(config), path)
     return path
@@ -320,3 +322,162 @@ def test_random_bytes_as_checkpoints_are_an_input_error(manifest, target):
         with pytest.raises(InputError) as error:
             store.load_partial("features.0.weight", ("pulse",), [20, 40])
         assert "\n" not in str(error.value)
+
+
+# Reports that are not what a scan wrote (issue 23: 6, 18) ----------------------------------------
+
+REPORT_COMMANDS = {  # each command that reads a report, with what it would write into the folder ``out``
+    "audit": lambda report, out: ["audit", report, "--out", str(out), "-q"],
+    "report": lambda report, out: ["report", report, "-o", str(out / "report.html"), "-q"],
+    "mask": lambda report, out: ["mask", report, "--out", str(out / "mask.safetensors"), "-q"],
+    "compare": lambda report, out: ["compare", report, report, "--json", str(out / "comparison.json")],
+}
+
+
+def _refused_by_every_reader(text: str, *expected: str) -> None:
+    """``text`` as a report: load_report says why on one line, and each command exits 2 on one line
+    with nothing written."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "report.json"
+        path.write_text(text)
+        with pytest.raises(InputError) as error:
+            load_report(path)
+        assert "\n" not in str(error.value) and all(e in str(error.value) for e in expected), str(error.value)
+        for command, arguments in REPORT_COMMANDS.items():
+            result = CliRunner().invoke(app, arguments(str(path), Path(scratch)))
+            assert result.exit_code == 2, (command, result.output)
+            _fails_cleanly(result, command)
+        assert [p.name for p in Path(scratch).iterdir()] == ["report.json"]  # nothing written
+
+
+def _nested(depth: int, opener: str) -> str:
+    return opener * depth + "0" + {"[": "]", '{"a":': "}"}[opener] * depth
+
+
+@FUZZED
+@given(
+    depth=st.integers(1, 200_000),
+    opener=st.sampled_from(["[", '{"a":']),
+    field=st.sampled_from([None, "schema_version", "groups", "settings", "warnings"]),
+)
+@example(depth=100_000, opener="[", field=None)  # RecursionError (exit 3) in every reader: issue 23.6
+@example(depth=100_000, opener='{"a":', field="groups")
+def test_deeply_nested_json_as_a_report_is_an_input_error(audited_report, depth, opener, field):
+    data = json.loads(audited_report.read_text())
+    text = _nested(depth, opener)
+    if field is not None:  # nested inside an otherwise whole report
+        data[field] = "NESTED"
+        text = json.dumps(data).replace('"NESTED"', text)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "report.json"
+        path.write_text(text)
+        with pytest.raises(InputError) as error:
+            load_report(path)
+        assert "\n" not in str(error.value)
+
+
+def test_a_deeply_nested_report_is_one_line_exit_2_in_every_command():
+    _refused_by_every_reader(_nested(100_000, "["), "nests deeper than any report")
+
+
+def _numbers(node, path=()):
+    """Paths to every number in parsed JSON."""
+    if isinstance(node, dict):
+        return [p for key, value in node.items() for p in _numbers(value, (*path, key))]
+    if isinstance(node, list):
+        return [p for index, value in enumerate(node) for p in _numbers(value, (*path, index))]
+    return [path] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
+
+
+def _finite(node) -> bool:
+    if isinstance(node, dict):
+        return all(_finite(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return all(_finite(v) for v in node)
+    return not isinstance(node, float) or math.isfinite(node)
+
+
+@FUZZED
+@given(data=st.data(), value=st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1e308", "1e12"]))
+def test_a_report_with_a_non_finite_or_huge_number_is_refused_or_read_finite(audited_report, data, value):
+    parsed = json.loads(audited_report.read_text())
+    *parents, last = data.draw(st.sampled_from(_numbers(parsed)))
+    node = parsed
+    for key in parents:
+        node = node[key]
+    node[last] = "NUMBER"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "report.json"
+        path.write_text(json.dumps(parsed).replace('"NUMBER"', value))
+        try:
+            report = load_report(path)
+        except InputError as error:
+            assert "\n" not in str(error)
+            return
+        assert _finite(report.model_dump())
+        result = CliRunner().invoke(app, ["audit", str(path), "--out", str(Path(scratch) / "audit"), "-q"])
+        assert result.exit_code in (0, 1, 2) and "Traceback" not in result.output, result.output
+
+
+def _damage(report: dict, change: str) -> None:
+    curve = report["groups"][0]["filters"]["pulse"]
+    drawn = report["baseline"]["samples"]
+    if change.startswith("schema_version="):
+        report["schema_version"] = change.removeprefix("schema_version=")
+    elif change == "bits not base64":
+        curve["correct"]["clean"] = "!!" + curve["correct"]["clean"][2:]
+    elif change == "bits cut short":
+        report["baseline"]["correct"]["adversarial"] = base64.b64encode(bytes(-(-drawn // 8) - 1)).decode()
+    elif change == "padding bits set":  # 10 samples: 2 bytes, the last 6 bits padding
+        report["baseline"]["correct"]["clean"] = base64.b64encode(bytes([0, 1])).decode()
+    elif change == "accuracy above 1":
+        curve["clean"][0] = 1.5
+    else:  # "WHERE samples=N"
+        where, count = change.split(" samples=")
+        target = {"baseline": report["baseline"], "dataset": report["dataset"], "group": report["groups"][0],
+                  "curve": curve}[where]
+        target["size" if where == "dataset" else "samples"] = json.loads(count)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "schema_version=banana", "schema_version=", "schema_version=2", "schema_version=2.one",
+        "bits not base64", "bits cut short", "padding bits set", "accuracy above 1",
+        "baseline samples=1e12", "dataset samples=1000000000000", "group samples=1000000000000",
+        "curve samples=1000000000000", "curve samples=0",
+    ],
+)
+def test_a_damaged_report_is_one_line_exit_2_in_every_command(audited_report, change):
+    """issue 23.18: `schema_version: "banana"`, damaged packed bits or `samples: 1e12` were read as a report."""
+    report = json.loads(audited_report.read_text())
+    assert report["baseline"]["samples"] == 10 and report["baseline"]["correct"] is not None
+    _damage(report, change)
+    _refused_by_every_reader(json.dumps(report), "damaged")
+
+
+def test_a_report_written_by_schema_2_1_still_loads_renders_audits_and_compares(tmp_path):
+    """Written by fragscan at schema 2.1 (an adaptive scan, so with its looks), before the checks above."""
+    written = Path(__file__).parent / "data" / "report-2.1-adaptive.json"
+    report = load_report(written)
+    assert report.schema_version == "2.1" and report.groups[0].filters["pulse"].rounds
+    for command, arguments in REPORT_COMMANDS.items():
+        if command != "mask":  # the weights it names were a scratch copy's
+            result = CliRunner().invoke(app, arguments(str(written), tmp_path))
+            assert result.exit_code == 0, (command, result.output)
+
+
+@pytest.mark.parametrize("name", ["policy.yaml", "policy.json", "block.yaml", "manifest.json"])
+def test_a_deeply_nested_policy_or_resume_manifest_is_an_input_error(tmp_path, name):
+    """issue 23.6, beyond reports: the other JSON and YAML files fragscan reads."""
+    path = tmp_path / name
+    if name == "block.yaml":
+        path.write_text("a:\n" + "".join("  " * i + "-\n" for i in range(3000)))
+    else:
+        path.write_text('{"a": ' + _nested(100_000, "[") + "}")
+    with pytest.raises(InputError) as error:
+        if name == "manifest.json":
+            ResumeStore(tmp_path, {"seed": 0})
+        else:
+            load_policy(path)
+    assert "\n" not in str(error.value)

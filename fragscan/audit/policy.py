@@ -77,7 +77,12 @@ def load_policy(path: str | Path) -> AuditPolicy:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"policy file {str(path)!r} not found; pass a YAML or JSON file of thresholds")
-    values = _parse(path)
+    try:
+        values = _parse(path)
+    except RecursionError:  # a policy is a flat mapping; thousands of levels overflow either parser's stack
+        raise InputError(
+            f"policy {str(path)!r} nests deeper than any policy; pass a mapping of rule: threshold"
+        ) from None
     if values is None:
         values = {}
     if not isinstance(values, dict):

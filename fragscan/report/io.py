@@ -36,7 +36,16 @@ def load_report(path: str | Path) -> Report:
     if not path.is_file():
         raise InputError(f"report {str(path)!r} not found; pass the report.json a scan wrote")
     data = path.read_bytes()
-    newer = _newer_schema(data)
+    try:
+        parsed = json.loads(data)
+    except RecursionError:  # a report nests a few levels deep; thousands would overflow every reader's stack
+        raise InputError(
+            f"report {str(path)!r} nests deeper than any report; it is not a fragscan report: pass the report.json "
+            "a scan wrote"
+        ) from None
+    except ValueError:  # not JSON: validation says where
+        parsed = None
+    newer = _newer_schema(parsed)
     if newer is not None:  # its fields may be unknown here, or mean something else (a new major)
         raise InputError(
             f"report {str(path)!r} has schema {newer}, newer than this fragscan {__version__} reads "
@@ -47,13 +56,14 @@ def load_report(path: str | Path) -> Report:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix to our validators' own words
+        raise InputError(f"report {str(path)!r} is not a fragscan report: {where}: {message}") from None
 
 
-def _newer_schema(data: bytes) -> str | None:
-    """The report's ``schema_version`` when it is newer than this fragscan's model, else None."""
+def _newer_schema(parsed) -> str | None:
+    """The ``schema_version`` of a report's parsed JSON when it is newer than this fragscan's model, else None."""
     try:
-        version = json.loads(data).get("schema_version")
+        version = parsed.get("schema_version")
         if tuple(int(part) for part in str(version).split(".")) > tuple(int(p) for p in SCHEMA_VERSION.split(".")):
             return str(version)
     except (ValueError, AttributeError):  # not JSON, not an object, no numeric version: validation says why

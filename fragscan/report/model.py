@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..classify import Class
 from ..config import AdaptivePlan, Precision, ScanConfig
+from ..limits import MAX_SPLIT_SAMPLES
 
 SCHEMA_VERSION = "2.1"
 
@@ -73,6 +77,26 @@ class PackedCorrectness(_Model):
     clean: str
     adversarial: str
 
+    def check_holds(self, bits: int, where: str) -> None:
+        """ValueError unless each kind is base64 of exactly ``bits`` bits (numpy.packbits pads the last
+        byte with zero bits): damaged bits would be read back as other samples' outcomes."""
+        for kind in ("clean", "adversarial"):
+            try:
+                packed = base64.b64decode(getattr(self, kind), validate=True)
+            except binascii.Error:
+                raise ValueError(f"{where} correct.{kind} is not base64; the report is damaged: scan again") from None
+            padding = -bits % 8
+            if len(packed) != -(-bits // 8) or (padding and packed[-1] & ((1 << padding) - 1)):
+                raise ValueError(
+                    f"{where} correct.{kind} does not hold the {bits} outcomes its samples say; the report is "
+                    "damaged: scan again"
+                )
+
+
+def _check_accuracies(values: list[float], where: str) -> None:
+    if any(not 0 <= value <= 1 for value in values):
+        raise ValueError(f"{where} has an accuracy outside [0, 1]; the report is damaged: scan again")
+
 
 class Round(_Model):
     """One look of an adaptive sweep (method §5b), at the plan's interval levels."""
@@ -123,6 +147,13 @@ class FilterCurve(_Model):
         lengths = {name: len(getattr(self, name)) for name in _PER_THRESHOLD}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
+        _check_accuracies(self.clean + self.adversarial, f"curve {self.label!r}")
+        if self.correct is not None:
+            self.correct.check_holds(len(self.thresholds) * self.samples, f"curve {self.label!r}")
+        if any(not 1 <= look.samples <= self.samples for look in self.rounds or ()):
+            raise ValueError(
+                f"curve {self.label!r} has a look beyond its {self.samples} samples; the report is damaged: scan again"
+            )
         return self
 
 
@@ -156,6 +187,13 @@ class Baseline(_Model):
     adversarial: float
     samples: int
     correct: PackedCorrectness | None = Field(None, description="per-sample correctness of the unfiltered network")
+
+    @model_validator(mode="after")
+    def _outcomes_of_its_samples(self):
+        _check_accuracies([self.clean, self.adversarial], "baseline")
+        if self.correct is not None:
+            self.correct.check_holds(self.samples, "baseline")
+        return self
 
 
 class ModelInfo(_Model):
@@ -286,6 +324,35 @@ class Report(_Model):
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _a_schema_version(cls, version: str) -> str:
+        if re.fullmatch(r"[1-9][0-9]*\.[0-9]+", version) is None:
+            raise ValueError(
+                f"{version[:40]!r} is not MAJOR.MINOR (as {SCHEMA_VERSION}); the report is damaged: "
+                "scan again"
+            )
+        return version
+
+    @model_validator(mode="after")
+    def _samples_within_the_split(self):
+        """Every sample count within the next: curves' within the baseline's, the baseline's within the
+        split's, and the split within what any dataset holds (``samples: 1e12`` is a damaged report)."""
+        size, drawn = self.dataset.size, self.baseline.samples
+        counts = [("baseline", c.baseline.samples, size) for c in self.checkpoints or ()]
+        counts += [("dataset.samples", self.dataset.samples, size), ("baseline.samples", drawn, size)]
+        counts += [(f"group {g.name!r}", g.samples, drawn) for g in self.groups]
+        counts += [(f"group {g.name!r} {c.label!r}", c.samples, drawn) for g in self.groups for c in g.filters.values()]
+        counts += [(f"global {c.label!r}", c.samples, drawn) for c in (self.global_ or {}).values()]
+        if not 1 <= size <= MAX_SPLIT_SAMPLES:
+            raise ValueError(f"dataset.size {size} is no split's size; the report is damaged: scan again")
+        wrong = next(((what, n, most) for what, n, most in counts if not 1 <= n <= most), None)
+        if wrong is not None:
+            raise ValueError(
+                f"{wrong[0]} has {wrong[1]} samples, outside [1, {wrong[2]}]; the report is damaged: scan again"
+            )
+        return self
 
     @model_validator(mode="after")
     def _curves_as_long_as_the_sweep(self):
