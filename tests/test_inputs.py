@@ -174,11 +174,11 @@ def test_negative_labels_from_any_dataset_are_an_input_error(tmp_path, source):
     from fragscan.data import create_dataset, evaluation_tensors
 
     labels = [0, 1, -1, 2]
-    if source == "tensors":
-        dataset = TensorDataset(torch.rand(4, 1, 4, 4), torch.tensor(labels))
-    else:
-        dataset = create_dataset("npz", root=_npz(tmp_path, x=np.zeros((4, 4, 4), np.uint8), y=np.array(labels)))
-    with pytest.raises(InputError, match=r"labels must be 0, 1, \.\.\., K-1; found -1"):
+    with pytest.raises(InputError, match=r"labels must be 0, 1, \.\.\., K-1; found -1"):  # npz: as it is read
+        if source == "tensors":
+            dataset = TensorDataset(torch.rand(4, 1, 4, 4), torch.tensor(labels))
+        else:
+            dataset = create_dataset("npz", root=_npz(tmp_path, x=np.zeros((4, 4, 4), np.uint8), y=np.array(labels)))
         evaluation_tensors(dataset, None, 0)
 
 
@@ -500,3 +500,22 @@ def test_a_model_that_squeezes_the_batch_axis_is_not_refused_for_it():
         assert create_model("squeezing-net")(torch.rand(5, 1, 8, 8)).shape == (5, 10)
     finally:
         MODELS.unregister("squeezing-net")
+
+
+@pytest.mark.parametrize("command", ["train", "scan"])
+def test_an_npz_label_of_minus_one_is_refused_over_the_whole_file_not_the_drawn_samples(tmp_path, command):
+    """issue 23.8: `train` died with IndexError; `scan --max-samples 3` exited 0 when it drew around the -1."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    labels = np.array([0, 1, 2] * 13 + [-1])
+    data = _npz(tmp_path, x=np.zeros((len(labels), 8, 8), np.uint8), y=labels)
+    out = tmp_path / "out"
+    arguments = [command, "digits-cnn", "npz", "--data-root", str(data), "--out", str(out), "-q"]
+    arguments += ["--epochs", "1"] if command == "train" else ["--max-samples", "3", "--eps", "0.1"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "labels must be 0, 1, ..., K-1; found -1" in lines[0] and not out.exists()

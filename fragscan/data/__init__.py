@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError, InputError
 from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
-from .layout import checked_class_count
+from .layout import checked_class_count, label_class_count
 
 # The validation split: this share of the training data, at most VAL_CAP samples (and at least one
 # per class), drawn by a stratified train_test_split with VAL_SEED. Fixed, not an option, so that
@@ -109,7 +109,7 @@ def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
     classes = getattr(dataset, "classes", None)
     if classes is not None:
         return checked_class_count(len(classes), "the dataset's classes")
-    return checked_class_count(int(dataset_labels(dataset).max()) + 1, "the dataset's labels")
+    return label_class_count(dataset_labels(dataset), "the dataset's labels")
 
 
 def sample_order(size: int, seed: int) -> torch.Tensor:

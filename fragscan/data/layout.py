@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -58,6 +59,17 @@ def missing_files(name: str, expected: str, places: Sequence[Path], hint: str = 
 def download_failed(dataset: str, root: Path, error: BaseException) -> InputError:
     """torchvision's download errors run over several lines (file, mirror, cause): one line here."""
     return InputError(f"--download of {dataset} into {str(root)!r} failed: {' '.join(str(error).split())}")
+
+
+def label_class_count(labels: np.ndarray, source: str) -> int:
+    """The classes every one of ``labels`` names (the largest + 1), all of them checked, not only those a
+    scan happens to draw: a label of -1 would index no class (an IndexError in training, or a scan that
+    passes only while it draws around it)."""
+    if not len(labels):
+        return 0
+    if labels.min() < 0:
+        raise InputError(f"{source}: labels must be 0, 1, ..., K-1; found {labels.min()} (fix the labels)")
+    return checked_class_count(int(labels.max()) + 1, source)
 
 
 def checked_class_count(count: int, source: str) -> int:

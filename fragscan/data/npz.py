@@ -15,7 +15,7 @@ from torch.utils.data import TensorDataset
 
 from ..errors import ConfigError, InputError
 from ._registry import register_dataset
-from .layout import checked_class_count, own_train_without_val
+from .layout import label_class_count, own_train_without_val
 
 
 def _channels_first(x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
         raise InputError(
             f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}"
         )
-    classes = checked_class_count(int(y.max()) + 1, f"npz: y in {str(path)!r}") if len(y) else 0
+    classes = label_class_count(y, f"npz: y in {str(path)!r}")
     pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale
