@@ -35,7 +35,7 @@ Stem = Literal["imagenet", "cifar"]
 STEM = "paper built-ins' first layers: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)"
 MODEL = "registered model name (see `fragscan models`)"
 DATASET = "registered dataset adapter (see `fragscan datasets`)"
-DEVICE = "'auto' (CUDA when present), cpu, cuda or cuda:N"
+DEVICE = "'auto' (CUDA when present), cpu, cuda, cuda:N or mps: one this machine has"
 # A sweep's arithmetic: exact fp32, or autocast to a 16-bit float.
 Precision = Literal["fp32", "bf16", "fp16"]
 Control = Literal["unmasked", "random"]

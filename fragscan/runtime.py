@@ -17,15 +17,27 @@ _VERSIONED = ("torch", "torchvision", "torchattacks", "timm", "numpy", "scipy", 
 
 
 def resolve_device(requested: str) -> torch.device:
+    """The device ``requested`` names, when this machine has it; else a ConfigError naming those it has
+    (torch itself would fail later, deep inside, on a device it was not built for or that is absent)."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(requested)
+        names = {str(device), device.type if device.index == 0 else f"{device.type}:{device.index or 0}"}
     except RuntimeError:
-        raise ConfigError(f"--device {requested!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto")
+        names = set()
+    if not names & set(available_devices()):
+        raise ConfigError(
+            f"--device {requested!r} is not a device of this machine, which has {', '.join(available_devices())}; "
+            "use one of them, or auto"
+        )
     return device
+
+
+def available_devices() -> list[str]:
+    """The devices fragscan can run on here: cpu, each visible CUDA device, and Apple's mps where torch has it."""
+    found = ["cpu"] + [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    return found + ["mps"] if torch.backends.mps.is_available() else found
 
 
 def library_versions() -> dict[str, str]:

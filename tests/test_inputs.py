@@ -519,3 +519,24 @@ def test_an_npz_label_of_minus_one_is_refused_over_the_whole_file_not_the_drawn_
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "labels must be 0, 1, ..., K-1; found -1" in lines[0] and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["scan", "train"])
+@pytest.mark.parametrize("device", ["mps", "cuda:99", "xpu:0", "meta", "cpu:1"])
+def test_a_device_this_machine_lacks_is_one_line_naming_those_it_has(tmp_path, command, device):
+    """issue 23.9: --device mps (or a CUDA index past the last) was a RuntimeError deep inside torch."""
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+    from fragscan.runtime import available_devices
+
+    if device in available_devices():
+        pytest.skip(f"this machine has {device}")
+    out = tmp_path / "out"
+    arguments = [command, "digits-cnn", "digits", "--device", device, "--out", str(out), "-q"]
+    arguments += ["--epochs", "1"] if command == "train" else ["--max-samples", "5", "--eps", "0.1"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"--device {device!r}" in lines[0] and "which has cpu" in lines[0]
+    assert not out.exists()

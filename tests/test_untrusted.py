@@ -45,7 +45,7 @@ options = st.fixed_dictionaries(
         "--seed": st.sampled_from(["0", "-5", "99999999999999999999", "s", *HUGE]),
         "--bootstrap": st.one_of(numbers, st.sampled_from(["100", "100000000"])),
         "--include": st.sampled_from(["bias", "norm", "*", "[", "\x00"]),
-        "--device": st.sampled_from(["cpu", "auto", "cuda:7", "tpu", ""]),
+        "--device": st.sampled_from(["cpu", "auto", "cuda:7", "tpu", "", "mps", "meta", "xpu:0"]),
         "--executor": st.sampled_from(["local", "spark", ""]),
         "--ray-gpus-per-worker": st.sampled_from(["-1", "x", "100"]),
         "--weights": st.sampled_from(["missing.safetensors", "", "."]),
