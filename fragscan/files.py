@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from .errors import ConfigError, InputError
+
+LOCK_NAME = ".fragscan.lock"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -52,6 +55,33 @@ def ensure_writable_dir(directory: Path, option: str = "--out") -> Path:
             f"cannot write to {option} {str(directory)!r}: {error.strerror or error}; choose a writable directory"
         ) from None
     return directory
+
+
+@contextmanager
+def held(directory: Path, option: str = "--out") -> Iterator[None]:
+    """Hold ``directory`` for this process while the block runs: a second fragscan writing the same folder
+    would delete or overwrite the files the first is resuming from (its resume store, its outputs), so it
+    is refused on one line instead. An advisory lock (``flock``) on a file inside, released by the system
+    when the process ends however it ends, so a killed run leaves no lock to clear by hand."""
+    import fcntl  # POSIX: fragscan runs on Linux and macOS
+
+    path = Path(directory) / LOCK_NAME
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The holder before us removes the file as it ends: a lock on a file no longer at `path` holds nothing.
+            ours = os.path.samestat(os.stat(path), os.fstat(handle.fileno()))
+        except (BlockingIOError, FileNotFoundError):
+            ours = False
+        if not ours:
+            raise ConfigError(
+                f"{option} {str(directory)!r} is in use by another fragscan run; wait for it to finish, or choose "
+                f"another {option}"
+            )
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def ensure_writable_file(path: Path, option: str) -> Path:

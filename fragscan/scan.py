@@ -29,7 +29,7 @@ from .engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, m
 from .errors import ConfigError
 from .evidence import judge
 from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
-from .files import ensure_writable_dir, file_sha256, write_atomic
+from .files import ensure_writable_dir, file_sha256, held, write_atomic
 from .filters import FILTERS
 from .fitting import check_fits, model_for_data
 from .groups import Group, SkippedGroup, parameter_groups, unmatched_glob
@@ -603,17 +603,18 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
     check_names(config, model=inputs.get("model"), dataset=inputs.get("dataset"))
     directory = ensure_writable_dir(Path(out))
     resume_dir = directory / DIRECTORY_NAME
-    analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
-    report = analysis.report
-    # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
-    policy = default_policy(report)
-    if report.model.weights is None:
-        no_mask = "the model was scanned without a weights file"
-    elif policy is None:
-        no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
-    else:
-        no_mask = None
-    mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
-    written = write_scan_outputs(report, directory, mask=mask)
-    shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
+    with held(directory):  # a second scan into `out` would remove the resume store from under this one
+        analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
+        report = analysis.report
+        # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
+        policy = default_policy(report)
+        if report.model.weights is None:
+            no_mask = "the model was scanned without a weights file"
+        elif policy is None:
+            no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
+        else:
+            no_mask = None
+        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
+        written = write_scan_outputs(report, directory, mask=mask)
+        shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)

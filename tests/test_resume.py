@@ -198,3 +198,24 @@ def test_kill_9_loses_at_most_the_group_in_flight(tmp_path):
     )
     assert fresh.returncode == 0, fresh.stderr
     assert numbers(report) == numbers(json.loads((tmp_path / "fresh" / "report.json").read_text()))
+
+
+def test_a_second_scan_into_the_same_out_at_once_is_refused_on_one_line(tmp_path):
+    """issue 23.19: of two identical `scan --adaptive --out D` at once, the second died with FileNotFoundError
+    (exit 3) as the first removed the resume store; now --out is held by one run at a time."""
+    out = tmp_path / "out"
+    arguments = [*CLI_SCAN, "--adaptive", "--initial-samples", "20", "--out", str(out)]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "fragscan", *arguments], cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True
+    )
+    deadline, manifest = time.monotonic() + 120, out / DIRECTORY_NAME / "manifest.json"
+    while not manifest.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    assert first.poll() is None, "the first scan ended before the second could start"
+    second = CliRunner().invoke(app, arguments)
+    assert first.wait() == 0, first.stderr.read()
+    assert second.exit_code == 2, second.output
+    lines = second.output.strip().splitlines()
+    assert len(lines) == 1 and f"--out {str(out)!r} is in use by another fragscan run" in lines[0]
+    assert (out / "report.json").is_file() and not list(out.glob(".*.lock"))  # the lock goes with the run
