@@ -1,6 +1,7 @@
 """Checks before a scan, as AutoAttack makes them: can the attack work on this model and data?
 
-Each check returns a warning line or ``None``; none of them stops the scan.
+Each check returns a warning line or ``None``; none of them stops the scan, but a model whose outputs
+are not numbers (NaN, inf) does.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional
+
+from .errors import ConfigError
 
 PROBABILITY_TOLERANCE = 1e-3
 
@@ -49,9 +52,15 @@ def near_chance(clean_accuracy: float, num_classes: int) -> str | None:
 
 
 def check_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> list[str]:
-    """Warnings about ``model`` on the first batch of the evaluation samples (the model's mode is kept)."""
+    """Warnings about ``model`` on the first batch of the evaluation samples (the model's mode is kept);
+    a ConfigError for outputs that are not numbers, which no scan can measure anything by."""
     batch, batch_labels = images[:batch_size], labels[:batch_size]
     with torch.no_grad():
         outputs = model(batch)
+    if not bool(torch.isfinite(outputs).all()):  # argmax of NaN is a fixed class: "robust" to every filter
+        raise ConfigError(
+            f"the model's outputs hold NaN or infinite values on {int((~torch.isfinite(outputs)).any(1).sum())} of "
+            f"the first {len(batch)} samples, so its accuracy measures nothing; check its weights and forward"
+        )
     found = [looks_like_probabilities(outputs), zero_input_gradients(model, batch, batch_labels)]
     return [warning for warning in found if warning is not None]

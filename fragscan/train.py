@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ._version import __version__
 from .config import Stem, TrainConfig, TrainSettings
-from .data import create_dataset
+from .data import create_dataset, same_samples
 from .errors import ConfigError
 from .files import ensure_writable_dir, write_atomic
 from .fitting import model_for_data
@@ -160,6 +160,7 @@ class TrainRecord(BaseModel):
     versions: dict[str, str]
     losses: list[float] = Field(description="mean training loss per epoch")
     checkpoints: list[Checkpoint]
+    warnings: list[str] = Field(default_factory=list, description="what makes the recorded accuracies mean less")
 
 
 def initial_model(
@@ -196,6 +197,11 @@ def train_to(
     atomically: ``epoch_NNN.safetensors`` every ``save_every`` epochs and after the last, then
     ``training.json``. ``on_epoch(epoch, mean_loss, checkpoint)`` after each epoch; ``checkpoint``
     is None for an epoch that wrote none."""
+    if config.split == config.eval_split:  # as retrain refuses to judge on what it fitted
+        raise ConfigError(
+            f"--split and --eval-split are both {config.split!r}: each checkpoint's accuracy would be measured on "
+            "the samples it trained on; pass --eval-split with another split (test, val)"
+        )
     device = resolve_device(config.device)
     directory = ensure_writable_dir(Path(out))
     train_set = create_dataset(config.dataset, root=config.data_root, split=config.split)
@@ -203,6 +209,13 @@ def train_to(
         config.model, config.dataset, train_set, config.weights, config.seed, config.stem, pretrained=config.pretrained
     )
     eval_set = create_dataset(config.dataset, root=config.data_root, split=config.eval_split)
+    warnings = []
+    if same_samples(train_set, eval_set):  # one .npz file or CLASS folder answers every split name
+        warnings.append(
+            f"the {config.eval_split!r} split holds the very samples of the {config.split!r} split it trains on (one "
+            "file or folder is one split), so the recorded accuracy is on trained samples; give separate "
+            "train and test data to judge apart"
+        )
     losses: list[float] = []
     checkpoints: list[Checkpoint] = []
 
@@ -236,6 +249,7 @@ def train_to(
         versions=library_versions(),
         losses=losses,
         checkpoints=checkpoints,
+        warnings=warnings,
     )
     write_atomic(directory / "training.json", record.model_dump_json(indent=1).encode())
     written = [directory / checkpoint.file for checkpoint in checkpoints]

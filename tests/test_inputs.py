@@ -442,7 +442,7 @@ def test_train_and_retrain_fit_an_open_model_to_the_data(tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["train", "small-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", str(tmp_path / "t")],
+        ["train", "small-cnn", "digits", "--split", "val", "--epochs", "1", "--quiet", "--out", str(tmp_path / "t")],
     )
     assert result.exit_code == 0, result.output
     weights = tmp_path / "t" / "epoch_001.safetensors"
@@ -540,3 +540,61 @@ def test_a_device_this_machine_lacks_is_one_line_naming_those_it_has(tmp_path, c
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"--device {device!r}" in lines[0] and "which has cpu" in lines[0]
     assert not out.exists()
+
+
+def test_train_refuses_to_record_accuracy_on_the_split_it_trains_on(tmp_path):
+    """issue 23.17: `train --split test` recorded a "test accuracy" on its own training samples, as retrain refuses."""
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", "digits-cnn", "digits", "--split", "test", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--split and --eval-split are both 'test'" in lines[0] and not out.exists()
+
+
+def test_train_on_a_single_npz_warns_that_its_accuracy_is_on_trained_samples(tmp_path):
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    data = _npz(tmp_path, x=np.random.default_rng(0).integers(0, 255, (40, 8, 8), np.uint8), y=np.arange(40) % 4)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", "digits-cnn", "npz", "--data-root", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning: the 'test' split holds the very samples of the 'train' split" in " ".join(result.output.split())
+    assert "very samples" in json.loads((out / "training.json").read_text())["warnings"][0]
+
+
+@pytest.mark.parametrize("classes", [["only"], None])
+def test_one_class_is_refused_not_scored_one_point_zero(tmp_path, classes):
+    """issue 23.17: an npz of one class gave clean accuracy 1.000 from an untrained net, with no warning."""
+    import numpy as np
+    from torch.utils.data import TensorDataset
+
+    from fragscan.data import class_count, create_dataset
+
+    with pytest.raises(InputError, match="one class only"):
+        if classes is None:
+            create_dataset("npz", root=_npz(tmp_path, x=np.zeros((6, 8, 8), np.uint8), y=np.zeros(6, np.int64)))
+        else:  # a plugin dataset that names its classes
+            dataset = TensorDataset(torch.rand(6, 1, 8, 8), torch.zeros(6, dtype=torch.long))
+            dataset.classes = classes
+            class_count(dataset, None)
+
+
+def test_a_model_whose_outputs_are_nan_is_refused_not_robust():
+    """issue 23.17: a plugin model whose logits were NaN had every group classed robust."""
+    import fragscan
+    from fragscan.models import create_model
+
+    model = create_model("digits-cnn")
+    with torch.no_grad():
+        model.net.classifier[3].bias.fill_(float("nan"))
+    with pytest.raises(ConfigError, match="outputs hold NaN or infinite values on 20 of the first 20 samples"):
+        fragscan.scan(fragscan.ScanConfig(max_samples=20, thresholds=3, eps=0.1), model=model)

@@ -317,7 +317,7 @@ def test_the_same_training_twice_writes_byte_identical_checkpoints_and_record(tm
     # training.json records each checkpoint's sha256, and scans record the weights' sha256: equal
     # runs must give equal bytes, whatever order safetensors' hash map puts the metadata in
     for run in ("a", "b"):
-        _ok(["train", "digits-cnn", "digits", "--split", "test", "--epochs", "1", "--quiet", "--out", tmp_path / run])
+        _ok(["train", "digits-cnn", "digits", "--split", "val", "--epochs", "1", "--quiet", "--out", tmp_path / run])
     for name in ("epoch_001.safetensors", "training.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 

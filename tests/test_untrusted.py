@@ -127,7 +127,7 @@ def test_fuzzed_train_and_retrain_numbers_fail_cleanly(command, chosen, memory_c
         chosen.setdefault("--epochs", "1")
         if chosen["--epochs"].lstrip("-").isdigit() and int(chosen["--epochs"]) > 1:
             chosen["--epochs"] = "0"  # refused, not a long run
-        arguments += ["--split" if command == "train" else "--train-split", "test"]
+        arguments += ["--split", "val"] if command == "train" else ["--train-split", "test"]
         for option, value in chosen.items():
             arguments += [option, value]
         result = CliRunner().invoke(app, arguments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from ..config import TrainConfig, build_config
 from ..plugins import load_plugins
@@ -54,4 +55,6 @@ def train_command(
 
     outputs = train_to(config, out, on_epoch=on_epoch)
     trained = len(outputs.record.checkpoints)
+    for warning in outputs.record.warnings:
+        console.print(Text.assemble(("warning:", "yellow"), " ", warning), highlight=False, soft_wrap=True)
     console.print(f"wrote {trained} checkpoint(s) and {out / 'training.json'}", highlight=False)

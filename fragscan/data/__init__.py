@@ -102,6 +102,16 @@ def dataset_labels(dataset: Dataset) -> np.ndarray:
     return np.asarray(torch.as_tensor(labels), dtype=np.int64)
 
 
+def same_samples(first: Dataset, second: Dataset) -> bool:
+    """Whether two datasets hold the same samples in the same order, as two split names of one .npz file
+    or CLASS folder do: equal lengths and labels, and equal first and last images."""
+    if len(first) != len(second) or not len(first):
+        return False
+    if not np.array_equal(dataset_labels(first), dataset_labels(second)):
+        return False
+    return all(torch.equal(torch.as_tensor(first[i][0]), torch.as_tensor(second[i][0])) for i in (0, len(first) - 1))
+
+
 def class_count(dataset: Dataset, spec: DatasetSpec | None) -> int:
     """Classes of ``dataset``: its spec's, else its ``classes`` attribute, else its largest label + 1."""
     if spec is not None and spec.num_classes is not None:

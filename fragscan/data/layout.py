@@ -74,7 +74,13 @@ def label_class_count(labels: np.ndarray, source: str) -> int:
 
 def checked_class_count(count: int, source: str) -> int:
     """``count`` classes, refused beyond MAX_CLASSES before a classifier (or a list of names) that
-    size is built: one corrupt label of 10**9 would otherwise take every byte of memory."""
+    size is built: one corrupt label of 10**9 would otherwise take every byte of memory. One class is
+    refused too: a classifier of one class is right about every sample, trained or not."""
+    if count == 1:
+        raise InputError(
+            f"{source} name one class only, and over one class any network scores accuracy 1.000; give samples "
+            "of two or more classes"
+        )
     if count > MAX_CLASSES:
         raise InputError(
             f"{source} reach label {count - 1}, beyond the {MAX_CLASSES} classes fragscan takes; "
