@@ -123,7 +123,12 @@ class ResumeStore:
             raise InputError(
                 f"resume manifest {str(manifest)!r} is unreadable ({error}); use a new --out or --no-resume"
             ) from None
-        differing = sorted(k for k in set(theirs) | set(self.fingerprint) if theirs.get(k) != self.fingerprint.get(k))
+        # A setting only one side holds did not decide that side's curves (a fixed scan's fingerprint leaves out
+        # the scoring settings an adaptive one holds): named only when no setting both hold differs.
+        shared = set(theirs) & set(self.fingerprint)
+        differing = sorted(k for k in shared if theirs[k] != self.fingerprint[k]) or sorted(
+            set(theirs) ^ set(self.fingerprint)
+        )
         if differing:
             raise ConfigError(
                 f"{str(self.directory)!r} holds finished groups of a scan with other settings (differs in: "

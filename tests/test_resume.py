@@ -123,6 +123,17 @@ def test_other_settings_on_resume_are_a_clear_error(small_config, tmp_path, monk
     assert fresh.run.resumed_targets == 0
 
 
+def test_resuming_an_adaptive_scan_without_adaptive_names_only_adaptive(small_config, tmp_path, monkeypatch):
+    """issue 23.21: it named 8 "differing" settings, 7 of them unchanged (the scoring settings an adaptive
+    scan's fingerprint holds and a fixed one's leaves out)."""
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(small_config(adaptive={"initial_samples": 20}), resume_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"\(differs in: adaptive\);"):
+        fragscan.scan(small_config(), resume_dir=tmp_path)
+
+
 def test_scoring_settings_change_on_resume_without_sweeping_again(small_config, tmp_path, monkeypatch):
     first = small_config(filters="pulse,step-up", summary_filter="pulse", thresholds=3, max_samples=40)
     fragscan.scan(first, resume_dir=tmp_path)
