@@ -694,6 +694,22 @@ def test_a_torchscript_file_as_weights_is_one_line_without_torchs_warning(tmp_pa
     assert not [w for w in recwarn if "TorchScript" in str(w.message)]
 
 
+@pytest.mark.parametrize("held", ["a plain pickle", "a sparse tensor"])
+def test_weights_torch_warns_about_are_one_line_without_its_warning(tmp_path, recwarn, held):
+    """issue 23.10: torch's UserWarning (pickle protocol 4, sparse tensor invariants) came before the one line."""
+    import pickle
+
+    path = tmp_path / "weights.pt"
+    if held == "a plain pickle":
+        path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    else:
+        torch.save({"features.0.weight": torch.ones(2).to_sparse()}, path)
+    recwarn.clear()
+    result = runner.invoke(app, ["scan", "--weights", str(path), *QUICK, "--out", str(tmp_path / "o")])
+    one_line_exit_2(result, f"weights {str(path)!r}")
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
+
+
 def test_help_and_option_errors_do_not_import_torch():
     import subprocess
     import sys

@@ -39,8 +39,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            with warnings.catch_warnings():  # torch warns of a TorchScript archive, then refuses it: one line below
-                warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
+            # torch warns of what its unpickler meets (a TorchScript archive, a pickle protocol, sparse tensors)
+            # in its own terms, before the refusal or the checks below say what it means here: on one line.
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
                 state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's text suggests weights_only=False: never here
         raise InputError(_refused_pickle(path, error)) from None
@@ -61,6 +63,12 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise InputError(
             f"weights {str(path)!r} hold no state dict of tensors (found {held}); expected name -> tensor, "
             f"directly or under one of {', '.join(map(repr, _WRAPPER_KEYS))}"
+        )
+    sparse = next((k for k, v in state.items() if v.layout != torch.strided), None)
+    if sparse is not None:  # every later step (the finite check, filters, masks) reads dense tensors
+        raise InputError(
+            f"weights {str(path)!r} hold {sparse!r} as a {state[sparse].layout} tensor; fragscan reads dense "
+            "tensors: save the state dict with each tensor .to_dense()"
         )
     # Weights and biases only: a buffer may hold -inf on purpose (an attention mask).
     broken = next(
