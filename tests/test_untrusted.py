@@ -481,3 +481,34 @@ def test_a_deeply_nested_policy_or_resume_manifest_is_an_input_error(tmp_path, n
         else:
             load_policy(path)
     assert "\n" not in str(error.value)
+
+
+@FUZZED
+@given(
+    body=st.sampled_from(
+        [
+            "import sys\nsys.exit(0)", "import sys\nsys.exit('bye')", "raise SystemExit(None)", "raise GeneratorExit",
+            "class Halt(BaseException):\n    pass\nraise Halt()", "raise BaseExceptionGroup('g', [SystemExit(0)])",
+            "raise RecursionError", "raise StopIteration",
+        ]
+    )
+    | st.text(max_size=80)
+)
+def test_a_plugin_that_exits_or_raises_anything_at_import_is_a_failed_plugin(body):
+    """issue 23.2: whatever a plugin raises at import (the user's Ctrl-C aside) is recorded, never the process's end."""
+    from fragscan.plugins import load_plugins
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "fuzzed_plugin.py"
+        path.write_text(body, encoding="utf-8")
+        (plugin,) = [p for p in load_plugins([path]) if p.location == str(path.resolve())]
+        assert plugin.loaded or "\n" not in plugin.error
+
+
+def test_ctrl_c_while_a_plugin_loads_still_stops_fragscan(tmp_path):
+    from fragscan.plugins import load_plugins
+
+    path = tmp_path / "interrupted_plugin.py"
+    path.write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_plugins([path])
