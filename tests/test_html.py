@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 from pagecheck import browse, external_references, needs_browser
 from PIL import Image
+from typer.testing import CliRunner
 
 import fragscan
+from fragscan.cli import app
 from fragscan.report import load_report
 from fragscan.report.html import render_html
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
@@ -142,3 +145,17 @@ def test_a_global_scope_scan_renders_its_curves_and_csv_rows():
     assert f"{report.global_['pulse'].scores.adversarial:+.4f}" in html
     rows = list(csv.DictReader(io.StringIO(curves_csv(report))))
     assert len(rows) == 3 * 3 and {r["group"] for r in rows} == {"(global)"} and rows[0]["numel"] == ""
+
+
+@pytest.mark.parametrize("huge", [1e308, -1e308, 1.7e308])
+def test_a_report_with_a_huge_finite_score_renders_with_short_numbers(scanned, tmp_path, huge):
+    """JSON allows any finite float; a damaged report's 1e308 once overflowed the colour bar (issue 23.7)."""
+    data = json.loads((scanned / "report.json").read_text())
+    data["groups"][0]["filters"]["pulse"]["scores"]["adversarial"] = huge
+    data["groups"][1]["filters"]["pulse"]["scores"]["difference"] = -huge
+    damaged = tmp_path / "report.json"
+    damaged.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["report", str(damaged), "-o", str(tmp_path / "page.html")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "page.html").read_text()
+    assert f"{huge:+.3e}" in html and "0" * 20 not in html

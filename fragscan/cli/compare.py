@@ -11,13 +11,10 @@ from rich.table import Table
 from ..errors import ConfigError
 from ..files import check_outputs, write_atomic
 from ..report import load_report
+from ..report.numbers import signed
 from ..ui import print_table, stderr_console, stdout_console
 from ._app import app, fails_cleanly
 from .summary import CLASS_STYLE
-
-
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4f}"
 
 
 @app.command()
@@ -65,9 +62,9 @@ def compare(
         cells = []
         for index, cls in enumerate(item.classes):
             style = CLASS_STYLE.get(cls, "dim")
-            cells.append(f"[{style}]{cls}[/{style}] {_score(item.scores[index])}")
+            cells.append(f"[{style}]{cls}[/{style}] {signed(item.scores[index])}")
             if index:
-                cells.append(_score(item.deltas[index]))
+                cells.append(signed(item.deltas[index]))
         table.add_row(item.key, *cells, "yes" if item.invariant else "no")
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):

@@ -14,14 +14,15 @@ from markupsafe import Markup
 
 from . import plots
 from .model import Report
+from .numbers import signed
 
 
 def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("fragscan.report", "templates"), autoescape=True, undefined=StrictUndefined
     )
-    environment.filters["score"] = lambda v: "—" if v is None else f"{v:+.4f}"
-    environment.filters["interval"] = lambda i: "—" if i is None else f"[{i[0]:+.4f}, {i[1]:+.4f}]"
+    environment.filters["score"] = signed
+    environment.filters["interval"] = lambda i: "—" if i is None else f"[{signed(i[0])}, {signed(i[1])}]"
     environment.filters["sortkey"] = lambda v: "" if v is None else repr(float(v))
     environment.globals["class_colours"] = plots.CLASS_COLOURS
     environment.globals["scores"] = plots.SCORES
