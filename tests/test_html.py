@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pagecheck import browse, external_references, needs_browser
+from pagecheck import browse, external_references, measure, needs_browser
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -121,6 +121,77 @@ def test_the_page_loads_in_chromium_without_errors_or_requests_and_is_not_blank(
     assert high - low > 100
     colours = len(np.unique(np.asarray(image)))
     assert colours > 20, "the screenshot is (nearly) blank"
+
+
+# ResNet-50's longest tensor names, and numbers as wide as its largest tensors'.
+_RESNET50_NAMES = ["conv1.weight"] + [
+    f"layer{stage}.{block}.{part}"
+    for stage, blocks in ((1, 3), (2, 4), (3, 6), (4, 3))
+    for block in range(blocks)
+    for part in ("conv1.weight", "conv2.weight", "conv3.weight", *(("downsample.0.weight",) if block == 0 else ()))
+] + ["fc.weight"]
+
+
+@pytest.fixture(scope="module")
+def resnet50_sized(scanned, tmp_path_factory):
+    """A 54-group page (ResNet-50's groups × 3 filters), built from the scanned report's groups."""
+    data = json.loads((scanned / "report.json").read_text())
+    groups = data["groups"]
+    data["groups"] = [
+        {**groups[i % len(groups)], "name": name, "numel": 2359296 + i, "shape": [512, 512, 3, 3]}
+        for i, name in enumerate(_RESNET50_NAMES)
+    ]
+    directory = tmp_path_factory.mktemp("resnet50")
+    (directory / "report.html").write_text(render_html(fragscan.Report.model_validate(data)))
+    return directory
+
+
+# Reads the groups table's layout: overflow, row heights, folding (a group's button and the
+# all-groups one), the header while the table scrolls under it, the curve panels' folding.
+_LAYOUT = """
+const table = document.querySelector("table.groups");
+const shown = () => Array.from(table.querySelectorAll("tbody tr")).filter((row) => !row.hidden);
+const heights = () => shown().map((row) => row.getBoundingClientRect().height);
+const page = document.documentElement;
+const seen = {groups: table.tBodies.length, rows: shown().length, heights: heights(),
+  pageWidth: page.scrollWidth, windowWidth: page.clientWidth, tableRight: table.getBoundingClientRect().right};
+const button = table.tBodies[1].querySelector("button.fold");
+if (button) {
+  button.click();
+  seen.unfolded = shown().length; seen.unfoldedHeights = heights(); seen.unfoldedWidth = page.scrollWidth;
+  button.click(); seen.refolded = shown().length;
+  document.querySelector("button[data-fold-all]").click(); seen.all = shown().length; seen.allWidth = page.scrollWidth;
+  document.querySelector("button[data-fold-all]").click(); seen.allRefolded = shown().length;
+}
+window.scrollTo(0, window.scrollY + table.getBoundingClientRect().top + table.offsetHeight / 2);
+seen.headerTop = table.tHead.rows[0].cells[0].getBoundingClientRect().top;
+seen.tableTop = table.getBoundingClientRect().top;
+const panels = Array.from(document.querySelectorAll("details.panel"));
+seen.panels = panels.length; seen.openPanels = panels.filter((p) => p.open).length;
+table.tBodies[2].querySelector("a").click();
+seen.openedByLink = panels.filter((p) => p.open).map((p) => p.id);
+return seen;
+"""
+
+
+@needs_browser
+@pytest.mark.parametrize("which", ["default", "resnet50"])
+def test_the_groups_table_holds_at_1400_px(which, scanned, resnet50_sized, tmp_path):
+    """Issue 23.11: no sideways page scroll at 1400 px, even rows of two text lines, each group's other
+    filters folded under its row, the header in view while the table scrolls, curve panels that fold."""
+    directory = scanned if which == "default" else resnet50_sized
+    seen = measure(directory / "report.html", tmp_path, _LAYOUT, width=1400)
+    assert seen["pageWidth"] <= seen["windowWidth"] and seen["tableRight"] <= seen["windowWidth"], seen
+    assert seen["rows"] == seen["groups"] == (5 if which == "default" else 54)
+    assert max(seen["heights"]) - min(seen["heights"]) < 1 and max(seen["heights"]) < 42, seen["heights"]
+    assert seen["unfolded"] == seen["groups"] + 2 and seen["refolded"] == seen["groups"]
+    assert seen["all"] == 3 * seen["groups"] and seen["allRefolded"] == seen["groups"]
+    assert max(seen["unfoldedHeights"]) - min(seen["unfoldedHeights"]) < 1
+    assert max(seen["unfoldedWidth"], seen["allWidth"]) <= seen["windowWidth"]
+    assert seen["tableTop"] < 0 and abs(seen["headerTop"]) < 1, "the header scrolled away with the table"
+    assert seen["panels"] == seen["groups"]
+    assert seen["openPanels"] == (seen["groups"] if which == "default" else 0)
+    assert "curves-3" in seen["openedByLink"]
 
 
 @needs_browser

@@ -16,6 +16,10 @@ from . import plots
 from .model import Report
 from .numbers import signed
 
+# Up to this many groups the curve panels show open; more fold to their titles (ResNet-50's 54
+# groups would otherwise make a page of some 12 000 px of figures), and a group's link opens its own.
+OPEN_CURVES = 12
+
 
 def _environment() -> Environment:
     environment = Environment(
@@ -59,6 +63,7 @@ def render_html(report: Report) -> str:
             heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
             class_map=Markup(plots.class_map(report)) if report.groups else None,
             curves=curves,
+            open_curves=OPEN_CURVES,
             global_curves=global_curves,
         )
     )
