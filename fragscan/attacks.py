@@ -129,6 +129,15 @@ def build_attack(
         raise ConfigError(f"attack {name} cannot be built with {sorted(options)}: {error}") from None
 
 
+def hyperparameters(attack: Attack) -> dict[str, bool | int | float | str]:
+    """The attack's hyper-parameters as built (PGD: eps, alpha, steps, random_start): torchattacks
+    keeps each constructor argument as an attribute of that name. Tensors (a per-channel std) and
+    the model are no hyper-parameters a reader compares, so they are left out."""
+    names = [name for name in inspect.signature(type(attack).__init__).parameters if name not in ("self", "model")]
+    values = {name: getattr(attack, name, None) for name in names}
+    return {name: value for name, value in values.items() if isinstance(value, (bool, int, float, str))}
+
+
 def uses_eps(name: str) -> bool:
     return "eps" in inspect.signature(ATTACKS.get(name).__init__).parameters
 

@@ -174,5 +174,5 @@ def render_comparison_html(comparison: Comparison) -> str:
         f"{plots.SCORE_SYMBOLS[comparison.score]} ({comparison.filter})",
     )
     environment = _environment()
-    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#7f8c8d", "absent": "#bdc3c7"}
+    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#a6acaf", "absent": "#bdc3c7"}
     return environment.get_template("compare.html.j2").render(comparison=comparison, heatmap=Markup(heatmap))

@@ -19,7 +19,16 @@ from . import adaptive
 from ._version import __version__
 from .adaptive import Look, history
 from .assess import References, assess
-from .attacks import AttackMode, build_adversary, calibrate_eps, calibration_missed, check_attack, scan_attack, uses_eps
+from .attacks import (
+    AttackMode,
+    build_adversary,
+    calibrate_eps,
+    calibration_missed,
+    check_attack,
+    hyperparameters,
+    scan_attack,
+    uses_eps,
+)
 from .batching import auto_batch_size
 from .checkpoints import scan_checkpoints
 from .confidence import LEVEL, pack_bits
@@ -530,6 +539,7 @@ def _assemble_report(
         settings=Settings(
             **{**config.model_dump(), "adaptive": swept.adaptive_plan},
             eps_used=evaluation.eps,
+            attack_parameters=hyperparameters(scan_attack(config, model, evaluation.eps)),
             batch_size_used=evaluation.batch_size,
             device_used=str(device),
             precision_used=evaluation.precision,

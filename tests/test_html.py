@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.audit import AuditPolicy, audit
 from fragscan.cli import app
+from fragscan.compare import compare, render_comparison_html
 from fragscan.report import load_report
 from fragscan.report.html import render_html
+from fragscan.report.plots import CLASS_COLOURS
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
 from fragscan.scan import write_scan_outputs
 
@@ -230,3 +234,85 @@ def test_a_report_with_a_huge_finite_score_renders_with_short_numbers(scanned, t
     assert result.exit_code == 0, result.output
     html = (tmp_path / "page.html").read_text()
     assert f"{huge:+.3e}" in html and "0" * 20 not in html
+
+
+def _contrast(foreground: str, background: str) -> float:
+    def luminance(colour):
+        channels = [int(colour.lstrip("#").ljust(6, colour.lstrip("#")[-1])[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _badges(html: str) -> dict[str, tuple[str, str]]:
+    found = re.findall(r"\.class-([a-z]+) \{ background: (#[0-9a-f]{6}); color: (#[0-9a-f]{3,6}); \}", html)
+    return {name: (background, text) for name, background, text in found}
+
+
+def test_every_class_badge_is_readable(scanned, tmp_path):
+    """Issue 23.22: white on inconclusive's light grey was unreadable; WCAG AA asks 4.5:1 for text."""
+    html = (scanned / "report.html").read_text()
+    badges = _badges(html)
+    assert set(badges) == set(CLASS_COLOURS)
+    for name, (background, text) in badges.items():
+        assert _contrast(text, background) >= 4.5, name
+    report = load_report(scanned / "report.json")
+    compared = _badges(render_comparison_html(compare([report, report], ["a", "b"])))
+    assert {"mixed", "absent"} <= set(compared)
+    assert all(_contrast(text, background) >= 4.5 for background, text in compared.values())
+
+
+def test_the_heatmap_shows_undefined_in_the_class_maps_colour_and_says_so(scanned):
+    """Issue 23.22: the heatmap's grey meant undefined where the class map's grey means inconclusive."""
+    report = load_report(scanned / "report.json")
+    curve = report.groups[0].filters["pulse"]
+    undefined = curve.model_copy(update={"scores": curve.scores.model_copy(update={"adversarial": None})})
+    group = report.groups[0].model_copy(update={"filters": {**report.groups[0].filters, "pulse": undefined}})
+    html = render_html(report.model_copy(update={"groups": [group, *report.groups[1:]]}))
+    heatmap = html[html.index('<section id="heatmap">') : html.index('<section id="classes">')]
+    assert "Grey: undefined" not in heatmap and "Purple, as in the class map: undefined" in heatmap
+    assert f"fill: {CLASS_COLOURS['undefined']}" in heatmap
+
+
+def test_inconclusive_groups_come_with_what_would_decide_them(scanned):
+    """Issue 23.22: more samples, --adaptive, a larger τ, each with what it costs; nothing when all are decided."""
+    report = load_report(scanned / "report.json")
+    undecided = [
+        g.model_copy(update={"summary_class": "inconclusive", "samples_to_decide": 400}) for g in report.groups
+    ]
+    html = render_html(report.model_copy(update={"groups": undecided}))
+    advice = html[html.index('id="next-steps"') :]
+    advice = advice[: advice.index("</div>")]
+    size = report.dataset.size
+    assert f"<code>--max-samples {size}</code>" in advice
+    assert f"about {report.run.duration_s * size / 40:.0f} s" in advice
+    assert "<code>--adaptive</code>" in advice and f"<code>--tau {2 * report.settings.tau:g}</code>" in advice
+    decided = [g.model_copy(update={"summary_class": "robust", "samples_to_decide": None}) for g in report.groups]
+    assert 'id="next-steps"' not in render_html(report.model_copy(update={"groups": decided}))
+
+
+def test_the_page_shows_the_attacks_hyperparameters(scanned):
+    report = load_report(scanned / "report.json")
+    assert report.settings.attack_parameters == {"eps": 0.1}
+    pgd = report.settings.model_copy(
+        update={"attack": "PGD", "attack_parameters": {"eps": 0.1, "alpha": 0.025, "steps": 10, "random_start": True}}
+    )
+    html = render_html(report.model_copy(update={"settings": pgd}))
+    assert (
+        "Attack <code>PGD</code> as built: alpha <code>0.025</code>, eps <code>0.1</code>, "
+        "random_start <code>True</code>, steps <code>10</code>." in html
+    )
+
+
+def test_a_schema_2_1_report_still_loads_renders_and_audits(scanned, tmp_path):
+    data = json.loads((scanned / "report.json").read_text())
+    del data["settings"]["attack_parameters"]
+    data["schema_version"] = "2.1"
+    old = tmp_path / "report.json"
+    old.write_text(json.dumps(data))
+    report = load_report(old)
+    assert report.schema_version == "2.1" and report.settings.attack_parameters is None
+    assert "as built" not in render_html(report)
+    assert audit(report, AuditPolicy(min_clean_accuracy=0.5)).passed

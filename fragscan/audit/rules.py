@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._version import __version__
 from ..errors import InputError
 from ..report import Report, report_digest
+from ..report.numbers import order_of
 from .policy import AuditPolicy, load_baseline
 
 AUDIT_SCHEMA_VERSION = "1.0"
@@ -226,7 +227,7 @@ def _undecided(group) -> str:
     """What would decide an inconclusive group, as a message suffix."""
     if group.samples_to_decide is None:
         return ""
-    return f" (±{group.half_width:.4f}; about {group.samples_to_decide} samples would decide it)"
+    return f" (±{group.half_width:.4f}; of order {order_of(group.samples_to_decide)} samples would decide it)"
 
 
 def check_guards_match(globs: tuple[str, ...], names: list[str], where: str = "the report") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Literal
 
@@ -10,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..classify import Class
 from ..config import AdaptivePlan, Precision, ScanConfig
+from .numbers import order_of
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 
 class _Model(BaseModel):
@@ -185,6 +185,11 @@ class Settings(ScanConfig):
     model_config = ConfigDict(allow_inf_nan=False)  # merged with ScanConfig's; as for every report model
 
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
+    attack_parameters: dict[str, bool | int | float | str] | None = Field(
+        None,
+        description="the attack as built: its torchattacks hyper-parameters, e.g. PGD's eps, alpha (step size), "
+        "steps and random_start (schema 2.2+)",
+    )
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
     precision_used: Precision = Field(
@@ -306,8 +311,10 @@ class Report(_Model):
         return sum(t * n for t, n in cells), sum(t for t, _ in cells) * self.baseline.samples
 
     def resolution_note(self) -> str | None:
-        """"3 groups inconclusive at 1000 samples; about 4000 would decide them", or None when every
-        group is decided. The estimate is the largest group's, rounded up to two significant figures."""
+        """"3 groups inconclusive at 1000 samples; 1 of them could be decided within the test split's
+        10,000 samples (of order 10⁴): fc.weight; the other 2 would need far more (of order 10⁷)",
+        or None when every group is decided. A projection from a point estimate is only an order of
+        magnitude; what it can say is whether the whole split would do."""
         undecided = [g for g in self.groups if g.summary_class == "inconclusive"]
         if not undecided:
             return None
@@ -315,15 +322,30 @@ class Report(_Model):
         most_samples = max(g.samples for g in undecided)
         upto = "" if all(g.samples == most_samples for g in undecided) else "up to "
         line = f"{len(undecided)} group{plural} inconclusive at {upto}{most_samples} samples"
-        needed = [g.samples_to_decide for g in undecided if g.samples_to_decide is not None]
-        if not needed:
-            return line + "; their scores sit on a class boundary, so no sample count would decide them"
-        most = _round_up(max(needed))
-        which = "it" if len(undecided) == 1 else "them" if len(needed) == len(undecided) else f"{len(needed)} of them"
-        line += f"; about {most} would decide {which}"
-        if most > self.dataset.size:
-            line += f" (the {self.dataset.split} split has {self.dataset.size})"
-        return line
+        size = self.dataset.size
+        within = [g for g in undecided if g.samples_to_decide is not None and g.samples_to_decide <= size]
+        beyond = [g for g in undecided if g.samples_to_decide is not None and g.samples_to_decide > size]
+        boundary = [g for g in undecided if g.samples_to_decide is None]
+        split = f"the {self.dataset.split} split's {size:,} samples"
+        parts = []
+        if within:
+            names = ", ".join(g.name for g in within[:3]) + (f" and {len(within) - 3} more" if len(within) > 3 else "")
+            parts.append(
+                f"{_which(within, undecided)} could be decided within {split} "
+                f"(of order {order_of(max(g.samples_to_decide for g in within))}): {names}"
+            )
+        if beyond:
+            parts.append(
+                f"{len(beyond) if within else _which(beyond, undecided)} would need far more than "
+                f"{'that' if within else split} (of order {order_of(max(g.samples_to_decide for g in beyond))})"
+            )
+        if boundary:
+            one = len(boundary) == 1
+            parts.append(
+                f"{_which(boundary, undecided)} {'sits' if one else 'sit'} on a class boundary, so no sample count "
+                f"would decide {'it' if one else 'them'}"
+            )
+        return "; ".join([line, *parts])
 
     def sampling_note(self) -> str | None:
         """One line on an adaptive scan's spend and its sweeps' stops; None for other scans."""
@@ -339,6 +361,10 @@ class Report(_Model):
         )
 
 
-def _round_up(count: int) -> int:
-    step = 10 ** max(0, len(str(count)) - 2)
-    return math.ceil(count / step) * step
+def _which(some: list[GroupReport], undecided: list[GroupReport]) -> str:
+    """How a sentence names ``some`` of the ``undecided`` groups: it, all 3, 2 of them."""
+    if len(undecided) == 1:
+        return "it"
+    if len(some) == len(undecided):
+        return "both" if len(some) == 2 else f"all {len(some)}"
+    return f"{len(some)} of them"

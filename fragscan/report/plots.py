@@ -122,7 +122,7 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
             edgecolors="white",
             linewidth=0.5,
         )
-        ax.set_facecolor("#bdc3c7")
+        ax.set_facecolor(CLASS_COLOURS["undefined"])  # as the class map shows undefined; its grey is inconclusive
         colorbar = figure.colorbar(mesh, ax=ax, shrink=min(1.0, 6 / max(len(rows), 1)) if len(rows) > 6 else 1.0)
         colorbar.set_label(label, parse_math=False)
         return svg(figure)
