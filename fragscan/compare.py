@@ -40,6 +40,11 @@ class ComparedReport(_Model):
     dataset: str
     weights: str | None
     groups: int
+    split: str
+    samples: int = Field(description="samples evaluated")
+    thresholds: int
+    classify: str = Field(description="the class rule (--classify)")
+    tau: float
 
 
 class ComparedItem(_Model):
@@ -58,6 +63,9 @@ class Comparison(_Model):
     depth_bins: int
     reports: list[ComparedReport]
     items: list[ComparedItem]
+    warnings: list[str] = Field(
+        default_factory=list, description="reports scanned with settings that change what a score means"
+    )
 
     @property
     def invariant(self) -> list[ComparedItem]:
@@ -150,11 +158,19 @@ def compare(
         depth_bins=depth_bins,
         reports=[
             ComparedReport(
-                path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups)
+                path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups),
+                split=r.dataset.split, samples=r.baseline.samples, thresholds=r.settings.thresholds,
+                classify=r.settings.classify, tau=r.settings.tau,
             )
             for p, r in zip(paths, reports)
         ],
         items=items,
+        warnings=[
+            f"R{index} was scanned with other settings than R1, so its Δ may come from them, not from the network: "
+            + "; ".join(changed)
+            for index, report in enumerate(reports[1:], start=2)
+            if (changed := report.setting_differences(reports[0]))
+        ],
     )
 
 

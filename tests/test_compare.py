@@ -8,7 +8,7 @@ import pytest
 from pagecheck import browse, external_references, needs_browser
 
 import fragscan
-from fragscan.compare import compare, roles
+from fragscan.compare import compare, render_comparison_html, roles
 from fragscan.errors import InputError
 from fragscan.report import write_report
 
@@ -125,3 +125,20 @@ def test_the_comparison_page_loads_cleanly_in_chromium(report, tmp_path):
     seen = browse(page, tmp_path)
     assert seen["console"] == [] and seen["requests"] == []
     assert 'data-ready="true"' in seen["dom"]
+
+
+def test_compare_says_which_settings_differ_and_shows_them(report):
+    """Issue 23.14: 9 vs 25 thresholds, 200 vs 540 samples or another rule change a Δ by themselves."""
+    settings = report.settings.model_copy(update={"thresholds": 25, "classify": "evidence", "tau": 0.02})
+    other = report.model_copy(
+        update={"settings": settings, "baseline": report.baseline.model_copy(update={"samples": 540})}
+    )
+    comparison = compare([report, other, report], ["a.json", "b.json", "c.json"])
+    (warning,) = comparison.warnings
+    assert warning.startswith("R2 was scanned with other settings than R1, so its Δ may come from them")
+    assert "thresholds 3 → 25" in warning and "classify tau → evidence" in warning and "tau 0.01 → 0.02" in warning
+    assert "samples 40 → 540" in warning
+    html = render_comparison_html(comparison)
+    assert "warning: R2 was scanned with other settings" in html
+    assert '<td class="num">540</td><td class="num">25</td><td><code>evidence</code>, τ = 0.02</td>' in html
+    assert compare([report, report], ["a.json", "a.json"]).warnings == []

@@ -14,11 +14,6 @@ from .policy import AuditPolicy, load_baseline
 
 AUDIT_SCHEMA_VERSION = "1.0"
 _SCORES = ("clean", "adversarial", "difference")
-# Settings that change what a score means: a baseline that differs in one is compared with a warning.
-_COMPARABLE_SETTINGS = (
-    "dataset", "split", "max_samples", "thresholds", "attack", "eps_used", "attack_mode", "scope",
-    "baseline", "normalise_by", "norm_mode", "attack_space", "precision_used", "tau", "seed",
-)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -321,12 +316,7 @@ def _setting_differences(report: Report, baseline: Report) -> list[str]:
     warnings = []
     if report.model.name != baseline.model.name:
         warnings.append(f"the baseline report is of model {baseline.model.name!r}, this one of {report.model.name!r}")
-    new, old = report.settings, baseline.settings
-    changed = [
-        f"{name} {getattr(old, name)} → {getattr(new, name)}"
-        for name in _COMPARABLE_SETTINGS
-        if getattr(old, name) != getattr(new, name)
-    ]
+    changed = report.setting_differences(baseline)
     if changed:
         warnings.append(
             "the baseline report was scanned with other settings, so scores may differ for that reason: "

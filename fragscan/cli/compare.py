@@ -69,8 +69,12 @@ def compare(
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):
         console.print(
-            f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False
+            f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}/{entry.split}, {entry.groups} groups, "
+            f"{entry.samples} samples, {entry.thresholds} thresholds, --classify {entry.classify} τ = {entry.tau})",
+            highlight=False,
         )
+    for warning in comparison.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     print_table(console, table)
     console.print(
         f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False

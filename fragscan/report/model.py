@@ -12,6 +12,13 @@ from ..config import AdaptivePlan, Precision, ScanConfig
 from .numbers import order_of
 
 SCHEMA_VERSION = "2.2"
+# Settings that change what a score means: two reports that differ in one compare with a warning
+# (an audit's baseline, `fragscan compare`). A pulse band's width alone follows the thresholds; the
+# samples are compared as evaluated (report.baseline.samples), not as --max-samples asked.
+COMPARABLE_SETTINGS = (
+    "dataset", "split", "thresholds", "attack", "eps_used", "attack_mode", "scope",
+    "baseline", "normalise_by", "norm_mode", "attack_space", "precision_used", "classify", "tau", "seed",
+)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -303,6 +310,13 @@ class Report(_Model):
                 f"says {self.settings.thresholds}; the report is damaged: scan again"
             )
         return self
+
+    def setting_differences(self, other: Report) -> list[str]:
+        """Each setting of :data:`COMPARABLE_SETTINGS`, and the samples evaluated, in which ``other``
+        differs from this report, as "thresholds 9 → 25" (``other``'s value first)."""
+        pairs = [(name, getattr(other.settings, name), getattr(self.settings, name)) for name in COMPARABLE_SETTINGS]
+        pairs.append(("samples", other.baseline.samples, self.baseline.samples))
+        return [f"{name} {old} → {new}" for name, old, new in pairs if old != new]
 
     def sample_evaluations(self) -> tuple[int, int]:
         """Sample evaluations the groups' curves used (Σ over cells of their samples), and what
