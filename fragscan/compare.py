@@ -24,7 +24,7 @@ from .config import Score
 from .errors import InputError
 from .evidence import group_class
 from .limits import LIMITS_DOC, MAX_DEPTH_BINS
-from .report import GroupReport, Report
+from .report import GroupReport, NetworkGroup, Report
 
 SHORTCUT = re.compile(r"downsample|shortcut|skip")  # torchvision/timm ResNets name them downsample
 RoleClass = Class | Literal["mixed", "absent"]
@@ -72,7 +72,7 @@ class Comparison(_Model):
         return [item for item in self.items if item.invariant]
 
 
-def roles(groups: list[GroupReport], bins: int) -> dict[str, list[str]]:
+def roles(groups: list[GroupReport | NetworkGroup], bins: int) -> dict[str, list[str]]:
     """Role name -> the groups that play it, in network order."""
     convs = [g.name for g in groups if g.module_type.startswith("Conv")]
     linears = [g.name for g in groups if g.module_type == "Linear"]
@@ -88,6 +88,21 @@ def roles(groups: list[GroupReport], bins: int) -> dict[str, list[str]]:
         low = index * bins // len(groups)
         found.setdefault(f"depth {low / bins:.2f}–{(low + 1) / bins:.2f}", []).append(group.name)
     return found
+
+
+def report_roles(report: Report, bins: int, path: str | Path) -> dict[str, list[str]]:
+    """:func:`roles` of the report's whole network, each keeping only the groups the report scanned:
+    with ``--select 'layer4.*'`` the first conv is still ``conv1``, absent from that report."""
+    if report.network is None:
+        if report.settings.select:
+            raise InputError(
+                f"report {str(path)!r} was scanned with --select {','.join(report.settings.select)} and does not "
+                "record the whole network (schema before 2.2), so its roles would be the selection's: rescan it "
+                "with this fragscan, or compare --by name"
+            )
+        return roles(report.groups, bins)
+    scanned = {g.name for g in report.groups}
+    return {role: [name for name in names if name in scanned] for role, names in roles(report.network, bins).items()}
 
 
 def _cell(report: Report, names: list[str], filter_id: str, score: str) -> tuple[RoleClass, float | None]:
@@ -136,10 +151,10 @@ def compare(
             keys += [g.name for g in report.groups if g.name not in keys]
         matched = [{key: [key] if key in {g.name for g in r.groups} else [] for key in keys} for r in reports]
     else:
-        matched = [roles(r.groups, depth_bins) for r in reports]
+        matched = [report_roles(r, depth_bins, p) for r, p in zip(reports, paths)]
         keys = []
-        for table in matched:
-            keys += [key for key in table if key not in keys]
+        for table in matched:  # a role no report scanned (outside every --select) is no item
+            keys += [key for key in table if key not in keys and any(t.get(key) for t in matched)]
     items = []
     for key in keys:
         members = [table.get(key, []) for table in matched]

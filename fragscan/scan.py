@@ -54,6 +54,7 @@ from .report import (
     GroupReport,
     IntervalTriple,
     ModelInfo,
+    NetworkGroup,
     PackedCorrectness,
     Report,
     Round,
@@ -554,12 +555,22 @@ def _assemble_report(
         ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
+        network=_network(config, model),
         global_=global_curves,
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
         run=run,
     )
+
+
+def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None:
+    """With ``--select``, every analysable tensor of the whole network, so that a comparison by role
+    (first conv, relative depth) places the selected groups in the network, not in the selection."""
+    if not config.select:
+        return None
+    every = parameter_groups(model.net, config.include)[0]
+    return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:

@@ -142,3 +142,21 @@ def test_compare_says_which_settings_differ_and_shows_them(report):
     assert "warning: R2 was scanned with other settings" in html
     assert '<td class="num">540</td><td class="num">25</td><td><code>evidence</code>, τ = 0.02</td>' in html
     assert compare([report, report], ["a.json", "a.json"]).warnings == []
+
+
+def test_roles_come_from_the_whole_network_not_the_selection(report):
+    """Issue 23.15: with --select the first conv was the first *selected* conv."""
+    config = fragscan.ScanConfig(
+        max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, classify="tau", select=("classifier.*",)
+    )
+    selected = fragscan.scan(config)
+    assert [g.name for g in selected.network] == [g.name for g in report.groups]
+    other = report.model_copy(update={"model": report.model.model_copy(update={"name": "another-net"})})
+    items = {item.key: item for item in compare([other, selected], ["a.json", "b.json"], depth_bins=5).items}
+    assert items["first conv"].members == [["features.0.weight"], []] and items["first conv"].classes[1] == "absent"
+    assert items["last linear"].members == [["classifier.3.weight"], ["classifier.3.weight"]]
+    assert items["depth 0.60–0.80"].members == [["classifier.1.weight"], ["classifier.1.weight"]]
+    assert report.network is None  # no --select: the groups are the network
+    older = selected.model_copy(update={"network": None})  # a schema 2.1 report did not record it
+    with pytest.raises(InputError, match=r"scanned with --select classifier\.\* and does not record the whole network"):
+        compare([other, older], ["a.json", "b.json"])

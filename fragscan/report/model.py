@@ -153,6 +153,13 @@ class GroupReport(_Model):
     )
 
 
+class NetworkGroup(_Model):
+    """One analysable tensor of the whole network, scanned or not."""
+
+    name: str
+    module_type: str
+
+
 class SkippedGroupReport(_Model):
     name: str
     reason: str
@@ -290,6 +297,11 @@ class Report(_Model):
     baseline: Baseline
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
+    network: list[NetworkGroup] | None = Field(
+        None,
+        description="with --select: every analysable tensor of the whole network in module order, so that roles "
+        "(first conv, relative depth) are the network's, not the selection's (schema 2.2+)",
+    )
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
     checkpoints: list[CheckpointReport] | None = Field(
         None, description="multi-checkpoint scans: per-checkpoint scores in scan order; the body is the last one's"
