@@ -12,7 +12,7 @@ from ..report import Report, report_digest
 from ..report.numbers import order_of
 from .policy import AuditPolicy, load_baseline
 
-AUDIT_SCHEMA_VERSION = "1.0"
+AUDIT_SCHEMA_VERSION = "1.1"
 _SCORES = ("clean", "adversarial", "difference")
 
 
@@ -39,6 +39,10 @@ class RuleOutcome(_Model):
     passed: bool
     message: str
     findings: list[Finding] = Field(default_factory=list)
+    undecided: list[Finding] = Field(
+        default_factory=list,
+        description="groups the rule could not judge (inconclusive): a pass says nothing about them (audit 1.1+)",
+    )
 
 
 class AuditedReport(_Model):
@@ -262,6 +266,11 @@ def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
                 value=getattr(scores[g.name], report.settings.summary_score),
             )
             for g in fragile
+        ],
+        undecided=[
+            Finding(message=f"{g.name} is inconclusive: not shown fragile, not shown safe{_undecided(g)}", group=g.name)
+            for g in guarded
+            if g.summary_class == "inconclusive"
         ],
     )
 
