@@ -284,11 +284,12 @@ def build_adversary(
     return ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, batch_size, config.seed)
 
 
-def calibration_missed(clean: float, adversarial: float, target: float, attack: str) -> str | None:
-    """Why an ``--eps auto`` result is not what was asked for, or None. Bisection ends at ε = 1
-    when no smaller ε brought adversarial accuracy down to ``target`` x clean: say so, as the
-    adversarial scores of such a scan compare nearly unattacked networks."""
-    if adversarial <= target * clean:
+def calibration_missed(clean: float, adversarial: float, target: float, attack: str, eps: float) -> str | None:
+    """Why an ``--eps auto`` result ``eps`` is not what was asked for, or None. Bisection ends at
+    ε = 1 when no smaller ε brought adversarial accuracy down to ``target`` x clean: say so, as the
+    adversarial scores of such a scan compare nearly unattacked networks. Below 1 the bisection met
+    the target (in fp32); a sweep in bf16 measures a hair off it (0.494 against 0.4925), no miss."""
+    if eps < 1 or adversarial <= target * clean:
         return None
     return (
         f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {target:g} x clean "

@@ -252,7 +252,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
     evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
-    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes)
+    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes, evaluation.eps)
     references = References(evaluation.unfiltered, samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references)
     report = _assemble_report(
@@ -455,7 +455,7 @@ def _sweep(
     return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
 
 
-def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int) -> list[str]:
+def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
     """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
     a network near chance, an ``--eps auto`` that missed its target."""
     clean, adversarial = (correct.double().mean().item() for correct in unfiltered)
@@ -466,7 +466,7 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
         )
     warnings += filter(None, [near_chance(clean, num_classes)])
     if config.eps == "auto":
-        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack)])
+        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack, eps)])
     return warnings
 
 

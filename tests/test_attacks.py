@@ -11,7 +11,15 @@ from torch.nn import functional
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.attacks import ADVERSARIAL_MODES, NormalizedFGSM, build_attack, craft, hyperparameters, predictions
+from fragscan.attacks import (
+    ADVERSARIAL_MODES,
+    NormalizedFGSM,
+    build_attack,
+    calibration_missed,
+    craft,
+    hyperparameters,
+    predictions,
+)
 from fragscan.cli import app
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.engine import analysis_mode, sweep
@@ -304,3 +312,12 @@ def test_a_scan_report_records_its_attack_hyperparameters(small_config):
     assert report.settings.attack_parameters == pytest.approx(
         {"eps": 0.05, "alpha": 0.0125, "steps": 10, "random_start": True}
     )
+
+
+def test_eps_auto_below_one_met_its_target_whatever_a_bf16_sweep_measures():
+    """Issue 23.16: bf16 measured 0.494 against a target of 0.4925 at ε = 0.119, and the warning said
+    "even at ε = 1". Bisection below 1 met the target in fp32; only ε = 1 can be a miss."""
+    assert calibration_missed(0.985, 0.494, 0.5, "FGSM", 0.119) is None
+    missed = calibration_missed(0.985, 0.7, 0.5, "FGSM", 1.0)
+    assert missed.startswith("--eps auto did not reach its target: adversarial accuracy 0.700") and "ε = 1" in missed
+    assert calibration_missed(0.985, 0.4, 0.5, "FGSM", 1.0) is None
