@@ -316,3 +316,16 @@ def test_a_schema_2_1_report_still_loads_renders_and_audits(scanned, tmp_path):
     assert report.schema_version == "2.1" and report.settings.attack_parameters is None
     assert "as built" not in render_html(report)
     assert audit(report, AuditPolicy(min_clean_accuracy=0.5)).passed
+
+
+def test_the_render_benchmark_runs():
+    """Issue 23.23: benchmarks/report_render.py had fallen behind scan's scoring (TypeError: _filter_curve())."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/report_render.py", "--groups", "2", "--samples", "40", "--bootstrap", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 groups × 3 filters × 25 thresholds, 40 samples" in result.stdout and "html:" in result.stdout
