@@ -1,8 +1,9 @@
 """Time the report outputs for a ResNet-50-sized scan: 54 groups × 3 filters × 25 thresholds.
 
 The curves are synthetic (random per-sample correctness falling with the share removed); the code
-paths are the real ones: scan's curve summary with the paired bootstrap, then JSON, CSV and HTML.
-Run: python benchmarks/report_render.py [--samples 1000] [--bootstrap 1000]
+paths are the real ones: scan's curve summary with the paired bootstrap and the evidence's claims
+(fragscan.evidence.judge), then JSON, CSV and HTML.
+Run: python benchmarks/report_render.py [--samples 1000] [--bootstrap 1000] [--groups 54]
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from pathlib import Path
 import torch
 
 from fragscan import ScanConfig, __version__
-from fragscan.confidence import Bootstrap, pack_bits
+from fragscan.assess import References
+from fragscan.confidence import pack_bits
 from fragscan.engine import Curve
+from fragscan.evidence import judge
 from fragscan.report import Baseline, DatasetInfo, GroupReport, ModelInfo, PackedCorrectness, Report, RunInfo, Settings
 from fragscan.report.html import render_html
 from fragscan.report.io import report_json
 from fragscan.report.tables import curves_csv
 from fragscan.scan import _filter_curve
 
-GROUPS = 54
 THRESHOLDS = 25
 
 
@@ -46,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--groups", type=int, default=54, help="ResNet-50 has 54; the test suite runs a few")
     arguments = parser.parse_args()
     config = ScanConfig(
         model="resnet50-synthetic", max_samples=arguments.samples, bootstrap=arguments.bootstrap, eps=0.01
@@ -55,19 +58,13 @@ def main() -> None:
     adversarial0 = clean0 & (torch.rand(arguments.samples, generator=generator) < 0.6)
 
     started, started_cpu = time.perf_counter(), time.process_time()
-    bootstrap = Bootstrap(clean0, adversarial0, config.bootstrap, config.seed)
+    # every sample evaluated, in the seeded order's ranks: a scan without adaptive sampling
+    references = References((clean0, adversarial0), torch.arange(arguments.samples), config.bootstrap, config.seed)
     groups = []
-    for index in range(GROUPS):
+    for index in range(arguments.groups):
         numel = 64 * (index + 1) * 9
         filters = {
-            f: _filter_curve(
-                synthetic_curve(clean0, numel, (index % 7) / 6, generator),
-                f,
-                clean0.double().mean().item(),
-                adversarial0.double().mean().item(),
-                config,
-                bootstrap,
-            )
+            f: _filter_curve(synthetic_curve(clean0, numel, (index % 7) / 6, generator), f, references, config, None)
             for f in config.filters
         }
         groups.append(
@@ -77,10 +74,10 @@ def main() -> None:
                 numel=numel,
                 shape=[64, index + 1, 3, 3],
                 filters=filters,
+                samples=arguments.samples,
                 summary_class=filters["pulse"].classes.adversarial,
             )
         )
-    summarised, summarised_cpu = time.perf_counter(), time.process_time()
     report = Report(
         fragscan_version=__version__,
         model=ModelInfo(
@@ -113,6 +110,8 @@ def main() -> None:
         skipped=[],
         run=RunInfo(started_at="synthetic", duration_s=0.0),
     )
+    report = judge(report)
+    summarised, summarised_cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as directory:
         timings = {}
         for name, render in (
@@ -124,7 +123,8 @@ def main() -> None:
             data = render(report)
             timings[name] = (time.perf_counter() - began, time.process_time() - began_cpu, len(data))
             Path(directory, name).write_bytes(data)
-    print(f"{GROUPS} groups × {len(config.filters)} filters × {THRESHOLDS} thresholds, {arguments.samples} samples")
+    shape = f"{arguments.groups} groups × {len(config.filters)} filters × {THRESHOLDS} thresholds"
+    print(f"{shape}, {arguments.samples} samples")
     print(
         f"scores + {config.bootstrap}-resample paired bootstrap: {summarised - started:.2f} s wall, "
         f"{summarised_cpu - started_cpu:.2f} s CPU"

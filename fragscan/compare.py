@@ -24,7 +24,7 @@ from .config import Score
 from .errors import InputError
 from .evidence import group_class
 from .limits import LIMITS_DOC, MAX_DEPTH_BINS
-from .report import GroupReport, Report
+from .report import GroupReport, NetworkGroup, Report
 
 SHORTCUT = re.compile(r"downsample|shortcut|skip")  # torchvision/timm ResNets name them downsample
 RoleClass = Class | Literal["mixed", "absent"]
@@ -40,6 +40,11 @@ class ComparedReport(_Model):
     dataset: str
     weights: str | None
     groups: int
+    split: str
+    samples: int = Field(description="samples evaluated")
+    thresholds: int
+    classify: str = Field(description="the class rule (--classify)")
+    tau: float
 
 
 class ComparedItem(_Model):
@@ -58,13 +63,16 @@ class Comparison(_Model):
     depth_bins: int
     reports: list[ComparedReport]
     items: list[ComparedItem]
+    warnings: list[str] = Field(
+        default_factory=list, description="reports scanned with settings that change what a score means"
+    )
 
     @property
     def invariant(self) -> list[ComparedItem]:
         return [item for item in self.items if item.invariant]
 
 
-def roles(groups: list[GroupReport], bins: int) -> dict[str, list[str]]:
+def roles(groups: list[GroupReport | NetworkGroup], bins: int) -> dict[str, list[str]]:
     """Role name -> the groups that play it, in network order."""
     convs = [g.name for g in groups if g.module_type.startswith("Conv")]
     linears = [g.name for g in groups if g.module_type == "Linear"]
@@ -80,6 +88,21 @@ def roles(groups: list[GroupReport], bins: int) -> dict[str, list[str]]:
         low = index * bins // len(groups)
         found.setdefault(f"depth {low / bins:.2f}–{(low + 1) / bins:.2f}", []).append(group.name)
     return found
+
+
+def report_roles(report: Report, bins: int, path: str | Path) -> dict[str, list[str]]:
+    """:func:`roles` of the report's whole network, each keeping only the groups the report scanned:
+    with ``--select 'layer4.*'`` the first conv is still ``conv1``, absent from that report."""
+    if report.network is None:
+        if report.settings.select:
+            raise InputError(
+                f"report {str(path)!r} was scanned with --select {','.join(report.settings.select)} and does not "
+                "record the whole network (schema before 2.2), so its roles would be the selection's: rescan it "
+                "with this fragscan, or compare --by name"
+            )
+        return roles(report.groups, bins)
+    scanned = {g.name for g in report.groups}
+    return {role: [name for name in names if name in scanned] for role, names in roles(report.network, bins).items()}
 
 
 def _cell(report: Report, names: list[str], filter_id: str, score: str) -> tuple[RoleClass, float | None]:
@@ -128,10 +151,10 @@ def compare(
             keys += [g.name for g in report.groups if g.name not in keys]
         matched = [{key: [key] if key in {g.name for g in r.groups} else [] for key in keys} for r in reports]
     else:
-        matched = [roles(r.groups, depth_bins) for r in reports]
+        matched = [report_roles(r, depth_bins, p) for r, p in zip(reports, paths)]
         keys = []
-        for table in matched:
-            keys += [key for key in table if key not in keys]
+        for table in matched:  # a role no report scanned (outside every --select) is no item
+            keys += [key for key in table if key not in keys and any(t.get(key) for t in matched)]
     items = []
     for key in keys:
         members = [table.get(key, []) for table in matched]
@@ -150,11 +173,19 @@ def compare(
         depth_bins=depth_bins,
         reports=[
             ComparedReport(
-                path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups)
+                path=str(p), model=r.model.name, dataset=r.dataset.name, weights=r.model.weights, groups=len(r.groups),
+                split=r.dataset.split, samples=r.baseline.samples, thresholds=r.settings.thresholds,
+                classify=r.settings.classify, tau=r.settings.tau,
             )
             for p, r in zip(paths, reports)
         ],
         items=items,
+        warnings=[
+            f"R{index} was scanned with other settings than R1, so its Δ may come from them, not from the network: "
+            + "; ".join(changed)
+            for index, report in enumerate(reports[1:], start=2)
+            if (changed := report.setting_differences(reports[0]))
+        ],
     )
 
 
@@ -174,5 +205,5 @@ def render_comparison_html(comparison: Comparison) -> str:
         f"{plots.SCORE_SYMBOLS[comparison.score]} ({comparison.filter})",
     )
     environment = _environment()
-    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#7f8c8d", "absent": "#bdc3c7"}
+    environment.globals["class_colours"] = {**plots.CLASS_COLOURS, "mixed": "#a6acaf", "absent": "#bdc3c7"}
     return environment.get_template("compare.html.j2").render(comparison=comparison, heatmap=Markup(heatmap))

@@ -48,12 +48,17 @@ class Registry(Generic[T]):
 
     def register(self, name: str, obj: T, *, source: str | None = None, replace: bool = False, **meta: Any) -> T:
         """Record ``obj`` under ``name``; ``source`` defaults to the plugin being loaded, else "builtin"."""
-        source = source or _registering_source.get()
+        loading = _registering_source.get()
+        if source is None and (getattr(obj, "__module__", None) or "").partition(".")[0] == __name__.partition(".")[0]:
+            # defined in fragscan itself: a built-in, even when a plugin's import is what first loaded its module
+            source = "builtin"
+        source = source or loading
         if name in self._entries and not replace:
             raise ConfigError(f"{self.kind} {name!r} is already registered by {self._entries[name].source}")
         self._entries[name] = Entry(name, obj, dict(meta), source)
         added = _registered_by.get()
-        if added is not None:
+        # What a plugin's first import of fragscan.attacks or fragscan.models registers is not the plugin's.
+        if added is not None and source == loading:
             added.append(f"{self.kind}:{name}")
         return obj
 

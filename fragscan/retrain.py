@@ -387,7 +387,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         )
     if config.eps == "auto":  # the starting network at the budget found, as a scan judges its unfiltered network
         clean, adversarial = before.clean.estimate, before.adversarial.estimate
-        warnings += filter(None, [calibration_missed(clean, adversarial, EPS_TARGET, config.attack)])
+        warnings += filter(None, [calibration_missed(clean, adversarial, EPS_TARGET, config.attack, eps)])
     result = RetrainResult(
         fragscan_version=__version__,
         settings=config,

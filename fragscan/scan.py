@@ -19,7 +19,16 @@ from . import adaptive
 from ._version import __version__
 from .adaptive import Look, history
 from .assess import References, assess
-from .attacks import AttackMode, build_adversary, calibrate_eps, calibration_missed, check_attack, scan_attack, uses_eps
+from .attacks import (
+    AttackMode,
+    build_adversary,
+    calibrate_eps,
+    calibration_missed,
+    check_attack,
+    hyperparameters,
+    scan_attack,
+    uses_eps,
+)
 from .batching import auto_batch_size
 from .checkpoints import scan_checkpoints
 from .confidence import LEVEL, pack_bits
@@ -45,6 +54,7 @@ from .report import (
     GroupReport,
     IntervalTriple,
     ModelInfo,
+    NetworkGroup,
     PackedCorrectness,
     Report,
     Round,
@@ -242,7 +252,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
     evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
-    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes)
+    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes, evaluation.eps)
     references = References(evaluation.unfiltered, samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references)
     report = _assemble_report(
@@ -445,7 +455,7 @@ def _sweep(
     return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
 
 
-def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int) -> list[str]:
+def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
     """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
     a network near chance, an ``--eps auto`` that missed its target."""
     clean, adversarial = (correct.double().mean().item() for correct in unfiltered)
@@ -456,7 +466,7 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
         )
     warnings += filter(None, [near_chance(clean, num_classes)])
     if config.eps == "auto":
-        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack)])
+        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack, eps)])
     return warnings
 
 
@@ -530,6 +540,7 @@ def _assemble_report(
         settings=Settings(
             **{**config.model_dump(), "adaptive": swept.adaptive_plan},
             eps_used=evaluation.eps,
+            attack_parameters=hyperparameters(scan_attack(config, model, evaluation.eps)),
             batch_size_used=evaluation.batch_size,
             device_used=str(device),
             precision_used=evaluation.precision,
@@ -544,12 +555,22 @@ def _assemble_report(
         ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
+        network=_network(config, model),
         global_=global_curves,
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
         run=run,
     )
+
+
+def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None:
+    """With ``--select``, every analysable tensor of the whole network, so that a comparison by role
+    (first conv, relative depth) places the selected groups in the network, not in the selection."""
+    if not config.select:
+        return None
+    every = parameter_groups(model.net, config.include)[0]
+    return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:

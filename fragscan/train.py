@@ -88,8 +88,10 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
     mask: dict[str, torch.Tensor] | None = None,
     adversary: Perturb | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
 ) -> nn.Module:
-    """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch.
+    """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch,
+    ``on_batch(epoch, batches_done, batches)`` after each batch (an epoch can take minutes).
 
     ``mask`` (by name in ``model.named_parameters()``, 1 = trainable) freezes elements bit-exactly;
     ``adversary`` replaces each batch by adversarial examples crafted against the current model.
@@ -106,7 +108,7 @@ def train(
         if frozen is not None:
             frozen.freeze_norm_statistics(model)
         total = 0.0
-        for images, labels in loader:
+        for done, (images, labels) in enumerate(loader, start=1):
             images, labels = images.to(device), labels.to(device)
             if adversary is not None:
                 images = adversary(images, labels)
@@ -119,6 +121,8 @@ def train(
             if frozen is not None:
                 frozen.restore()
             total += _finite(loss.item(), epoch, settings) * len(labels)
+            if on_batch is not None:
+                on_batch(epoch, done, len(loader))
         if on_epoch is not None:
             on_epoch(epoch, total / len(dataset))
     return model.eval()
@@ -191,12 +195,16 @@ class TrainOutputs(BaseModel):
 
 
 def train_to(
-    config: TrainConfig, out: str | Path, *, on_epoch: Callable[[int, float, Checkpoint | None], None] | None = None
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    on_epoch: Callable[[int, float, Checkpoint | None], None] | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
 ) -> TrainOutputs:
     """Train as ``config`` says, writing into the directory ``out`` (created if missing), each file
     atomically: ``epoch_NNN.safetensors`` every ``save_every`` epochs and after the last, then
     ``training.json``. ``on_epoch(epoch, mean_loss, checkpoint)`` after each epoch; ``checkpoint``
-    is None for an epoch that wrote none."""
+    is None for an epoch that wrote none; ``on_batch`` as :func:`train` calls it."""
     if config.split == config.eval_split:  # as retrain refuses to judge on what it fitted
         raise ConfigError(
             f"--split and --eval-split are both {config.split!r}: each checkpoint's accuracy would be measured on "
@@ -234,7 +242,7 @@ def train_to(
         if on_epoch is not None:
             on_epoch(epoch, loss, checkpoint)
 
-    train(network, train_set, config.optimiser, device=device, on_epoch=after_epoch)
+    train(network, train_set, config.optimiser, device=device, on_epoch=after_epoch, on_batch=on_batch)
     record = TrainRecord(
         fragscan_version=__version__,
         model=config.model,

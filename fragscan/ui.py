@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -40,6 +41,12 @@ def print_table(console: Console, table: Table) -> None:
 _UNBOUNDED = 100_000
 
 
+def _bar(console: Console) -> Progress:
+    """A bar that names what is in flight, with counts and times, gone once done."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn())
+    return Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+
+
 @contextmanager
 def sweep_progress(console: Console) -> Iterator[Callable[[SweepEvent], None]]:
     """A progress bar over the whole sweep, naming the group and filter in flight; in a log or a
@@ -54,18 +61,41 @@ def sweep_progress(console: Console) -> Iterator[Callable[[SweepEvent], None]]:
 
         yield log
         return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar(console) as bar:
         task = bar.add_task("preparing (attack calibration)", total=None)
 
         def update(event: SweepEvent) -> None:
             bar.update(task, completed=event.done, total=event.total, description=f"{event.target} · {event.filter}")
+
+        yield update
+
+
+# In a log, where no bar redraws, a line at most this often within an epoch: a Fashion-MNIST epoch
+# on a CPU takes minutes, and silence for that long reads as a hang.
+LOG_EVERY_S = 30.0
+
+
+@contextmanager
+def batch_progress(console: Console) -> Iterator[Callable[[int, int, int], None]]:
+    """Progress within a training epoch, as ``on_batch(epoch, done, batches)``: a bar on a terminal
+    (it vanishes at the epoch's end, where the epoch's line is printed), else a line every
+    :data:`LOG_EVERY_S` seconds."""
+    if not console.is_terminal:
+        last = [time.monotonic()]
+
+        def log(epoch: int, done: int, batches: int) -> None:
+            if time.monotonic() - last[0] >= LOG_EVERY_S and done < batches:
+                last[0] = time.monotonic()
+                console.print(f"epoch {epoch:>3}  {done}/{batches} batches", highlight=False)
+
+        yield log
+        return
+    with _bar(console) as bar:
+        task = bar.add_task("epoch", total=None)
+
+        def update(epoch: int, done: int, batches: int) -> None:
+            if done == 1:  # a new epoch: its bar starts over
+                bar.reset(task, total=batches, description=f"epoch {epoch} batches")
+            bar.update(task, completed=done)
 
         yield update

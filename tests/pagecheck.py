@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,11 +18,9 @@ needs_browser = pytest.mark.skipif(
 )
 
 
-def browse(page: Path, profile: Path) -> dict:
-    """Open ``page`` in headless chromium; return the DOM after scripts ran, the console messages,
-    the URLs the page requested (from Chrome's NetLog, keyed to the file:// page) and a screenshot."""
+def _flags(width: int) -> list[str]:
     assert CHROMIUM, "chromium is required here: apt-get install -y chromium"
-    flags = [
+    return [
         CHROMIUM,
         "--headless",
         "--no-sandbox",
@@ -33,8 +32,14 @@ def browse(page: Path, profile: Path) -> dict:
         "--enable-logging=stderr",
         "--v=0",
         "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--window-size=1280,1600",
+        f"--window-size={width},1600",
     ]
+
+
+def browse(page: Path, profile: Path) -> dict:
+    """Open ``page`` in headless chromium; return the DOM after scripts ran, the console messages,
+    the URLs the page requested (from Chrome's NetLog, keyed to the file:// page) and a screenshot."""
+    flags = _flags(1280)
     url = page.resolve().as_uri()
     net_log = profile / "net.json"
     dump = subprocess.run(
@@ -59,6 +64,31 @@ def browse(page: Path, profile: Path) -> dict:
         if event["type"] == start and event["params"].get("network_isolation_key", "").startswith("file://")
     ]
     return {"dom": dump.stdout, "console": console, "requests": requested, "screenshot": shot}
+
+
+def measure(page: Path, profile: Path, script: str, width: int = 1400) -> object:
+    """Run ``script`` (a JavaScript function body that returns JSON-able data) in ``page`` once its
+    own scripts ran, in a headless chromium ``width`` px wide; return what it returned. Layout is
+    live: the script may click, scroll and read sizes."""
+    probe = profile / f"probe-{page.name}"
+    body = (
+        "<script>const probe = document.body.appendChild(document.createElement('pre')); probe.id = 'probe';"
+        f"let seen; try {{ seen = (function () {{ {script} }})(); }}"
+        " catch (error) { seen = {probeError: String(error)}; }"
+        "probe.textContent = JSON.stringify(seen);</script>"
+    )
+    probe.write_text(page.read_text().replace("</body>", body + "</body>"))
+    dump = subprocess.run(
+        [*_flags(width), f"--user-data-dir={profile / 'probe'}", "--dump-dom", probe.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dump.stdout, re.DOTALL)
+    assert found, f"the probe did not run: {dump.stderr[-2000:]}"
+    seen = json.loads(html_unescape(found.group(1)))
+    assert not (isinstance(seen, dict) and "probeError" in seen), seen
+    return seen
 
 
 class _References(HTMLParser):

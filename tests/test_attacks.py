@@ -11,7 +11,15 @@ from torch.nn import functional
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.attacks import ADVERSARIAL_MODES, NormalizedFGSM, build_attack, craft, predictions
+from fragscan.attacks import (
+    ADVERSARIAL_MODES,
+    NormalizedFGSM,
+    build_attack,
+    calibration_missed,
+    craft,
+    hyperparameters,
+    predictions,
+)
 from fragscan.cli import app
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.engine import analysis_mode, sweep
@@ -282,3 +290,34 @@ def test_an_attack_that_cannot_handle_the_input_is_one_clean_error(tmp_path):
     assert result.output.strip().startswith("error: attack TIFGSM cannot run on inputs of shape (1, 8, 8)")
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("FGSM", {"eps": 0.1}),
+        ("PGD", {"eps": 0.1, "alpha": 0.025, "steps": 10, "random_start": True}),
+        ("CW", {"c": 1, "kappa": 0, "steps": 50, "lr": 0.01}),
+    ],
+)
+def test_the_attacks_hyperparameters_are_read_as_built(name, expected):
+    """Issue 23.22: the report records what torchattacks users compare (PGD's steps, step size, random start)."""
+    built = build_attack(name, nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), 0.1, 3)
+    assert hyperparameters(built) == pytest.approx(expected)
+    assert [type(v) for v in hyperparameters(built).values()] == [type(v) for v in expected.values()]
+
+
+def test_a_scan_report_records_its_attack_hyperparameters(small_config):
+    report = fragscan.scan(small_config(max_samples=20, thresholds=3, attack="PGD", eps=0.05))
+    assert report.settings.attack_parameters == pytest.approx(
+        {"eps": 0.05, "alpha": 0.0125, "steps": 10, "random_start": True}
+    )
+
+
+def test_eps_auto_below_one_met_its_target_whatever_a_bf16_sweep_measures():
+    """Issue 23.16: bf16 measured 0.494 against a target of 0.4925 at ε = 0.119, and the warning said
+    "even at ε = 1". Bisection below 1 met the target in fp32; only ε = 1 can be a miss."""
+    assert calibration_missed(0.985, 0.494, 0.5, "FGSM", 0.119) is None
+    missed = calibration_missed(0.985, 0.7, 0.5, "FGSM", 1.0)
+    assert missed.startswith("--eps auto did not reach its target: adversarial accuracy 0.700") and "ε = 1" in missed
+    assert calibration_missed(0.985, 0.4, 0.5, "FGSM", 1.0) is None

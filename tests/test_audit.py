@@ -341,3 +341,24 @@ def test_audit_explains_itself_and_its_exit_codes():
     assert result.exit_code == 0
     assert "exit 0 pass, 1 violated, 2 bad input, 3 failure" in " ".join(result.output.split())
     assert "--policy" in runner.invoke(app, ["scan", "--help"]).output
+
+
+def test_a_pass_over_an_inconclusive_guarded_group_says_so_in_the_terminal(scanned, tmp_path):
+    """Issue 23.20: `must-not-be-fragile … pass` while the guarded group was inconclusive; only audit.json told."""
+    report, _ = scanned
+    guarded = report.groups[-1].name
+    undecided = with_classes(report, {guarded: "inconclusive"})
+    path = tmp_path / "report.json"
+    write_report(undecided, path)
+    result = _audit_cli(path, "--must-not-be-fragile", guarded, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "pass, 1 undecided" in output
+    assert f"? must-not-be-fragile: passes, but could not judge 1 of its groups {guarded} is inconclusive" in output
+    assert "PASSED: 1 of 1 rules pass (1 without judging every group: see ? above)" in output
+    (rule,) = json.loads((tmp_path / "audit.json").read_text())["rules"]
+    assert rule["undecided"][0]["group"] == guarded
+    decided = with_classes(report, {guarded: "robust"})
+    write_report(decided, path)
+    result = _audit_cli(path, "--must-not-be-fragile", guarded, "--out", tmp_path)
+    assert "undecided" not in result.output and "PASSED: 1 of 1 rules pass\n" in result.output

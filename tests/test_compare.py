@@ -8,7 +8,7 @@ import pytest
 from pagecheck import browse, external_references, needs_browser
 
 import fragscan
-from fragscan.compare import compare, roles
+from fragscan.compare import compare, render_comparison_html, roles
 from fragscan.errors import InputError
 from fragscan.report import write_report
 
@@ -125,3 +125,38 @@ def test_the_comparison_page_loads_cleanly_in_chromium(report, tmp_path):
     seen = browse(page, tmp_path)
     assert seen["console"] == [] and seen["requests"] == []
     assert 'data-ready="true"' in seen["dom"]
+
+
+def test_compare_says_which_settings_differ_and_shows_them(report):
+    """Issue 23.14: 9 vs 25 thresholds, 200 vs 540 samples or another rule change a Δ by themselves."""
+    settings = report.settings.model_copy(update={"thresholds": 25, "classify": "evidence", "tau": 0.02})
+    other = report.model_copy(
+        update={"settings": settings, "baseline": report.baseline.model_copy(update={"samples": 540})}
+    )
+    comparison = compare([report, other, report], ["a.json", "b.json", "c.json"])
+    (warning,) = comparison.warnings
+    assert warning.startswith("R2 was scanned with other settings than R1, so its Δ may come from them")
+    assert "thresholds 3 → 25" in warning and "classify tau → evidence" in warning and "tau 0.01 → 0.02" in warning
+    assert "samples 40 → 540" in warning
+    html = render_comparison_html(comparison)
+    assert "warning: R2 was scanned with other settings" in html
+    assert '<td class="num">540</td><td class="num">25</td><td><code>evidence</code>, τ = 0.02</td>' in html
+    assert compare([report, report], ["a.json", "a.json"]).warnings == []
+
+
+def test_roles_come_from_the_whole_network_not_the_selection(report):
+    """Issue 23.15: with --select the first conv was the first *selected* conv."""
+    config = fragscan.ScanConfig(
+        max_samples=40, thresholds=3, eps=0.1, filters="pulse", bootstrap=0, classify="tau", select=("classifier.*",)
+    )
+    selected = fragscan.scan(config)
+    assert [g.name for g in selected.network] == [g.name for g in report.groups]
+    other = report.model_copy(update={"model": report.model.model_copy(update={"name": "another-net"})})
+    items = {item.key: item for item in compare([other, selected], ["a.json", "b.json"], depth_bins=5).items}
+    assert items["first conv"].members == [["features.0.weight"], []] and items["first conv"].classes[1] == "absent"
+    assert items["last linear"].members == [["classifier.3.weight"], ["classifier.3.weight"]]
+    assert items["depth 0.60–0.80"].members == [["classifier.1.weight"], ["classifier.1.weight"]]
+    assert report.network is None  # no --select: the groups are the network
+    older = selected.model_copy(update={"network": None})  # a schema 2.1 report did not record it
+    with pytest.raises(InputError, match=r"scanned with --select classifier\.\* and does not record the whole network"):
+        compare([other, older], ["a.json", "b.json"])

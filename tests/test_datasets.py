@@ -305,3 +305,14 @@ def test_every_registered_adapter_is_covered_here():
 def test_a_dataset_without_root_is_a_usage_error():
     with pytest.raises(ConfigError, match="--data-root"):
         create_dataset("cifar10")
+
+
+@pytest.mark.parametrize("name", [name for name in DATASETS.list() if dataset_spec(name).needs_root])
+def test_a_dataset_without_data_root_names_download_where_the_adapter_can_fetch(name):
+    """Issue 23.13: `scan resnet50 cifar10` without data said --data-root only; --download exists for users online."""
+    with pytest.raises(ConfigError) as refused:
+        create_dataset(name)
+    message = str(refused.value)
+    assert message.startswith(f"dataset {name!r} reads files from disk; pass --data-root DIR")
+    fetches = name in ("cifar10", "cifar100", "mnist", "fashion-mnist", "kmnist", "svhn")
+    assert (f"--data-root DIR --download to fetch {name} into DIR" in message) == fetches, message

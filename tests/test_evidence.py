@@ -193,11 +193,21 @@ def test_resolution_note_says_how_many_samples_would_decide(scanned):
     assert decided.resolution_note() is None
     three = _with_classes(report, ["inconclusive", "robust", "inconclusive", "inconclusive", "fragile"],
                           [3100, None, 3950, 1200, None])
+    split = f"the test split's {report.dataset.size:,} samples"
     assert three.resolution_note() == (
-        f"3 groups inconclusive at 120 samples; about 4000 would decide them (the test split has {report.dataset.size})"
+        f"3 groups inconclusive at 120 samples; all 3 would need far more than {split} (of order 10⁴)"
     )
     partly = _with_classes(report, ["inconclusive", "inconclusive", "robust", "robust", "robust"], [130, None])
-    assert partly.resolution_note() == "2 groups inconclusive at 120 samples; about 130 would decide 1 of them"
+    assert partly.resolution_note() == (
+        f"2 groups inconclusive at 120 samples; 1 of them could be decided within {split} (of order 10²): "
+        f"{report.groups[0].name}; 1 of them sits on a class boundary, so no sample count would decide it"
+    )
+    # Issue 23.12: a seven-digit projection is an order of magnitude, and the groups the split could decide are named.
+    mixed = _with_classes(report, ["inconclusive"] * 5, [8_700_000, 300, 8_700_000, 8_700_000, 8_700_000])
+    assert mixed.resolution_note() == (
+        f"5 groups inconclusive at 120 samples; 1 of them could be decided within {split} (of order 10²): "
+        f"{report.groups[1].name}; 4 would need far more than that (of order 10⁷)"
+    )
 
 
 def test_band_mask_follows_threshold_classes_and_the_inconclusive_policy(scanned):
@@ -252,7 +262,7 @@ def test_max_inconclusive_share_and_its_ci_outputs(scanned):
     (rule,) = result.rules
     assert not result.passed and rule.id == "max-inconclusive-share" and rule.measured == 0.4
     assert rule.findings[0].message.startswith(f"{report.groups[0].name} is inconclusive (±")
-    assert rule.findings[0].message.endswith("about 900 samples would decide it)")
+    assert rule.findings[0].message.endswith("of order 10³ samples would decide it)")
     assert b'<testcase classname="fragscan.audit" name="max-inconclusive-share"' in junit_xml(result)
     assert [r["ruleId"] for r in sarif(result)["runs"][0]["results"]] == ["max-inconclusive-share"] * 2
 
@@ -272,7 +282,7 @@ def test_html_shows_inconclusive_in_the_class_map_and_the_resolution(scanned):
     report, _ = scanned
     classes = ["inconclusive", "inconclusive", "robust", "robust", "fragile"]
     page = render_html(_with_classes(report, classes, [900, 1500]))
-    assert "2 groups inconclusive at 120 samples; about 1500 would decide them" in page
+    assert "2 groups inconclusive at 120 samples; both would need far more than the test split" in page
     assert ".class-inconclusive {" in page and "inconclusive: " in page  # the colour and the legend entry
     assert "simultaneous over the 5 groups" in page
 
@@ -286,5 +296,5 @@ def test_the_terminal_summary_shows_half_widths_and_the_resolution(scanned):
     console = Console(record=True, width=200)
     print_summary(_with_classes(report, ["inconclusive", "robust", "robust", "robust", "robust"], [777]), console)
     text = console.export_text()
-    assert "1 group inconclusive at 120 samples; about 780 would decide it" in text
+    assert "1 group inconclusive at 120 samples; it would need far more than the test split's" in text
     assert f"{report.groups[1].half_width:.4f}" in text

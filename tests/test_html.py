@@ -2,19 +2,26 @@
 
 import csv
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pagecheck import browse, external_references, needs_browser
+from pagecheck import browse, external_references, measure, needs_browser
 from PIL import Image
+from typer.testing import CliRunner
 
 import fragscan
+from fragscan.audit import AuditPolicy, audit
+from fragscan.cli import app
+from fragscan.compare import compare, render_comparison_html
 from fragscan.report import load_report
 from fragscan.report.html import render_html
+from fragscan.report.plots import CLASS_COLOURS
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
 from fragscan.scan import write_scan_outputs
 
@@ -120,6 +127,77 @@ def test_the_page_loads_in_chromium_without_errors_or_requests_and_is_not_blank(
     assert colours > 20, "the screenshot is (nearly) blank"
 
 
+# ResNet-50's longest tensor names, and numbers as wide as its largest tensors'.
+_RESNET50_NAMES = ["conv1.weight"] + [
+    f"layer{stage}.{block}.{part}"
+    for stage, blocks in ((1, 3), (2, 4), (3, 6), (4, 3))
+    for block in range(blocks)
+    for part in ("conv1.weight", "conv2.weight", "conv3.weight", *(("downsample.0.weight",) if block == 0 else ()))
+] + ["fc.weight"]
+
+
+@pytest.fixture(scope="module")
+def resnet50_sized(scanned, tmp_path_factory):
+    """A 54-group page (ResNet-50's groups × 3 filters), built from the scanned report's groups."""
+    data = json.loads((scanned / "report.json").read_text())
+    groups = data["groups"]
+    data["groups"] = [
+        {**groups[i % len(groups)], "name": name, "numel": 2359296 + i, "shape": [512, 512, 3, 3]}
+        for i, name in enumerate(_RESNET50_NAMES)
+    ]
+    directory = tmp_path_factory.mktemp("resnet50")
+    (directory / "report.html").write_text(render_html(fragscan.Report.model_validate(data)))
+    return directory
+
+
+# Reads the groups table's layout: overflow, row heights, folding (a group's button and the
+# all-groups one), the header while the table scrolls under it, the curve panels' folding.
+_LAYOUT = """
+const table = document.querySelector("table.groups");
+const shown = () => Array.from(table.querySelectorAll("tbody tr")).filter((row) => !row.hidden);
+const heights = () => shown().map((row) => row.getBoundingClientRect().height);
+const page = document.documentElement;
+const seen = {groups: table.tBodies.length, rows: shown().length, heights: heights(),
+  pageWidth: page.scrollWidth, windowWidth: page.clientWidth, tableRight: table.getBoundingClientRect().right};
+const button = table.tBodies[1].querySelector("button.fold");
+if (button) {
+  button.click();
+  seen.unfolded = shown().length; seen.unfoldedHeights = heights(); seen.unfoldedWidth = page.scrollWidth;
+  button.click(); seen.refolded = shown().length;
+  document.querySelector("button[data-fold-all]").click(); seen.all = shown().length; seen.allWidth = page.scrollWidth;
+  document.querySelector("button[data-fold-all]").click(); seen.allRefolded = shown().length;
+}
+window.scrollTo(0, window.scrollY + table.getBoundingClientRect().top + table.offsetHeight / 2);
+seen.headerTop = table.tHead.rows[0].cells[0].getBoundingClientRect().top;
+seen.tableTop = table.getBoundingClientRect().top;
+const panels = Array.from(document.querySelectorAll("details.panel"));
+seen.panels = panels.length; seen.openPanels = panels.filter((p) => p.open).length;
+table.tBodies[2].querySelector("a").click();
+seen.openedByLink = panels.filter((p) => p.open).map((p) => p.id);
+return seen;
+"""
+
+
+@needs_browser
+@pytest.mark.parametrize("which", ["default", "resnet50"])
+def test_the_groups_table_holds_at_1400_px(which, scanned, resnet50_sized, tmp_path):
+    """Issue 23.11: no sideways page scroll at 1400 px, even rows of two text lines, each group's other
+    filters folded under its row, the header in view while the table scrolls, curve panels that fold."""
+    directory = scanned if which == "default" else resnet50_sized
+    seen = measure(directory / "report.html", tmp_path, _LAYOUT, width=1400)
+    assert seen["pageWidth"] <= seen["windowWidth"] and seen["tableRight"] <= seen["windowWidth"], seen
+    assert seen["rows"] == seen["groups"] == (5 if which == "default" else 54)
+    assert max(seen["heights"]) - min(seen["heights"]) < 1 and max(seen["heights"]) < 42, seen["heights"]
+    assert seen["unfolded"] == seen["groups"] + 2 and seen["refolded"] == seen["groups"]
+    assert seen["all"] == 3 * seen["groups"] and seen["allRefolded"] == seen["groups"]
+    assert max(seen["unfoldedHeights"]) - min(seen["unfoldedHeights"]) < 1
+    assert max(seen["unfoldedWidth"], seen["allWidth"]) <= seen["windowWidth"]
+    assert seen["tableTop"] < 0 and abs(seen["headerTop"]) < 1, "the header scrolled away with the table"
+    assert seen["panels"] == seen["groups"]
+    assert seen["openPanels"] == (seen["groups"] if which == "default" else 0)
+    assert "curves-3" in seen["openedByLink"]
+
+
 @needs_browser
 def test_the_browser_check_catches_console_errors_and_requests(tmp_path):
     """The negative control: the same checks flag a page that logs an error and fetches an image."""
@@ -142,3 +220,112 @@ def test_a_global_scope_scan_renders_its_curves_and_csv_rows():
     assert f"{report.global_['pulse'].scores.adversarial:+.4f}" in html
     rows = list(csv.DictReader(io.StringIO(curves_csv(report))))
     assert len(rows) == 3 * 3 and {r["group"] for r in rows} == {"(global)"} and rows[0]["numel"] == ""
+
+
+@pytest.mark.parametrize("huge", [1e308, -1e308, 1.7e308])
+def test_a_report_with_a_huge_finite_score_renders_with_short_numbers(scanned, tmp_path, huge):
+    """JSON allows any finite float; a damaged report's 1e308 once overflowed the colour bar (issue 23.7)."""
+    data = json.loads((scanned / "report.json").read_text())
+    data["groups"][0]["filters"]["pulse"]["scores"]["adversarial"] = huge
+    data["groups"][1]["filters"]["pulse"]["scores"]["difference"] = -huge
+    damaged = tmp_path / "report.json"
+    damaged.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["report", str(damaged), "-o", str(tmp_path / "page.html")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "page.html").read_text()
+    assert f"{huge:+.3e}" in html and "0" * 20 not in html
+
+
+def _contrast(foreground: str, background: str) -> float:
+    def luminance(colour):
+        channels = [int(colour.lstrip("#").ljust(6, colour.lstrip("#")[-1])[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _badges(html: str) -> dict[str, tuple[str, str]]:
+    found = re.findall(r"\.class-([a-z]+) \{ background: (#[0-9a-f]{6}); color: (#[0-9a-f]{3,6}); \}", html)
+    return {name: (background, text) for name, background, text in found}
+
+
+def test_every_class_badge_is_readable(scanned, tmp_path):
+    """Issue 23.22: white on inconclusive's light grey was unreadable; WCAG AA asks 4.5:1 for text."""
+    html = (scanned / "report.html").read_text()
+    badges = _badges(html)
+    assert set(badges) == set(CLASS_COLOURS)
+    for name, (background, text) in badges.items():
+        assert _contrast(text, background) >= 4.5, name
+    report = load_report(scanned / "report.json")
+    compared = _badges(render_comparison_html(compare([report, report], ["a", "b"])))
+    assert {"mixed", "absent"} <= set(compared)
+    assert all(_contrast(text, background) >= 4.5 for background, text in compared.values())
+
+
+def test_the_heatmap_shows_undefined_in_the_class_maps_colour_and_says_so(scanned):
+    """Issue 23.22: the heatmap's grey meant undefined where the class map's grey means inconclusive."""
+    report = load_report(scanned / "report.json")
+    curve = report.groups[0].filters["pulse"]
+    undefined = curve.model_copy(update={"scores": curve.scores.model_copy(update={"adversarial": None})})
+    group = report.groups[0].model_copy(update={"filters": {**report.groups[0].filters, "pulse": undefined}})
+    html = render_html(report.model_copy(update={"groups": [group, *report.groups[1:]]}))
+    heatmap = html[html.index('<section id="heatmap">') : html.index('<section id="classes">')]
+    assert "Grey: undefined" not in heatmap and "Purple, as in the class map: undefined" in heatmap
+    assert f"fill: {CLASS_COLOURS['undefined']}" in heatmap
+
+
+def test_inconclusive_groups_come_with_what_would_decide_them(scanned):
+    """Issue 23.22: more samples, --adaptive, a larger τ, each with what it costs; nothing when all are decided."""
+    report = load_report(scanned / "report.json")
+    undecided = [
+        g.model_copy(update={"summary_class": "inconclusive", "samples_to_decide": 400}) for g in report.groups
+    ]
+    html = render_html(report.model_copy(update={"groups": undecided}))
+    advice = html[html.index('id="next-steps"') :]
+    advice = advice[: advice.index("</div>")]
+    size = report.dataset.size
+    assert f"<code>--max-samples {size}</code>" in advice
+    assert f"about {report.run.duration_s * size / 40:.0f} s" in advice
+    assert "<code>--adaptive</code>" in advice and f"<code>--tau {2 * report.settings.tau:g}</code>" in advice
+    decided = [g.model_copy(update={"summary_class": "robust", "samples_to_decide": None}) for g in report.groups]
+    assert 'id="next-steps"' not in render_html(report.model_copy(update={"groups": decided}))
+
+
+def test_the_page_shows_the_attacks_hyperparameters(scanned):
+    report = load_report(scanned / "report.json")
+    assert report.settings.attack_parameters == {"eps": 0.1}
+    pgd = report.settings.model_copy(
+        update={"attack": "PGD", "attack_parameters": {"eps": 0.1, "alpha": 0.025, "steps": 10, "random_start": True}}
+    )
+    html = render_html(report.model_copy(update={"settings": pgd}))
+    assert (
+        "Attack <code>PGD</code> as built: alpha <code>0.025</code>, eps <code>0.1</code>, "
+        "random_start <code>True</code>, steps <code>10</code>." in html
+    )
+
+
+def test_a_schema_2_1_report_still_loads_renders_and_audits(scanned, tmp_path):
+    data = json.loads((scanned / "report.json").read_text())
+    del data["settings"]["attack_parameters"]
+    data["schema_version"] = "2.1"
+    old = tmp_path / "report.json"
+    old.write_text(json.dumps(data))
+    report = load_report(old)
+    assert report.schema_version == "2.1" and report.settings.attack_parameters is None
+    assert "as built" not in render_html(report)
+    assert audit(report, AuditPolicy(min_clean_accuracy=0.5)).passed
+
+
+def test_the_render_benchmark_runs():
+    """Issue 23.23: benchmarks/report_render.py had fallen behind scan's scoring (TypeError: _filter_curve())."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/report_render.py", "--groups", "2", "--samples", "40", "--bootstrap", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 groups × 3 filters × 25 thresholds, 40 samples" in result.stdout and "html:" in result.stdout

@@ -598,3 +598,21 @@ def test_a_model_whose_outputs_are_nan_is_refused_not_robust():
         model.net.classifier[3].bias.fill_(float("nan"))
     with pytest.raises(ConfigError, match="outputs hold NaN or infinite values on 20 of the first 20 samples"):
         fragscan.scan(fragscan.ScanConfig(max_samples=20, thresholds=3, eps=0.1), model=model)
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("flat x", r"^npz: x has shape \(235200,\); expected N x H x W, N x H x W x C or N x C x H x W$"),
+        ("object x", r"holds Python objects, which fragscan never unpickles; save numbers"),
+    ],
+)
+def test_npz_messages_name_the_real_problem(tmp_path, case, expected):
+    """Issue 23.23: a flat x was reported as "N=235200 images"; numpy's allow_pickle hint reached the user."""
+    import numpy as np
+
+    from fragscan.data import create_dataset
+
+    x = {"flat x": np.zeros(235200, np.uint8), "object x": np.array([object()] * 3)}[case]
+    path = _npz(tmp_path, x=x, y=np.zeros(300 if case == "flat x" else 3, np.int64))
+    with pytest.raises(InputError, match=expected) as caught:
+        create_dataset("npz", root=path)
+    assert "allow_pickle" not in str(caught.value) and "N=" not in str(caught.value)

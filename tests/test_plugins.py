@@ -272,3 +272,28 @@ def test_a_ray_worker_refuses_a_plugin_file_that_is_not_the_drivers(tmp_path, mo
     edited = Plugin(driver.name, driver.route, driver.location, driver.registered, sha256="f" * 64)
     with pytest.raises(ConfigError, match="on a Ray worker is not the driver's"):
         load_worker_plugins((edited,))
+
+
+def test_built_ins_a_plugin_imports_first_are_not_credited_to_it(tmp_path):
+    """Issue 23.23: a plugin that imported fragscan.attacks (to shadow FGSM) was listed as registering
+    every torchattacks attack and the built-in models, which that first import registered."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "shadow.py").write_text(
+        "import torchattacks\nfrom fragscan.attacks import ATTACKS\n"
+        "ATTACKS.register('FGSM', torchattacks.FGSM, replace=True)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(
+        [sys.executable, "-m", "fragscan", "plugins", "--plugin", "shadow.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "300"},
+    )
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if "shadow.py" in line]
+    assert "registered attack:FGSM " in row and "PGD" not in row and "model:" not in row, row

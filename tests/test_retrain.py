@@ -376,3 +376,18 @@ def test_bad_training_options_are_one_line(tmp_path):
         app, ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "none.safetensors"), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
+
+
+def test_train_shows_progress_within_an_epoch(tmp_path, monkeypatch):
+    """Issue 23.23: one Fashion-MNIST epoch on a CPU took 5 minutes without a word."""
+    import fragscan.ui
+
+    monkeypatch.setattr(fragscan.ui, "LOG_EVERY_S", 0.0)  # a log line at every batch, not every 30 s
+    arguments = ["train", "digits-cnn", "digits", "--epochs", "2", "--batch-size", "256", "--out", str(tmp_path)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines() if line.endswith(" batches")]
+    batches = int(lines[0][2].split("/")[1])
+    # every batch but an epoch's last, which the epoch's own line reports
+    assert [(int(e), d) for _, e, d, _ in lines] == [(e, f"{d}/{batches}") for e in (1, 2) for d in range(1, batches)]
+    assert batches > 1

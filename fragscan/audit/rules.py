@@ -9,15 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._version import __version__
 from ..errors import InputError
 from ..report import Report, report_digest
+from ..report.numbers import order_of
 from .policy import AuditPolicy, load_baseline
 
-AUDIT_SCHEMA_VERSION = "1.0"
+AUDIT_SCHEMA_VERSION = "1.1"
 _SCORES = ("clean", "adversarial", "difference")
-# Settings that change what a score means: a baseline that differs in one is compared with a warning.
-_COMPARABLE_SETTINGS = (
-    "dataset", "split", "max_samples", "thresholds", "attack", "eps_used", "attack_mode", "scope",
-    "baseline", "normalise_by", "norm_mode", "attack_space", "precision_used", "tau", "seed",
-)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -43,6 +39,10 @@ class RuleOutcome(_Model):
     passed: bool
     message: str
     findings: list[Finding] = Field(default_factory=list)
+    undecided: list[Finding] = Field(
+        default_factory=list,
+        description="groups the rule could not judge (inconclusive): a pass says nothing about them (audit 1.1+)",
+    )
 
 
 class AuditedReport(_Model):
@@ -226,7 +226,7 @@ def _undecided(group) -> str:
     """What would decide an inconclusive group, as a message suffix."""
     if group.samples_to_decide is None:
         return ""
-    return f" (±{group.half_width:.4f}; about {group.samples_to_decide} samples would decide it)"
+    return f" (±{group.half_width:.4f}; of order {order_of(group.samples_to_decide)} samples would decide it)"
 
 
 def check_guards_match(globs: tuple[str, ...], names: list[str], where: str = "the report") -> None:
@@ -266,6 +266,11 @@ def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
                 value=getattr(scores[g.name], report.settings.summary_score),
             )
             for g in fragile
+        ],
+        undecided=[
+            Finding(message=f"{g.name} is inconclusive: not shown fragile, not shown safe{_undecided(g)}", group=g.name)
+            for g in guarded
+            if g.summary_class == "inconclusive"
         ],
     )
 
@@ -320,12 +325,7 @@ def _setting_differences(report: Report, baseline: Report) -> list[str]:
     warnings = []
     if report.model.name != baseline.model.name:
         warnings.append(f"the baseline report is of model {baseline.model.name!r}, this one of {report.model.name!r}")
-    new, old = report.settings, baseline.settings
-    changed = [
-        f"{name} {getattr(old, name)} → {getattr(new, name)}"
-        for name in _COMPARABLE_SETTINGS
-        if getattr(old, name) != getattr(new, name)
-    ]
+    changed = report.setting_differences(baseline)
     if changed:
         warnings.append(
             "the baseline report was scanned with other settings, so scores may differ for that reason: "

@@ -104,16 +104,31 @@ def print_audit_summary(result: AuditResult, console: Console, *, quiet: bool = 
         for rule in result.rules:
             threshold = ", ".join(rule.threshold) if isinstance(rule.threshold, list) else f"{rule.threshold:g}"
             measured = "—" if rule.measured is None else f"{rule.measured:.4g}"
-            table.add_row(rule.id, threshold, measured, "[green]pass[/green]" if rule.passed else "[red]FAIL[/red]")
+            verdict = "[green]pass[/green]" if rule.passed else "[red]FAIL[/red]"
+            if rule.passed and rule.undecided:  # a pass over undecided groups assures nothing about them
+                verdict = f"[yellow]pass, {len(rule.undecided)} undecided[/yellow]"
+            table.add_row(rule.id, threshold, measured, verdict)
         print_table(console, table)
+
+    def listed(findings: list, unlike: str = "") -> None:
+        for finding in findings[:_FINDINGS_SHOWN]:
+            if finding.message != unlike:
+                say(f"    {finding.message}")
+        if len(findings) > _FINDINGS_SHOWN:
+            say(f"    … and {len(findings) - _FINDINGS_SHOWN} more in audit.json")
+
+    for rule in result.rules:
+        if rule.passed and rule.undecided:
+            say(f"[yellow]? {rule.id}[/yellow]: passes, but could not judge {len(rule.undecided)} of its groups")
+            listed(rule.undecided)
     for rule in result.failed:
         say(f"[red]✗ {rule.id}[/red]: {rule.message}")
-        for finding in rule.findings[:_FINDINGS_SHOWN]:
-            if finding.message != rule.message:
-                say(f"    {finding.message}")
-        if len(rule.findings) > _FINDINGS_SHOWN:
-            say(f"    … and {len(rule.findings) - _FINDINGS_SHOWN} more in audit.json")
+        listed(rule.findings, unlike=rule.message)
     for warning in result.warnings:
         say(f"[yellow]warning:[/yellow] {warning}")
     verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
-    say(f"{verdict}: {len(result.rules) - len(result.failed)} of {len(result.rules)} rules pass")
+    unjudged = sum(bool(rule.undecided) for rule in result.rules if rule.passed)
+    say(
+        f"{verdict}: {len(result.rules) - len(result.failed)} of {len(result.rules)} rules pass"
+        + (f" ({unjudged} without judging every group: see ? above)" if unjudged else "")
+    )

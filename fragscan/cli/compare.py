@@ -11,13 +11,10 @@ from rich.table import Table
 from ..errors import ConfigError
 from ..files import check_outputs, write_atomic
 from ..report import load_report
+from ..report.numbers import signed
 from ..ui import print_table, stderr_console, stdout_console
 from ._app import app, fails_cleanly
 from .summary import CLASS_STYLE
-
-
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4f}"
 
 
 @app.command()
@@ -65,15 +62,19 @@ def compare(
         cells = []
         for index, cls in enumerate(item.classes):
             style = CLASS_STYLE.get(cls, "dim")
-            cells.append(f"[{style}]{cls}[/{style}] {_score(item.scores[index])}")
+            cells.append(f"[{style}]{cls}[/{style}] {signed(item.scores[index])}")
             if index:
-                cells.append(_score(item.deltas[index]))
+                cells.append(signed(item.deltas[index]))
         table.add_row(item.key, *cells, "yes" if item.invariant else "no")
     console = stdout_console()
     for index, entry in enumerate(comparison.reports):
         console.print(
-            f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}, {entry.groups} groups)", highlight=False
+            f"R{index + 1}: {entry.path} ({entry.model} on {entry.dataset}/{entry.split}, {entry.groups} groups, "
+            f"{entry.samples} samples, {entry.thresholds} thresholds, --classify {entry.classify} τ = {entry.tau})",
+            highlight=False,
         )
+    for warning in comparison.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     print_table(console, table)
     console.print(
         f"{len(comparison.invariant)} of {len(comparison.items)} keep their class in every report", highlight=False

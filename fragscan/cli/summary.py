@@ -10,16 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..report import Report
+from ..report.numbers import signed
 from ..ui import print_table
 
 CLASS_STYLE = {
     "fragile": "red", "robust": "green", "antifragile": "cyan", "inconclusive": "dim", "unperturbed": "yellow",
     "undefined": "magenta",
 }
-
-
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.4f}"
 
 
 def print_summary(report: Report, console: Console) -> None:
@@ -82,7 +79,7 @@ def print_summary(report: Report, console: Console) -> None:
             table.add_row(
                 name,
                 numel,
-                *(_score(curves[f].scores.adversarial) for f in settings.filters),
+                *(signed(curves[f].scores.adversarial) for f in settings.filters),
                 *([str(max(curves[f].samples for f in settings.filters))] if adaptive else []),
                 "—" if half_width is None else f"{half_width:.4f}",
                 f"[{style}]{summary_class}[/{style}]",

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from ..config import TrainConfig, build_config
 from ..plugins import load_plugins
-from ..ui import stderr_console
+from ..ui import batch_progress, stderr_console
 from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
 
@@ -53,7 +53,8 @@ def train_command(
             line += f"  {eval_split} accuracy {checkpoint.accuracy:.4f}  -> {out / checkpoint.file}"
         console.print(line, highlight=False)
 
-    outputs = train_to(config, out, on_epoch=on_epoch)
+    with batch_progress(console) as on_batch:
+        outputs = train_to(config, out, on_epoch=on_epoch, on_batch=on_batch)
     trained = len(outputs.record.checkpoints)
     for warning in outputs.record.warnings:
         console.print(Text.assemble(("warning:", "yellow"), " ", warning), highlight=False, soft_wrap=True)

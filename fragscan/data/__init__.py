@@ -9,6 +9,7 @@ Scans meant for masks run on ``val``; retraining is judged on ``test``.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,13 @@ def create_dataset(
     entry = DATASETS.entry(name)
     spec: DatasetSpec = entry.meta["spec"]
     if spec.needs_root and root is None:
-        raise ConfigError(f"dataset {name!r} reads files from disk; pass --data-root DIR")
+        # An adapter that can fetch its files says so: a user who is online needs no files at hand.
+        fetch = (
+            f", or --data-root DIR --download to fetch {name} into DIR (online)"
+            if "download" in inspect.signature(entry.obj).parameters
+            else ""
+        )
+        raise ConfigError(f"dataset {name!r} reads files from disk; pass --data-root DIR holding them{fetch}")
     if download:
         kwargs["download"] = True
     root = None if root is None else Path(root)

@@ -52,14 +52,21 @@ def npz(root: Path, split: str = "test", **kwargs) -> TensorDataset:
             if "x" not in arrays or "y" not in arrays:
                 raise InputError(f"npz: {str(path)!r} holds {sorted(arrays.files)}; it needs arrays 'x' and 'y'")
             x, y = arrays["x"], arrays["y"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # numpy's own hint would tell the user to unpickle: never
+            raise InputError(
+                f"npz: {str(path)!r} holds Python objects, which fragscan never unpickles; save numbers: "
+                "np.savez(FILE, x=images, y=labels) with numeric arrays"
+            ) from None
         raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"npz: cannot read {str(path)!r}: {error}") from None
+    pixels = _channels_first(x)  # x's shape first: a flat x's length is no count of images to check y against
     if x.ndim == 0 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
         raise InputError(
             f"npz: y must be N integer labels for the N={len(x) if x.ndim else 0} images, got {y.dtype} {y.shape}"
         )
     classes = label_class_count(y, f"npz: y in {str(path)!r}")
-    pixels = _channels_first(x)
     if np.issubdtype(pixels.dtype, np.integer):
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):  # uint16 or signed data: no agreed scale
             raise InputError(

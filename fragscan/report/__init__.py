@@ -20,6 +20,7 @@ from .model import (  # noqa: F401
     GroupReport,
     IntervalTriple,
     ModelInfo,
+    NetworkGroup,
     PackedCorrectness,
     Report,
     Round,

@@ -14,19 +14,65 @@ from markupsafe import Markup
 
 from . import plots
 from .model import Report
+from .numbers import signed
+
+_DARK_TEXT = "#1c2833"
+# Up to this many groups the curve panels show open; more fold to their titles (ResNet-50's 54
+# groups would otherwise make a page of some 12 000 px of figures), and a group's link opens its own.
+OPEN_CURVES = 12
 
 
 def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("fragscan.report", "templates"), autoescape=True, undefined=StrictUndefined
     )
-    environment.filters["score"] = lambda v: "—" if v is None else f"{v:+.4f}"
-    environment.filters["interval"] = lambda i: "—" if i is None else f"[{i[0]:+.4f}, {i[1]:+.4f}]"
+    environment.filters["score"] = signed
+    environment.filters["interval"] = lambda i: "—" if i is None else f"[{signed(i[0])}, {signed(i[1])}]"
+    environment.filters["text_on"] = text_on
     environment.filters["sortkey"] = lambda v: "" if v is None else repr(float(v))
     environment.globals["class_colours"] = plots.CLASS_COLOURS
     environment.globals["scores"] = plots.SCORES
     environment.globals["score_symbols"] = plots.SCORE_SYMBOLS
     return environment
+
+
+def text_on(background: str) -> str:
+    """Dark or white text, whichever contrasts more with ``background`` (#rrggbb) by WCAG's
+    relative luminance: white on a light badge (inconclusive's grey) cannot be read."""
+    channels = [int(background[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    # Contrast with white is 1.05 / (L + 0.05), with the dark text (L = 0.021) (L + 0.05) / 0.071.
+    return "#fff" if 1.05 / (luminance + 0.05) >= (luminance + 0.05) / 0.071 else _DARK_TEXT
+
+
+def next_steps(report: Report) -> list[tuple[str, str]]:
+    """What would decide inconclusive groups, each as (option, what it does and costs); empty when
+    every group is decided. Costs are read off this scan: its samples, split and duration."""
+    if report.resolution_note() is None:
+        return []
+    settings, samples, size = report.settings, report.baseline.samples, report.dataset.size
+    pace = f"this scan took {report.run.duration_s:.0f} s for {samples:,} samples"
+    steps = []
+    if samples < size:
+        steps.append((
+            f"--max-samples {size}",
+            f"every sample of the {report.dataset.split} split: intervals narrow as 1/√n, so about "
+            f"{(samples / size) ** 0.5:.2f} x today's width; the sweep's time grows in proportion to the samples "
+            f"(about {report.run.duration_s * size / samples:.0f} s; {pace})",
+        ))
+    if settings.adaptive is None:
+        steps.append((
+            "--adaptive",
+            "looks at growing sample counts up to --max-samples and stops each group's sweep once its class is "
+            "decided, or out of reach: samples are spent only on the undecided, at most a full scan's cost",
+        ))
+    steps.append((
+        f"--tau {2 * settings.tau:g}",
+        f"a coarser claim (robust then means |S| ≤ {2 * settings.tau:g}, not {settings.tau:g}) that narrower "
+        f"evidence can decide; a new scan of the same size ({pace})",
+    ))
+    return steps
 
 
 def render_html(report: Report) -> str:
@@ -55,9 +101,11 @@ def render_html(report: Report) -> str:
             settings_rows=sorted((k, v) for k, v in settings.model_dump(mode="json").items() if k not in ("versions",)),
             summary_counts=Counter(g.summary_class for g in report.groups),
             resolution=report.resolution_note(),
+            next_steps=next_steps(report),
             heatmap=Markup(plots.score_heatmap(report)) if report.groups else None,
             class_map=Markup(plots.class_map(report)) if report.groups else None,
             curves=curves,
+            open_curves=OPEN_CURVES,
             global_curves=global_curves,
         )
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from collections import Counter
 from typing import Literal
@@ -14,8 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..classify import Class
 from ..config import AdaptivePlan, Precision, ScanConfig
 from ..limits import MAX_SPLIT_SAMPLES
+from .numbers import order_of
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
+# Settings that change what a score means: two reports that differ in one compare with a warning
+# (an audit's baseline, `fragscan compare`). A pulse band's width alone follows the thresholds; the
+# samples are compared as evaluated (report.baseline.samples), not as --max-samples asked.
+COMPARABLE_SETTINGS = (
+    "dataset", "split", "thresholds", "attack", "eps_used", "attack_mode", "scope",
+    "baseline", "normalise_by", "norm_mode", "attack_space", "precision_used", "classify", "tau", "seed",
+)  # fmt: skip
 
 
 class _Model(BaseModel):
@@ -177,6 +184,13 @@ class GroupReport(_Model):
     )
 
 
+class NetworkGroup(_Model):
+    """One analysable tensor of the whole network, scanned or not."""
+
+    name: str
+    module_type: str
+
+
 class SkippedGroupReport(_Model):
     name: str
     reason: str
@@ -223,6 +237,11 @@ class Settings(ScanConfig):
     model_config = ConfigDict(allow_inf_nan=False)  # merged with ScanConfig's; as for every report model
 
     eps_used: float = Field(description="the perturbation budget actually used (after --eps auto)")
+    attack_parameters: dict[str, bool | int | float | str] | None = Field(
+        None,
+        description="the attack as built: its torchattacks hyper-parameters, e.g. PGD's eps, alpha (step size), "
+        "steps and random_start (schema 2.2+)",
+    )
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
     precision_used: Precision = Field(
@@ -316,6 +335,11 @@ class Report(_Model):
     baseline: Baseline
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
+    network: list[NetworkGroup] | None = Field(
+        None,
+        description="with --select: every analysable tensor of the whole network in module order, so that roles "
+        "(first conv, relative depth) are the network's, not the selection's (schema 2.2+)",
+    )
     global_: dict[str, FilterCurve] | None = Field(None, alias="global", description="global-scope curves")
     checkpoints: list[CheckpointReport] | None = Field(
         None, description="multi-checkpoint scans: per-checkpoint scores in scan order; the body is the last one's"
@@ -366,6 +390,13 @@ class Report(_Model):
             )
         return self
 
+    def setting_differences(self, other: Report) -> list[str]:
+        """Each setting of :data:`COMPARABLE_SETTINGS`, and the samples evaluated, in which ``other``
+        differs from this report, as "thresholds 9 → 25" (``other``'s value first)."""
+        pairs = [(name, getattr(other.settings, name), getattr(self.settings, name)) for name in COMPARABLE_SETTINGS]
+        pairs.append(("samples", other.baseline.samples, self.baseline.samples))
+        return [f"{name} {old} → {new}" for name, old, new in pairs if old != new]
+
     def sample_evaluations(self) -> tuple[int, int]:
         """Sample evaluations the groups' curves used (Σ over cells of their samples), and what
         the same cells would use at every drawn sample: an adaptive scan's spend against a full one."""
@@ -373,8 +404,10 @@ class Report(_Model):
         return sum(t * n for t, n in cells), sum(t for t, _ in cells) * self.baseline.samples
 
     def resolution_note(self) -> str | None:
-        """"3 groups inconclusive at 1000 samples; about 4000 would decide them", or None when every
-        group is decided. The estimate is the largest group's, rounded up to two significant figures."""
+        """"3 groups inconclusive at 1000 samples; 1 of them could be decided within the test split's
+        10,000 samples (of order 10⁴): fc.weight; the other 2 would need far more (of order 10⁷)",
+        or None when every group is decided. A projection from a point estimate is only an order of
+        magnitude; what it can say is whether the whole split would do."""
         undecided = [g for g in self.groups if g.summary_class == "inconclusive"]
         if not undecided:
             return None
@@ -382,15 +415,30 @@ class Report(_Model):
         most_samples = max(g.samples for g in undecided)
         upto = "" if all(g.samples == most_samples for g in undecided) else "up to "
         line = f"{len(undecided)} group{plural} inconclusive at {upto}{most_samples} samples"
-        needed = [g.samples_to_decide for g in undecided if g.samples_to_decide is not None]
-        if not needed:
-            return line + "; their scores sit on a class boundary, so no sample count would decide them"
-        most = _round_up(max(needed))
-        which = "it" if len(undecided) == 1 else "them" if len(needed) == len(undecided) else f"{len(needed)} of them"
-        line += f"; about {most} would decide {which}"
-        if most > self.dataset.size:
-            line += f" (the {self.dataset.split} split has {self.dataset.size})"
-        return line
+        size = self.dataset.size
+        within = [g for g in undecided if g.samples_to_decide is not None and g.samples_to_decide <= size]
+        beyond = [g for g in undecided if g.samples_to_decide is not None and g.samples_to_decide > size]
+        boundary = [g for g in undecided if g.samples_to_decide is None]
+        split = f"the {self.dataset.split} split's {size:,} samples"
+        parts = []
+        if within:
+            names = ", ".join(g.name for g in within[:3]) + (f" and {len(within) - 3} more" if len(within) > 3 else "")
+            parts.append(
+                f"{_which(within, undecided)} could be decided within {split} "
+                f"(of order {order_of(max(g.samples_to_decide for g in within))}): {names}"
+            )
+        if beyond:
+            parts.append(
+                f"{len(beyond) if within else _which(beyond, undecided)} would need far more than "
+                f"{'that' if within else split} (of order {order_of(max(g.samples_to_decide for g in beyond))})"
+            )
+        if boundary:
+            one = len(boundary) == 1
+            parts.append(
+                f"{_which(boundary, undecided)} {'sits' if one else 'sit'} on a class boundary, so no sample count "
+                f"would decide {'it' if one else 'them'}"
+            )
+        return "; ".join([line, *parts])
 
     def sampling_note(self) -> str | None:
         """One line on an adaptive scan's spend and its sweeps' stops; None for other scans."""
@@ -406,6 +454,10 @@ class Report(_Model):
         )
 
 
-def _round_up(count: int) -> int:
-    step = 10 ** max(0, len(str(count)) - 2)
-    return math.ceil(count / step) * step
+def _which(some: list[GroupReport], undecided: list[GroupReport]) -> str:
+    """How a sentence names ``some`` of the ``undecided`` groups: it, all 3, 2 of them."""
+    if len(undecided) == 1:
+        return "it"
+    if len(some) == len(undecided):
+        return "both" if len(some) == 2 else f"all {len(some)}"
+    return f"{len(some)} of them"

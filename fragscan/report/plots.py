@@ -20,6 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from .model import FilterCurve, Report  # noqa: E402
+from .numbers import signed  # noqa: E402
 
 CLASS_COLOURS = {
     "fragile": "#c0392b",
@@ -33,6 +34,7 @@ CLEAN_COLOUR, ADVERSARIAL_COLOUR, REMOVED_COLOUR = "#1f4e79", "#c0392b", "#d5d8d
 SCORES = ("clean", "adversarial", "difference")
 SCORE_SYMBOLS = {"clean": "S_clean", "adversarial": "S_adv", "difference": "S_diff"}
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF boilerplate, not needed inline
+_LARGEST_LIMIT = float(np.finfo(float).max) / 1e3
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fragscan", "font.size": 8, "font.family": "sans-serif"}
 
 
@@ -76,7 +78,7 @@ def response_curves(curves: dict[str, FilterCurve], numel: int | None, clean0: f
             ax.set_yticks([0, 0.5, 1])
             score = curve.scores.adversarial
             ax.set_title(
-                f"{filter_id}: S_adv {'—' if score is None else f'{score:+.3f}'}", fontsize=8, parse_math=False
+                f"{filter_id}: S_adv {signed(score, 3)}", fontsize=8, parse_math=False
             )
             ax.set_xlabel("threshold position t", fontsize=7, labelpad=1)
         axes[0].set_ylabel("share", fontsize=7, labelpad=1)
@@ -109,7 +111,10 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
         figure, ax = _grid_figure(rows, columns, extra_width=1.0)
         finite = matrix[np.isfinite(matrix)]
         limit = float(np.abs(finite).max()) if finite.size else 1.0
-        limit = limit if limit > 0 else 1.0
+        # The colour bar spans 2 x limit and its ticker multiplies that by up to 10: near the largest
+        # float it overflows and matplotlib refuses the bar. No scan's score comes near; a damaged
+        # report's still renders, its cells saturated.
+        limit = min(limit, _LARGEST_LIMIT) if limit > 0 else 1.0
         mesh = ax.pcolormesh(
             np.ma.masked_invalid(matrix),
             cmap="RdBu",
@@ -117,7 +122,7 @@ def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], l
             edgecolors="white",
             linewidth=0.5,
         )
-        ax.set_facecolor("#bdc3c7")
+        ax.set_facecolor(CLASS_COLOURS["undefined"])  # as the class map shows undefined; its grey is inconclusive
         colorbar = figure.colorbar(mesh, ax=ax, shrink=min(1.0, 6 / max(len(rows), 1)) if len(rows) > 6 else 1.0)
         colorbar.set_label(label, parse_math=False)
         return svg(figure)
