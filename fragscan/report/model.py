@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..classify import Class
 from ..config import AdaptivePlan, Precision, ScanConfig
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 
 class _Model(BaseModel):
