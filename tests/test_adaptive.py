@@ -211,6 +211,10 @@ def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_pat
     # tau steers where an adaptive sweep stops: its checkpoints are not rescored under another
     with pytest.raises(ConfigError, match="tau"):
         fragscan.scan(config.model_copy(update={"tau": 0.02}), resume_dir=tmp_path)
+    # another --max-samples would be looks the plan's critical values did not pay for: refused on one line
+    with pytest.raises(ConfigError, match=r"differs in: max_samples.*--no-resume") as refused:
+        fragscan.scan(config.model_copy(update={"max_samples": 70}), resume_dir=tmp_path)
+    assert "\n" not in str(refused.value)
 
 
 def recording_sweeps(monkeypatch, stop_at: int | None = None) -> list:

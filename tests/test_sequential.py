@@ -79,7 +79,7 @@ def wrong_share(config, adaptive, drawn: int, runs: int) -> tuple[int, float]:
 
 
 def test_an_adaptive_sweep_looking_often_decides_wrong_classes_at_most_alpha_of_the_time():
-    """Simulated sequential draws at the adaptive levels (16 looks from 30 to 400 samples), true
+    """Simulated sequential draws at the adaptive levels (15 looks from 30 to 400 samples), true
     scores on both sides of -tau: the share of decided classes that contradict the truth stays
     within alpha."""
     config = ScanConfig(tau=TAU, bootstrap=400, adaptive={"initial_samples": 30, "look_ratio": 1.2})
