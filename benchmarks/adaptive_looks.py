@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from adaptive import SCORES, classes, cases
+from adaptive import SCORES, cases, classes
 from reproducibility import DATA_ROOT, trained_weights
 
 from fragscan import scan

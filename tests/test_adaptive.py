@@ -23,9 +23,11 @@ from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.engine import Curve
 from fragscan.errors import ConfigError, InputError
+from fragscan.evidence import judge
 from fragscan.executors import ExecutorOptions
+from fragscan.report import load_report
 from fragscan.resume import ResumeStore
-from fragscan.sequential import pocock_z
+from fragscan.sequential import level_of, pocock_z
 
 executors = importlib.import_module("fragscan.executors")
 runner = CliRunner()
@@ -386,3 +388,31 @@ def test_sample_evaluations_count_cells_times_samples(adaptive_reports):
     assert used == sum(3 * c.samples for g in report.groups for c in g.filters.values()) < full
     adaptive = report.settings.adaptive
     assert np.isclose(adaptive.summary_z, pocock_z(adaptive.schedule, 0.05 / 3))
+
+
+def test_judge_uses_the_recorded_plan_and_judges_a_2_1_report_by_bonferroni_as_before(adaptive_reports, tmp_path):
+    _, report, _ = adaptive_reports["fixed"]
+    adaptive = report.settings.adaptive
+    groups = len(report.groups)
+    perturbed = sum(n > 0 for g in report.groups for c in g.filters.values() for n in c.changed)
+    assert report.settings.summary_level == adaptive.summary_level
+    assert adaptive.summary_level == level_of(pocock_z(adaptive.schedule, 0.05 / groups))
+    assert report.settings.threshold_level == pytest.approx(level_of(pocock_z(adaptive.schedule, 0.05 / perturbed)))
+    # a schema 2.1 report: its plan split alpha over the looks, and says so
+    data = json.loads(report.model_dump_json(by_alias=True))
+    data["schema_version"] = "2.1"
+    plan_2_1 = data["settings"]["adaptive"]
+    for field in ("filter_z", "summary_z", "look_ratio"):
+        del plan_2_1[field]
+    plan_2_1.update(
+        interval_adjustment="bonferroni",
+        filter_level=family_level(1, adaptive.looks),
+        summary_level=family_level(groups, adaptive.looks),
+    )
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    old = load_report(path)
+    assert old.settings.adaptive.look_ratio == 2.0 and old.settings.adaptive.summary_z is None
+    judged = judge(old)
+    assert judged.settings.summary_level == pytest.approx(family_level(groups, adaptive.looks))
+    assert judged.settings.threshold_level == pytest.approx(family_level(perturbed, adaptive.looks))
