@@ -32,7 +32,7 @@ from fragscan.confidence import unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import drawn_ranks
 from fragscan.engine import Curve
-from fragscan.report import Report
+from fragscan.report import Report, load_report, write_report
 
 CANDIDATES = [(100, 2.0), (50, 2.0), (50, 1.5), (50, 1.25), (50, 1.2), (50, 1.1), (30, 1.2), (100, 1.2)]
 
@@ -66,6 +66,19 @@ def replay(report: Report, references: References, candidate: Adaptive) -> tuple
     return used, drawn * report.settings.thresholds * len(ended) // len(SCORES), ended
 
 
+def full_scan(config, path: Path | None) -> Report:
+    """The case's full scan, read from ``path`` when an earlier run kept it there (same settings)."""
+    if path is not None and path.exists():
+        kept = load_report(path)
+        if kept.settings.max_samples == config.max_samples and kept.settings.thresholds == config.thresholds:
+            return kept
+    full = scan(config)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_report(full, path)
+    return full
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fmnist-weights", type=Path, default=None, help="default: train small-cnn for 2 epochs here")
@@ -73,6 +86,7 @@ def main() -> None:
     parser.add_argument("--fmnist-samples", type=int, default=1000)
     parser.add_argument("--fmnist-thresholds", type=int, default=9)
     parser.add_argument("--only", choices=("digits", "fashion-mnist"))
+    parser.add_argument("--reports", type=Path, default=None, help="keep the full scans' reports here; reuse them")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         weights = args.fmnist_weights
@@ -84,7 +98,7 @@ def main() -> None:
         for case, config in cases(args, weights).items():
             if args.only not in (None, case):
                 continue
-            full = scan(config)
+            full = full_scan(config, None if args.reports is None else args.reports / f"{case}.json")
             reference = classes(full)
             decided_full = {k for k, c in reference.items() if c in DECIDED}
             drawn = full.baseline.samples
