@@ -1,16 +1,20 @@
 """Adaptive sampling (method §5b): each (group, filter) sweep grows its samples until the classes
 it contributes are decided, out of reach, or it has used every drawn sample.
 
-A sweep first looks at the first K samples of the seeded order, then at 2K, 4K, ... up to the
-samples drawn. Each look evaluates only the samples new to it (every filtered network sees each
-sample once) and reuses the unfiltered network's bits, measured once on every drawn sample. A
-sweep at n samples is scored on exactly the samples, in the order, that a scan with
-``max_samples=n`` evaluates, against the same reference and bootstrap (:mod:`fragscan.assess`):
-its numbers are that scan's.
+A sweep first looks at the first K samples of the seeded order, then at geometrically more (each
+look ``look_ratio`` times the one before) up to the samples drawn. Each look evaluates only the
+samples new to it (every filtered network sees each sample once) and reuses the unfiltered
+network's bits, measured once on every drawn sample. A sweep at n samples is scored on exactly the
+samples, in the order, that a scan with ``max_samples=n`` evaluates, against the same reference
+and bootstrap (:mod:`fragscan.assess`): its numbers are that scan's.
 
-Looking several times would inflate the error rate, so every interval is a Bonferroni interval
-over the planned looks: per-filter classes at 1 − 0.05/L, the summary class (one per group, a
-family over the G groups) at 1 − 0.05/(G·L). The stopping rule and the report use those levels.
+Looking several times would inflate the error rate, so every interval is a repeated confidence
+interval over the planned looks (:mod:`fragscan.sequential`): the score ± z · bootstrap SE with
+Pocock's constant z for the plan's look sizes, z for α = 0.05 for per-filter classes and for
+α = 0.05/G for the summary class (one per group, a family over the G groups). The stopping rule,
+the report and :func:`fragscan.evidence.judge` use those z, recorded in the plan. Looks the plan
+did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
+resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
 
 A look is also the unit of checkpointing: :func:`grow` hands its state after each look
 (:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
@@ -20,41 +24,58 @@ at its next look. This module does no file I/O; the caller keeps the state
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
 from .assess import SCORES, References, assess
-from .classify import DECIDED, Class, classify, samples_to_decide
-from .confidence import Interval, family_level
+from .classify import DECIDED, Class, classify, decision_margin
+from .confidence import LEVEL, Interval, floor_share, reference_accuracies, width_floor
 from .config import Adaptive, AdaptivePlan, ScanConfig
 from .engine import Curve, EngineInfo, SweepEvent
+from .sequential import level_of, pocock_z
 
 FUTILITY = (
-    "a sweep stops undecided when each undecided class is out of reach: its interval's half-width, "
-    "shrunk as 1/sqrt(n) to max_samples, would still exceed the distance of its score to the nearest of ±tau"
+    "a sweep stops undecided when each undecided class is out of reach: its interval's half-width at the "
+    "planned final look (the bootstrap's shrunk as 1/sqrt(n), the few-samples floor at max_samples; the same "
+    "critical value at every look) would still exceed the distance of its score to the nearest of ±tau"
 )
-# Classes no further sample changes: the sweep altered nothing, or the reference accuracy is 0.
+# Classes no further sample changes: the sweep altered nothing, or the reference accuracy is 0 on
+# every drawn sample. A prefix whose reference accuracy is 0 is undefined only for now.
 SETTLED = DECIDED | {"unperturbed", "undefined"}
+# The reference accuracies each score divides by (method §4), by index in References.unfiltered.
+REFERENCES = {"clean": (0,), "adversarial": (1,), "difference": (0, 1)}
+
+
+def schedule(adaptive: Adaptive, drawn: int) -> list[int]:
+    """The looks' sample counts: K, then each ``look_ratio`` times the last (at least one more), up
+    to ``drawn``, which is always the last; a look less than a quarter step short of it is dropped,
+    as it would cost an engine call for a few samples."""
+    looks = []
+    samples = min(adaptive.initial_samples, drawn)
+    while samples < drawn and (not looks or drawn - samples >= samples * (adaptive.look_ratio - 1) / 4):
+        looks.append(samples)
+        samples = max(samples + 1, round(samples * adaptive.look_ratio))
+    return [*looks, drawn]
 
 
 def plan(adaptive: Adaptive, drawn: int, groups: int) -> AdaptivePlan:
-    """The looks (K, 2K, 4K, ... then every drawn sample) and the interval levels they imply."""
-    schedule = []
-    samples = min(adaptive.initial_samples, drawn)
-    while samples < drawn:
-        schedule.append(samples)
-        samples *= 2
-    schedule.append(drawn)
-    looks = len(schedule)
+    """The looks and the critical values (and levels) they imply for per-filter and summary claims."""
+    looks = schedule(adaptive, drawn)
+    filter_z = pocock_z(looks, 1 - LEVEL)
+    summary_z = pocock_z(looks, (1 - LEVEL) / max(1, groups))
     return AdaptivePlan(
-        initial_samples=adaptive.initial_samples,
+        **adaptive.model_dump(),
         max_samples=drawn,
-        schedule=schedule,
-        looks=looks,
-        filter_level=family_level(1, looks),
-        summary_level=family_level(groups, looks),
+        schedule=looks,
+        looks=len(looks),
+        interval_adjustment="pocock",
+        filter_z=filter_z,
+        summary_z=summary_z,
+        filter_level=level_of(filter_z),
+        summary_level=level_of(summary_z),
         futility=FUTILITY,
     )
 
@@ -75,7 +96,9 @@ def look(curve: Curve, filter_id: str, references: References, config: ScanConfi
     reference = references.at(samples)
     assessment = assess(curve, reference, config, adaptive.filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
-    claims = [(getattr(assessment.scores, s), intervals[s], assessment.classes[s]) for s in SCORES]
+    # (score kind, score, interval, class, level) of each claim the sweep contributes
+    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
+              for s in SCORES]
     summary = None
     if filter_id == config.summary_filter:
         wide = assess(curve, reference, config, adaptive.summary_level)
@@ -85,11 +108,18 @@ def look(curve: Curve, filter_id: str, references: References, config: ScanConfi
             score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
         )
         summary = summary_class, interval
-        claims.append((score, interval, summary_class))
-    undecided = [(score, interval) for score, interval, cls in claims if cls not in SETTLED]
+        claims.append((config.summary_score, score, interval, summary_class, adaptive.summary_level))
+    accuracies = reference_accuracies(
+        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), config.normalise_by
+    )
+    undecided = [
+        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level)
+        for kind, score, interval, cls, level in claims
+        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, config)
+    ]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(s, interval, samples, config.tau, adaptive.max_samples) for s, interval in undecided):
+    elif all(_out_of_reach(*claim, samples, config.tau, adaptive.max_samples) for claim in undecided):
         stop = "futile"
     elif samples >= adaptive.max_samples:
         stop = "maximum"
@@ -98,11 +128,26 @@ def look(curve: Curve, filter_id: str, references: References, config: ScanConfi
     return Look(samples, assessment.classes, intervals, summary, stop)
 
 
-def _out_of_reach(score: float | None, interval: Interval, samples: int, tau: float, maximum: int) -> bool:
-    if interval is None:  # undefined in most resamples: no sample count gives it an interval
-        return True
-    needed = samples_to_decide(score, (interval[1] - interval[0]) / 2, samples, tau)
-    return needed is None or needed > maximum
+def _undefined_for_good(kind: str, references: References, config: ScanConfig) -> bool:
+    """Whether the score stays undefined at every sample count: a reference accuracy it divides by is
+    0 on every drawn sample (a prefix's 0 may not last: a first look of a few samples, all wrong)."""
+    return config.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
+
+
+def _out_of_reach(
+    score: float | None, interval: Interval, floor: float, level: float, samples: int, tau: float, maximum: int
+) -> bool:
+    """Whether the interval at the final look could not decide the score where it lies now. The
+    critical value is the plan's at every look (Pocock), so the final look's interval is this one's
+    with the bootstrap's half-width shrunk as 1/√n, but never below the few-samples floor at the
+    maximum; an interval at its ``floor`` now says nothing of the bootstrap's, so only that floor's
+    own shrinking is projected (an optimistic guess costs samples, never a wrong class)."""
+    if score is None or interval is None:  # undefined on this prefix only: more samples can define it
+        return False
+    half = (interval[1] - interval[0]) / 2
+    final_floor = floor * floor_share(maximum, level) / floor_share(samples, level)
+    bootstrap = half * math.sqrt(samples / maximum) if half > floor * (1 + 1e-9) else 0.0
+    return decision_margin(score, tau) <= max(final_floor, bootstrap)
 
 
 def history(

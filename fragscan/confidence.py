@@ -11,6 +11,16 @@ its coverage not the level's and its ends jumping from seed to seed. There the i
 normal bootstrap interval instead: the score on all samples ± z · the resamples' standard deviation,
 z the standard normal quantile of the level (:func:`interval_method` says which a level gets).
 
+No interval is narrower than the data can support (method §5c). With binary outcomes and few
+samples every resample can coincide (three samples, all correct under every network) and the
+bootstrap's interval has zero width, which the evidence rule would read as proof. A paired score
+moves only through samples on which the filtered and the unfiltered network disagree; when none
+of n samples disagreed, the share that would in the population is still up to the exact
+(Clopper-Pearson) bound 1 − ((1 − level)/2)^(1/n), and the score up to that share over its
+reference accuracy (:func:`width_floor`). Every interval's half-width is at least that floor, and
+below ``MIN_INTERVAL_SAMPLES`` samples (too few distinct resamples to estimate a spread) there is no
+interval at all, so no class is decided.
+
 Per-sample correctness travels in the report as packed bits (``pack_bits``): base64 of
 ``numpy.packbits`` over the row-major bool array, so a report alone can recompute intervals.
 """
@@ -18,6 +28,7 @@ Per-sample correctness travels in the report as packed bits (``pack_bits``): bas
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +37,7 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from .limits import MIN_INTERVAL_SAMPLES
 from .scores import score_arrays
 
 LEVEL = 0.95  # the spec's 95 % interval
@@ -111,12 +123,53 @@ class Bootstrap:
             present=present,
             normalise_by=normalise_by,
         )
+        if self._samples < MIN_INTERVAL_SAMPLES:
+            return ScoreIntervals(None, None, None)
         method = interval_method(level, self._resamples)
         if method == "percentile":
-            return ScoreIntervals(*(_percentile_interval(d, level) for d in draws))
-        if point is None:
-            point = _point_scores(clean, adversarial, positions, self.reference, present, normalise_by)
-        return ScoreIntervals(*(_normal_interval(d, p, level) for d, p in zip(draws, point)))
+            intervals = [_percentile_interval(d, level) for d in draws]
+        else:
+            if point is None:
+                point = _point_scores(clean, adversarial, positions, self.reference, present, normalise_by)
+            intervals = [_normal_interval(d, p, level) for d, p in zip(draws, point)]
+        accuracies = reference_accuracies(clean, adversarial, self.reference, normalise_by)
+        floors = width_floor(self._samples, level, *accuracies)
+        return ScoreIntervals(*(_widened(i, f) for i, f in zip(intervals, floors)))
+
+
+def floor_share(samples: int, level: float) -> float:
+    """The exact (Clopper-Pearson) upper ``level`` bound on the share of samples on which two
+    networks disagree, when none of ``samples`` did."""
+    return 1 - ((1 - level) / 2) ** (1 / samples)
+
+
+def width_floor(samples: int, level: float, clean0: float, adversarial0: float) -> tuple[float, float, float]:
+    """The smallest half-width the (clean, adversarial, difference) scores' ``level`` intervals may
+    have at ``samples``, given the reference accuracies the scores divide by: :func:`floor_share`
+    over that reference (the difference score moves with both). Infinite where a reference
+    accuracy is 0 (the score is undefined there anyway)."""
+    share = floor_share(samples, level)
+    clean, adversarial = (share / r if r > 0 else math.inf for r in (clean0, adversarial0))
+    return clean, adversarial, clean + adversarial
+
+
+def reference_accuracies(
+    clean: torch.Tensor, adversarial: torch.Tensor, unfiltered: tuple[float, float], normalise_by: str
+) -> tuple[float, float]:
+    """The (clean, adversarial) accuracies a curve's scores divide by: the ``unfiltered`` network's,
+    or the curve's at its first threshold (``normalise_by='first'``)."""
+    if normalise_by == "unfiltered":
+        return unfiltered
+    return tuple(c[0].double().mean().item() for c in (clean, adversarial))
+
+
+def _widened(interval: Interval, floor: float) -> Interval:
+    """``interval`` widened about its centre to a half-width of at least ``floor``."""
+    if interval is None:
+        return None
+    low, high = interval
+    extra = max(0.0, floor - (high - low) / 2)
+    return low - extra, high + extra
 
 
 def interval_method(level: float, resamples: int) -> Method:

@@ -19,10 +19,12 @@ from .limits import (
     BatchSize,
     Bootstrap,
     Epochs,
+    InitialSamples,
     LearningRate,
-    Margin,
+    LookRatio,
     SampleCount,
     Seed,
+    Tau,
     Thresholds,
     UnitShare,
     WeightDecay,
@@ -63,26 +65,37 @@ AttackSpace = Annotated[
 
 
 class Adaptive(BaseModel):
-    """[ours] Adaptive sampling (method §5b): how a sweep starts; it grows to ``max_samples``."""
+    """[ours] Adaptive sampling (method §5b): how a sweep starts and how often it looks again; it
+    grows to ``max_samples``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    initial_samples: Annotated[int, bounded(1, None)] = Field(
-        100, description="samples of each sweep's first look; each later look doubles them, up to --max-samples"
+    initial_samples: InitialSamples = Field(50, description="samples of each sweep's first look")
+    look_ratio: LookRatio = Field(
+        1.2, description="each later look has this many times the samples of the one before, up to --max-samples"
     )
 
 
 class AdaptivePlan(Adaptive):
     """What an adaptive scan resolved: its looks and the interval levels they imply."""
 
+    look_ratio: LookRatio = Field(2.0, description="growth of the looks (schema 2.1 reports: doubling)")
     max_samples: int = Field(description="samples drawn; no sweep uses more")
-    schedule: list[int] = Field(description="the sample counts of the planned looks, K, 2K, 4K, ... up to max_samples")
-    looks: int = Field(description="planned looks, the Bonferroni divisor of every interval's error rate")
-    interval_adjustment: Literal["bonferroni"] = Field(
-        "bonferroni", description="how repeated looks are paid for: alpha split over the planned looks"
+    schedule: list[int] = Field(description="the sample counts of the planned looks, up to max_samples")
+    looks: int = Field(description="planned looks")
+    interval_adjustment: Literal["bonferroni", "pocock"] = Field(
+        "bonferroni",
+        description="how repeated looks are paid for: pocock, one group-sequential critical value for every "
+        "planned look (repeated confidence intervals); bonferroni (schema 2.1), alpha split over the looks",
     )
-    filter_level: float = Field(description="level of per-filter intervals: 1 - 0.05 / looks")
-    summary_level: float = Field(description="level of summary intervals: 1 - 0.05 / (groups x looks)")
+    filter_z: float | None = Field(
+        None, description="critical value of per-filter intervals at every look: P(max |Z_k| <= z) = 0.95 (2.2+)"
+    )
+    summary_z: float | None = Field(
+        None, description="critical value of summary intervals: P(max |Z_k| <= z) = 1 - 0.05 / groups (2.2+)"
+    )
+    filter_level: float = Field(description="level of one look's per-filter interval (2 Phi(filter_z) - 1)")
+    summary_level: float = Field(description="level of one look's summary interval (2 Phi(summary_z) - 1)")
     futility: str = Field(description="when a sweep stops although a class is undecided")
 
 
@@ -158,7 +171,7 @@ class ScanConfig(BaseModel):
         "eval",
         description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)",
     )
-    tau: Margin = Field(0.01, description="robustness margin: |S| <= tau is robust")
+    tau: Tau = Field(0.01, description="robustness margin: |S| <= tau is robust; below 1")
     classify: Literal["evidence", "tau"] = Field(
         "evidence",
         description="[ours] evidence: a class only where the score's interval lies wholly below -tau (fragile), "
@@ -174,8 +187,8 @@ class ScanConfig(BaseModel):
     )
     adaptive: Adaptive | None = Field(
         None,
-        description="[ours] grow each (group, filter) sweep's samples from initial_samples, doubling, up to "
-        "max_samples, until its classes are decided (method §5b); None: every sweep uses max_samples",
+        description="[ours] grow each (group, filter) sweep's samples from initial_samples by look_ratio per look, "
+        "up to max_samples, until its classes are decided (method §5b); None: every sweep uses max_samples",
     )
     seed: Seed = Field(0, description="seeds sample draw and attack randomness")
     device: str = Field("auto", description=DEVICE)

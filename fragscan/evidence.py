@@ -25,6 +25,7 @@ from scipy.stats import binomtest, false_discovery_control, norm
 from .assess import References
 from .classify import Interval, classify, samples_to_decide
 from .confidence import LEVEL, MIN_TAIL_RESAMPLES, family_level, interval_method, unpack_bits
+from .config import AdaptivePlan
 from .data import drawn_ranks
 from .report import (
     FilterCurve,
@@ -35,10 +36,12 @@ from .report import (
     ThresholdIntervals,
     ThresholdValues,
 )
+from .sequential import level_of, pocock_z
 
 KINDS = ("clean", "adversarial", "difference")
 THRESHOLD_METHOD = (
-    "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds; "
+    "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
+    "Pocock's repeated-interval z for that alpha over the planned looks); "
     "exact sign test on discordant samples (McNemar), Benjamini-Hochberg q"
 )
 
@@ -57,8 +60,7 @@ def judge(report: Report) -> Report:
     # adaptive sweep's prefix of the seeded order.
     references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
                             settings.seed)
-    looks = 1 if settings.adaptive is None else settings.adaptive.looks
-    threshold_level = family_level(sum(sum(1 for n in c.changed if n > 0) for *_, c in curves), looks)
+    threshold_level = _family_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
         (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
         for name, f, curve in curves
@@ -93,7 +95,7 @@ def judge(report: Report) -> Report:
             }
         )
 
-    summary_level = family_level(len(report.groups), looks)
+    summary_level = _family_level(settings.adaptive, len(report.groups))
     filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
 
     def summarised(group: GroupReport) -> GroupReport:
@@ -144,6 +146,15 @@ def judge(report: Report) -> Report:
             ),
         }
     )
+
+
+def _family_level(adaptive: AdaptivePlan | None, members: int) -> float:
+    """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
+    the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
+    look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too."""
+    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
+        return family_level(members, 1 if adaptive is None else adaptive.looks)
+    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
 
 
 def group_class(report: Report, group: GroupReport, filter_id: str, score: str) -> str:

@@ -27,6 +27,15 @@ MAX_LR = 10.0  # Adam steps of 10 already diverge; training stops on a non-finit
 MAX_DEPTH_BINS = 1000  # compare --by role: more bins than any network has layers put each group in its own
 MAX_SPLIT_SAMPLES = 2**31 - 1  # samples in a split a report may record: 150 times ImageNet-21k's 14 million
 MAX_WEIGHT_DECAY = 10.0  # an L2 pull of 10 already zeroes the weights; past float32 range Adam cannot even start
+# tau is a share of the unfiltered network's accuracy (scores) or of accuracy itself (thresholds): a
+# group cannot lose more than all of it (S_clean, S_adv ≥ -1 and |Δ| ≤ 1), so at τ ≥ 1 nothing is ever
+# fragile and every group robust.
+MAX_TAU = 1
+# Below about 30 samples a bootstrap of binary outcomes has too few distinct resamples to estimate a
+# standard error (at 1 sample every draw is the same; at 3, a tenth of them are): no interval is given
+# there, so no class is decided (method §5c), and an adaptive sweep's first look is at least this large.
+# The usual rule of thumb for a normal approximation.
+MIN_INTERVAL_SAMPLES = 30
 LIMITS_DOC = "docs/limits.md"
 
 
@@ -34,16 +43,19 @@ def _option(info: ValidationInfo) -> str:
     return "--" + (info.field_name or "value").replace("_", "-")
 
 
-def bounded(low: float | None, high: float | None, *, above: bool = False, why: str = "") -> AfterValidator:
-    """A validator: the value is finite and within [low, high] (``above``: strictly above ``low``).
-    ``None`` and ``'auto'`` pass through for the optional and automatic settings."""
+def bounded(
+    low: float | None, high: float | None, *, above: bool = False, below: bool = False, why: str = ""
+) -> AfterValidator:
+    """A validator: the value is finite and within [low, high] (``above``: strictly above ``low``;
+    ``below``: strictly below ``high``). ``None`` and ``'auto'`` pass through for the optional and
+    automatic settings."""
 
     if high is None:
         need, span = f"be {'greater than' if above else 'at least'} {low}", f"{'>' if above else '≥'} {low}"
     elif low is None:
-        need, span = f"be at most {high}", f"≤ {high}"
+        need, span = f"be {'below' if below else 'at most'} {high}", f"{'<' if below else '≤'} {high}"
     else:
-        span = f"in {'(' if above else '['}{low}, {high}]"
+        span = f"in {'(' if above else '['}{low}, {high}{')' if below else ']'}"
         need = f"lie {span}"
 
     def check(value, info: ValidationInfo):
@@ -52,8 +64,9 @@ def bounded(low: float | None, high: float | None, *, above: bool = False, why: 
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{_option(info)} must be a finite number {span}{why}, got {value}")
         too_low = low is not None and (value <= low if above else value < low)
-        if too_low or (high is not None and value > high):
-            limit = f"; see {LIMITS_DOC}" if high is not None and value > high else ""
+        too_high = high is not None and (value >= high if below else value > high)
+        if too_low or too_high:
+            limit = f"; see {LIMITS_DOC}" if too_high else ""
             raise ValueError(f"{_option(info)} must {need}{why}, got {value}{limit}")
         return value
 
@@ -64,7 +77,12 @@ def bounded(low: float | None, high: float | None, *, above: bool = False, why: 
 Thresholds = Annotated[int, bounded(MIN_THRESHOLDS, MAX_THRESHOLDS, why=" (Simpson's rule needs 3 points)")]
 Bootstrap = Annotated[int, bounded(0, MAX_BOOTSTRAP, why=" (0 turns intervals off)")]
 Seed = Annotated[int, bounded(0, MAX_SEED)]
-Margin = Annotated[float, bounded(0, None)]
+Tau = Annotated[float, bounded(0, MAX_TAU, below=True, why=" (a share of accuracy: at 1 no group can be fragile)")]
+# Looks closer than 1 % apart cost an engine call each for almost no new samples; 2 is doubling.
+LookRatio = Annotated[float, bounded(1.01, 2, why=" (1.2: each look 20 % larger than the last)")]
+InitialSamples = Annotated[
+    int, bounded(MIN_INTERVAL_SAMPLES, None, why=" (fewer samples give no interval)")
+]
 UnitShare = Annotated[float, bounded(0, 1)]
 SampleCount = Annotated[int | None, bounded(1, None)]  # more than a split holds means all of it
 BatchSize = Annotated[int, bounded(1, MAX_BATCH_SIZE)]

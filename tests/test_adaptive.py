@@ -9,19 +9,25 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 from test_resume import interrupt_after
 from typer.testing import CliRunner
 
 import fragscan
 from fragscan import ScanConfig
-from fragscan.adaptive import SETTLED, _out_of_reach, plan
+from fragscan.adaptive import SETTLED, _out_of_reach, look, plan
+from fragscan.assess import References
 from fragscan.cli import app
-from fragscan.confidence import Bootstrap, family_level, unpack_bits
+from fragscan.confidence import Bootstrap, family_level, floor_share, unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
+from fragscan.engine import Curve
 from fragscan.errors import ConfigError, InputError
+from fragscan.evidence import judge
 from fragscan.executors import ExecutorOptions
+from fragscan.report import load_report
 from fragscan.resume import ResumeStore
+from fragscan.sequential import level_of, pocock_z
 
 executors = importlib.import_module("fragscan.executors")
 runner = CliRunner()
@@ -36,17 +42,25 @@ def adaptive_config(**overrides):
             "batch_size": 16,
             "filters": "step-up,pulse",
             "attack_mode": "fixed",
-            "adaptive": {"initial_samples": 20},
+            "adaptive": {"initial_samples": 30, "look_ratio": 2},
             "select": ("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
             **overrides,
         }
     )
 
 
-def test_the_plan_doubles_up_to_the_drawn_samples_and_splits_alpha_over_its_looks():
-    looks = plan(Adaptive(initial_samples=100), drawn=540, groups=5)
+def test_the_plan_grows_its_looks_geometrically_and_pays_for_them_with_pocock_constants():
+    looks = plan(Adaptive(initial_samples=100, look_ratio=2), drawn=540, groups=5)
     assert looks.schedule == [100, 200, 400, 540] and looks.looks == 4
-    assert looks.filter_level == pytest.approx(1 - 0.05 / 4) and looks.summary_level == pytest.approx(1 - 0.05 / 20)
+    assert looks.interval_adjustment == "pocock"
+    assert looks.filter_z == pytest.approx(pocock_z([100, 200, 400, 540], 0.05))
+    assert looks.summary_z == pytest.approx(pocock_z([100, 200, 400, 540], 0.01))
+    assert looks.filter_level == pytest.approx(1 - 2 * norm.sf(looks.filter_z))
+    # narrower than Bonferroni over the looks, wider than one look alone
+    assert family_level(1) < looks.filter_level < family_level(1, 4)
+    assert family_level(5) < looks.summary_level < family_level(5, 4)
+    finer = plan(Adaptive(initial_samples=50, look_ratio=1.2), drawn=540, groups=5)
+    assert finer.schedule == [50, 60, 72, 86, 103, 124, 149, 179, 215, 258, 310, 372, 446, 540]  # not 535
     single = plan(Adaptive(initial_samples=1000), drawn=540, groups=5)
     assert single.schedule == [540] and single.filter_level == pytest.approx(0.95)
 
@@ -65,11 +79,39 @@ def test_a_prefix_of_the_order_is_what_a_scan_of_that_size_draws(n):
 
 
 def test_out_of_reach_projects_the_half_width_as_one_over_root_n():
-    # score 0.005, tau 0.01: margin 0.005; half-width 0.02 at 100 samples needs 100 * 4**2 = 1600
-    assert _out_of_reach(0.005, (-0.015, 0.025), 100, 0.01, maximum=1000)
-    assert not _out_of_reach(0.005, (-0.015, 0.025), 100, 0.01, maximum=2000)
-    assert _out_of_reach(0.01, (0.0, 0.02), 100, 0.01, maximum=10**9)  # on the boundary: no count decides
-    assert _out_of_reach(None, None, 100, 0.01, maximum=10**9)
+    # score 0.005, tau 0.01: margin 0.005; half-width 0.02 at 100 samples is 0.0063 at 1000, 0.0045 at 2000
+    floor = 0.001
+    assert _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 100, 0.01, maximum=1000)
+    assert not _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 100, 0.01, maximum=2000)
+    assert _out_of_reach(0.01, (0.0, 0.02), floor, 0.95, 100, 0.01, maximum=10**9)  # on the boundary: no count decides
+    # an interval at its few-samples floor shrinks as that floor does (about 1/n), not as 1/sqrt(n)
+    share = floor_share(50, 0.95)
+    assert floor_share(540, 0.95) < 0.01 < share * (50 / 540) ** 0.5
+    assert not _out_of_reach(0.0, (-share, share), share, 0.95, 50, 0.01, maximum=540)
+    assert _out_of_reach(0.0, (-share, share), share, 0.95, 50, 0.01, maximum=100)
+
+
+def test_an_early_undefined_score_keeps_the_sweep_looking():
+    """Issue 23: with a few samples the unfiltered network can be wrong on all of them (score
+    undefined); more samples define the score, so that look neither decides nor ends the sweep."""
+    assert not _out_of_reach(None, None, 0.1, 0.95, 30, 0.01, maximum=540)
+    config = adaptive_config(max_samples=60)
+    drawn = 60
+    clean0 = torch.ones(drawn, dtype=torch.bool)
+    adversarial0 = torch.zeros(drawn, dtype=torch.bool)
+    adversarial0[40:] = True  # wrong on the first 40 of the seeded order, right after
+    ranks = torch.arange(drawn)
+    references = References((clean0, adversarial0), ranks, 200, 0)
+    adaptive = plan(Adaptive(initial_samples=30, look_ratio=2), drawn=drawn, groups=1)
+    curve = Curve(
+        clean=torch.ones(3, 30, dtype=torch.bool), adversarial=torch.zeros(3, 30, dtype=torch.bool),
+        positions=[0.0, 0.5, 1.0], changed=[1, 1, 1], removed=[1, 1, 1], numel=10, thresholds=[0.0, 0.5, 1.0],
+    )
+    first = look(curve, config.summary_filter, references, config, adaptive)
+    assert first.classes["adversarial"] == "undefined" and first.stop is None
+    never = References((clean0, torch.zeros(drawn, dtype=torch.bool)), ranks, 200, 0)  # wrong on every drawn one
+    settled = look(curve, config.summary_filter, never, config, adaptive)
+    assert settled.classes["adversarial"] == "undefined" and settled.stop == "futile"  # clean out of reach at 60
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +139,7 @@ def adaptive_reports():
 def test_no_sample_is_evaluated_twice_and_each_sweep_stops_for_a_reason(adaptive_reports, mode):
     config, report, calls = adaptive_reports[mode]
     schedule = report.settings.adaptive.schedule
-    assert report.baseline.samples == report.dataset.samples == 80 and schedule == [20, 40, 80]
+    assert report.baseline.samples == report.dataset.samples == 80 and schedule == [30, 60, 80]
     for group in report.groups:
         for filter_id, curve in group.filters.items():
             evaluated = sum(n for name, filters, n in calls if name == group.name and filter_id in filters)
@@ -171,6 +213,10 @@ def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_pat
     # tau steers where an adaptive sweep stops: its checkpoints are not rescored under another
     with pytest.raises(ConfigError, match="tau"):
         fragscan.scan(config.model_copy(update={"tau": 0.02}), resume_dir=tmp_path)
+    # another --max-samples would be looks the plan's critical values did not pay for: refused on one line
+    with pytest.raises(ConfigError, match=r"differs in: max_samples.*--no-resume") as refused:
+        fragscan.scan(config.model_copy(update={"max_samples": 70}), resume_dir=tmp_path)
+    assert "\n" not in str(refused.value)
 
 
 def recording_sweeps(monkeypatch, stop_at: int | None = None) -> list:
@@ -312,21 +358,23 @@ def test_a_retried_ray_task_goes_on_from_the_looks_its_dead_worker_kept(adaptive
 
 
 def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):
-    common = ["scan", "--max-samples", "40", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
+    common = ["scan", "--max-samples", "120", "--thresholds", "3", "--eps", "0.1", "--filters", "pulse",
               "--select", "classifier.3.weight", "--attack-mode", "fixed", "--out", str(tmp_path)]  # fmt: skip
-    result = runner.invoke(app, [*common, "--adaptive", "--initial-samples", "10"])
+    result = runner.invoke(app, [*common, "--adaptive", "--initial-samples", "30", "--look-ratio", "2"])
     assert result.exit_code == 0, result.output
-    assert "adaptive sampling used" in result.output and "looks at 10, 20, 40 samples" in result.output
+    assert "adaptive sampling used" in result.output and "looks at 30, 60, 120 samples" in result.output
     html = (tmp_path / "report.html").read_text()
-    assert "sample evaluations" in html and "Bonferroni over 3 looks" in html
+    assert "sample evaluations" in html and "repeated confidence intervals over 3 looks: Pocock" in html
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["settings"]["adaptive"]["schedule"] == [10, 20, 40]
+    assert report["settings"]["adaptive"]["schedule"] == [30, 60, 120]
     assert report["groups"][0]["samples"] == report["groups"][0]["filters"]["pulse"]["samples"]
     for extra, message in (
-        (["--initial-samples", "10"], "--initial-samples sets where --adaptive starts"),
+        (["--initial-samples", "30"], "--initial-samples sets how --adaptive looks"),
+        (["--look-ratio", "1.5"], "--look-ratio sets how --adaptive looks"),
+        (["--adaptive", "--look-ratio", "3"], "--look-ratio must lie in [1.01, 2]"),
         (["--adaptive", "--scope", "global"], "use it with --scope local"),
         (["--adaptive", "--classify", "tau"], "use it with --classify evidence"),
-        (["--adaptive", "--initial-samples", "0"], "--initial-samples must be at least 1"),
+        (["--adaptive", "--initial-samples", "1"], "--initial-samples must be at least 30"),
     ):
         failed = runner.invoke(app, [*common, *extra])
         assert failed.exit_code != 0 and message in failed.output and "Traceback" not in failed.output
@@ -338,4 +386,33 @@ def test_sample_evaluations_count_cells_times_samples(adaptive_reports):
     used, full = report.sample_evaluations()
     assert full == 3 * 2 * 3 * 80  # groups x filters x thresholds x drawn
     assert used == sum(3 * c.samples for g in report.groups for c in g.filters.values()) < full
-    assert np.isclose(family_level(3, looks=3), report.settings.adaptive.summary_level)
+    adaptive = report.settings.adaptive
+    assert np.isclose(adaptive.summary_z, pocock_z(adaptive.schedule, 0.05 / 3))
+
+
+def test_judge_uses_the_recorded_plan_and_judges_a_2_1_report_by_bonferroni_as_before(adaptive_reports, tmp_path):
+    _, report, _ = adaptive_reports["fixed"]
+    adaptive = report.settings.adaptive
+    groups = len(report.groups)
+    perturbed = sum(n > 0 for g in report.groups for c in g.filters.values() for n in c.changed)
+    assert report.settings.summary_level == adaptive.summary_level
+    assert adaptive.summary_level == level_of(pocock_z(adaptive.schedule, 0.05 / groups))
+    assert report.settings.threshold_level == pytest.approx(level_of(pocock_z(adaptive.schedule, 0.05 / perturbed)))
+    # a schema 2.1 report: its plan split alpha over the looks, and says so
+    data = json.loads(report.model_dump_json(by_alias=True))
+    data["schema_version"] = "2.1"
+    plan_2_1 = data["settings"]["adaptive"]
+    for field in ("filter_z", "summary_z", "look_ratio"):
+        del plan_2_1[field]
+    plan_2_1.update(
+        interval_adjustment="bonferroni",
+        filter_level=family_level(1, adaptive.looks),
+        summary_level=family_level(groups, adaptive.looks),
+    )
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    old = load_report(path)
+    assert old.settings.adaptive.look_ratio == 2.0 and old.settings.adaptive.summary_z is None
+    judged = judge(old)
+    assert judged.settings.summary_level == pytest.approx(family_level(groups, adaptive.looks))
+    assert judged.settings.threshold_level == pytest.approx(family_level(perturbed, adaptive.looks))

@@ -7,7 +7,16 @@ from scipy.integrate import simpson
 from scipy.stats import norm
 
 import fragscan
-from fragscan.confidence import Bootstrap, family_level, interval_method, pack_bits, unpack_bits
+from fragscan.classify import classify
+from fragscan.confidence import (
+    Bootstrap,
+    family_level,
+    floor_share,
+    interval_method,
+    pack_bits,
+    unpack_bits,
+    width_floor,
+)
 from fragscan.scores import filtering_scores
 
 POSITIONS = np.linspace(0, 1, 5).tolist()
@@ -45,7 +54,33 @@ def test_a_curve_identical_to_the_baseline_has_an_interval_around_zero():
     for interval in (intervals.clean, intervals.adversarial, intervals.difference):
         low, high = interval
         assert low <= 0 <= high
-        assert high - low < 1e-12  # paired: every resample moves curve and baseline together
+    # paired: every resample moves curve and baseline together, so the bootstrap's width is 0 and
+    # the interval is the few-samples floor: 300 agreeing samples bound the disagreeing share by 1.2 %
+    floors = width_floor(300, 0.95, clean0.double().mean().item(), adversarial0.double().mean().item())
+    for interval, floor in zip((intervals.clean, intervals.adversarial, intervals.difference), floors):
+        assert interval == pytest.approx((-floor, floor), abs=1e-12)
+    assert floor_share(300, 0.95) == pytest.approx(1 - 0.025 ** (1 / 300))
+
+
+@pytest.mark.parametrize("samples", [1, 2, 3, 5, 10, 20, 29, 30])
+def test_a_few_samples_never_give_a_zero_width_interval(samples):
+    """Issue 23: at n = 3 every bootstrap draw of agreeing samples coincides, and the zero-width
+    interval classed groups robust. Below 30 samples there is no interval (nothing is decided);
+    from 30 on, no interval is narrower than the floor: at n = 30 none is robust at tau 0.01."""
+    for accuracy, seed in ((1.0, 0), (0.5, 1), (0.9, 2)):
+        clean0 = _correct(samples, accuracy, seed) | (torch.arange(samples) == 0)  # a defined score
+        adversarial0 = clean0.clone()
+        bootstrap = Bootstrap(clean0, adversarial0, 1000, seed=0)
+        for curve in (clean0.expand(5, -1), torch.zeros(5, samples, dtype=torch.bool)):
+            intervals = bootstrap.intervals(curve, curve, POSITIONS)
+            for interval in (intervals.clean, intervals.adversarial, intervals.difference):
+                if samples < 30:
+                    assert interval is None
+                    assert classify(0.0, 0.01, interval=interval) == "inconclusive"
+                    continue
+                low, high = interval
+                assert high - low >= 2 * floor_share(samples, 0.95) > 0.2  # ±0.12 at least
+                assert classify((low + high) / 2, 0.01, interval=interval) != "robust"
 
 
 def test_the_interval_contains_the_point_score_of_a_falling_curve():

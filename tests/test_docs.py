@@ -58,7 +58,7 @@ RENAMED = {("audit", "baseline"): "baseline_report"}
 NOT_THE_FIELD = {
     ("scan", "weights"): "repeatable: one file fills `weights`, several fill `checkpoints`",
     ("scan", "checkpoints"): "a directory, listed into `checkpoints`",
-    ("scan", "adaptive"): "a switch; --initial-samples fills the settings' start",
+    ("scan", "adaptive"): "a switch; --initial-samples and --look-ratio fill the settings' looks",
     ("retrain", "model"): "required on the command line",
     ("retrain", "dataset"): "required on the command line",
 }

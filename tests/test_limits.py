@@ -93,8 +93,12 @@ def test_a_plugin_dataset_with_a_huge_label_is_refused_too():
 
 HUGE = "9" * 23
 BAD_NUMBERS = [
-    (["scan", *QUICK, "--tau", "nan"], "--tau must be a finite number ≥ 0, got nan"),
-    (["scan", *QUICK, "--tau", "inf"], "--tau must be a finite number ≥ 0, got inf"),
+    (["scan", *QUICK, "--tau", "nan"], "--tau must be a finite number in [0, 1) (a share of accuracy"),
+    (["scan", *QUICK, "--tau", "inf"], "--tau must be a finite number in [0, 1) (a share of accuracy"),
+    (["scan", *QUICK, "--tau", "1e308"], "--tau must lie in [0, 1) (a share of accuracy"),
+    (["scan", *QUICK, "--tau", "1"], "--tau must lie in [0, 1)"),
+    (["scan", *QUICK, "--adaptive", "--initial-samples", "1"], "--initial-samples must be at least 30"),
+    (["scan", *QUICK, "--adaptive", "--look-ratio", "1e308"], "--look-ratio must lie in [1.01, 2]"),
     (["scan", *QUICK, "--thresholds", "1000000000000"], "--thresholds must lie in [3, 1000]"),
     (["scan", *QUICK, "--thresholds", HUGE], "--thresholds must lie in [3, 1000]"),
     (["scan", *QUICK, "--seed", HUGE], "--seed must lie in [0, 9223372036854775807]"),
@@ -118,6 +122,25 @@ def test_non_finite_and_absurd_numbers_are_one_line_and_leave_nothing(tmp_path, 
     result = runner.invoke(app, [*arguments, "--out", str(out)])
     one_line_exit_2(result, message)
     assert not out.exists()  # not even a resume manifest that would block the next scan there
+
+
+@pytest.mark.parametrize("samples", [1, 3, 10, 30])
+def test_a_scan_of_a_few_samples_decides_nothing_from_a_zero_width_interval(samples):
+    """Issue 23: `scan --max-samples 3 --eps 0.01 --thresholds 5 --attack-mode fixed` classed 3
+    groups robust from bootstrap intervals of zero width."""
+    config = fragscan.ScanConfig(max_samples=samples, eps=0.01, thresholds=5, attack_mode="fixed", filters="pulse")
+    report = fragscan.scan(config)
+    claims = [(g.summary_class, g.summary_interval) for g in report.groups]
+    claims += [
+        (getattr(curve.classes, kind), getattr(curve.intervals, kind))
+        for g in report.groups for curve in g.filters.values() for kind in ("clean", "adversarial", "difference")
+    ]  # fmt: skip
+    for cls, interval in claims:
+        if samples < 30:
+            assert cls in ("inconclusive", "unperturbed", "undefined") and interval is None
+        elif cls in ("fragile", "robust", "antifragile"):
+            assert interval[1] - interval[0] > 0.2
+    assert samples < 30 or any(interval is not None for _, interval in claims)
 
 
 def test_every_numeric_setting_is_bounded_in_one_place():

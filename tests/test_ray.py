@@ -68,16 +68,16 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
 def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
     config = small_config(
         thresholds=3,
-        max_samples=40,
+        max_samples=120,
         filters="step-up,pulse",
         attack_mode="fixed",
-        adaptive={"initial_samples": 10},
+        adaptive={"initial_samples": 30, "look_ratio": 2},
         select=("features.2.weight", "classifier.3.weight"),
     )
     reference = fragscan.scan(config)
     distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
     assert _numbers(distributed) == _numbers(reference)
-    assert {c.samples for g in reference.groups for c in g.filters.values()} != {40}, "no sweep stopped early"
+    assert {c.samples for g in reference.groups for c in g.filters.values()} != {120}, "no sweep stopped early"
 
 
 def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_workers(
@@ -85,11 +85,11 @@ def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_
 ):
     config = small_config(
         thresholds=3,
-        max_samples=80,
+        max_samples=120,
         eps=0.05,
         filters="step-up,pulse",
         attack_mode="fixed",
-        adaptive={"initial_samples": 20},
+        adaptive={"initial_samples": 30, "look_ratio": 2},
         select=("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
     )
     executors = importlib.import_module("fragscan.executors")

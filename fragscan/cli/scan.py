@@ -42,12 +42,13 @@ def scan(
     adaptive: bool = typer.Option(
         False,
         "--adaptive",
-        help="Grow each sweep's samples (doubling from --initial-samples up to --max-samples) only until its classes "
-        "are decided or out of reach: for CI audits and large models on CPU (docs/adaptive.md).",
+        help="Grow each sweep's samples (from --initial-samples by --look-ratio per look up to --max-samples) only "
+        "until its classes are decided or out of reach: for CI audits and large models on CPU (docs/adaptive.md).",
     ),
     initial_samples: int | None = option(
         Adaptive, "initial_samples", default=None, show_default=str(Adaptive().initial_samples)
     ),
+    look_ratio: float | None = option(Adaptive, "look_ratio", default=None, show_default=str(Adaptive().look_ratio)),
     batch_size: str = option(ScanConfig, "batch_size", text=True),
     filters: str = option(ScanConfig, "filters", text=True),
     thresholds: int = option(ScanConfig, "thresholds"),
@@ -128,7 +129,7 @@ def scan(
         bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
-        adaptive=_adaptive(adaptive, initial_samples),
+        adaptive=_adaptive(adaptive, initial_samples, look_ratio),
         seed=seed,
         device=device,
         precision=precision,
@@ -178,12 +179,15 @@ def scan(
         audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
 
 
-def _adaptive(adaptive: bool, initial_samples: int | None) -> dict | None:
+def _adaptive(adaptive: bool, initial_samples: int | None, look_ratio: float | None) -> dict | None:
+    given = {"initial_samples": initial_samples, "look_ratio": look_ratio}
+    given = {name: value for name, value in given.items() if value is not None}
     if not adaptive:
-        if initial_samples is not None:
-            raise ConfigError("--initial-samples sets where --adaptive starts; add --adaptive or drop it")
+        if given:
+            option = "--" + next(iter(given)).replace("_", "-")
+            raise ConfigError(f"{option} sets how --adaptive looks; add --adaptive or drop it")
         return None
-    return {} if initial_samples is None else {"initial_samples": initial_samples}
+    return given
 
 
 def _number(text: str, option: str) -> float:
