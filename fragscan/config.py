@@ -25,6 +25,7 @@ from .limits import (
     Seed,
     Thresholds,
     UnitShare,
+    VariantBatch,
     WeightDecay,
     bounded,
 )
@@ -115,6 +116,11 @@ class ScanConfig(BaseModel):
     )
     batch_size: BatchSize | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
+    )
+    variant_batch: VariantBatch | Literal["auto"] = Field(
+        "auto",
+        description="filtered variants of a group evaluated in one pass, or auto: as many as fit in free GPU "
+        "memory where a probe finds it faster, 1 on a CPU; the numbers are the same (checked on the first batch)",
     )
     filters: tuple[str, ...] = Field(
         ("step-up", "step-down", "pulse"),

@@ -49,6 +49,7 @@ def scan(
         Adaptive, "initial_samples", default=None, show_default=str(Adaptive().initial_samples)
     ),
     batch_size: str = option(ScanConfig, "batch_size", text=True),
+    variant_batch: str = option(ScanConfig, "variant_batch", text=True),
     filters: str = option(ScanConfig, "filters", text=True),
     thresholds: int = option(ScanConfig, "thresholds"),
     attack: str = option(ScanConfig, "attack"),
@@ -110,6 +111,7 @@ def scan(
         plugins=plugin,
         max_samples=None if all_samples else max_samples,
         batch_size=batch_size if batch_size == "auto" else _integer(batch_size, "--batch-size"),
+        variant_batch=variant_batch if variant_batch == "auto" else _integer(variant_batch, "--variant-batch"),
         filters=filters,
         thresholds=thresholds,
         attack=attack,
