@@ -38,7 +38,7 @@ MODEL = "registered model name (see `fragscan models`)"
 DATASET = "registered dataset adapter (see `fragscan datasets`)"
 DEVICE = "'auto' (CUDA when present), cpu, cuda or cuda:N"
 # A sweep's arithmetic: exact fp32, or autocast to a 16-bit float.
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "tf32"]
 Control = Literal["unmasked", "random"]
 
 
@@ -187,12 +187,13 @@ class ScanConfig(BaseModel):
     device: str = Field("auto", description=DEVICE)
     precision: Precision = Field(
         "fp32",
-        description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), or bf16/fp16 "
-        "autocast (faster, may flip a few predictions; checked against --precision-tolerance)",
+        description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), bf16/fp16 "
+        "autocast or tf32 tensor cores on CUDA (faster, may flip a few predictions; checked against "
+        "--precision-tolerance)",
     )
     precision_tolerance: UnitShare = Field(
         0.01,
-        description="[ours] with bf16/fp16: largest share of evaluation samples whose clean or adversarial "
+        description="[ours] with bf16/fp16/tf32: largest share of evaluation samples whose clean or adversarial "
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
     )
 

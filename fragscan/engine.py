@@ -138,26 +138,48 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @contextmanager
+def cuda_arithmetic(tf32: bool) -> Iterator[None]:
+    """CUDA's global switches for one sweep, restored on exit: TF32 tensor cores only when asked
+    (torch allows them for convolutions by default, which would make "fp32" inexact), and cuDNN's
+    deterministic kernels without autotuning, so that two runs on one GPU give the same report."""
+    backends = torch.backends
+    saved = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+             backends.cudnn.benchmark)
+    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = tf32
+    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+         backends.cudnn.benchmark) = saved
+
+
+@contextmanager
 def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
-    """The arithmetic a sweep runs in: fp32 as the model is (exact), or bf16/fp16 autocast with the
-    weights in channels-last layout (the fast kernels for reduced precision; restored on exit).
+    """The arithmetic a sweep runs in: fp32 as the model is (exact), TF32 tensor cores on CUDA, or
+    bf16/fp16 autocast; the reduced ones with the weights in channels-last layout (their fast
+    kernels; restored on exit). See :func:`cuda_arithmetic` for the switches set.
 
     The weight-cast cache stays off: the engine rewrites weights in place between variants.
     """
-    if precision == "fp32":
-        yield model
-        return
-    device = next(model.parameters()).device
-    # Module.to changes only 4-d tensors to channels-last, and fails on 5-d ones (Conv3d).
-    relayout = all(p.dim() != 5 for p in model.parameters())
-    if relayout:
-        model.to(memory_format=torch.channels_last)
-    try:
-        with torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False):
+    with cuda_arithmetic(precision == "tf32"):
+        if precision == "fp32":
             yield model
-    finally:
+            return
+        device = next(model.parameters()).device
+        # Module.to changes only 4-d tensors to channels-last, and fails on 5-d ones (Conv3d).
+        relayout = all(p.dim() != 5 for p in model.parameters())
         if relayout:
-            model.to(memory_format=torch.contiguous_format)
+            model.to(memory_format=torch.channels_last)
+        try:
+            if precision == "tf32":
+                yield model
+            else:
+                with torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=False):
+                    yield model
+        finally:
+            if relayout:
+                model.to(memory_format=torch.contiguous_format)
 
 
 def measure(

@@ -404,3 +404,31 @@ def test_variant_batch_is_a_bounded_number_or_auto(value, message):
     result = CliRunner().invoke(app, ["scan", "--variant-batch", value, "--quiet"])
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_the_sweeps_arithmetic_sets_cudas_switches_and_restores_them(precision, tf32):
+    """fp32 must not borrow TF32 convolutions (torch's default), and cuDNN runs deterministic kernels."""
+    backends = torch.backends
+    before = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+              backends.cudnn.benchmark)
+    backends.cudnn.allow_tf32, backends.cudnn.benchmark = True, True
+    try:
+        with arithmetic(nn.Linear(2, 2), precision):
+            assert backends.cuda.matmul.allow_tf32 is tf32 and backends.cudnn.allow_tf32 is tf32
+            assert backends.cudnn.deterministic and not backends.cudnn.benchmark
+        assert backends.cudnn.allow_tf32 and backends.cudnn.benchmark  # as they were
+    finally:
+        (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+         backends.cudnn.benchmark) = before
+
+
+def test_tf32_is_refused_on_a_cpu(tmp_path):
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["scan", "--precision", "tf32", "--device", "cpu", "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and "--precision tf32 is CUDA's tensor-core arithmetic" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()
