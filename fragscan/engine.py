@@ -543,10 +543,12 @@ def _check_batched(
     checked = block[:CHECKED_VARIANTS]
     began = time.perf_counter()
     singles = []
-    for variant in checked:
-        _apply(targets, originals, variant)
-        singles.append(evaluator.logits(split, 0, first))
-    _restore(targets, originals)
+    try:
+        for variant in checked:
+            _apply(targets, originals, variant)
+            singles.append(evaluator.logits(split, 0, first))
+    finally:
+        _restore(targets, originals)
     _synchronize(device)
     single_s = (time.perf_counter() - began) / len(checked)
     for v, single in enumerate(singles):
@@ -594,13 +596,17 @@ def _variant_batch(
         if requested == "auto":
             size = _memory_sized(evaluator, split, first, originals, variants, batched)
         size = min(size, len(variants))
-        if size < 2:
-            return 1, "auto: two variants' activations do not fit in free memory at once", 0.0, None
-        agree, difference, batched_s, single_s = _check_batched(
-            evaluator, split, first, targets, originals, variants[:size], batched
-        )
-    except torch.OutOfMemoryError:
-        raise
+        while True:
+            if size < 2:
+                return 1, "two variants' activations do not fit in free memory at once", 0.0, None
+            try:
+                agree, difference, batched_s, single_s = _check_batched(
+                    evaluator, split, first, targets, originals, variants[:size], batched
+                )
+                break
+            except torch.OutOfMemoryError:
+                size //= 2
+                torch.cuda.empty_cache()
     except Exception as error:  # torch.fx cannot trace it, a target read outside a module, a module's odd output
         return 1, f"variants cannot be batched here ({type(error).__name__}: {first_line(error)[:160]})", 0.0, None
     if not agree:
