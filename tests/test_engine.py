@@ -381,11 +381,23 @@ def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data,
     assert result.info.variant_batch == 2 and "out of memory: 2 variants at once" in result.info.variant_batch_note
 
 
-def test_the_report_records_the_variant_batch_used(small_config):
-    import fragscan
+def test_the_report_records_the_variant_batch_used_and_a_2_1_report_still_loads(small_config, tmp_path):
+    import json
 
-    engine = fragscan.scan(small_config(attack_mode="regenerate", variant_batch=4)).engine
+    import fragscan
+    from fragscan.report import load_report, write_report
+
+    report = fragscan.scan(small_config(attack_mode="regenerate", variant_batch=4))
+    engine = report.engine
     assert engine.variant_batch == 4 and engine.variant_batch_note is None and engine.variant_batch_difference == 0
+    assert report.settings.variant_batch == 4
+    data = json.loads(write_report(report, tmp_path / "report.json").read_text())
+    data["schema_version"] = "2.1"  # as schema 2.1 wrote it: none of 2.2's fields
+    del data["settings"]["variant_batch"]
+    for name in ("variant_batch", "variant_batch_note", "variant_batch_difference"):
+        del data["engine"][name]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_report(tmp_path / "old.json").engine.variant_batch == 1  # one at a time, as 2.1's engine ran
 
 
 @pytest.mark.parametrize(
