@@ -27,6 +27,7 @@ from .limits import (
     Tau,
     Thresholds,
     UnitShare,
+    VariantBatch,
     WeightDecay,
     bounded,
 )
@@ -39,7 +40,7 @@ MODEL = "registered model name (see `fragscan models`)"
 DATASET = "registered dataset adapter (see `fragscan datasets`)"
 DEVICE = "'auto' (CUDA when present), cpu, cuda, cuda:N or mps: one this machine has"
 # A sweep's arithmetic: exact fp32, or autocast to a 16-bit float.
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "tf32"]
 Control = Literal["unmasked", "random"]
 
 
@@ -129,6 +130,11 @@ class ScanConfig(BaseModel):
     batch_size: BatchSize | Literal["auto"] = Field(
         256, description="evaluation batch size, or auto: the largest that fits (resolved once, recorded)"
     )
+    variant_batch: VariantBatch | Literal["auto"] = Field(
+        "auto",
+        description="filtered variants of a group evaluated in one pass, or auto: as many as fit in free GPU "
+        "memory where a probe finds it faster, 1 on a CPU; the numbers are the same (checked on the first batch)",
+    )
     filters: tuple[str, ...] = Field(
         ("step-up", "step-down", "pulse"),
         description="synaptic filters to sweep, comma-separated (see `fragscan filters`)",
@@ -194,12 +200,13 @@ class ScanConfig(BaseModel):
     device: str = Field("auto", description=DEVICE)
     precision: Precision = Field(
         "fp32",
-        description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), or bf16/fp16 "
-        "autocast (faster, may flip a few predictions; checked against --precision-tolerance)",
+        description="[ours] arithmetic of the sweep: fp32 (exact: the obvious loop's numbers), bf16/fp16 "
+        "autocast or tf32 tensor cores on CUDA (faster, may flip a few predictions; checked against "
+        "--precision-tolerance)",
     )
     precision_tolerance: UnitShare = Field(
         0.01,
-        description="[ours] with bf16/fp16: largest share of evaluation samples whose clean or adversarial "
+        description="[ours] with bf16/fp16/tf32: largest share of evaluation samples whose clean or adversarial "
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
     )
 

@@ -57,7 +57,7 @@ def sweep_target(
             return sweep(
                 model, chosen, filter_ids, config.thresholds, images, labels, adversary,
                 batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
-                unfiltered=unfiltered, progress=progress,
+                unfiltered=unfiltered, progress=progress, variant_batch=config.variant_batch,
             )
 
     device = str(images.device.type)
@@ -97,6 +97,9 @@ def combined_info(infos: list[EngineInfo]) -> EngineInfo:
         memory_budget_bytes=max((i.memory_budget_bytes for i in infos), default=0),
         variants=sum(i.variants for i in infos),
         cells=sum(i.cells for i in infos),
+        variant_batch=max((i.variant_batch for i in infos), default=1),
+        variant_batch_note=next((i.variant_batch_note for i in infos if i.variant_batch_note), None),
+        variant_batch_difference=max((i.variant_batch_difference for i in infos), default=0.0),
     )
     if not combined.prefix_reuse:
         combined.fallback = next((i.fallback for i in infos if i.fallback), None)

@@ -22,6 +22,9 @@ MAX_SEED = 2**63 - 1  # the widest seed torch's generators and numpy's take alik
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,841; a larger label is a corrupt file, and K sizes the classifier
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1 << 20
+# Filtered variants evaluated in one pass: a sweep has at most filters x thresholds of them per group,
+# and past a few dozen even a large GPU is saturated; each holds its own suffix activations.
+MAX_VARIANT_BATCH = 256
 MAX_REPEATS = 1000  # runs per retraining arm; each is a full fine-tuning
 MAX_LR = 10.0  # Adam steps of 10 already diverge; training stops on a non-finite loss anyway
 MAX_DEPTH_BINS = 1000  # compare --by role: more bins than any network has layers put each group in its own
@@ -86,6 +89,7 @@ InitialSamples = Annotated[
 UnitShare = Annotated[float, bounded(0, 1)]
 SampleCount = Annotated[int | None, bounded(1, None)]  # more than a split holds means all of it
 BatchSize = Annotated[int, bounded(1, MAX_BATCH_SIZE)]
+VariantBatch = Annotated[int, bounded(1, MAX_VARIANT_BATCH)]
 Epochs = Annotated[int, bounded(1, MAX_EPOCHS)]
 LearningRate = Annotated[float, bounded(0, MAX_LR, above=True)]
 WeightDecay = Annotated[float, bounded(0, MAX_WEIGHT_DECAY)]

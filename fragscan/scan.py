@@ -272,12 +272,15 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
 
 
 def _device(config: ScanConfig) -> torch.device:
-    """The device the scan runs on; fp16 is refused on a CPU, where it is slower than exact fp32."""
+    """The device the scan runs on; fp16 is refused on a CPU, where it is slower than exact fp32, and
+    tf32, which a CPU does not have."""
     device = resolve_device(config.device)
     if config.precision == "fp16" and device.type == "cpu":
         raise ConfigError(
             "--precision fp16 runs ~20x slower than fp32 on a CPU; use --precision bf16 there (or fp32, exact)"
         )
+    if config.precision == "tf32" and device.type == "cpu":
+        raise ConfigError("--precision tf32 is CUDA's tensor-core arithmetic; use bf16 on a CPU (or fp32, exact)")
     return device
 
 
@@ -378,7 +381,8 @@ def _check_precision(
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
     one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
     images, labels = samples.images, samples.labels
-    unfiltered = measure(model, images, labels, mode, batch_size)
+    with arithmetic(model, "fp32"):
+        unfiltered = measure(model, images, labels, mode, batch_size)
     precision, disagreement = config.precision, None
     if precision != "fp32":
         with arithmetic(model, precision):

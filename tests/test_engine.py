@@ -273,3 +273,174 @@ def test_reduced_precision_leaves_5d_weights_in_their_layout():
     with arithmetic(model, "bf16"):
         assert model(torch.rand(1, 1, 4, 4, 4)).dtype == torch.bfloat16
     assert model[0].weight.is_contiguous()
+
+
+# -- variant batching (issue 19): K filtered variants of a group in one pass ----------------------
+
+
+class Linear(nn.Module):
+    """Linear layers only: the filtered layer is a matrix product over K weight copies."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(64, 32)
+        self.out = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+
+BATCHED_MODELS = {
+    "conv": lambda: create_model("digits-cnn"),
+    "linear": lambda: _trained(Linear),
+    "residual": lambda: _trained(TinyResNet),
+}
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+@pytest.mark.parametrize("net", sorted(BATCHED_MODELS))
+def test_batched_variants_equal_the_obvious_loop(data, net, mode):
+    """3 variants at once (12 cells a filter's sweep, so blocks of 3 and a last, shorter one): the
+    curves are still the definition's, bit for bit, and every group really ran batched."""
+    result, expected = _engine_and_reference(BATCHED_MODELS[net](), *data, mode, variant_batch=3)
+    _assert_identical(result, expected)
+    assert result.info.variant_batch == 3 and result.info.variant_batch_note is None
+    assert result.info.variant_batch_difference == 0.0
+    assert result.info.fused_attack == (mode == "regenerate")
+
+
+def _global(model, images, labels, mode, variant_batch):
+    groups, _ = parameter_groups(model.net)
+    with analysis_mode(model):
+        adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), images, labels, BATCH, 0)
+        return sweep(
+            model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, scope="global",
+            variant_batch=variant_batch,
+        )
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_batched_variants_in_global_scope_equal_one_at_a_time(data, mode):
+    """Every group filtered at once: each module holding a group loops over the variants."""
+    model = _trained(TinyResNet)
+    batched, single = _global(model, *data, mode, 4), _global(model, *data, mode, 1)
+    assert batched.info.variant_batch == 4 and single.info.variant_batch == 1
+    for filter_id, curve in single.curves["global"].items():
+        assert torch.equal(batched.curves["global"][filter_id].clean, curve.clean), filter_id
+        assert torch.equal(batched.curves["global"][filter_id].adversarial, curve.adversarial), filter_id
+    assert any((c.clean != c.clean[0]).any() for c in single.curves["global"].values())
+
+
+def test_an_attack_run_on_its_own_keeps_variants_one_at_a_time(data):
+    model = create_model("digits-cnn")
+    groups, _ = parameter_groups(model.net)
+    with analysis_mode(model):
+        adversary = ADVERSARIAL_MODES["regenerate"](build_attack("PGD", model, EPS, 10), *data, BATCH, 0)
+        result = sweep(model, groups[-1:], ("pulse",), 3, *data, adversary, batch_size=BATCH, variant_batch=4)
+    assert result.info.variant_batch == 1 and "only fixed examples and FGSM" in result.info.variant_batch_note
+
+
+def test_variant_batch_auto_is_one_on_a_cpu_and_says_why(data):
+    result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch="auto")
+    _assert_identical(result, expected)
+    assert result.info.variant_batch == 1 and "auto: one at a time on a CPU" in result.info.variant_batch_note
+
+
+def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monkeypatch):
+    """The check, not trust: batched logits off by a little make every group run one at a time."""
+    from fragscan import engine
+
+    original = engine._Evaluator.logits_many
+
+    def off_by_a_little(self, *args):
+        return tuple(logits + 1e-4 for logits in original(self, *args))
+
+    monkeypatch.setattr(engine._Evaluator, "logits_many", off_by_a_little)
+    result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
+    _assert_identical(result, expected)
+    assert result.info.variant_batch == 1 and "did not reproduce" in result.info.variant_batch_note
+    assert result.info.variant_batch_difference == pytest.approx(1e-4, rel=0.01)
+
+
+def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data, monkeypatch):
+    from fragscan import engine
+
+    original = engine._Evaluator.measure_many
+    failures = []
+
+    def out_of_memory_at_four(self, split, k, frontier, variants):
+        if variants.count == 4:
+            failures.append(k)
+            raise torch.OutOfMemoryError("simulated")
+        return original(self, split, k, frontier, variants)
+
+    monkeypatch.setattr(engine._Evaluator, "measure_many", out_of_memory_at_four)
+    result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
+    assert failures
+    _assert_identical(result, expected)
+    assert result.info.variant_batch == 2 and "out of memory: 2 variants at once" in result.info.variant_batch_note
+
+
+def test_the_report_records_the_variant_batch_used_and_a_2_1_report_still_loads(small_config, tmp_path):
+    import json
+
+    import fragscan
+    from fragscan.report import load_report, write_report
+
+    report = fragscan.scan(small_config(attack_mode="regenerate", variant_batch=4))
+    engine = report.engine
+    assert engine.variant_batch == 4 and engine.variant_batch_note is None and engine.variant_batch_difference == 0
+    assert report.settings.variant_batch == 4
+    data = json.loads(write_report(report, tmp_path / "report.json").read_text())
+    data["schema_version"] = "2.1"  # as schema 2.1 wrote it: none of 2.2's fields
+    del data["settings"]["variant_batch"]
+    for name in ("variant_batch", "variant_batch_note", "variant_batch_difference"):
+        del data["engine"][name]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_report(tmp_path / "old.json").engine.variant_batch == 1  # one at a time, as 2.1's engine ran
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "--variant-batch must lie in [1, 256]"),
+        ("257", "see docs/limits.md"),
+        ("many", "--variant-batch must be a whole number or 'auto'"),
+    ],
+)
+def test_variant_batch_is_a_bounded_number_or_auto(value, message):
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    result = CliRunner().invoke(app, ["scan", "--variant-batch", value, "--quiet"])
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_the_sweeps_arithmetic_sets_cudas_switches_and_restores_them(precision, tf32):
+    """fp32 must not borrow TF32 convolutions (torch's default), and cuDNN runs deterministic kernels."""
+    backends = torch.backends
+    before = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+              backends.cudnn.benchmark)
+    backends.cudnn.allow_tf32, backends.cudnn.benchmark = True, True
+    try:
+        with arithmetic(nn.Linear(2, 2), precision):
+            assert backends.cuda.matmul.allow_tf32 is tf32 and backends.cudnn.allow_tf32 is tf32
+            assert backends.cudnn.deterministic and not backends.cudnn.benchmark
+        assert backends.cudnn.allow_tf32 and backends.cudnn.benchmark  # as they were
+    finally:
+        (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32, backends.cudnn.deterministic,
+         backends.cudnn.benchmark) = before
+
+
+def test_tf32_is_refused_on_a_cpu(tmp_path):
+    from typer.testing import CliRunner
+
+    from fragscan.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["scan", "--precision", "tf32", "--device", "cpu", "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and "--precision tf32 is CUDA's tensor-core arithmetic" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

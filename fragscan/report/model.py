@@ -286,6 +286,11 @@ class EngineReport(_Model):
     suffix_share: dict[str, float] = Field(description="per group: suffix multiply-adds / full forward's")
     variants: int = Field(description="distinct filtered networks evaluated")
     cells: int = Field(description="filter x threshold cells in the curves")
+    variant_batch: int = Field(1, description="most filtered variants evaluated in one pass (schema 2.2; 1 before)")
+    variant_batch_note: str | None = Field(None, description="why variants ran one at a time (or fewer at once)")
+    variant_batch_difference: float = Field(
+        0.0, description="largest logit difference, batched vs one at a time, in the first-batch checks (0: exact)"
+    )
 
 
 class CheckpointScores(_Model):
