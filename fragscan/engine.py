@@ -220,8 +220,9 @@ class _Evaluator:
             clean = split.suffix(*clean_frontier).argmax(1) == labels
             if adversarial_frontier is not None:
                 return clean, split.suffix(*adversarial_frontier).argmax(1) == labels
-        crafted = self.adversary.examples(self.batches[k], k, self.images[self.batches[k]], labels)
-        return clean, self.predict(crafted) == labels
+        return clean, self.adversary.batch_correct(
+            self.batches[k], k, self.images[self.batches[k]], labels, self.predict
+        )
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
