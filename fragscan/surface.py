@@ -188,3 +188,17 @@ def at_budget(report: Report, eps: float) -> Report:
         }
     )
     return judge(restated_report)
+
+
+def stated_at(report: Report, eps: float | None, name: str) -> Report:
+    """``report`` as stated at budget ``eps`` (None: as it is), for commands that read several reports
+    or a policy naming a budget: a profile is restated (:func:`at_budget`), a one-budget report must
+    have been scanned at ``eps``."""
+    if eps is None or (report.threat is None and eps == report.settings.eps_used):
+        return report
+    if report.threat is None:
+        raise ConfigError(
+            f"{name} was scanned at one budget, ε={report.settings.eps_used:g}, not {eps:g}; scan it with --threat "
+            "to state it at several"
+        )
+    return at_budget(report, eps)

@@ -19,6 +19,7 @@ from fragscan.errors import ConfigError
 from fragscan.groups import parameter_groups
 from fragscan.models import create_model
 from fragscan.reference import reference_sweep
+from fragscan.report import write_report
 from fragscan.surface import at_budget, flip_budget
 from fragscan.threats import WorstCase, parse
 
@@ -252,3 +253,57 @@ def test_the_page_shows_the_profile_its_class_map_and_one_surface_per_group(smal
     assert "flip ε" in page and "worst case of" in page
     plain = render_html(fragscan.scan(small_config(thresholds=4, max_samples=40)))
     assert 'id="threat"' not in plain and "flip ε" not in plain
+
+
+def test_audit_and_compare_state_a_profile_at_a_budget_it_names(small_config, tmp_path):
+    from fragscan.audit import AuditPolicy, audit
+    from fragscan.compare import compare
+
+    report = _profile(small_config, "FGSM@0.02,0.2", filters="step-up,pulse")
+    small, large = (w.adversarial for w in report.threat.worst)
+    assert small > large
+    floor = (small + large) / 2
+    at_headline = audit(report, AuditPolicy(min_adversarial_accuracy=floor))
+    at_small = audit(report, AuditPolicy(min_adversarial_accuracy=floor, eps=0.02))
+    assert not at_headline.passed and at_small.passed
+    assert "worst case of FGSM, ε=0.02" in at_small.rules[-1].message
+    with pytest.raises(ConfigError, match="not among the report's budgets"):
+        audit(report, AuditPolicy(eps=0.05))
+    plain = fragscan.scan(small_config(filters="step-up,pulse", select=(GROUP,), max_samples=48, thresholds=4))
+    with pytest.raises(ConfigError, match="scanned at one budget"):
+        audit(plain, AuditPolicy(eps=0.02))
+    assert audit(plain, AuditPolicy(eps=0.1)).passed
+    # two profiles of one network compared at a budget: the restated reports, not the headlines
+    path = tmp_path / "report.json"
+    write_report(report, path)
+    result = runner.invoke(app, ["compare", str(path), str(path), "--eps", "0.02", "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    compared = json.loads((tmp_path / "c.json").read_text())
+    restated = at_budget(report, 0.02)
+    expected = compare([restated, restated], ["a", "b"])
+    assert compared["items"] == json.loads(expected.model_dump_json())["items"]
+    assert compared["items"][0]["classes"][0] == restated.groups[0].summary_class
+
+
+def test_a_scan_policy_naming_a_budget_the_scan_will_not_measure_fails_before_the_scan(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("eps: 0.05\n")
+    for options in (["--eps", "0.1"], ["--threat", "FGSM@0.02,0.1"]):
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["scan", "--out", str(out), "--policy", str(policy), *options])
+        assert result.exit_code == 2 and "0.05" in result.output and not out.exists(), result.output
+
+
+def test_a_profile_scan_resumes_from_its_finished_groups_with_the_same_numbers(small_config, tmp_path):
+    from fragscan.scan import scan_to
+
+    config = small_config(eps="auto", threat="FGSM@0.05,0.1;PGD@0.1", filters="pulse", max_samples=40, thresholds=4)
+    first = fragscan.scan(config, resume_dir=tmp_path / "store")
+    again = fragscan.scan(config, resume_dir=tmp_path / "store")
+    assert again.run.resumed_targets == len(again.groups) == 5
+    assert _numbers(again) == _numbers(first) and again.threat == first.threat
+    assert [g.filters["pulse"].surface for g in again.groups] == [g.filters["pulse"].surface for g in first.groups]
+    other = small_config(eps="auto", threat="FGSM@0.05,0.2;PGD@0.1", filters="pulse", max_samples=40, thresholds=4)
+    with pytest.raises(ConfigError):
+        fragscan.scan(other, resume_dir=tmp_path / "store")
+    assert scan_to(config, tmp_path / "out").report.threat == first.threat

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..audit import check_guards_match, check_policy_fits, load_baseline, load_policy
+from ..audit import check_guards_match, check_policy_budget, check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
 from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
@@ -142,6 +142,7 @@ def scan(
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+        check_policy_budget(audit_policy, config.threat, config.eps)
     # torch takes seconds to import: not before --help or an option error
     from ..executors import ExecutorOptions
     from ..resume import DIRECTORY_NAME
