@@ -185,7 +185,8 @@ class AttackMode(Protocol):
     crafted_once: bool  # the examples are the same for every network: the engine may reuse their prefix activations
 
     def correct(self, model: nn.Module) -> torch.Tensor:
-        """Adversarial correctness of ``model`` as it is now, one bool per sample."""
+        """Adversarial correctness of ``model`` as it is now, one bool per sample ([samples, budgets] for a
+        threat profile)."""
 
     def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Batch ``k``'s adversarial examples (the samples at ``batch``: ``images``, ``labels``) for the

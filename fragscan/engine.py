@@ -53,7 +53,7 @@ class Curve:
     changed: list[int]  # of those, entries that were non-zero, i.e. really altered
     numel: int
     clean: torch.Tensor  # bool [thresholds, samples]
-    adversarial: torch.Tensor  # bool [thresholds, samples]
+    adversarial: torch.Tensor  # bool [thresholds, samples]; a threat profile's: [thresholds, samples, budgets]
 
 
 @dataclass(frozen=True)
