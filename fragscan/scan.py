@@ -278,6 +278,11 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     if evaluation.threat is not None:
         clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
         profile = _Profile(evaluation.threat, surface.budget_references(clean0, worst0, samples.ranks, config))
+        warnings += [  # the headline's is the baseline warning below
+            f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
+            for i, eps in enumerate(evaluation.threat.budgets)
+            if i != evaluation.threat.headline and not worst0[:, i].any()
+        ]
     warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes)
     references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references, profile)

@@ -307,3 +307,10 @@ def test_a_profile_scan_resumes_from_its_finished_groups_with_the_same_numbers(s
     with pytest.raises(ConfigError):
         fragscan.scan(other, resume_dir=tmp_path / "store")
     assert scan_to(config, tmp_path / "out").report.threat == first.threat
+
+
+def test_a_budget_that_defeats_every_sample_is_warned_and_its_classes_are_undefined(small_config):
+    report = _profile(small_config, "FGSM@0.05;PGD@0.5", headline_eps=0.05)
+    assert report.threat.worst[1].adversarial == 0
+    assert "the threat profile defeats every sample at ε=0.5: adversarial scores there are undefined" in report.warnings
+    assert report.groups[0].budget_classes[1] == "undefined" and report.groups[0].summary_class != "undefined"
