@@ -194,11 +194,16 @@ class AttackMode(Protocol):
     crafted_once: bool  # the examples are the same for every network: the engine may reuse their prefix activations
 
     def correct(self, model: nn.Module) -> torch.Tensor:
-        """Adversarial correctness of ``model`` as it is now, one bool per sample."""
+        """Adversarial correctness of ``model`` as it is now, one bool per sample ([samples, budgets] for a
+        threat profile)."""
 
     def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Batch ``k``'s adversarial examples (the samples at ``batch``: ``images``, ``labels``) for the
         network as it is now."""
+
+    def batch_correct(self, batch: slice, k: int, images, labels, predict: Callable) -> torch.Tensor:
+        """Batch ``k``'s adversarial correctness under the network ``predict`` runs (images -> predicted
+        labels): [samples], or [samples, budgets] for a threat profile (:mod:`fragscan.threats`)."""
 
     def fusable_fgsm(self) -> tuple[float | None, str | None]:
         """``(eps, None)`` when the examples are a plain torchattacks.FGSM step crafted per network, so
@@ -223,6 +228,9 @@ class Regenerate:
 
     def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return craft_batch(self.attack, images, labels, self.seed + k)
+
+    def batch_correct(self, batch: slice, k: int, images, labels, predict: Callable) -> torch.Tensor:
+        return predict(self.examples(batch, k, images, labels)) == labels
 
     def fusable_fgsm(self) -> tuple[float | None, str | None]:
         attack = self.attack
@@ -254,6 +262,9 @@ class Fixed:
 
     def examples(self, batch: slice, k: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.adversarial[batch]
+
+    def batch_correct(self, batch: slice, k: int, images, labels, predict: Callable) -> torch.Tensor:
+        return predict(self.examples(batch, k, images, labels)) == labels
 
     def fusable_fgsm(self) -> tuple[float | None, str | None]:
         return None, "fixed mode crafts once; nothing to share"

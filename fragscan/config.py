@@ -148,6 +148,15 @@ class ScanConfig(BaseModel):
     eps_target: Annotated[float, bounded(0, 1, above=True)] = Field(
         0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
     )
+    threat: str | None = Field(
+        None,
+        description="[ours] threat profile: attacks with budgets, e.g. 'FGSM@0.02,0.05;PGD@0.05' (auto allowed); "
+        "per budget the per-sample worst case over its attacks (method §6b); replaces --attack/--eps",
+    )
+    headline_eps: Annotated[float, bounded(0, 1)] | None = Field(
+        None,
+        description="[ours] with --threat: the budget the group classes and masks are stated at; default the largest",
+    )
     attack_mode: Literal["regenerate", "fixed"] = Field(
         "regenerate",
         description="'regenerate': craft attacks against each filtered network; 'fixed': once, "
@@ -233,6 +242,26 @@ class ScanConfig(BaseModel):
         if isinstance(value, str):
             value = [value]
         return tuple(part.strip() for item in value for part in str(item).split(",") if part.strip())
+
+    @model_validator(mode="after")
+    def _threat_profile(self):
+        if self.threat is None:
+            if self.headline_eps is not None:
+                raise ValueError("--headline-eps picks one of --threat's budgets; give a --threat or drop it")
+            return self
+        from .threats import parse  # imports the attacks, which read this module
+
+        entries = parse(self.threat)
+        defaults = (ScanConfig.model_fields["attack"].default, ScanConfig.model_fields["eps"].default)
+        if (self.attack, self.eps) != defaults:
+            raise ValueError("--threat replaces --attack and --eps; list the attacks and budgets in the profile")
+        if self.adaptive is not None:
+            raise ValueError("--adaptive does not take a --threat yet; scan the profile without --adaptive")
+        budgets = {entry.eps for entry in entries}
+        if self.headline_eps is not None and "auto" not in budgets and self.headline_eps not in budgets:
+            listed = ", ".join(f"{b:g}" for b in sorted(budgets))
+            raise ValueError(f"--headline-eps {self.headline_eps:g} is not among --threat's budgets ({listed})")
+        return self
 
     @model_validator(mode="after")
     def _summary_filter_swept(self):

@@ -68,7 +68,7 @@ class Curve:
     changed: list[int]  # of those, entries that were non-zero, i.e. really altered
     numel: int
     clean: torch.Tensor  # bool [thresholds, samples]
-    adversarial: torch.Tensor  # bool [thresholds, samples]
+    adversarial: torch.Tensor  # bool [thresholds, samples]; a threat profile's: [thresholds, samples, budgets]
 
 
 @dataclass(frozen=True)
@@ -252,20 +252,27 @@ class _Evaluator:
     # -- per batch and variant ------------------------------------------------------------------
     def measure(self, split: Split, k: int, frontier) -> tuple[torch.Tensor, torch.Tensor]:
         labels = self.labels[self.batches[k]]
-        return tuple(logits.argmax(-1) == labels for logits in self.logits(split, k, frontier))
+        if self.fused or frontier[1] is not None:
+            return tuple(logits.argmax(-1) == labels for logits in self.logits(split, k, frontier))
+        # crafted on each network by the attack (or a threat profile's attacks), which judges its own examples
+        with torch.inference_mode():
+            clean = split.suffix(*frontier[0]).argmax(-1) == labels
+        return clean, self.adversary.batch_correct(
+            self.batches[k], k, self.images[self.batches[k]], labels, self.predict
+        )
 
     def logits(self, split: Split, k: int, frontier) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clean and adversarial logits of batch ``k`` for the network as it is now."""
+        """Clean and adversarial logits of batch ``k`` for the network as it is now, where the adversarial
+        examples are FGSM's from the shared forward or fixed ones."""
         if self.fused:
             logits, adversarial = self.fgsm(split, k, *frontier)
             return logits, self.forward(adversarial)
         clean_frontier, adversarial_frontier = frontier
         with torch.inference_mode():
-            clean = split.suffix(*clean_frontier)
-            if adversarial_frontier is not None:
-                return clean, split.suffix(*adversarial_frontier)
-        labels = self.labels[self.batches[k]]
-        return clean, self.forward(self.adversary.examples(self.batches[k], k, self.images[self.batches[k]], labels))
+            return split.suffix(*clean_frontier), split.suffix(*adversarial_frontier)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward(images).argmax(-1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

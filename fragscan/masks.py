@@ -137,7 +137,8 @@ def build_mask(
         "fragscan_version": __version__,
         "model": report.model.name,
         "weights_sha256": report.model.weights_sha256 or "",
-        "report_sha256": report_digest(report),
+        "report_sha256": report_digest(report),  # with `mask --eps`: of the report restated at that budget
+        "eps": repr(report.settings.eps_used),  # a threat profile's: the budget the classes were stated at
         "split": report.dataset.split,  # retrain refuses to judge on it (method §7, no leakage)
         "policy": policy,
         "score": score,

@@ -15,7 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
-from . import adaptive
+from . import adaptive, surface, threats
 from ._version import __version__
 from .adaptive import Look, history
 from .assess import References, assess
@@ -62,6 +62,9 @@ from .report import (
     ScoreTriple,
     Settings,
     SkippedGroupReport,
+    Threat,
+    ThreatAttack,
+    ThreatBudget,
 )
 from .report.io import report_json
 from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
@@ -72,8 +75,12 @@ from .sanity import check_model, near_chance
 SCORING_ONLY = {"baseline", "normalise_by", "tau", "classify", "bootstrap", "summary_filter", "summary_score"}
 
 
-def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device) -> dict:
-    """Everything that decides the curves, so checkpoints are only ever reused for the same scan."""
+def scan_fingerprint(
+    config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device,
+    budgets: tuple[float, ...] | None = None,
+) -> dict:
+    """Everything that decides the curves, so checkpoints are only ever reused for the same scan;
+    ``budgets``: a threat profile's, as resolved (``auto`` calibrated)."""
     # An adaptive scan's scoring settings decide where each sweep stops, so they decide its curves too.
     settings = config.model_dump(mode="json", exclude=SCORING_ONLY if config.adaptive is None else set())
     settings.pop("device")  # "auto" and "cpu" may name the same device; the resolved type is what counts
@@ -81,6 +88,7 @@ def scan_fingerprint(config: ScanConfig, model: Normalized, images, labels, eps:
         **settings,
         "device_type": device.type,
         "eps_used": eps,
+        **({} if budgets is None else {"threat_budgets": list(budgets)}),
         "weights_sha256": tensor_digest(model.net.state_dict()),
         "samples_sha256": tensor_digest({"images": images, "labels": labels}),
         "fragscan_version": __version__,
@@ -92,7 +100,10 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
     dataset names only where no ``model`` or ``dataset`` object stands in for them."""
     for filter_id in config.filters:
         FILTERS.entry(filter_id)
-    check_attack(config.attack, config.eps, config.attack_space)
+    if config.threat is None:
+        check_attack(config.attack, config.eps, config.attack_space)
+    else:
+        threats.check(config)
     if model is None:
         model_spec(config.model)
     if dataset is None:
@@ -100,9 +111,15 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
 
 
 def _filter_curve(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive_plan: AdaptivePlan | None
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive_plan: AdaptivePlan | None,
+    profile: _Profile | None = None,
 ) -> FilterCurve:
-    """One sweep scored on its own samples; adaptive sweeps at the plan's level, with their looks."""
+    """One sweep scored on its own samples; adaptive sweeps at the plan's level, with their looks. A
+    threat ``profile``'s curve is scored at the headline budget, with its surface beside it."""
+    budgeted = None
+    if profile is not None:
+        budgeted = replace(curve, adversarial=threats.with_budgets(curve.adversarial, profile.resolved))
+        curve = surface.at(budgeted, profile.resolved.headline)
     samples = curve.clean.shape[1]
     level = LEVEL if adaptive_plan is None else adaptive_plan.filter_level
     assessment = assess(curve, references.at(samples), config, level)
@@ -125,6 +142,7 @@ def _filter_curve(
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
         rounds=None if looks is None else [_round(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
+        surface=None if budgeted is None else surface.surface(budgeted, profile.references, config),
     )
 
 
@@ -172,6 +190,14 @@ class _Samples:
 
 
 @dataclass(frozen=True)
+class _Profile:
+    """A threat profile as the scan resolved it, and the unfiltered network's reference per budget."""
+
+    resolved: threats.Resolved
+    references: list[References]
+
+
+@dataclass(frozen=True)
 class _Evaluation:
     """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
     unfiltered network's measurement so."""
@@ -179,9 +205,11 @@ class _Evaluation:
     eps: float
     batch_size: int
     mode: AttackMode
-    unfiltered: Measurement
+    unfiltered: Measurement  # a threat profile's adversarial correctness is [samples, budgets]
     precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
     precision_disagreement: float | None
+    threat: threats.Resolved | None = None
+    attack_accuracies: tuple[float, ...] = ()  # a threat profile's: each entry's attack alone, entries' order
 
 
 @dataclass(frozen=True)
@@ -221,6 +249,8 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config, model=inputs.model, dataset=inputs.dataset)
+    if config.threat is not None and inputs.executor.kind != "local":
+        raise ConfigError("--threat runs with --executor local only for now; drop --executor ray")
     if config.checkpoints:
         if inputs.model is not None:
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
@@ -244,17 +274,28 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if batch_size == "auto":
             batch_size = auto_batch_size(model, samples.images, samples.labels)
         warnings += check_model(model, samples.images, samples.labels, batch_size)
-        eps, mode = _calibrate_adversary(config, model, samples, batch_size, warnings)
+        eps, mode, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
         evaluation = _check_precision(config, model, samples, eps, batch_size, mode, warnings)
+        if resolved is not None:
+            evaluation = _threat_baseline(model, samples, evaluation, resolved)
         swept = _sweep(config, inputs, model, groups, samples, evaluation, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
     evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
-    warnings += _baseline_warnings(config, evaluation.unfiltered, model.spec.num_classes, evaluation.eps)
-    references = References(evaluation.unfiltered, samples.ranks, config.bootstrap, config.seed)
-    group_reports, global_curves = _score(config, groups, swept, references)
+    profile = None
+    if evaluation.threat is not None:
+        clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
+        profile = _Profile(evaluation.threat, surface.budget_references(clean0, worst0, samples.ranks, config))
+        warnings += [  # the headline's is the baseline warning below
+            f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
+            for i, eps in enumerate(evaluation.threat.budgets)
+            if i != evaluation.threat.headline and not worst0[:, i].any()
+        ]
+    warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes, evaluation.eps)
+    references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
+    group_reports, global_curves = _score(config, groups, swept, references, profile)
     report = _assemble_report(
         config, inputs, model, weights_path, samples, skipped, evaluation, swept, group_reports, global_curves,
         device, loaded_plugins, warnings,
@@ -267,8 +308,9 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         ),
     )
     # Claims about a family (summary classes over the groups, threshold classes over the scan's
-    # thresholds) need all its members: they are made on the assembled report.
-    return Analysis(judge(report), model)
+    # thresholds, a profile's classes over groups and budgets) need all its members: they are made
+    # on the assembled report.
+    return Analysis(surface.judge_budgets(judge(report)), model)
 
 
 def _device(config: ScanConfig) -> torch.device:
@@ -359,9 +401,14 @@ def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tu
 
 def _calibrate_adversary(
     config: ScanConfig, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
-) -> tuple[float, AttackMode]:
+) -> tuple[float, AttackMode, threats.Resolved | None]:
     """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
-    with it; a budget the attack ignores is added to ``warnings``."""
+    with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
+    budget, its mode (:func:`fragscan.threats.adversary`) and its resolved budgets."""
+    if config.threat is not None:
+        resolved = threats.resolve(config, model, samples.images, samples.labels, batch_size)
+        mode = threats.adversary(config, model, resolved, samples.images, samples.labels, batch_size)
+        return resolved.budgets[resolved.headline], mode, resolved
     if config.eps == "auto":
         eps = calibrate_eps(
             partial(scan_attack, config, model), model, samples.images, samples.labels, batch_size, config.seed,
@@ -371,7 +418,27 @@ def _calibrate_adversary(
         eps = float(config.eps)
         if not uses_eps(config.attack):
             warnings.append(f"attack {config.attack} has no eps: --eps {eps} was not used")
-    return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size)
+    return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size), None
+
+
+def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluation, resolved: threats.Resolved):
+    """``evaluation`` with the profile and each of its attacks' accuracy alone on the unfiltered network
+    (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
+    if resolved.single:
+        accuracies = (evaluation.unfiltered[1].double().mean().item(),)
+    else:
+        with arithmetic(model, evaluation.precision):
+            each = evaluation.mode.each(model)
+        accuracies = tuple(correct.double().mean().item() for per_budget in each for correct in per_budget)
+    return replace(evaluation, threat=resolved, attack_accuracies=accuracies)
+
+
+def _headline(evaluation: _Evaluation) -> Measurement:
+    """The unfiltered network's measurement at the headline budget (a plain scan's as it is)."""
+    if evaluation.threat is None:
+        return evaluation.unfiltered
+    clean, adversarial = evaluation.unfiltered
+    return clean, threats.with_budgets(adversarial, evaluation.threat)[:, evaluation.threat.headline]
 
 
 def _check_precision(
@@ -387,7 +454,9 @@ def _check_precision(
     if precision != "fp32":
         with arithmetic(model, precision):
             reduced = measure(model, images, labels, mode, batch_size)
-        disagreement = ((reduced[0] != unfiltered[0]) | (reduced[1] != unfiltered[1])).double().mean().item()
+        # a threat profile's adversarial bits are [samples, budgets]: a sample differs at any budget
+        changed = (reduced[1] != unfiltered[1]).reshape(len(unfiltered[0]), -1).any(1)
+        disagreement = ((reduced[0] != unfiltered[0]) | changed).double().mean().item()
         if disagreement > config.precision_tolerance:
             warnings.append(
                 f"--precision {precision} changed the clean or adversarial correctness of "
@@ -414,7 +483,10 @@ def _sweep(
     images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:
-        fingerprint = scan_fingerprint(config, model, images, labels, evaluation.eps, device)
+        fingerprint = scan_fingerprint(
+            config, model, images, labels, evaluation.eps, device,
+            None if evaluation.threat is None else evaluation.threat.budgets,
+        )
         store = ResumeStore(inputs.resume_dir, fingerprint, resume=inputs.resume)
     finished = {t: store.load(t) for t in targets if store is not None and t in store}
     resumed = len(finished)
@@ -475,14 +547,16 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
 
 
 def _score(
-    config: ScanConfig, groups: list[Group], swept: _Swept, references: References
+    config: ScanConfig, groups: list[Group], swept: _Swept, references: References, profile: _Profile | None
 ) -> tuple[list[GroupReport], dict[str, FilterCurve] | None]:
     """The curves scored and classed against the unfiltered ``references``: per group (local scope), or
-    the one global target's curves."""
+    the one global target's curves; a threat ``profile``'s at its headline budget, with their surfaces."""
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
         curves = swept.finished[target].curves
-        return {f: _filter_curve(curves[f], f, references, config, swept.adaptive_plan) for f in config.filters}
+        return {
+            f: _filter_curve(curves[f], f, references, config, swept.adaptive_plan, profile) for f in config.filters
+        }
 
     if config.scope == "global":
         return [], filter_curves("global")
@@ -512,7 +586,7 @@ def _assemble_report(
     run: RunInfo,
 ) -> Report:
     """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
-    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, evaluation.unfiltered
+    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, _headline(evaluation)
     spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     engine_info = combined_info([swept.finished[t].info for t in swept.targets])
     return Report(
@@ -564,6 +638,7 @@ def _assemble_report(
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
+        threat=None if evaluation.threat is None else _threat_report(evaluation),
         run=run,
     )
 
@@ -575,6 +650,24 @@ def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None
         return None
     every = parameter_groups(model.net, config.include)[0]
     return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
+
+
+def _threat_report(evaluation: _Evaluation) -> Threat:
+    resolved = evaluation.threat
+    worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
+    return Threat(
+        spec=resolved.spec,
+        budgets=list(resolved.budgets),
+        headline=resolved.budgets[resolved.headline],
+        attacks=[
+            ThreatAttack(attack=name, eps=eps, adversarial=accuracy)
+            for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
+        ],
+        worst=[
+            ThreatBudget(eps=eps, adversarial=worst[:, i].double().mean().item(), correct=pack_bits(worst[:, i]))
+            for i, eps in enumerate(resolved.budgets)
+        ],
+    )
 
 
 def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:

@@ -9,5 +9,6 @@ from .rules import (  # noqa: F401
     RuleOutcome,
     audit,
     check_guards_match,
+    check_policy_budget,
     check_policy_fits,
 )

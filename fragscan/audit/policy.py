@@ -42,6 +42,13 @@ class AuditPolicy(BaseModel):
         None, description="no filtering score may fall by more than this against the baseline report (--baseline)"
     )
     baseline_report: Path | None = Field(None, description="the report.json max_regression compares against")
+    eps: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="audit the report at this budget of its threat profile (--threat), restated there; default its "
+        "headline budget",
+    )
     allow_near_chance: StrictBool = Field(
         False, description="pass a model whose clean accuracy is near chance (untrained): its classes mean nothing"
     )

@@ -12,7 +12,7 @@ from ..report import Report, report_digest
 from ..report.numbers import order_of
 from .policy import AuditPolicy, load_baseline
 
-AUDIT_SCHEMA_VERSION = "1.1"
+AUDIT_SCHEMA_VERSION = "1.1"  # 1.1: the policy may name a budget (eps); a rule names the groups it could not judge
 _SCORES = ("clean", "adversarial", "difference")
 
 
@@ -82,8 +82,13 @@ def audit(
         baseline = load_baseline(policy)
     check_policy_fits(policy, report.settings.scope, has_baseline=baseline is not None)
     _check_has_groups(report, policy)
+    if policy.eps is not None:
+        from ..surface import stated_at  # torch: not for a policy file's checks
+
+        report = stated_at(report, policy.eps, "the report")
+        baseline = None if baseline is None else stated_at(baseline, policy.eps, "the baseline report")
     warnings = []
-    if policy.min_adversarial_accuracy is not None and report.settings.eps == "auto":
+    if policy.min_adversarial_accuracy is not None and _tuned(report):
         warnings.append(
             "min-adversarial-accuracy was measured at an ε that --eps auto tuned to about halve clean accuracy, "
             "so the floor says little; scan with a fixed --eps"
@@ -99,7 +104,7 @@ def audit(
         outcomes.append(
             _at_least(
                 "min-adversarial-accuracy",
-                f"adversarial accuracy ({report.settings.attack}, ε={report.settings.eps_used:.4g})",
+                f"adversarial accuracy ({_attacked_by(report)}, ε={report.settings.eps_used:.4g})",
                 report.baseline.adversarial,
                 policy.min_adversarial_accuracy,
             )
@@ -123,6 +128,41 @@ def audit(
         rules=outcomes,
         warnings=warnings,
     )
+
+
+def check_policy_budget(policy: AuditPolicy, threat: str | None, eps: float | str) -> None:
+    """A policy naming a budget the scan (``--threat``, or ``--eps``) will not measure fails before the scan."""
+    if policy.eps is None:
+        return
+    if threat is None:
+        if eps != policy.eps:
+            raise InputError(
+                f"the policy audits at eps {policy.eps:g}, but the scan measures --eps {eps} only; "
+                f"scan with a --threat that lists {policy.eps:g}"
+            )
+        return
+    from ..threats import parse
+
+    given = {entry.eps for entry in parse(threat)}
+    if "auto" not in given and policy.eps not in given:
+        raise InputError(f"the policy audits at eps {policy.eps:g}, which --threat {threat!r} does not list")
+
+
+def _tuned(report: Report) -> bool:
+    """Whether the budget the report states was tuned by ``auto`` (of --eps, or in the threat profile)."""
+    if report.threat is None:
+        return report.settings.eps == "auto"
+    from ..threats import parse  # torch: only for a profile's report
+
+    given = {entry.eps for entry in parse(report.threat.spec)}
+    return "auto" in given and report.threat.headline not in given
+
+
+def _attacked_by(report: Report) -> str:
+    if report.threat is None:
+        return report.settings.attack
+    attacks = [a.attack for a in report.threat.attacks if a.eps == report.threat.headline]
+    return "worst case of " + ", ".join(attacks)
 
 
 def check_policy_fits(policy: AuditPolicy, scope: str, *, has_baseline: bool) -> None:

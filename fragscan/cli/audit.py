@@ -36,6 +36,7 @@ def audit(
     must_not_be_fragile: list[str] = option(AuditPolicy, "must_not_be_fragile"),
     max_regression: float | None = option(AuditPolicy, "max_regression"),
     baseline: Path | None = option(AuditPolicy, "baseline_report", "--baseline"),
+    eps: float | None = option(AuditPolicy, "eps"),
     allow_near_chance: bool = option(AuditPolicy, "allow_near_chance", "--allow-near-chance"),
     out: Path | None = typer.Option(
         None, help="Directory for audit.json, audit.junit.xml and audit.sarif (default: the report's directory)."
@@ -51,6 +52,7 @@ def audit(
         "must_not_be_fragile": must_not_be_fragile or None,
         "max_regression": max_regression,
         "baseline_report": baseline,
+        "eps": eps,
         "allow_near_chance": allow_near_chance or None,
     }
     from_file = load_policy(policy) if policy else AuditPolicy()

@@ -34,18 +34,22 @@ def compare(
     html: Path | None = typer.Option(None, help="Also write the comparison as a self-contained HTML page."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the comparison as JSON."),
     only_invariant: bool = typer.Option(False, "--invariant", help="List only groups whose class never changes."),
+    eps: float | None = typer.Option(
+        None, help="Compare every report at this budget: threat profiles (--threat) are restated there."
+    ),
 ) -> None:
     """Which groups keep their class across reports, and how their scores move."""
     # evidence (via compare) reaches torch, which takes seconds to import: not before --help
     from ..compare import compare as compare_reports
     from ..compare import render_comparison_html
+    from ..surface import stated_at
 
     if by not in ("auto", "name", "role"):
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")
     if score not in (None, "clean", "adversarial", "difference"):
         raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
     check_outputs({"--html": html, "--json": json_path}, reports)
-    loaded = [load_report(path) for path in reports]
+    loaded = [stated_at(load_report(path), eps, str(path)) for path in reports]
     comparison = compare_reports(loaded, reports, by=by, filter_id=filter_id, score=score, depth_bins=depth_bins)
     table = Table(
         title=f"by {comparison.by}: {comparison.score} score of {comparison.filter}; Δ vs R1",

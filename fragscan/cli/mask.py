@@ -30,6 +30,10 @@ def mask(
         "freeze",
         help="Elements or groups the evidence leaves inconclusive: freeze (train only what it supports) or train.",
     ),
+    eps: float | None = typer.Option(
+        None,
+        help="With a threat profile (--threat): derive the mask at this budget of the report's, not its headline.",
+    ),
     weights: Path | None = typer.Option(None, help="The scanned weights file, if it moved (its sha256 must match)."),
     plugin: list[Path] = typer.Option(
         [],
@@ -45,6 +49,10 @@ def mask(
 
     check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
+    if eps is not None:
+        from ..surface import at_budget
+
+        loaded = at_budget(loaded, eps)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None
     built = mask_from_report(
         loaded, reported_network(loaded, weights, plugin), policy=policy, score=score, filters=chosen,

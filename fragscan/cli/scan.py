@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..audit import check_guards_match, check_policy_fits, load_baseline, load_policy
+from ..audit import check_guards_match, check_policy_budget, check_policy_fits, load_baseline, load_policy
 from ..checkpoints import checkpoint_files
 from ..config import Adaptive, ScanConfig, build_config
 from ..errors import ConfigError
@@ -56,6 +56,8 @@ def scan(
     attack: str = option(ScanConfig, "attack"),
     eps: str = option(ScanConfig, "eps", text=True),
     attack_space: str = option(ScanConfig, "attack_space"),
+    threat: str | None = option(ScanConfig, "threat"),
+    headline_eps: float | None = option(ScanConfig, "headline_eps"),
     attack_mode: str = option(ScanConfig, "attack_mode"),
     scope: str = option(ScanConfig, "scope"),
     global_range: str = option(ScanConfig, "global_range"),
@@ -118,6 +120,8 @@ def scan(
         attack=attack,
         eps=eps if eps == "auto" else _number(eps, "--eps"),
         attack_space=attack_space,
+        threat=threat,
+        headline_eps=headline_eps,
         attack_mode=attack_mode,
         scope=scope,
         global_range=global_range,
@@ -141,6 +145,7 @@ def scan(
     if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
         audit_baseline = load_baseline(audit_policy)
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+        check_policy_budget(audit_policy, config.threat, config.eps)
     # torch takes seconds to import: not before --help or an option error
     from ..executors import ExecutorOptions
     from ..resume import DIRECTORY_NAME

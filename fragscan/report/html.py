@@ -12,7 +12,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from . import plots
+from . import plots, threat_plots
 from .model import Report
 from .numbers import signed
 
@@ -107,8 +107,26 @@ def render_html(report: Report) -> str:
             curves=curves,
             open_curves=OPEN_CURVES,
             global_curves=global_curves,
+            **threat_section(report),
         )
     )
+
+
+def threat_section(report: Report) -> dict:
+    """What templates/threat.html.j2 shows of a threat profile: nothing for a report without one."""
+    threat = report.threat
+    judged = threat is not None and bool(report.groups) and all(g.budget_classes for g in report.groups)
+    return {
+        "threat": threat,
+        "budget_counts": [] if not judged else [
+            Counter(g.budget_classes[i] for g in report.groups) for i in range(len(threat.budgets))
+        ],
+        "budget_class_map": Markup(threat_plots.budget_class_map(report)) if judged else None,
+        "threat_groups": [] if not judged else [
+            (g, threat_plots.flip_text(report, g), Markup(threat_plots.group_surface(report, g)))
+            for g in report.groups
+        ],
+    }
 
 
 def checkpoint_heatmap(report: Report) -> str:

@@ -115,6 +115,41 @@ class Round(_Model):
     summary_interval: Interval = Field(None, description="its interval, at settings.adaptive.summary_level")
 
 
+class BudgetScores(_Model):
+    """Per budget of a threat profile (threat.budgets order), one value per score that depends on ε."""
+
+    adversarial: list[float | None]
+    difference: list[float | None]
+
+
+class BudgetIntervals(_Model):
+    """Per budget, the score's interval at threat.filter_level (Bonferroni over the budgets)."""
+
+    adversarial: list[Interval]
+    difference: list[Interval]
+
+
+class BudgetClasses(_Model):
+    adversarial: list[Class]
+    difference: list[Class]
+
+
+class Surface(_Model):
+    """A threat profile's sweep over budget x threshold (method §6b, schema 2.2+); clean accuracy does
+    not depend on ε and stays in the curve."""
+
+    adversarial: list[list[float]] = Field(
+        description="[budget][threshold]: worst-case adversarial accuracy at threat.budgets[i], threshold j"
+    )
+    numel: int = Field(description="entries of the swept tensor(s): the density baseline's denominator")
+    scores: BudgetScores
+    intervals: BudgetIntervals | None = Field(None, description="at threat.filter_level; None without bootstrap")
+    classes: BudgetClasses = Field(description="per budget, at threat.filter_level")
+    correct: str | None = Field(
+        None, description="worst-case correctness per sample, packed bits of the bool [budgets, thresholds, samples]"
+    )
+
+
 class FilterCurve(_Model):
     """One sweep: per threshold, the share of samples classified correctly and what was removed."""
 
@@ -143,6 +178,10 @@ class FilterCurve(_Model):
     )
     threshold_intervals: ThresholdIntervals | None = Field(
         None, description="per threshold: interval of Δ at settings.threshold_level"
+    )
+    surface: Surface | None = Field(
+        None, description="threat profiles (schema 2.2+): adversarial accuracy over budget x threshold; the curve's "
+        "own adversarial fields are the headline budget's"
     )
     rounds: list[Round] | None = Field(None, description="adaptive scans: every look the sweep took, in order")
     stop: Literal["decided", "futile", "maximum"] | None = Field(
@@ -182,6 +221,16 @@ class GroupReport(_Model):
     samples_to_decide: int | None = Field(
         None, description="inconclusive groups: about how many samples would decide the class (half-width ∝ 1/√n)"
     )
+    budget_classes: list[Class] | None = Field(
+        None, description="threat profiles (2.2+): the summary score's class per budget, at threat.summary_level"
+    )
+    budget_intervals: list[Interval] | None = Field(
+        None, description="threat profiles (2.2+): the summary score's interval per budget, at threat.summary_level"
+    )
+    flip_eps: float | None = Field(
+        None, description="threat profiles (2.2+): the smallest budget whose decided class differs from the decided "
+        "class below it; None: no change"
+    )
 
 
 class NetworkGroup(_Model):
@@ -208,6 +257,33 @@ class Baseline(_Model):
         if self.correct is not None:
             self.correct.check_holds(self.samples, "baseline")
         return self
+
+
+class ThreatAttack(_Model):
+    attack: str
+    eps: float
+    adversarial: float = Field(description="the unfiltered network's accuracy under this attack alone")
+
+
+class ThreatBudget(_Model):
+    eps: float
+    adversarial: float = Field(description="the unfiltered network's worst-case accuracy over the budget's attacks")
+    correct: str | None = Field(None, description="its per-sample worst-case correctness, packed bits")
+
+
+class Threat(_Model):
+    """A threat profile (method §6b, schema 2.2+): several attacks and budgets, judged by the per-sample
+    worst case. The report's body (baseline.adversarial, curves, classes, masks) is the headline budget's."""
+
+    spec: str = Field(description="--threat as given")
+    budgets: list[float] = Field(description="the resolved budgets, ascending ('auto' calibrated)")
+    headline: float = Field(description="the budget the report's body states (--headline-eps, default the largest)")
+    attacks: list[ThreatAttack] = Field(description="each attack at each of its budgets, alone")
+    worst: list[ThreatBudget] = Field(description="per budget, in budgets' order: the worst case over its attacks")
+    filter_level: float | None = Field(None, description="level of per-budget filter intervals: 1 - 0.05/budgets")
+    summary_level: float | None = Field(
+        None, description="level of per-budget group intervals: 1 - 0.05/(groups x budgets)"
+    )
 
 
 class ModelInfo(_Model):
@@ -352,6 +428,7 @@ class Report(_Model):
     plugins: list[str] = Field(default_factory=list, description="plugins loaded for this scan")
     warnings: list[str] = Field(default_factory=list)
     engine: EngineReport | None = Field(None, description="how the sweep was computed (schema 1.1+)")
+    threat: Threat | None = Field(None, description="threat profiles (--threat): budgets, attacks, worst cases (2.2+)")
     run: RunInfo = Field(description="timing; the only part that differs between identical scans")
 
     @field_validator("schema_version")

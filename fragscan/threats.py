@@ -1,0 +1,208 @@
+"""Threat profiles (method §6b): several attacks at several budgets, judged by the per-sample worst case.
+
+A profile is written ``"FGSM@0.02,0.05,0.1;PGD@0.05"``: attacks (torchattacks names, as ``--attack``
+takes them), each with its budgets (``auto`` as ``--eps auto``). At each budget ε a sample is
+adversarially correct only if every attack listed at ε leaves it correct, the robust accuracy
+AutoAttack and RobustBench report. As torchattacks' ``MultiAttack`` does, a later attack runs only
+on the samples the earlier ones left correct, so a profile costs far less than its attacks apart.
+
+Here: the spec's parsing and checks, its resolution into sorted budgets (``auto`` calibrated per
+attack), and :class:`WorstCase`, the attack mode whose correctness carries a trailing budget
+dimension ([samples, budgets]); the engine passes it through untouched, so a curve of a profile
+is [thresholds, samples, budgets]. Scoring per budget lives in :mod:`fragscan.surface`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+
+from .attacks import (
+    ADVERSARIAL_MODES,
+    ATTACKS,
+    AttackMode,
+    build_adversary,
+    build_attack,
+    calibrate_eps,
+    check_attack_space,
+    uses_eps,
+)
+from .config import ScanConfig
+from .errors import ConfigError
+
+SYNTAX = "write ATTACK@EPS[,EPS...][;ATTACK@EPS...], e.g. 'FGSM@0.02,0.05;PGD@0.05'"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One attack at one budget of a profile, as the spec names it."""
+
+    attack: str
+    eps: float | str  # a number in [0, 1], or "auto"
+
+
+def parse(spec: str) -> tuple[Entry, ...]:
+    """The spec's entries in its order; ValueError (one line, naming ``--threat``) on anything that is
+    not a list of attacks with budgets in [0, 1], or that names an (attack, budget) twice. Attack
+    names are checked later (:func:`check`), once plugins that register attacks are loaded."""
+    entries: list[Entry] = []
+    parts = [part.strip() for part in spec.split(";")]
+    if not any(parts):
+        raise ValueError(f"--threat is empty; {SYNTAX}")
+    for part in parts:
+        if not part:
+            raise ValueError(f"--threat {spec!r} has an empty entry between ';'; {SYNTAX}")
+        attack, at, budgets = (piece.strip() for piece in part.partition("@"))
+        if not at or not attack:
+            raise ValueError(f"--threat entry {part!r} names no {'budget' if attack else 'attack'}; {SYNTAX}")
+        texts = [text.strip() for text in budgets.split(",")]
+        if not all(texts):
+            raise ValueError(f"--threat entry {part!r} has an empty budget; {SYNTAX}")
+        for text in texts:
+            entry = Entry(attack, _budget(text, part))
+            if entry in entries:
+                raise ValueError(f"--threat names {attack}@{text} twice; name each attack and budget once")
+            entries.append(entry)
+    return tuple(entries)
+
+
+def _budget(text: str, part: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--threat entry {part!r}: budget {text!r} is not a number or 'auto'") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"--threat entry {part!r}: budget {text} is outside [0, 1] (pixels, as --eps)")
+    return value
+
+
+def check(config: ScanConfig) -> None:
+    """Fail fast, before any data is read, on a profile naming an attack no registry knows, an attack
+    without a budget (CW, DeepFool: their ε would be ignored), or one the attack space cannot take."""
+    for entry in parse(config.threat):
+        ATTACKS.entry(entry.attack)
+        if not uses_eps(entry.attack):
+            raise ConfigError(
+                f"--threat: attack {entry.attack} has no ε, so it cannot take budget {entry.eps}; "
+                f"scan it alone with --attack {entry.attack}"
+            )
+        check_attack_space(entry.attack, config.attack_space)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A profile with its budgets settled: sorted, each with the attacks listed at it (spec order)."""
+
+    spec: str
+    budgets: tuple[float, ...]
+    attacks: tuple[tuple[str, ...], ...]  # per budget
+    headline: int  # index into budgets
+
+    @property
+    def single(self) -> bool:
+        """One attack at one budget: the plain scan (``--attack``/``--eps``) and its numbers."""
+        return len(self.budgets) == 1 and len(self.attacks[0]) == 1
+
+    def entries(self) -> list[tuple[str, float]]:
+        return [(name, eps) for eps, names in zip(self.budgets, self.attacks) for name in names]
+
+
+def resolve(
+    config: ScanConfig, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> Resolved:
+    """The profile's budgets, ``auto`` calibrated per attack (bisected as ``--eps auto``), and the
+    headline budget (``--headline-eps``, default the largest)."""
+    at: dict[float, list[str]] = {}
+    for entry in parse(config.threat):
+        eps = entry.eps
+        if eps == "auto":
+            make = partial(_attack, config, model, entry.attack)
+            eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
+        names = at.setdefault(float(eps), [])
+        if entry.attack not in names:  # 'FGSM@auto;FGSM@0.5' may settle on one budget
+            names.append(entry.attack)
+    budgets = tuple(sorted(at))
+    headline = len(budgets) - 1
+    if config.headline_eps is not None:
+        if config.headline_eps not in budgets:
+            raise ConfigError(
+                f"--headline-eps {config.headline_eps:g} is not among the profile's budgets "
+                f"({', '.join(f'{b:g}' for b in budgets)})"
+            )
+        headline = budgets.index(config.headline_eps)
+    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline)
+
+
+def _attack(config: ScanConfig, model, name: str, eps: float):
+    return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
+
+
+def adversary(
+    config: ScanConfig, model: nn.Module, resolved: Resolved, images, labels, batch_size: int
+) -> AttackMode:
+    """The attack mode of a profile: a one-attack, one-budget profile is the plain scan's own mode
+    (its numbers exactly); otherwise :class:`WorstCase` over the profile's single-attack modes."""
+    if resolved.single:
+        plain = config.model_copy(update={"attack": resolved.attacks[0][0]})
+        return build_adversary(plain, model, resolved.budgets[0], images, labels, batch_size)
+    build = ADVERSARIAL_MODES[config.attack_mode]
+    modes = [
+        [build(_attack(config, model, name, eps), images, labels, batch_size, config.seed) for name in names]
+        for eps, names in zip(resolved.budgets, resolved.attacks)
+    ]
+    return WorstCase(modes)
+
+
+def with_budgets(correct: torch.Tensor, resolved: Resolved) -> torch.Tensor:
+    """Adversarial correctness with its budget dimension last: a one-attack profile's plain mode gives none."""
+    return correct[..., None] if resolved.single else correct
+
+
+class WorstCase:
+    """Per budget, a sample is adversarially correct only if every attack listed at the budget leaves
+    it so; correctness is [samples, budgets]. Each attack is a plain mode (``Regenerate`` or
+    ``Fixed``) in spec order; on a batch, each runs only on the samples the earlier ones left
+    correct (early exit). A randomised attack (PGD's random start) draws its noise for the samples
+    it runs on, so its examples equal those of a whole-batch run in distribution, not bit for bit."""
+
+    crafted_once = False  # one set of examples per attack and budget: nothing for the engine to reuse
+
+    def __init__(self, modes: list[list[AttackMode]]):
+        self.modes = modes
+
+    def each(self, model: nn.Module) -> list[list[torch.Tensor]]:
+        """Every attack's own correctness on every sample, per budget in spec order (no early exit)."""
+        return [[mode.correct(model) for mode in modes] for modes in self.modes]
+
+    def correct(self, model: nn.Module) -> torch.Tensor:
+        """The definition, for the unfiltered network: each attack on every sample, the worst case kept."""
+        return torch.stack([torch.stack(each).all(0) for each in self.each(model)], -1)
+
+    def batch_correct(self, batch: slice, k: int, images, labels, predict: Callable) -> torch.Tensor:
+        columns = []
+        for modes in self.modes:
+            correct = torch.ones(len(labels), dtype=torch.bool, device=labels.device)
+            for mode in modes:
+                alive = correct.nonzero().squeeze(1)
+                if not len(alive):
+                    break
+                if mode.crafted_once:  # examples made for the whole batch: take the survivors'
+                    crafted = mode.examples(batch, k, images, labels)[alive]
+                else:
+                    crafted = mode.examples(batch, k, images[alive], labels[alive])
+                correct[alive] = predict(crafted) == labels[alive]
+            columns.append(correct)
+        return torch.stack(columns, -1)
+
+    def fusable_fgsm(self) -> tuple[float | None, str | None]:
+        return None, "a threat profile runs each of its attacks on its own (worst case with early exit)"
+
+    def subset(self, columns: torch.Tensor) -> WorstCase:
+        return WorstCase([[mode.subset(columns) for mode in modes] for modes in self.modes])
