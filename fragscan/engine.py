@@ -11,11 +11,11 @@ gets there faster by:
 - in ``regenerate`` mode with FGSM, one forward/backward gives both the clean predictions and the
   attack's gradient (torchattacks.FGSM's logits at x are the clean logits), with the backward
   going through a prefix graph kept once per batch;
-- variant batching (``variant_batch`` K > 1): K filtered variants of one target run as one pass,
-  their filtered weights stacked and the suffix mapped over them with ``torch.func.vmap`` (a
-  convolution fed by the shared frontier becomes one convolution with K x C_out channels, the
-  layers after it run on a K x B batch); with the fused FGSM, one vmapped forward/backward crafts
-  the K attacks and the prefix graph is backpropagated once for all K gradients;
+- variant batching (``variant_batch`` K > 1): K filtered variants of one target run as one pass:
+  the frontier repeated K times, the modules holding the target looping over the K variants' slices
+  and tensors (the same operation on the same shapes as one variant at a time, so the numbers stay
+  exact), every layer after them once on the K x B batch; with the fused FGSM, one forward/backward
+  crafts the K attacks (:class:`_VariantSuffix`);
 - ``inference_mode`` for every forward that needs no gradient, evaluation data kept on the device.
 
 Every shortcut is checked on the first batch against the definition before it is used; a model
