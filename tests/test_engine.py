@@ -444,3 +444,16 @@ def test_tf32_is_refused_on_a_cpu(tmp_path):
     result = CliRunner().invoke(app, ["scan", "--precision", "tf32", "--device", "cpu", "--out", str(out), "--quiet"])
     assert result.exit_code == 2 and "--precision tf32 is CUDA's tensor-core arithmetic" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_an_adaptive_scan_with_batched_variants_equals_one_at_a_time(small_config):
+    """Adaptive looks reach the engine through the same entry point: each look batches too."""
+    import fragscan
+
+    reports = [
+        fragscan.scan(small_config(attack_mode="regenerate", adaptive={"initial_samples": 20}, variant_batch=k))
+        for k in (1, 4)
+    ]
+    assert [r.engine.variant_batch for r in reports] == [1, 4]
+    one, batched = (r.model_dump(include={"groups", "baseline"}) for r in reports)
+    assert one == batched
