@@ -17,7 +17,8 @@ ResNet-18 trained for one epoch on Fashion-MNIST (skipped when its files are not
   and 10000) in fixed and regenerate modes, with K=auto.
 
 A benchmark, not a test: figures depend on the machine and its load. Time is read after
-``torch.cuda.synchronize``. ``--out DIR`` also writes every printed line to DIR/gpu.txt.
+``torch.cuda.synchronize``. ``--out DIR`` also writes every printed line to DIR/gpu.txt. A full sweep
+still running after ``--sweep-budget`` seconds stops, its time extrapolated from the cells done.
 """
 
 from __future__ import annotations
@@ -132,9 +133,26 @@ def spread(groups: list, count: int | None) -> list:
     return [groups[int(i * step)] for i in range(count)]
 
 
-def run(model: Normalized, groups, images, labels, mode: str, thresholds: int, batch_size: int, variant_batch):
-    """One timed sweep: (result, seconds, SM utilisation)."""
+class OverBudget(Exception):
+    """The sweep passed the script's deadline after ``done`` of ``total`` cells."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"{done} of {total} cells")
+        self.done, self.total = done, total
+
+
+def run(
+    model: Normalized, groups, images, labels, mode: str, thresholds: int, batch_size: int, variant_batch,
+    deadline: float | None = None,
+):
+    """One timed sweep: (result, seconds, SM utilisation); past ``deadline`` (perf_counter) it stops
+    with :class:`OverBudget`."""
     device = images.device
+
+    def on_cell(event) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise OverBudget(event.done, event.total)
+
     with analysis_mode(model):
         adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), images, labels, batch_size, 0)
         if device.type == "cuda":
@@ -143,7 +161,7 @@ def run(model: Normalized, groups, images, labels, mode: str, thresholds: int, b
             started = time.perf_counter()
             result = sweep(
                 model, groups, FILTERS, thresholds, images, labels, adversary, batch_size=batch_size,
-                variant_batch=variant_batch,
+                variant_batch=variant_batch, progress=on_cell,
             )
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -205,13 +223,24 @@ def per_variant(case: str, model, images, labels, groups, thresholds: int, batch
                 f"{'yes' if same_curves(result, single) else 'NO':<6}{result.info.variant_batch_note or ''}")
 
 
-def full_scans(case: str, model, labels_for, groups, thresholds: int, batch_size: int, sample_counts):
+def full_scans(case: str, model, labels_for, groups, thresholds: int, batch_size: int, sample_counts, budget):
+    """Full sweeps with K=auto; one still running after ``budget`` seconds stops, its time
+    extrapolated from the share of cells done."""
     say(f"\n## {case}: full sweep, {len(groups)} groups x {len(FILTERS)} filters x {thresholds} thresholds, K=auto")
     say(f"{'samples':>8}  {'mode':<11}{'K used':>7}{'variants':>9}{'s':>9}  SM busy")
     for samples in sample_counts:
         images, labels = labels_for(samples)
         for mode in ("fixed", "regenerate"):
-            result, seconds, busy = run(model, groups, images, labels, mode, thresholds, batch_size, "auto")
+            started = time.perf_counter()
+            try:
+                result, seconds, busy = run(
+                    model, groups, images, labels, mode, thresholds, batch_size, "auto", started + budget
+                )
+            except OverBudget as over:
+                spent = time.perf_counter() - started
+                say(f"{samples:>8}  {mode:<11}{'?':>7}{'?':>9}{'>' + format(spent, '.0f'):>9}  stopped at the budget "
+                    f"after {over}: about {spent * over.total / max(1, over.done):.0f} s for all (extrapolated)")
+                continue
             info = result.info
             say(f"{samples:>8}  {mode:<11}{info.variant_batch:>7}{info.variants:>9}{seconds:>9.2f}  {busy}")
 
@@ -227,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=8, help="an explicit variant batch besides auto")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls and convolutions on CUDA")
+    parser.add_argument("--sweep-budget", type=float, default=25.0, help="seconds after which a full sweep stops")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -246,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         per_variant(f"{name}, CIFAR-shaped noise", model, images[:timing_samples], labels[:timing_samples],
                     spread(groups, timing_groups), timing_thresholds, batch_size, ["auto", args.k])
         full_scans(f"{name}, CIFAR-shaped noise", model, lambda n: (images[:n], labels[:n]),
-                   spread(groups, 2) if tiny else groups, thresholds, batch_size, sample_counts)
+                   spread(groups, 2) if tiny else groups, thresholds, batch_size, sample_counts, args.sweep_budget)
 
     root = next((r for r in FASHION_ROOTS if (r / "t10k-images-idx3-ubyte.gz").exists()), None)
     if root is not None:
@@ -259,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         per_variant(f"{name}, Fashion-MNIST", model, images, labels, spread(groups, timing_groups),
                     timing_thresholds, batch_size, ["auto", args.k])
         full_scans(f"{name}, Fashion-MNIST", model, lambda n: (images[:n], labels[:n]),
-                   spread(groups, 2) if tiny else groups, thresholds, batch_size, [samples])
+                   spread(groups, 2) if tiny else groups, thresholds, batch_size, [samples], args.sweep_budget)
     else:
         say(f"\n(Fashion-MNIST not found in {' or '.join(map(str, FASHION_ROOTS))}: that part skipped)")
 

@@ -444,3 +444,37 @@ def test_tf32_is_refused_on_a_cpu(tmp_path):
     result = CliRunner().invoke(app, ["scan", "--precision", "tf32", "--device", "cpu", "--out", str(out), "--quiet"])
     assert result.exit_code == 2 and "--precision tf32 is CUDA's tensor-core arithmetic" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_an_adaptive_scan_with_batched_variants_equals_one_at_a_time(small_config):
+    """Adaptive looks reach the engine through the same entry point: each look batches too."""
+    import fragscan
+
+    reports = [
+        fragscan.scan(small_config(attack_mode="regenerate", adaptive={"initial_samples": 20}, variant_batch=k))
+        for k in (1, 4)
+    ]
+    assert [r.engine.variant_batch for r in reports] == [1, 4]
+    one, batched = (r.model_dump(include={"groups", "baseline"}) for r in reports)
+    assert one == batched
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_batched_variants_of_biases_and_norm_weights_equal_one_at_a_time(data, mode):
+    """``--include bias,norm``: a BatchNorm's weight or a conv's bias loops over the variants like a weight."""
+    model = _trained(TinyResNet)
+    everything = parameter_groups(model.net, include=("bias", "norm"))[0]
+    groups = [g for g in everything if not g.name.endswith("conv1.weight")]
+    assert {"block.bn1.weight", "block.bn2.bias", "stem.bias"} <= {g.name for g in groups}
+    results = []
+    with analysis_mode(model):
+        for k in (1, 4):
+            adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+            options = dict(batch_size=BATCH, variant_batch=k)
+            results.append(sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, **options))
+    one, batched = results
+    assert batched.info.variant_batch == 4 and batched.info.variant_batch_note is None
+    for group, per_filter in one.curves.items():
+        for filter_id, curve in per_filter.items():
+            assert torch.equal(batched.curves[group][filter_id].clean, curve.clean), (group, filter_id)
+            assert torch.equal(batched.curves[group][filter_id].adversarial, curve.adversarial), (group, filter_id)
