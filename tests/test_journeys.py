@@ -85,7 +85,7 @@ def test_a_cifar_stem_resnet_trains_scans_and_retrains_with_its_stem(tmp_path):
             "--epochs",
             "1",
             "--split",
-            "test",
+            "val",
             "--quiet",
             "--out",
             tmp_path / "train",

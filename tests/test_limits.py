@@ -424,8 +424,6 @@ def test_train_takes_pretrained(tmp_path):
             "npz",
             "--data-root",
             str(data),
-            "--eval-split",
-            "train",
             "--pretrained",
             "--weights",
             str(imagenet),

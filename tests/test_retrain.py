@@ -350,7 +350,7 @@ def test_train_writes_checkpoints_and_a_sidecar(tmp_path):
             "digits-cnn",
             "digits",
             "--split",
-            "test",
+            "train",
             "--epochs",
             "3",
             "--save-every",

@@ -296,11 +296,16 @@ def test_random_bytes_as_weights_are_one_line_exit_2(content, suffix):
 @given(content=st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_random_bytes_as_a_report_are_an_input_error(content):
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "report.json"
-        path.write_bytes(content)
-        with pytest.raises(InputError) as error:
-            load_report(path)
-        assert "\n" not in str(error.value)
+        _refused_on_load(Path(scratch) / "report.json", content)
+
+
+def _refused_on_load(path: Path, content: bytes) -> str:
+    """``content`` written to ``path`` is refused by load_report on one line, which is returned."""
+    path.write_bytes(content)
+    with pytest.raises(InputError) as error:
+        load_report(path)
+    assert "\n" not in str(error.value)
+    return str(error.value)
 
 
 @FUZZED
@@ -339,10 +344,8 @@ def _refused_by_every_reader(text: str, *expected: str) -> None:
     with nothing written."""
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "report.json"
-        path.write_text(text)
-        with pytest.raises(InputError) as error:
-            load_report(path)
-        assert "\n" not in str(error.value) and all(e in str(error.value) for e in expected), str(error.value)
+        message = _refused_on_load(path, text.encode())
+        assert all(e in message for e in expected), message
         for command, arguments in REPORT_COMMANDS.items():
             result = CliRunner().invoke(app, arguments(str(path), Path(scratch)))
             assert result.exit_code == 2, (command, result.output)
@@ -369,11 +372,7 @@ def test_deeply_nested_json_as_a_report_is_an_input_error(audited_report, depth,
         data[field] = "NESTED"
         text = json.dumps(data).replace('"NESTED"', text)
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "report.json"
-        path.write_text(text)
-        with pytest.raises(InputError) as error:
-            load_report(path)
-        assert "\n" not in str(error.value)
+        _refused_on_load(Path(scratch) / "report.json", text.encode())
 
 
 def test_a_deeply_nested_report_is_one_line_exit_2_in_every_command():

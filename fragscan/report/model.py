@@ -194,8 +194,6 @@ class FilterCurve(_Model):
         if len(set(lengths.values())) > 1:
             raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
         _check_accuracies(self.clean + self.adversarial, f"curve {self.label!r}")
-        if self.correct is not None:
-            self.correct.check_holds(len(self.thresholds) * self.samples, f"curve {self.label!r}")
         if any(not 1 <= look.samples <= self.samples for look in self.rounds or ()):
             raise ValueError(
                 f"curve {self.label!r} has a look beyond its {self.samples} samples; the report is damaged: scan again"
@@ -449,8 +447,7 @@ class Report(_Model):
         counts = [("baseline", c.baseline.samples, size) for c in self.checkpoints or ()]
         counts += [("dataset.samples", self.dataset.samples, size), ("baseline.samples", drawn, size)]
         counts += [(f"group {g.name!r}", g.samples, drawn) for g in self.groups]
-        counts += [(f"group {g.name!r} {c.label!r}", c.samples, drawn) for g in self.groups for c in g.filters.values()]
-        counts += [(f"global {c.label!r}", c.samples, drawn) for c in (self.global_ or {}).values()]
+        counts += [(f"{name} {c.label!r}", c.samples, drawn) for name, c in self._named_curves()]
         if not 1 <= size <= MAX_SPLIT_SAMPLES:
             raise ValueError(f"dataset.size {size} is no split's size; the report is damaged: scan again")
         wrong = next(((what, n, most) for what, n, most in counts if not 1 <= n <= most), None)
@@ -462,8 +459,7 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _curves_as_long_as_the_sweep(self):
-        curves = [(g.name, c) for g in self.groups for c in g.filters.values()]
-        curves += [("global", c) for c in (self.global_ or {}).values()]
+        curves = self._named_curves()
         wrong = next(((name, c) for name, c in curves if len(c.thresholds) != self.settings.thresholds), None)
         if wrong is not None:
             raise ValueError(
@@ -478,6 +474,19 @@ class Report(_Model):
         pairs = [(name, getattr(other.settings, name), getattr(self.settings, name)) for name in COMPARABLE_SETTINGS]
         pairs.append(("samples", other.baseline.samples, self.baseline.samples))
         return [f"{name} {old} → {new}" for name, old, new in pairs if old != new]
+
+    @model_validator(mode="after")
+    def _bits_of_every_sample(self):
+        """After the counts above are known to agree: each curve's packed bits hold [thresholds, samples]."""
+        for name, curve in self._named_curves():
+            if curve.correct is not None:
+                curve.correct.check_holds(len(curve.thresholds) * curve.samples, f"{name} {curve.label!r}")
+        return self
+
+    def _named_curves(self) -> list[tuple[str, FilterCurve]]:
+        """Every curve with the group it belongs to ("global" for a global-scope curve)."""
+        named = [(g.name, c) for g in self.groups for c in g.filters.values()]
+        return named + [("global", c) for c in (self.global_ or {}).values()]
 
     def sample_evaluations(self) -> tuple[int, int]:
         """Sample evaluations the groups' curves used (Σ over cells of their samples), and what
