@@ -198,3 +198,20 @@ def test_kill_9_loses_at_most_the_group_in_flight(tmp_path):
     )
     assert fresh.returncode == 0, fresh.stderr
     assert numbers(report) == numbers(json.loads((tmp_path / "fresh" / "report.json").read_text()))
+
+
+def test_a_scan_refused_after_opening_its_resume_store_leaves_nothing_to_resume(tmp_path, monkeypatch):
+    """Issue 23.23: `--executor ray` with Ray unreachable left --out/.fragscan-checkpoints holding a manifest only."""
+    def unreachable(*args, **kwargs):
+        assert (tmp_path / "new" / DIRECTORY_NAME / "manifest.json").exists() or (tmp_path / "kept").exists()
+        raise ConfigError("cannot start or reach Ray (127.0.0.1:1): timed out")
+
+    monkeypatch.setattr(importlib.import_module("fragscan.scan"), "run_targets", unreachable)
+    quick = ["scan", "--eps", "0.1", "--max-samples", "20", "--thresholds", "3", "--quiet", "--out"]
+    refused = CliRunner().invoke(app, [*quick, str(tmp_path / "new")])
+    assert refused.exit_code == 2 and "cannot start or reach Ray" in refused.output
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("the user's")
+    assert CliRunner().invoke(app, [*quick, str(tmp_path / "kept")]).exit_code == 2
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
