@@ -71,6 +71,16 @@ class PartialTarget:
     device: str  # device type(s) its looks ran on ("cpu", or "cuda+cpu" when resumed elsewhere)
 
 
+def discard_if_empty(directory: Path) -> None:
+    """Remove the store at ``directory`` when it holds no finished target and no saved look: a scan
+    refused after opening it (Ray unreachable, say) left only a manifest, nothing to resume."""
+    if not directory.is_dir():
+        return
+    if any(any((directory / folder).glob("*.safetensors")) for folder in ("targets", "rounds")):
+        return
+    shutil.rmtree(directory)
+
+
 class ResumeStore:
     """Finished targets (and adaptive targets' finished looks) of one scan, keyed by target name,
     bound to one fingerprint."""

@@ -230,3 +230,20 @@ def test_a_second_scan_into_the_same_out_at_once_is_refused_on_one_line(tmp_path
     lines = second.output.strip().splitlines()
     assert len(lines) == 1 and f"--out {str(out)!r} is in use by another fragscan run" in lines[0]
     assert (out / "report.json").is_file() and not list(out.glob(".*.lock"))  # the lock goes with the run
+
+
+def test_a_scan_refused_after_opening_its_resume_store_leaves_nothing_to_resume(tmp_path, monkeypatch):
+    """Issue 23.23: `--executor ray` with Ray unreachable left --out/.fragscan-checkpoints holding a manifest only."""
+    def unreachable(*args, **kwargs):
+        assert (tmp_path / "new" / DIRECTORY_NAME / "manifest.json").exists() or (tmp_path / "kept").exists()
+        raise ConfigError("cannot start or reach Ray (127.0.0.1:1): timed out")
+
+    monkeypatch.setattr(importlib.import_module("fragscan.scan"), "run_targets", unreachable)
+    quick = ["scan", "--eps", "0.1", "--max-samples", "20", "--thresholds", "3", "--quiet", "--out"]
+    refused = CliRunner().invoke(app, [*quick, str(tmp_path / "new")])
+    assert refused.exit_code == 2 and "cannot start or reach Ray" in refused.output
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("the user's")
+    assert CliRunner().invoke(app, [*quick, str(tmp_path / "kept")]).exit_code == 2
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
