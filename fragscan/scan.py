@@ -239,8 +239,6 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config, model=inputs.model, dataset=inputs.dataset)
-    if config.threat is not None and inputs.executor.kind != "local":
-        raise ConfigError("--threat runs with --executor local only for now; drop --executor ray")
     if config.checkpoints:
         if inputs.model is not None:
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
@@ -497,7 +495,7 @@ def _sweep(
             images=images.cpu(),
             labels=labels.cpu(),
             eps=evaluation.eps,
-            crafted=mode.examples(slice(None), 0, images, labels).cpu() if mode.crafted_once else None,
+            crafted=threats.crafted_once(mode, images, labels),
             batch_size=batch_size,
             precision=evaluation.precision,
             plugins=tuple(p for p in plugins if p.loaded),
@@ -506,6 +504,7 @@ def _sweep(
             partials=partials,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
+            threat=evaluation.threat,
         ),
         options=inputs.executor,
         store=store,

@@ -80,7 +80,6 @@ def test_a_malformed_spec_is_refused_by_the_settings(spec, words):
         (["--threat", "FGSM@0.1,0.2", "--headline-eps", "0.3"], "not among"),
         (["--headline-eps", "0.1"], "give a --threat"),
         (["--threat", "FGSM@0.1", "--adaptive"], "--adaptive"),
-        (["--threat", "FGSM@0.1", "--executor", "ray"], "--executor local"),
     ],
 )
 def test_a_bad_profile_is_one_line_exit_2_and_nothing_written(tmp_path, options, words):
