@@ -223,8 +223,10 @@ def test_the_flip_budget_passes_over_undecided_budgets(classes, flip):
 def test_the_report_round_trips_and_a_mask_can_be_derived_at_any_budget(small_config, tmp_path):
     out = tmp_path / "scan"
     result = runner.invoke(app, ["scan", "--out", str(out), "--max-samples", "40", "--thresholds", "4",
-                                 "--threat", "FGSM@0.05,0.1", "--quiet"])
+                                 "--threat", "FGSM@0.05,0.1"])
     assert result.exit_code == 0, result.output
+    assert "under the worst case of FGSM at ε=0.1" in result.output
+    assert "threat profile FGSM@0.05,0.1: worst-case accuracy ε=0.05" in result.output
     stored = json.loads((out / "report.json").read_text())
     assert stored["schema_version"] == "2.2" and stored["threat"]["budgets"] == [0.05, 0.1]
     assert len(stored["groups"][0]["filters"]["pulse"]["surface"]["adversarial"]) == 2
