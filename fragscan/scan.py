@@ -276,11 +276,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     if evaluation.threat is not None:
         clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
         profile = _Profile(evaluation.threat, surface.budget_references(clean0, worst0, samples.ranks, config))
-        warnings += [  # the headline's is the baseline warning below
-            f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
-            for i, eps in enumerate(evaluation.threat.budgets)
-            if i != evaluation.threat.headline and not worst0[:, i].any()
-        ]
+        warnings += _profile_warnings(config, evaluation, worst0)
     warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes)
     references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references, profile)
@@ -526,9 +522,26 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
             "the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps"
         )
     warnings += filter(None, [near_chance(clean, num_classes)])
-    if config.eps == "auto":
+    if config.eps == "auto" and config.threat is None:  # a profile's auto budgets: _profile_warnings
         warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack)])
     return warnings
+
+
+def _profile_warnings(config: ScanConfig, evaluation: _Evaluation, worst0: torch.Tensor) -> list[str]:
+    """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
+    (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
+    every sample (the headline's is the baseline warning)."""
+    resolved, clean = evaluation.threat, evaluation.unfiltered[0].double().mean().item()
+    alone = dict(zip(resolved.entries(), evaluation.attack_accuracies))
+    warnings = [
+        missed for name, eps in resolved.calibrated
+        if (missed := calibration_missed(clean, alone[(name, eps)], config.eps_target, name)) is not None
+    ]
+    return warnings + [
+        f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
+        for i, eps in enumerate(resolved.budgets)
+        if i != resolved.headline and not worst0[:, i].any()
+    ]
 
 
 def _score(

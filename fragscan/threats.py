@@ -105,6 +105,7 @@ class Resolved:
     budgets: tuple[float, ...]
     attacks: tuple[tuple[str, ...], ...]  # per budget
     headline: int  # index into budgets
+    calibrated: tuple[tuple[str, float], ...] = ()  # the (attack, budget) entries that 'auto' settled
 
     @property
     def single(self) -> bool:
@@ -121,11 +122,13 @@ def resolve(
     """The profile's budgets, ``auto`` calibrated per attack (bisected as ``--eps auto``), and the
     headline budget (``--headline-eps``, default the largest)."""
     at: dict[float, list[str]] = {}
+    calibrated = []
     for entry in parse(config.threat):
         eps = entry.eps
         if eps == "auto":
             make = partial(_attack, config, model, entry.attack)
             eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
+            calibrated.append((entry.attack, float(eps)))
         names = at.setdefault(float(eps), [])
         if entry.attack not in names:  # 'FGSM@auto;FGSM@0.5' may settle on one budget
             names.append(entry.attack)
@@ -138,7 +141,7 @@ def resolve(
                 f"({', '.join(f'{b:g}' for b in budgets)})"
             )
         headline = budgets.index(config.headline_eps)
-    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline)
+    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
 
 
 def _attack(config: ScanConfig, model, name: str, eps: float):

@@ -96,6 +96,7 @@ def test_without_a_profile_and_with_a_one_attack_profile_the_numbers_are_todays(
     assert plain.threat is None and all(c.surface is None for g in plain.groups for c in g.filters.values())
     profiled = fragscan.scan(small_config(eps="auto", threat="FGSM@0.1"))
     assert _numbers(profiled) == _numbers(plain)
+    assert profiled.warnings == plain.warnings  # the profile's --eps default 'auto' is not the budget it used
     assert profiled.threat.budgets == [0.1] and profiled.threat.worst[0].adversarial == plain.baseline.adversarial
     pgd = fragscan.scan(small_config(attack="PGD", eps=0.1, attack_mode="fixed"))
     assert _numbers(fragscan.scan(small_config(threat="PGD@0.1", eps="auto", attack_mode="fixed"))) == _numbers(pgd)
