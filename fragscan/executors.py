@@ -24,7 +24,7 @@ from typing import Literal, get_args
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import adaptive
+from . import adaptive, threats
 from .assess import References
 from .attacks import AttackMode, build_adversary
 from .config import ScanConfig
@@ -33,6 +33,7 @@ from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
 from .plugins import Plugin, load_again
 from .resume import FinishedTarget, PartialTarget, ResumeStore
+from .threats import Crafted, Resolved
 
 Executor = Literal["local", "ray"]
 EXECUTORS = get_args(Executor)
@@ -158,7 +159,7 @@ class Job:
     images: torch.Tensor
     labels: torch.Tensor
     eps: float
-    crafted: torch.Tensor | None  # the fixed mode's examples, crafted once; None: each network is attacked afresh
+    crafted: Crafted | None  # the fixed mode's examples, crafted once; None: each network is attacked afresh
     batch_size: int
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
     plugins: tuple[Plugin, ...]
@@ -167,6 +168,7 @@ class Job:
     partials: dict[str, PartialTarget] = field(default_factory=dict)  # adaptive targets' looks read back
     resume_dir: str | None = None  # the driver's resume store (absolute), where workers that reach it keep looks
     fingerprint: dict | None = None  # the store's fingerprint: a worker keeps looks only in that very store
+    threat: Resolved | None = None  # a threat profile as the driver resolved it (auto budgets calibrated)
 
 
 def run_targets(
@@ -292,7 +294,7 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     model = job.model.to(device)
     images, labels = job.images.to(device), job.labels.to(device)
     groups, _ = parameter_groups(model.net, config.include, config.select)
-    crafted = None if job.crafted is None else job.crafted.to(device)
+    crafted = None if job.crafted is None else _to(job.crafted, device)
     devices = [device] if device.type == "cuda" else []
     store, partial = None, job.partials.get(target)
     if job.resume_dir is not None and config.adaptive is not None:
@@ -310,9 +312,18 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
             store = None
 
     with torch.random.fork_rng(devices=devices), analysis_mode(model, config.norm_mode):
-        adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
+        if job.threat is None:
+            adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
+        else:
+            adversary = threats.adversary(config, model, job.threat, images, labels, job.batch_size, crafted)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
             partial=partial, keep_partial=None if store is None else keep_partial,
         )
+
+
+def _to(crafted: Crafted, device: torch.device) -> Crafted:
+    if isinstance(crafted, torch.Tensor):
+        return crafted.to(device)
+    return [[examples.to(device) for examples in each] for each in crafted]

@@ -249,8 +249,6 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     config = config or ScanConfig()
     loaded_plugins = load_plugins(config.plugins)
     check_names(config, model=inputs.model, dataset=inputs.dataset)
-    if config.threat is not None and inputs.executor.kind != "local":
-        raise ConfigError("--threat runs with --executor local only for now; drop --executor ray")
     if config.checkpoints:
         if inputs.model is not None:
             raise ConfigError("a multi-checkpoint scan builds its model per checkpoint; pass no model object")
@@ -288,11 +286,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     if evaluation.threat is not None:
         clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
         profile = _Profile(evaluation.threat, surface.budget_references(clean0, worst0, samples.ranks, config))
-        warnings += [  # the headline's is the baseline warning below
-            f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
-            for i, eps in enumerate(evaluation.threat.budgets)
-            if i != evaluation.threat.headline and not worst0[:, i].any()
-        ]
+        warnings += _profile_warnings(config, evaluation, worst0)
     warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes, evaluation.eps)
     references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references, profile)
@@ -511,7 +505,7 @@ def _sweep(
             images=images.cpu(),
             labels=labels.cpu(),
             eps=evaluation.eps,
-            crafted=mode.examples(slice(None), 0, images, labels).cpu() if mode.crafted_once else None,
+            crafted=threats.crafted_once(mode, images, labels),
             batch_size=batch_size,
             precision=evaluation.precision,
             plugins=tuple(p for p in plugins if p.loaded),
@@ -520,6 +514,7 @@ def _sweep(
             partials=partials,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
+            threat=evaluation.threat,
         ),
         options=inputs.executor,
         store=store,
@@ -541,9 +536,26 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
             "the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps"
         )
     warnings += filter(None, [near_chance(clean, num_classes)])
-    if config.eps == "auto":
+    if config.eps == "auto" and config.threat is None:  # a profile's auto budgets: _profile_warnings
         warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack, eps)])
     return warnings
+
+
+def _profile_warnings(config: ScanConfig, evaluation: _Evaluation, worst0: torch.Tensor) -> list[str]:
+    """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
+    (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
+    every sample (the headline's is the baseline warning)."""
+    resolved, clean = evaluation.threat, evaluation.unfiltered[0].double().mean().item()
+    alone = dict(zip(resolved.entries(), evaluation.attack_accuracies))
+    warnings = [
+        missed for name, eps in resolved.calibrated
+        if (missed := calibration_missed(clean, alone[(name, eps)], config.eps_target, name, eps)) is not None
+    ]
+    return warnings + [
+        f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
+        for i, eps in enumerate(resolved.budgets)
+        if i != resolved.headline and not worst0[:, i].any()
+    ]
 
 
 def _score(

@@ -26,6 +26,7 @@ from .attacks import (
     ADVERSARIAL_MODES,
     ATTACKS,
     AttackMode,
+    Fixed,
     build_adversary,
     build_attack,
     calibrate_eps,
@@ -104,6 +105,7 @@ class Resolved:
     budgets: tuple[float, ...]
     attacks: tuple[tuple[str, ...], ...]  # per budget
     headline: int  # index into budgets
+    calibrated: tuple[tuple[str, float], ...] = ()  # the (attack, budget) entries that 'auto' settled
 
     @property
     def single(self) -> bool:
@@ -120,11 +122,13 @@ def resolve(
     """The profile's budgets, ``auto`` calibrated per attack (bisected as ``--eps auto``), and the
     headline budget (``--headline-eps``, default the largest)."""
     at: dict[float, list[str]] = {}
+    calibrated = []
     for entry in parse(config.threat):
         eps = entry.eps
         if eps == "auto":
             make = partial(_attack, config, model, entry.attack)
             eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
+            calibrated.append((entry.attack, float(eps)))
         names = at.setdefault(float(eps), [])
         if entry.attack not in names:  # 'FGSM@auto;FGSM@0.5' may settle on one budget
             names.append(entry.attack)
@@ -137,27 +141,46 @@ def resolve(
                 f"({', '.join(f'{b:g}' for b in budgets)})"
             )
         headline = budgets.index(config.headline_eps)
-    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline)
+    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
 
 
 def _attack(config: ScanConfig, model, name: str, eps: float):
     return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
 
 
+# A fixed-mode profile's examples, crafted once: per budget, per attack (a one-attack profile's: one tensor).
+Crafted = torch.Tensor | list[list[torch.Tensor]]
+
+
 def adversary(
-    config: ScanConfig, model: nn.Module, resolved: Resolved, images, labels, batch_size: int
+    config: ScanConfig, model: nn.Module, resolved: Resolved, images, labels, batch_size: int,
+    crafted: Crafted | None = None,
 ) -> AttackMode:
     """The attack mode of a profile: a one-attack, one-budget profile is the plain scan's own mode
-    (its numbers exactly); otherwise :class:`WorstCase` over the profile's single-attack modes."""
+    (its numbers exactly); otherwise :class:`WorstCase` over the profile's single-attack modes.
+    ``crafted``: the fixed mode's examples, crafted already (:func:`crafted_once`; a Ray worker
+    receives the scan's)."""
     if resolved.single:
         plain = config.model_copy(update={"attack": resolved.attacks[0][0]})
-        return build_adversary(plain, model, resolved.budgets[0], images, labels, batch_size)
+        return build_adversary(plain, model, resolved.budgets[0], images, labels, batch_size, crafted)
+    if crafted is not None:
+        return WorstCase([[Fixed(examples, labels, batch_size) for examples in each] for each in crafted])
     build = ADVERSARIAL_MODES[config.attack_mode]
     modes = [
         [build(_attack(config, model, name, eps), images, labels, batch_size, config.seed) for name in names]
         for eps, names in zip(resolved.budgets, resolved.attacks)
     ]
     return WorstCase(modes)
+
+
+def crafted_once(mode: AttackMode, images, labels) -> Crafted | None:
+    """The examples ``mode`` crafted once, on the CPU (what a Ray worker is sent); None when each
+    network is attacked afresh."""
+    if isinstance(mode, WorstCase):
+        if not all(m.crafted_once for modes in mode.modes for m in modes):
+            return None
+        return [[m.examples(slice(None), 0, images, labels).cpu() for m in modes] for modes in mode.modes]
+    return mode.examples(slice(None), 0, images, labels).cpu() if mode.crafted_once else None
 
 
 def with_budgets(correct: torch.Tensor, resolved: Resolved) -> torch.Tensor:

@@ -65,6 +65,18 @@ def test_ray_workers_give_the_in_process_report_and_resume_from_local_checkpoint
     assert _numbers(resumed) == _numbers(reference)
 
 
+@pytest.mark.parametrize("mode", ["regenerate", "fixed"])
+def test_a_threat_profile_on_ray_workers_equals_the_in_process_one(local_ray, small_config, mode):
+    config = small_config(
+        thresholds=3, max_samples=40, eps="auto", filters="pulse", attack_mode=mode,
+        threat="FGSM@0.05,0.1;BIM@auto", select=("features.2.weight", "classifier.3.weight"),
+    )
+    reference = fragscan.scan(config)
+    distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert len(reference.threat.budgets) == 3  # BIM's auto budget is a third one
+    assert _numbers(distributed) == _numbers(reference)
+
+
 def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
     config = small_config(
         thresholds=3,

@@ -80,7 +80,6 @@ def test_a_malformed_spec_is_refused_by_the_settings(spec, words):
         (["--threat", "FGSM@0.1,0.2", "--headline-eps", "0.3"], "not among"),
         (["--headline-eps", "0.1"], "give a --threat"),
         (["--threat", "FGSM@0.1", "--adaptive"], "--adaptive"),
-        (["--threat", "FGSM@0.1", "--executor", "ray"], "--executor local"),
     ],
 )
 def test_a_bad_profile_is_one_line_exit_2_and_nothing_written(tmp_path, options, words):
@@ -97,6 +96,7 @@ def test_without_a_profile_and_with_a_one_attack_profile_the_numbers_are_todays(
     assert plain.threat is None and all(c.surface is None for g in plain.groups for c in g.filters.values())
     profiled = fragscan.scan(small_config(eps="auto", threat="FGSM@0.1"))
     assert _numbers(profiled) == _numbers(plain)
+    assert profiled.warnings == plain.warnings  # the profile's --eps default 'auto' is not the budget it used
     assert profiled.threat.budgets == [0.1] and profiled.threat.worst[0].adversarial == plain.baseline.adversarial
     pgd = fragscan.scan(small_config(attack="PGD", eps=0.1, attack_mode="fixed"))
     assert _numbers(fragscan.scan(small_config(threat="PGD@0.1", eps="auto", attack_mode="fixed"))) == _numbers(pgd)
@@ -224,8 +224,10 @@ def test_the_flip_budget_passes_over_undecided_budgets(classes, flip):
 def test_the_report_round_trips_and_a_mask_can_be_derived_at_any_budget(small_config, tmp_path):
     out = tmp_path / "scan"
     result = runner.invoke(app, ["scan", "--out", str(out), "--max-samples", "40", "--thresholds", "4",
-                                 "--threat", "FGSM@0.05,0.1", "--quiet"])
+                                 "--threat", "FGSM@0.05,0.1"])
     assert result.exit_code == 0, result.output
+    assert "under the worst case of FGSM at ε=0.1" in result.output
+    assert "threat profile FGSM@0.05,0.1: worst-case accuracy ε=0.05" in result.output
     stored = json.loads((out / "report.json").read_text())
     assert stored["schema_version"] == "2.2" and stored["threat"]["budgets"] == [0.05, 0.1]
     assert len(stored["groups"][0]["filters"]["pulse"]["surface"]["adversarial"]) == 2

@@ -19,6 +19,15 @@ CLASS_STYLE = {
 }
 
 
+def _attacked(report: Report, budget) -> str:
+    """``FGSM ε=0.1``, or a profile's ``the worst case of FGSM, PGD at ε=0.1`` (its headline budget)."""
+    settings = report.settings
+    if report.threat is None:
+        return f"{settings.attack} {budget(settings.attack, settings.eps_used)}"
+    attacks = ", ".join(a.attack for a in report.threat.attacks if a.eps == report.threat.headline)
+    return f"the worst case of {attacks} at ε={report.threat.headline:.4g}"
+
+
 def print_summary(report: Report, console: Console) -> None:
     from ..attacks import budget  # torch and torchattacks are slow to import: only a summary after a scan needs them
     from ..sanity import near_chance
@@ -27,8 +36,7 @@ def print_summary(report: Report, console: Console) -> None:
     console.print(
         f"[bold]{report.model.name}[/bold] on [bold]{report.dataset.name}[/bold]/{report.dataset.split} "
         f"({report.baseline.samples} samples): clean {report.baseline.clean:.3f}, "
-        f"adversarial {report.baseline.adversarial:.3f} under {settings.attack} "
-        f"{budget(settings.attack, settings.eps_used)} "
+        f"adversarial {report.baseline.adversarial:.3f} under {_attacked(report, budget)} "
         f"({settings.attack_mode}), device {settings.device_used}"
         + (
             f", {settings.precision_used} ({settings.precision_disagreement:.2%} of samples changed against fp32)"
@@ -38,6 +46,15 @@ def print_summary(report: Report, console: Console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if report.threat is not None:
+        worst = ", ".join(f"ε={w.eps:.4g} {w.adversarial:.3f}" for w in report.threat.worst)
+        flips = sum(g.flip_eps is not None for g in report.groups)
+        console.print(
+            f"threat profile {report.threat.spec}: worst-case accuracy {worst}; the classes below are at the headline "
+            f"ε={report.threat.headline:.4g}; {flips} of {len(report.groups)} groups change class with the budget",
+            highlight=False,
+            soft_wrap=True,
+        )
     chance = near_chance(report.baseline.clean, report.model.num_classes)
     if chance:  # above the table, in red: every class below is noise
         console.print(
