@@ -57,8 +57,8 @@ def next_steps(report: Report) -> list[tuple[str, str]]:
     if samples < size:
         steps.append((
             f"--max-samples {size}",
-            f"every sample of the {report.dataset.split} split: intervals narrow as 1/√n, so about "
-            f"{(samples / size) ** 0.5:.2f} x today's width; the sweep's time grows in proportion to the samples "
+            f"every sample of the {report.dataset.split} split: intervals narrow as 1/√n, to about "
+            f"{(samples / size) ** 0.5:.2f} × today's width; the time grows in proportion to the samples "
             f"(about {report.run.duration_s * size / samples:.0f} s; {pace})",
         ))
     if settings.adaptive is None:
@@ -69,8 +69,9 @@ def next_steps(report: Report) -> list[tuple[str, str]]:
         ))
     steps.append((
         f"--tau {2 * settings.tau:g}",
-        f"a coarser claim (robust then means |S| ≤ {2 * settings.tau:g}, not {settings.tau:g}) that narrower "
-        f"evidence can decide; a new scan of the same size ({pace})",
+        f"a coarser claim: robust then means |S| ≤ {2 * settings.tau:g}, not {settings.tau:g}, which decides "
+        f"groups whose interval lies within ±{2 * settings.tau:g}, while fragile and antifragile need it beyond "
+        f"±{2 * settings.tau:g}; a new scan of the same size ({pace})",
     ))
     return steps
 
