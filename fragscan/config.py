@@ -31,6 +31,7 @@ from .limits import (
     WeightDecay,
     bounded,
 )
+from .threat_spec import parse as parse_threat
 
 Score = Literal["clean", "adversarial", "difference"]
 Stem = Literal["imagenet", "cifar"]
@@ -249,9 +250,7 @@ class ScanConfig(BaseModel):
             if self.headline_eps is not None:
                 raise ValueError("--headline-eps picks one of --threat's budgets; give a --threat or drop it")
             return self
-        from .threats import parse  # imports the attacks, which read this module
-
-        entries = parse(self.threat)
+        entries = parse_threat(self.threat)
         defaults = (ScanConfig.model_fields["attack"].default, ScanConfig.model_fields["eps"].default)
         if (self.attack, self.eps) != defaults:
             raise ValueError("--threat replaces --attack and --eps; list the attacks and budgets in the profile")

@@ -67,7 +67,7 @@ from .report import (
     ThreatBudget,
 )
 from .report.io import report_json
-from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, tensor_digest
+from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, discard_if_empty, tensor_digest
 from .runtime import library_versions, resolve_device
 from .sanity import check_model, near_chance
 
@@ -734,7 +734,11 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
     directory = ensure_writable_dir(Path(out))
     resume_dir = directory / DIRECTORY_NAME
     with held(directory):  # a second scan into `out` would remove the resume store from under this one
-        analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
+        try:
+            analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
+        except BaseException:
+            discard_if_empty(resume_dir)  # refused after opening it (Ray unreachable, say): nothing to resume
+            raise
         report = analysis.report
         # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
         policy = default_policy(report)

@@ -451,7 +451,7 @@ def test_an_adaptive_scan_with_batched_variants_equals_one_at_a_time(small_confi
     import fragscan
 
     reports = [
-        fragscan.scan(small_config(attack_mode="regenerate", adaptive={"initial_samples": 20}, variant_batch=k))
+        fragscan.scan(small_config(attack_mode="regenerate", adaptive={"initial_samples": 30}, variant_batch=k))
         for k in (1, 4)
     ]
     assert [r.engine.variant_batch for r in reports] == [1, 4]

@@ -129,7 +129,7 @@ def test_resuming_an_adaptive_scan_without_adaptive_names_only_adaptive(small_co
     with monkeypatch.context() as patch:
         interrupt_after(patch, 1)
         with pytest.raises(KeyboardInterrupt):
-            fragscan.scan(small_config(adaptive={"initial_samples": 20}), resume_dir=tmp_path)
+            fragscan.scan(small_config(adaptive={"initial_samples": 30}), resume_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"\(differs in: adaptive\);"):
         fragscan.scan(small_config(), resume_dir=tmp_path)
 
@@ -215,7 +215,7 @@ def test_a_second_scan_into_the_same_out_at_once_is_refused_on_one_line(tmp_path
     """issue 23.19: of two identical `scan --adaptive --out D` at once, the second died with FileNotFoundError
     (exit 3) as the first removed the resume store; now --out is held by one run at a time."""
     out = tmp_path / "out"
-    arguments = [*CLI_SCAN, "--adaptive", "--initial-samples", "20", "--out", str(out)]
+    arguments = [*CLI_SCAN, "--adaptive", "--initial-samples", "30", "--out", str(out)]
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(
         [sys.executable, "-m", "fragscan", *arguments], cwd=ROOT, env=environment, stderr=subprocess.PIPE, text=True

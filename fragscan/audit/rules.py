@@ -10,6 +10,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..report import Report, report_digest
 from ..report.numbers import order_of
+from ..threat_spec import parse
 from .policy import AuditPolicy, load_baseline
 
 AUDIT_SCHEMA_VERSION = "1.1"  # 1.1: the policy may name a budget (eps); a rule names the groups it could not judge
@@ -141,7 +142,6 @@ def check_policy_budget(policy: AuditPolicy, threat: str | None, eps: float | st
                 f"scan with a --threat that lists {policy.eps:g}"
             )
         return
-    from ..threats import parse
 
     given = {entry.eps for entry in parse(threat)}
     if "auto" not in given and policy.eps not in given:
@@ -152,7 +152,6 @@ def _tuned(report: Report) -> bool:
     """Whether the budget the report states was tuned by ``auto`` (of --eps, or in the threat profile)."""
     if report.threat is None:
         return report.settings.eps == "auto"
-    from ..threats import parse  # torch: only for a profile's report
 
     given = {entry.eps for entry in parse(report.threat.spec)}
     return "auto" in given and report.threat.headline not in given

@@ -76,16 +76,11 @@ def _print_error(label: str, message: str) -> None:
 @contextmanager
 def _no_empty_out_left(out) -> Iterator[None]:
     """A command that fails leaves no ``--out`` folder behind that it created and wrote nothing into
-    (commands create it early, to prove it writable before long work), nor a resume store there that
-    holds nothing to resume."""
+    (commands create it early, to prove it writable before long work)."""
     created = isinstance(out, Path) and not out.exists()
     try:
         yield
     except BaseException:
-        if isinstance(out, Path) and out.is_dir():
-            from ..resume import DIRECTORY_NAME, discard_if_empty  # torch: only once a command made --out
-
-            discard_if_empty(out / DIRECTORY_NAME)
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
