@@ -9,7 +9,7 @@ Repeated confidence intervals (Jennison and Turnbull 1989) use one constant z, P
 
 so that every planned look's interval ± z·SE covers the truth at once with probability 1 − α,
 whatever rule decides when to stop. Bonferroni over the K looks (z for α/K) is a bound on the
-same probability that grows with K; the exact z grows far slower (5 doubling looks: 2.41 against
+same probability that grows with K; the exact z grows far slower (5 equal looks: 2.41 against
 2.58; 20 equal ones: 2.67 against 3.02), which is what makes frequent looks pay.
 
 The probability is computed by the recursive numerical integration of Armitage, McPherson and Rowe
