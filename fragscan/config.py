@@ -255,8 +255,6 @@ class ScanConfig(BaseModel):
         defaults = (ScanConfig.model_fields["attack"].default, ScanConfig.model_fields["eps"].default)
         if (self.attack, self.eps) != defaults:
             raise ValueError("--threat replaces --attack and --eps; list the attacks and budgets in the profile")
-        if self.adaptive is not None:
-            raise ValueError("--adaptive does not take a --threat yet; scan the profile without --adaptive")
         budgets = {entry.eps for entry in entries}
         if self.headline_eps is not None and "auto" not in budgets and self.headline_eps not in budgets:
             listed = ", ".join(f"{b:g}" for b in sorted(budgets))
