@@ -248,14 +248,15 @@ def test_the_report_round_trips_and_a_mask_can_be_derived_at_any_budget(small_co
     assert result.exit_code == 2 and "not among" in result.output and not (tmp_path / "m").exists()
 
 
-def test_the_page_shows_the_profile_its_class_map_and_one_surface_per_group(small_config):
+def test_the_page_shows_the_profile_its_class_map_and_every_group_surface(small_config):
     from fragscan.report.html import render_html
 
     report = fragscan.scan(small_config(eps="auto", threat="FGSM@0.02,0.1;PGD@0.1", thresholds=4, max_samples=40))
     page = render_html(report)
     assert 'id="threat"' in page and "FGSM@0.02,0.1;PGD@0.1" in page
     assert page.count('id="surface-') == len(report.groups) == 5
-    assert page.count("<svg") == 2 + len(report.groups) * 2 + 1  # score heatmap, class map; curves and surfaces
+    # score heatmap, class map; curves and S_adv per budget; the class map by budget and the surfaces' overview
+    assert page.count("<svg") == 2 + len(report.groups) * 2 + 2
     assert "flip ε" in page and "worst case of" in page
     plain = render_html(fragscan.scan(small_config(thresholds=4, max_samples=40)))
     assert 'id="threat"' not in plain and "flip ε" not in plain
