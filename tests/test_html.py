@@ -140,13 +140,16 @@ _RESNET50_NAMES = ["conv1.weight"] + [
 @pytest.fixture(scope="module")
 def resnet50_sized(scanned, tmp_path_factory):
     """A 54-group page (ResNet-50's groups × 3 filters), built from the scanned report's groups."""
-    data = json.loads((scanned / "report.json").read_text())
+    return _resnet50_page(json.loads((scanned / "report.json").read_text()), tmp_path_factory.mktemp("resnet50"))
+
+
+def _resnet50_page(data: dict, directory: Path) -> Path:
+    """``directory`` holding the page of the report ``data`` with its groups repeated under ResNet-50's names."""
     groups = data["groups"]
     data["groups"] = [
         {**groups[i % len(groups)], "name": name, "numel": 2359296 + i, "shape": [512, 512, 3, 3]}
         for i, name in enumerate(_RESNET50_NAMES)
     ]
-    directory = tmp_path_factory.mktemp("resnet50")
     (directory / "report.html").write_text(render_html(fragscan.Report.model_validate(data)))
     return directory
 
@@ -339,15 +342,7 @@ def resnet50_profile(tmp_path_factory):
     config = fragscan.ScanConfig(
         max_samples=40, thresholds=3, batch_size=40, bootstrap=100, threat="FGSM@0.02,0.05,0.1,0.15,0.2"
     )
-    data = json.loads(report_json(fragscan.scan(config)))
-    groups = data["groups"]
-    data["groups"] = [
-        {**groups[i % len(groups)], "name": name, "numel": 2359296 + i, "shape": [512, 512, 3, 3]}
-        for i, name in enumerate(_RESNET50_NAMES)
-    ]
-    directory = tmp_path_factory.mktemp("resnet50-profile")
-    (directory / "report.html").write_text(render_html(fragscan.Report.model_validate(data)))
-    return directory
+    return _resnet50_page(json.loads(report_json(fragscan.scan(config))), tmp_path_factory.mktemp("resnet50-profile"))
 
 
 # Reads the threat section's layout: overflow, its figures' widths, the per-group panels' folding, the
