@@ -2,8 +2,10 @@
 
 The curves are synthetic (random per-sample correctness falling with the share removed); the code
 paths are the real ones: scan's curve summary with the paired bootstrap and the evidence's claims
-(fragscan.evidence.judge), then JSON, CSV and HTML.
-Run: python benchmarks/report_render.py [--samples 1000] [--bootstrap 1000] [--groups 54]
+(fragscan.evidence.judge), then JSON, CSV and HTML. With ``--budgets B`` the report is a threat
+profile's (B budgets, the adversarial correctness falling with ε): its surfaces, classes per budget
+(fragscan.surface.judge_budgets) and the page's threat section.
+Run: python benchmarks/report_render.py [--samples 1000] [--bootstrap 1000] [--groups 54] [--budgets 5]
 """
 
 from __future__ import annotations
@@ -15,24 +17,43 @@ from pathlib import Path
 
 import torch
 
-from fragscan import ScanConfig, __version__
-from fragscan.assess import References
+from fragscan import ScanConfig, __version__, threats
+from fragscan.assess import References, budget_references
 from fragscan.confidence import pack_bits
 from fragscan.engine import Curve
 from fragscan.evidence import judge
-from fragscan.report import Baseline, DatasetInfo, GroupReport, ModelInfo, PackedCorrectness, Report, RunInfo, Settings
-from fragscan.report.html import render_html
+from fragscan.report import (
+    Baseline,
+    DatasetInfo,
+    GroupReport,
+    ModelInfo,
+    PackedCorrectness,
+    Report,
+    RunInfo,
+    Settings,
+    Threat,
+    ThreatAttack,
+    ThreatBudget,
+)
+from fragscan.report.html import render_html, threat_section
 from fragscan.report.io import report_json
 from fragscan.report.tables import curves_csv
-from fragscan.scan import _filter_curve
+from fragscan.scan import _filter_curve, _Profile
+from fragscan.surface import judge_budgets
 
 THRESHOLDS = 25
 
 
-def synthetic_curve(unfiltered: torch.Tensor, numel: int, fragility: float, generator: torch.Generator) -> Curve:
+def synthetic_curve(
+    unfiltered: torch.Tensor, numel: int, fragility: float, generator: torch.Generator, robust: torch.Tensor | None
+) -> Curve:
+    """``robust``: a profile's share of samples that survive the attack at each budget (None: one budget)."""
     shares = torch.linspace(0, 1, THRESHOLDS)
     forget = torch.rand(THRESHOLDS, unfiltered.numel(), generator=generator) < (fragility * shares)[:, None]
     correct = unfiltered & ~forget
+    draw = torch.rand(correct.shape, generator=generator)
+    # one draw for every budget, so a sample that survives a larger budget survives the smaller ones
+    adversarial = correct & (draw < 0.6) if robust is None else correct[..., None] & (draw[..., None] < robust)
     return Curve(
         thresholds=torch.linspace(-0.1, 0.1, THRESHOLDS).tolist(),
         positions=(torch.arange(THRESHOLDS) / (THRESHOLDS - 1)).tolist(),
@@ -40,8 +61,15 @@ def synthetic_curve(unfiltered: torch.Tensor, numel: int, fragility: float, gene
         changed=(shares * numel).long().tolist(),
         numel=numel,
         clean=correct,
-        adversarial=correct & (torch.rand(correct.shape, generator=generator) < 0.6),
+        adversarial=adversarial,
     )
+
+
+def threat_figures(report: Report) -> bytes:
+    """The threat section's figures (what it adds to the page's render time and size)."""
+    section = threat_section(report)
+    figures = [section["budget_class_map"], section["surface_overview"], *(f for _, _, f in section["threat_groups"])]
+    return "".join(figures).encode()
 
 
 def main() -> None:
@@ -49,22 +77,36 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=54, help="ResNet-50 has 54; the test suite runs a few")
+    parser.add_argument("--budgets", type=int, default=0, help="a threat profile's budgets (0: a one-budget scan)")
     arguments = parser.parse_args()
+    budgets = tuple(round(0.01 * (i + 1), 3) for i in range(arguments.budgets))
     config = ScanConfig(
-        model="resnet50-synthetic", max_samples=arguments.samples, bootstrap=arguments.bootstrap, eps=0.01
+        model="resnet50-synthetic", max_samples=arguments.samples, bootstrap=arguments.bootstrap,
+        **({"threat": f"FGSM@{','.join(map(str, budgets))}"} if budgets else {"eps": 0.01}),
     )
     generator = torch.Generator().manual_seed(0)
     clean0 = torch.rand(arguments.samples, generator=generator) < 0.8
-    adversarial0 = clean0 & (torch.rand(arguments.samples, generator=generator) < 0.6)
+    robust = torch.linspace(0.8, 0.3, len(budgets)) if budgets else None
+    draw = torch.rand(arguments.samples, generator=generator)
+    worst0 = clean0[:, None] & (draw[:, None] < robust) if budgets else None
+    adversarial0 = clean0 & (draw < 0.6) if not budgets else worst0[:, -1]
 
     started, started_cpu = time.perf_counter(), time.process_time()
     # every sample evaluated, in the seeded order's ranks: a scan without adaptive sampling
-    references = References((clean0, adversarial0), torch.arange(arguments.samples), config.bootstrap, config.seed)
+    ranks = torch.arange(arguments.samples)
+    references = References((clean0, adversarial0), ranks, config.bootstrap, config.seed)
+    profile = None
+    if budgets:
+        resolved = threats.Resolved(config.threat, budgets, tuple(("FGSM",) for _ in budgets), len(budgets) - 1)
+        profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config), None)
     groups = []
     for index in range(arguments.groups):
         numel = 64 * (index + 1) * 9
         filters = {
-            f: _filter_curve(synthetic_curve(clean0, numel, (index % 7) / 6, generator), f, references, config, None)
+            f: _filter_curve(
+                synthetic_curve(clean0, numel, (index % 7) / 6, generator, robust), f, references, config, None,
+                profile,
+            )
             for f in config.filters
         }
         groups.append(
@@ -99,7 +141,8 @@ def main() -> None:
             selection="all",
             description="synthetic curves",
         ),
-        settings=Settings(**config.model_dump(), eps_used=0.01, device_used="cpu", versions={}),
+        settings=Settings(**config.model_dump(), eps_used=budgets[-1] if budgets else 0.01, device_used="cpu",
+                          versions={}),
         baseline=Baseline(
             clean=clean0.double().mean().item(),
             adversarial=adversarial0.double().mean().item(),
@@ -109,8 +152,17 @@ def main() -> None:
         groups=groups,
         skipped=[],
         run=RunInfo(started_at="synthetic", duration_s=0.0),
+        threat=None if not budgets else Threat(
+            spec=config.threat, budgets=list(budgets), headline=budgets[-1],
+            attacks=[ThreatAttack(attack="FGSM", eps=eps, adversarial=worst0[:, i].double().mean().item())
+                     for i, eps in enumerate(budgets)],
+            worst=[
+                ThreatBudget(eps=eps, adversarial=worst0[:, i].double().mean().item(), correct=pack_bits(worst0[:, i]))
+                for i, eps in enumerate(budgets)
+            ],
+        ),
     )
-    report = judge(report)
+    report = judge_budgets(judge(report))
     summarised, summarised_cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as directory:
         timings = {}
@@ -118,12 +170,14 @@ def main() -> None:
             ("json", report_json),
             ("csv", lambda r: curves_csv(r).encode()),
             ("html", lambda r: render_html(r).encode()),
+            *([("html threat section", threat_figures)] if budgets else []),
         ):
             began, began_cpu = time.perf_counter(), time.process_time()
             data = render(report)
             timings[name] = (time.perf_counter() - began, time.process_time() - began_cpu, len(data))
             Path(directory, name).write_bytes(data)
     shape = f"{arguments.groups} groups × {len(config.filters)} filters × {THRESHOLDS} thresholds"
+    shape += f" × {len(budgets)} budgets" if budgets else ""
     print(f"{shape}, {arguments.samples} samples")
     print(
         f"scores + {config.bootstrap}-resample paired bootstrap: {summarised - started:.2f} s wall, "

@@ -32,7 +32,7 @@ import torch
 
 from .assess import SCORES, References, assess
 from .classify import DECIDED, Class, classify, decision_margin
-from .confidence import LEVEL, Interval, floor_share, reference_accuracies, width_floor
+from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
 from .config import Adaptive, AdaptivePlan, ScanConfig
 from .engine import Curve, EngineInfo, SweepEvent
 from .sequential import level_of, pocock_z
@@ -91,14 +91,19 @@ class Look:
     stop: str | None  # "decided", "futile" (some class out of reach), "maximum"; None: look again
 
 
-def look(curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
+def look(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    scores: tuple[str, ...] = SCORES,
+) -> Look:
+    """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
+    only those ε changes)."""
     samples = curve.clean.shape[1]
     reference = references.at(samples)
     assessment = assess(curve, reference, config, adaptive.filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
     # (score kind, score, interval, class, level) of each claim the sweep contributes
     claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
-              for s in SCORES]
+              for s in scores]
     summary = None
     if filter_id == config.summary_filter:
         wide = assess(curve, reference, config, adaptive.summary_level)
@@ -151,17 +156,18 @@ def _out_of_reach(
 
 
 def history(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    profile: Profile | None = None,
 ) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
-    its size; each earlier look saw a prefix of those)."""
+    its size; each earlier look saw a prefix of those); a threat ``profile``'s by its rule."""
     ranks = references.ranks[references.columns(curve.clean.shape[1])]
     looks = []
     for samples in adaptive.schedule:
         if samples > curve.clean.shape[1]:
             break
         kept = ranks < samples
-        looks.append(look(_columns(curve, kept), filter_id, references, config, adaptive))
+        looks.append(_look(_columns(curve, kept), filter_id, references, config, adaptive, profile))
     return looks
 
 
@@ -204,6 +210,7 @@ def grow(
     target: str = "",
     start: Rounds | None = None,
     on_look: Callable[[Rounds], None] | None = None,
+    profile: Profile | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each filter's curve on the samples it needed, and the engine's account of every look.
 
@@ -211,7 +218,8 @@ def grow(
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
     sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
     given) goes on at its next look, evaluating only what the filters still looking have not
-    seen; ``on_look(state)`` follows every look after which some filter looks again.
+    seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
+    ``profile``'s sweeps stop by its rule (:func:`profile_look`).
     """
     ranks = references.ranks
     steps = len(filter_ids) * config.thresholds
@@ -243,7 +251,7 @@ def grow(
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             current[filter_id] = grown
-            if look(grown, filter_id, references, config, adaptive).stop is not None:
+            if _look(grown, filter_id, references, config, adaptive, profile).stop is not None:
                 stopped.add(filter_id)
         active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
@@ -261,5 +269,77 @@ def _keep_bits(
     """Record ``curve``'s bits at ``columns`` among the ``drawn`` samples (False where not yet evaluated)."""
     if filter_id not in bits:
         shape = (curve.clean.shape[0], drawn)
-        bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros(shape, dtype=torch.bool)
+        budgets = curve.adversarial.shape[2:]  # a threat profile's adversarial bits: [thresholds, samples, budgets]
+        bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros((*shape, *budgets), dtype=torch.bool)
     bits[filter_id][0][:, columns], bits[filter_id][1][:, columns] = curve.clean, curve.adversarial
+
+
+# --- Threat profiles (fragscan.threats): looks that wait for every budget's classes -----------------
+
+
+def planned_level(adaptive: AdaptivePlan | None, members: int) -> float:
+    """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
+    the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
+    look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too; without a
+    plan, Bonferroni over the members."""
+    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
+        return family_level(members, 1 if adaptive is None else adaptive.looks)
+    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A threat profile's sweeps, as the stopping rule sees them: the unfiltered network's reference
+    per budget, the headline budget's index, and the levels of the per-budget claims (repeated
+    intervals over the plan's looks, for α/B per filter and α/(G·B) per group, the surface's
+    Bonferroni families; :func:`planned_level`)."""
+
+    references: list[References]
+    headline: int
+    filter_level: float
+    summary_level: float
+
+
+def profile(adaptive: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
+    budgets = len(references)
+    return Profile(
+        references, headline, planned_level(adaptive, budgets), planned_level(adaptive, groups * budgets)
+    )
+
+
+def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
+    """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
+    budget's look, as a one-budget scan's (its classes and intervals are the report's rounds), that
+    stops only once every budget's claims have stopped too: per budget the adversarial and
+    difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
+    group's class, each decided or out of reach at its repeated-interval level."""
+    levels = {"filter_level": profile.filter_level, "summary_level": profile.summary_level}
+    per_budget = adaptive.model_copy(update=levels)
+    budgets = [
+        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, per_budget,
+             scores=("adversarial", "difference"))
+        for i, reference in enumerate(profile.references)
+    ]
+    headline = look(
+        replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
+        profile.references[profile.headline], config, adaptive,
+    )
+    stops = [headline.stop, *(b.stop for b in budgets)]
+    if None in stops:
+        stop = None
+    elif all(s == "decided" for s in stops):
+        stop = "decided"
+    elif "maximum" in stops:  # some claim still within reach, and no sample left
+        stop = "maximum"
+    else:  # every claim decided or out of reach, some out of reach
+        stop = "futile"
+    return replace(headline, stop=stop)
+
+
+def _look(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    profile: Profile | None,
+) -> Look:
+    if profile is None:
+        return look(curve, filter_id, references, config, adaptive)
+    return profile_look(curve, filter_id, profile, config, adaptive)

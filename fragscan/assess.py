@@ -104,3 +104,9 @@ def assess(curve: Curve, reference: Reference, config: ScanConfig, level: float 
         for score in SCORES
     }
     return Assessment(clean, adversarial, scores, intervals, classes)
+
+
+def budget_references(clean0: torch.Tensor, worst0: torch.Tensor, ranks, config: ScanConfig) -> list[References]:
+    """The unfiltered network's reference at each budget (worst0: [samples, budgets]); one bootstrap
+    seed, so every budget's resamples draw the same samples (paired across budgets too)."""
+    return [References((clean0, worst0[:, i]), ranks, config.bootstrap, config.seed) for i in range(worst0.shape[1])]

@@ -246,21 +246,7 @@ class ScanConfig(BaseModel):
 
     @model_validator(mode="after")
     def _threat_profile(self):
-        if self.threat is None:
-            if self.headline_eps is not None:
-                raise ValueError("--headline-eps picks one of --threat's budgets; give a --threat or drop it")
-            return self
-        entries = parse_threat(self.threat)
-        defaults = (ScanConfig.model_fields["attack"].default, ScanConfig.model_fields["eps"].default)
-        if (self.attack, self.eps) != defaults:
-            raise ValueError("--threat replaces --attack and --eps; list the attacks and budgets in the profile")
-        if self.adaptive is not None:
-            raise ValueError("--adaptive does not take a --threat yet; scan the profile without --adaptive")
-        budgets = {entry.eps for entry in entries}
-        if self.headline_eps is not None and "auto" not in budgets and self.headline_eps not in budgets:
-            listed = ", ".join(f"{b:g}" for b in sorted(budgets))
-            raise ValueError(f"--headline-eps {self.headline_eps:g} is not among --threat's budgets ({listed})")
-        return self
+        return _check_profile(self)
 
     @model_validator(mode="after")
     def _summary_filter_swept(self):
@@ -361,6 +347,14 @@ class RetrainConfig(BaseModel):
     attack: str = Field("FGSM", description="a torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     attack_space: AttackSpace = "pixel"
+    threat: str | None = Field(
+        None,
+        description="judge by a threat profile, as scan --threat takes it ('FGSM@0.02,0.05;PGD@0.05'): the per-sample "
+        "worst case at its headline budget, every budget's recorded; replaces --attack/--eps. Never read from the mask",
+    )
+    headline_eps: Annotated[float, bounded(0, 1)] | None = Field(
+        None, description="with --threat: the budget the arms are judged at; default the largest"
+    )
     controls: tuple[Control, ...] = Field(
         ("unmasked", "random"),
         description="control arms besides the selective one, comma-separated: unmasked, random (same count per "
@@ -377,6 +371,32 @@ class RetrainConfig(BaseModel):
     @classmethod
     def _distinct(cls, value):
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _threat_profile(self):
+        if self.threat is not None and self.adversarial:
+            raise ValueError(
+                "--adversarial fine-tunes on one attack: give it with --attack/--eps, or judge a --threat without it"
+            )
+        return _check_profile(self)
+
+
+def _check_profile(values: BaseModel) -> BaseModel:
+    """A --threat beside --attack/--eps (or --headline-eps without one, or naming none of its budgets) is
+    refused, as a scan's and a retrain's settings; ``values`` has threat, headline_eps, attack, eps."""
+    if values.threat is None:
+        if values.headline_eps is not None:
+            raise ValueError("--headline-eps picks one of --threat's budgets; give a --threat or drop it")
+        return values
+    entries = parse_threat(values.threat)
+    fields = type(values).model_fields
+    if (values.attack, values.eps) != (fields["attack"].default, fields["eps"].default):
+        raise ValueError("--threat replaces --attack and --eps; list the attacks and budgets in the profile")
+    budgets = {entry.eps for entry in entries}
+    if values.headline_eps is not None and "auto" not in budgets and values.headline_eps not in budgets:
+        listed = ", ".join(f"{b:g}" for b in sorted(budgets))
+        raise ValueError(f"--headline-eps {values.headline_eps:g} is not among --threat's budgets ({listed})")
+    return values
 
 
 def _first_repeat(items):

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
+from .adaptive import planned_level
 from .assess import References
 from .classify import Interval, classify, samples_to_decide
-from .confidence import LEVEL, MIN_TAIL_RESAMPLES, family_level, interval_method, unpack_bits
-from .config import AdaptivePlan
+from .confidence import LEVEL, MIN_TAIL_RESAMPLES, interval_method, unpack_bits
 from .data import drawn_ranks
 from .report import (
     FilterCurve,
@@ -36,7 +36,6 @@ from .report import (
     ThresholdIntervals,
     ThresholdValues,
 )
-from .sequential import level_of, pocock_z
 
 KINDS = ("clean", "adversarial", "difference")
 THRESHOLD_METHOD = (
@@ -60,7 +59,7 @@ def judge(report: Report) -> Report:
     # adaptive sweep's prefix of the seeded order.
     references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
                             settings.seed)
-    threshold_level = _family_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
+    threshold_level = planned_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
         (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
         for name, f, curve in curves
@@ -95,7 +94,7 @@ def judge(report: Report) -> Report:
             }
         )
 
-    summary_level = _family_level(settings.adaptive, len(report.groups))
+    summary_level = planned_level(settings.adaptive, len(report.groups))
     filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
 
     def summarised(group: GroupReport) -> GroupReport:
@@ -146,15 +145,6 @@ def judge(report: Report) -> Report:
             ),
         }
     )
-
-
-def _family_level(adaptive: AdaptivePlan | None, members: int) -> float:
-    """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
-    the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
-    look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too."""
-    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
-        return family_level(members, 1 if adaptive is None else adaptive.looks)
-    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
 
 
 def group_class(report: Report, group: GroupReport, filter_id: str, score: str) -> str:

@@ -25,9 +25,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import adaptive, threats
-from .assess import References
+from .assess import References, budget_references
 from .attacks import AttackMode, build_adversary
-from .config import ScanConfig
+from .config import AdaptivePlan, ScanConfig
 from .engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
 from .errors import ConfigError, FragscanError
 from .groups import Group, parameter_groups
@@ -44,13 +44,15 @@ def sweep_target(
     progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
     precision: str = "fp32", ranks: torch.Tensor | None = None,
     partial: PartialTarget | None = None, keep_partial: Callable[[PartialTarget], None] | None = None,
+    threat: Resolved | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
     the engine backs off on out-of-memory itself. With ``config.adaptive``, each filter's curve
     grows over the samples' seeded order (``ranks``, :func:`fragscan.data.sample_ranks`) against
     the ``unfiltered`` network's bits, until its classes are decided (:mod:`fragscan.adaptive`):
     from the looks of ``partial`` when given, handing its state after each look to
-    ``keep_partial``."""
+    ``keep_partial``; a ``threat`` profile's sweeps stop once every budget's classes have
+    (:func:`fragscan.adaptive.profile_look`)."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
 
     def run(filter_ids, images, labels, adversary, unfiltered, progress):
@@ -78,15 +80,32 @@ def sweep_target(
     def on_look(rounds: adaptive.Rounds) -> None:
         keep_partial(PartialTarget(rounds, device))
 
-    references = References(unfiltered, ranks, config.bootstrap, config.seed)
     looks = adaptive.plan(config.adaptive, len(images), len(groups))
+    profile = profile_looks(config, looks, threat, unfiltered, ranks, len(groups))
+    references = References(unfiltered, ranks, config.bootstrap, config.seed) if profile is None else (
+        profile.references[profile.headline]
+    )
     curves, infos = adaptive.grow(
         config.filters, evaluate, references, config, looks, progress, target,
         start=None if partial is None else partial.rounds, on_look=None if keep_partial is None else on_look,
+        profile=profile,
     )
     # The first look sweeps every filter: its variants are the distinct networks, its cells the curves'.
     info = replace(combined_info(infos), variants=infos[0].variants, cells=infos[0].cells)
     return FinishedTarget(curves, batch_size, device, info)
+
+
+def profile_looks(
+    config: ScanConfig, plan: AdaptivePlan, threat: Resolved | None, unfiltered: Measurement, ranks: torch.Tensor,
+    groups: int,
+) -> adaptive.Profile | None:
+    """The stopping rule of an adaptive scan's threat profile (``unfiltered``: clean bits, worst-case
+    bits [samples, budgets]); None without a profile, or for a one-attack, one-budget one (the
+    plain scan, stopped as one)."""
+    if threat is None or threat.single:
+        return None
+    references = budget_references(unfiltered[0], unfiltered[1], ranks, config)
+    return adaptive.profile(plan, references, threat.headline, groups)
 
 
 def combined_info(infos: list[EngineInfo]) -> EngineInfo:
@@ -319,7 +338,7 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
-            partial=partial, keep_partial=None if store is None else keep_partial,
+            partial=partial, keep_partial=None if store is None else keep_partial, threat=job.threat,
         )
 
 

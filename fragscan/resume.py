@@ -210,7 +210,8 @@ class ResumeStore:
                 fits = samples == schedule[look] if filter_id not in stopped else samples in schedule[: look + 1]
                 shape = (len(curve.thresholds), samples)
                 bits = (curve.clean, curve.adversarial)
-                if not fits or any(b.shape != shape or b.dtype != torch.bool for b in bits):
+                # a threat profile's adversarial bits have a trailing budget dimension (the fingerprint fixes its size)
+                if not fits or any(b.shape[:2] != shape or b.dtype != torch.bool for b in bits):
                     raise ValueError(f"the curve of {filter_id} does not fit look {look}")
             return PartialTarget(Rounds(look, curves, stopped, infos), str(metadata["device"]))
 

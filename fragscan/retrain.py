@@ -24,10 +24,11 @@ from pydantic import BaseModel, Field
 from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
+from . import threats
 from ._version import __version__
 from .attacks import build_attack, calibrate_eps, calibration_missed, check_attack, craft, predictions
 from .confidence import LEVEL, pack_bits, unpack_bits
-from .config import RetrainConfig, TrainSettings
+from .config import RetrainConfig, ScanConfig, TrainSettings
 from .data import create_dataset, drawn_indices, evaluation_tensors
 from .engine import analysis_mode
 from .errors import ConfigError, InputError
@@ -37,7 +38,7 @@ from .models import Normalized
 from .runtime import library_versions, resolve_device
 from .train import train
 
-SCHEMA_VERSION = "2.1"  # 2.1: warnings
+SCHEMA_VERSION = "2.2"  # 2.1: warnings; 2.2: threat profiles (threat, runs' worst)
 
 EPS_TARGET = 0.5  # --eps auto: adversarial accuracy of the starting network ≈ half its clean accuracy
 
@@ -76,7 +77,10 @@ class Run(BaseModel):
     repeat: int
     seed: int = Field(description="seeds this run's data order (and its random mask)")
     clean: float
-    adversarial: float
+    adversarial: float = Field(description="with --threat: the per-sample worst case at the headline budget")
+    worst: list[float] | None = Field(
+        None, description="with --threat: the worst-case accuracy at each of threat.budgets, in its order"
+    )
     correct: Correct
     parameters: list[ParameterChange] = Field(description="per parameter; empty for the unmasked arm")
 
@@ -88,11 +92,20 @@ class Arm(BaseModel):
     runs: list[Run]
 
 
+class RetrainThreat(BaseModel):
+    """The threat profile the arms were judged by (``--threat``), as resolved."""
+
+    spec: str
+    budgets: list[float] = Field(description="ascending ('auto' calibrated on the starting network)")
+    headline: float = Field(description="the budget eps_used, runs' adversarial and the comparisons state")
+
+
 class RetrainResult(BaseModel):
     schema_version: str = SCHEMA_VERSION
     fragscan_version: str
     settings: RetrainConfig
     eps_used: float
+    threat: RetrainThreat | None = None
     device_used: str
     versions: dict[str, str]
     mask_metadata: dict[str, str]
@@ -129,6 +142,28 @@ def evaluate(
         adversarial_images = craft(attack, images, labels, batch_size, seed)
         adversarial = predictions(model, adversarial_images, batch_size) == labels
     return clean.cpu(), adversarial.cpu()
+
+
+def profile_settings(config: RetrainConfig) -> ScanConfig:
+    """The settings :mod:`fragscan.threats` reads, from retrain's: the profile, its headline, the attack
+    space, the seed, and --eps auto's target (retrain's, for 'auto' budgets); each network is attacked
+    afresh, as retrain judges every arm."""
+    return ScanConfig(
+        model=config.model, dataset=config.dataset, threat=config.threat, headline_eps=config.headline_eps,
+        attack_space=config.attack_space, seed=config.seed, eps_target=EPS_TARGET, attack_mode="regenerate",
+    )
+
+
+def evaluate_profile(
+    model: Normalized, images, labels, profile: ScanConfig, resolved: threats.Resolved, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample correctness, clean and the worst case over each budget's attacks [samples, budgets],
+    every attack built on this very network (one attack at one budget: :func:`evaluate`'s bits)."""
+    with analysis_mode(model):
+        clean = predictions(model, images, batch_size) == labels
+        mode = threats.adversary(profile, model, resolved, images, labels, batch_size)
+        worst = threats.with_budgets(mode.correct(model), resolved)
+    return clean.cpu(), worst.cpu()
 
 
 def bootstrap_mean(values: np.ndarray, resamples: int, seed: int, level: float = LEVEL) -> Estimate:
@@ -296,7 +331,11 @@ def retrain(config: RetrainConfig) -> Retrained:
     """Fine-tune ``config.weights`` in the selective arm and the control arms, ``config.repeats`` times each."""
     started = time.perf_counter()
     check_mask_is_for_weights(config)
-    check_attack(config.attack, config.eps, config.attack_space)
+    profile = None if config.threat is None else profile_settings(config)
+    if profile is None:
+        check_attack(config.attack, config.eps, config.attack_space)
+    else:
+        threats.check(profile)
     device = resolve_device(config.device)
     train_set = _fine_tuning_set(config)
     original = model_for_data(config.model, config.dataset, train_set, weights=config.weights, stem=config.stem)
@@ -319,7 +358,12 @@ def retrain(config: RetrainConfig) -> Retrained:
     def attack_on(model: Normalized, eps: float) -> Attack:
         return build_attack(config.attack, model, eps, model.spec.num_classes, attack_space=config.attack_space)
 
-    if config.eps == "auto":
+    resolved = None
+    if profile is not None:
+        with analysis_mode(original):
+            resolved = threats.resolve(profile, original, images, labels, batch)
+        eps = resolved.budgets[resolved.headline]
+    elif config.eps == "auto":
         with analysis_mode(original):
             eps = calibrate_eps(
                 lambda e: attack_on(original, e), original, images, labels, batch, config.seed, target=EPS_TARGET
@@ -328,12 +372,18 @@ def retrain(config: RetrainConfig) -> Retrained:
         eps = float(config.eps)
 
     def judged(model: Normalized, repeat: int, parameters: list[ParameterChange]) -> Run:
-        clean, adversarial = evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+        worst = None
+        if resolved is None:
+            clean, adversarial = evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+        else:
+            clean, worst = evaluate_profile(model, images, labels, profile, resolved, batch)
+            adversarial = worst[:, resolved.headline]
         return Run(
             repeat=repeat,
             seed=config.seed + repeat,
             clean=clean.double().mean().item(),
             adversarial=adversarial.double().mean().item(),
+            worst=None if worst is None else worst.double().mean(0).tolist(),
             correct=Correct(clean=pack_bits(clean), adversarial=pack_bits(adversarial)),
             parameters=parameters,
         )
@@ -385,13 +435,21 @@ def retrain(config: RetrainConfig) -> Retrained:
             "the mask freezes every element, so nothing was retrained; derive one that leaves some trainable "
             "(fragscan mask REPORT --others train, or another --policy)"
         )
-    if config.eps == "auto":  # the starting network at the budget found, as a scan judges its unfiltered network
+    if config.eps == "auto" and resolved is None:  # the starting network at the budget found, as a scan judges it
         clean, adversarial = before.clean.estimate, before.adversarial.estimate
         warnings += filter(None, [calibration_missed(clean, adversarial, EPS_TARGET, config.attack, eps)])
+    if resolved is not None and "eps" in mask.metadata and float(mask.metadata["eps"]) != eps:
+        warnings.append(
+            f"the mask's classes were stated at ε={float(mask.metadata['eps']):g}, the arms are judged at ε={eps:g} "
+            "(--headline-eps picks the profile's budget)"
+        )
     result = RetrainResult(
         fragscan_version=__version__,
         settings=config,
         eps_used=eps,
+        threat=None if resolved is None else RetrainThreat(
+            spec=resolved.spec, budgets=list(resolved.budgets), headline=eps
+        ),
         device_used=str(device),
         versions=library_versions(),
         mask_metadata=mask.metadata,

@@ -81,6 +81,11 @@ def render_html(result: RetrainResult) -> str:
     identical = "yes" if result.frozen_bit_identical else "NO"
     training = "adversarial examples" if settings.adversarial else "clean data"
     warnings = "".join(f'<div class="warning">warning: {escape(warning)}</div>' for warning in result.warnings)
+    # a threat profile: the per-sample worst case over its attacks at the headline budget
+    judged_by = f"under {escape(settings.attack)} with ε = {result.eps_used:.4g}" if result.threat is None else (
+        f"as the worst case of <code>--threat {escape(result.threat.spec)}</code> at its headline ε = "
+        f"{result.eps_used:.4g} (per run, every budget's in retrain.json)"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fragscan retrain: {escape(settings.model)}</title>
 <style>{_STYLE}</style></head><body>
@@ -91,8 +96,7 @@ def render_html(result: RetrainResult) -> str:
 {escape(settings.train_split)} split), Adam lr {settings.lr}, batch {settings.batch_size}, weight decay
 {settings.weight_decay}; {settings.repeats} repeat(s), data order seeded {seeds}.
 Judged on {result.samples} samples of the {escape(settings.eval_split)} split; the mask was derived from a scan of
-the {escape(result.mask_split or "unknown")} split. Adversarial accuracy under {escape(settings.attack)} with
-ε = {result.eps_used:.4g}, crafted against each network. Intervals: 95%, bootstrap over test samples and repeats
+the {escape(result.mask_split or "unknown")} split. Adversarial accuracy {judged_by}, crafted against each network. Intervals: 95%, bootstrap over test samples and repeats
 ({settings.bootstrap} resamples).</p>
 <table><tr><th>network</th><th>trainable</th><th>clean accuracy</th><th>adversarial accuracy</th>
 <th>adversarial per repeat</th></tr>

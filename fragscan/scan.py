@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from . import adaptive, surface, threats
 from ._version import __version__
 from .adaptive import Look, history
-from .assess import References, assess
+from .assess import References, assess, budget_references
 from .attacks import (
     AttackMode,
     build_adversary,
@@ -37,7 +37,7 @@ from .data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sa
 from .engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, measure
 from .errors import ConfigError
 from .evidence import judge
-from .executors import ExecutorOptions, Job, combined_info, run_targets, sweep_target, targets_of
+from .executors import ExecutorOptions, Job, combined_info, profile_looks, run_targets, sweep_target, targets_of
 from .files import ensure_writable_dir, file_sha256, held, write_atomic
 from .filters import FILTERS
 from .fitting import check_fits, model_for_data
@@ -124,7 +124,9 @@ def _filter_curve(
     level = LEVEL if adaptive_plan is None else adaptive_plan.filter_level
     assessment = assess(curve, references.at(samples), config, level)
     scores, intervals = assessment.scores, assessment.intervals
-    looks = None if adaptive_plan is None else history(curve, filter_id, references, config, adaptive_plan)
+    looks = None
+    if adaptive_plan is not None:  # the looks by the rule the sweep stopped by: a profile's sees every budget
+        looks = history(budgeted or curve, filter_id, references, config, adaptive_plan, profile and profile.looks)
     return FilterCurve(
         label=FILTERS.entry(filter_id).meta["label"],
         thresholds=curve.thresholds,
@@ -142,7 +144,9 @@ def _filter_curve(
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
         rounds=None if looks is None else [_round(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
-        surface=None if budgeted is None else surface.surface(budgeted, profile.references, config),
+        surface=None if budgeted is None else surface.surface(
+            budgeted, profile.references, config, adaptive.planned_level(adaptive_plan, len(profile.references))
+        ),
     )
 
 
@@ -195,6 +199,7 @@ class _Profile:
 
     resolved: threats.Resolved
     references: list[References]
+    looks: adaptive.Profile | None  # an adaptive scan's stopping rule for it; None: not adaptive, or one budget
 
 
 @dataclass(frozen=True)
@@ -285,7 +290,10 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     profile = None
     if evaluation.threat is not None:
         clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
-        profile = _Profile(evaluation.threat, surface.budget_references(clean0, worst0, samples.ranks, config))
+        looks = None if swept.adaptive_plan is None else profile_looks(
+            config, swept.adaptive_plan, evaluation.threat, (clean0, worst0), samples.ranks, len(groups)
+        )
+        profile = _Profile(evaluation.threat, budget_references(clean0, worst0, samples.ranks, config), looks)
         warnings += _profile_warnings(config, evaluation, worst0)
     warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes, evaluation.eps)
     references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
@@ -497,7 +505,7 @@ def _sweep(
         local=lambda target, forward: sweep_target(
             model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
             evaluation.precision, samples.ranks, partial=partials.get(target),
-            keep_partial=None if store is None else partial(store.save_partial, target),
+            keep_partial=None if store is None else partial(store.save_partial, target), threat=evaluation.threat,
         ),
         job=lambda: Job(
             config=config,

@@ -11,6 +11,10 @@ one-budget scan would. Beside it, per budget:
   decided class differs from the decided class at the budgets below it ("robust up to 0.05,
   fragile from 0.1"). Inconclusive budgets are passed over, neither keeping nor breaking a class.
 
+An adaptive scan's per-budget intervals are repeated confidence intervals over its planned looks
+for the same families (Pocock's z for α/B and α/(G·B), :func:`fragscan.adaptive.planned_level`):
+they hold at whichever look the sweep stopped, as its headline intervals do.
+
 Everything here is recomputable from a saved report (packed bits, bootstrap seed and size), and
 :func:`at_budget` restates a report at any of its budgets (``fragscan mask --eps``, audits).
 """
@@ -21,9 +25,10 @@ from dataclasses import replace
 
 import torch
 
-from .assess import References, assess
+from .adaptive import planned_level
+from .assess import References, assess, budget_references
 from .classify import DECIDED, classify
-from .confidence import LEVEL, family_level, pack_bits, unpack_bits
+from .confidence import LEVEL, pack_bits, unpack_bits
 from .config import ScanConfig
 from .data import drawn_ranks
 from .engine import Curve
@@ -34,22 +39,15 @@ from .report import BudgetClasses, BudgetIntervals, BudgetScores, FilterCurve, G
 VARYING = ("adversarial", "difference")  # the scores ε changes; clean accuracy is measured once
 
 
-def budget_references(clean0: torch.Tensor, worst0: torch.Tensor, ranks, config: ScanConfig) -> list[References]:
-    """The unfiltered network's reference at each budget (worst0: [samples, budgets]); one bootstrap
-    seed, so every budget's resamples draw the same samples (paired across budgets too)."""
-    return [References((clean0, worst0[:, i]), ranks, config.bootstrap, config.seed) for i in range(worst0.shape[1])]
-
-
 def at(curve: Curve, budget: int) -> Curve:
     """The curve at one budget, from a profile's curve ([thresholds, samples, budgets] adversarial)."""
     return replace(curve, adversarial=curve.adversarial[..., budget])
 
 
-def surface(curve: Curve, references: list[References], config: ScanConfig) -> Surface:
-    """The curve's surface: per budget its accuracies, scores, and intervals and classes at the level
-    Bonferroni-corrected over the budgets."""
+def surface(curve: Curve, references: list[References], config: ScanConfig, level: float) -> Surface:
+    """The curve's surface: per budget its accuracies, scores, and intervals and classes at ``level``
+    (:func:`fragscan.adaptive.planned_level` for the B budgets)."""
     samples = curve.clean.shape[1]
-    level = family_level(len(references))
     assessed = [assess(at(curve, i), r.at(samples), config, level) for i, r in enumerate(references)]
     return Surface(
         adversarial=[a.adversarial for a in assessed],
@@ -114,7 +112,7 @@ def judge_budgets(report: Report) -> Report:
     clean0, worst0 = _bits(report)
     ranks = drawn_ranks(report.dataset.size, report.baseline.samples, settings.seed)
     references = budget_references(clean0, worst0, ranks, settings)
-    level = family_level(len(report.groups) * len(budgets))
+    level = planned_level(settings.adaptive, len(report.groups) * len(budgets))
 
     def judged(group: GroupReport) -> GroupReport:
         curve = group.filters[settings.summary_filter]
@@ -133,7 +131,9 @@ def judge_budgets(report: Report) -> Report:
                     "flip_eps": flip_budget(budgets, classes)}
         )
 
-    threat = report.threat.model_copy(update={"filter_level": family_level(len(budgets)), "summary_level": level})
+    threat = report.threat.model_copy(
+        update={"filter_level": planned_level(settings.adaptive, len(budgets)), "summary_level": level}
+    )
     return report.model_copy(update={"groups": [judged(g) for g in report.groups], "threat": threat})
 
 
@@ -158,7 +158,8 @@ def at_budget(report: Report, eps: float) -> Report:
 
     def restated(curve: FilterCurve) -> FilterCurve:
         engine_curve = at(_curve(curve, len(budgets)), i)
-        assessed = assess(engine_curve, reference.at(curve.samples), settings, LEVEL)
+        level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level  # as the scan's body
+        assessed = assess(engine_curve, reference.at(curve.samples), settings, level)
         scores, intervals = assessed.scores, assessed.intervals
         return curve.model_copy(
             update={

@@ -21,6 +21,7 @@ from fragscan.cli import app
 from fragscan.compare import compare, render_comparison_html
 from fragscan.report import load_report
 from fragscan.report.html import render_html
+from fragscan.report.io import report_json
 from fragscan.report.plots import CLASS_COLOURS
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
 from fragscan.scan import write_scan_outputs
@@ -139,13 +140,16 @@ _RESNET50_NAMES = ["conv1.weight"] + [
 @pytest.fixture(scope="module")
 def resnet50_sized(scanned, tmp_path_factory):
     """A 54-group page (ResNet-50's groups × 3 filters), built from the scanned report's groups."""
-    data = json.loads((scanned / "report.json").read_text())
+    return _resnet50_page(json.loads((scanned / "report.json").read_text()), tmp_path_factory.mktemp("resnet50"))
+
+
+def _resnet50_page(data: dict, directory: Path) -> Path:
+    """``directory`` holding the page of the report ``data`` with its groups repeated under ResNet-50's names."""
     groups = data["groups"]
     data["groups"] = [
         {**groups[i % len(groups)], "name": name, "numel": 2359296 + i, "shape": [512, 512, 3, 3]}
         for i, name in enumerate(_RESNET50_NAMES)
     ]
-    directory = tmp_path_factory.mktemp("resnet50")
     (directory / "report.html").write_text(render_html(fragscan.Report.model_validate(data)))
     return directory
 
@@ -329,3 +333,46 @@ def test_the_render_benchmark_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "2 groups × 3 filters × 25 thresholds, 40 samples" in result.stdout and "html:" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def resnet50_profile(tmp_path_factory):
+    """A 54-group × 5-budget profile page (ResNet-50's groups × 3 filters), built from a real profile
+    scan's groups as the 54-group page is."""
+    config = fragscan.ScanConfig(
+        max_samples=40, thresholds=3, batch_size=40, bootstrap=100, threat="FGSM@0.02,0.05,0.1,0.15,0.2"
+    )
+    return _resnet50_page(json.loads(report_json(fragscan.scan(config))), tmp_path_factory.mktemp("resnet50-profile"))
+
+
+# Reads the threat section's layout: overflow, its figures' widths, the per-group panels' folding, the
+# height the surfaces' overview gives each group.
+_THREAT_LAYOUT = """
+const section = document.getElementById("threat");
+const page = document.documentElement;
+const panels = Array.from(section.querySelectorAll("details.panel"));
+const figures = Array.from(section.querySelectorAll("svg")).map((svg) => svg.getBoundingClientRect());
+const seen = {pageWidth: page.scrollWidth, windowWidth: page.clientWidth, panels: panels.length,
+  openPanels: panels.filter((p) => p.open).length, figures: figures.length,
+  figuresRight: Math.max(...figures.map((r) => r.right)),
+  rows: section.querySelectorAll("table.sortable tbody tr").length, overviewHeight: figures[1].height};
+section.querySelectorAll("table.sortable tbody tr")[2].querySelector("a").click();
+seen.openedByLink = panels.filter((p) => p.open).map((p) => p.id);
+return seen;
+"""
+
+
+@needs_browser
+def test_a_54_group_5_budget_profile_page_holds_at_1400_px_without_errors_or_requests(resnet50_profile, tmp_path):
+    """Issue 20: the page stays readable at 50+ groups and 5 budgets."""
+    page = resnet50_profile / "report.html"
+    seen = measure(page, tmp_path, _THREAT_LAYOUT, width=1400)
+    assert seen["pageWidth"] <= seen["windowWidth"] and seen["figuresRight"] <= seen["windowWidth"], seen
+    assert seen["rows"] == seen["panels"] == 54
+    assert seen["openPanels"] == 0 and seen["openedByLink"] == ["surface-3"]  # folded, a group's link opens its own
+    assert seen["figures"] == 2 + 54  # the class map by budget, the surfaces' overview, a score chart per group
+    assert seen["overviewHeight"] / 54 >= 10, "the overview's rows are too thin to read"
+    (tmp_path / "browse").mkdir()
+    browsed = browse(page, tmp_path / "browse")
+    assert browsed["console"] == [] and browsed["requests"] == []
+    assert 'data-ready="true"' in browsed["dom"]

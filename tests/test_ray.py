@@ -77,6 +77,19 @@ def test_a_threat_profile_on_ray_workers_equals_the_in_process_one(local_ray, sm
     assert _numbers(distributed) == _numbers(reference)
 
 
+def test_an_adaptive_threat_profile_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
+    """Workers stop each sweep by the profile's rule (every budget's classes), as the driver does."""
+    config = small_config(
+        thresholds=3, max_samples=120, filters="step-up,pulse", attack_mode="fixed", eps="auto",
+        threat="FGSM@0.05,0.15", adaptive={"initial_samples": 30, "look_ratio": 2},
+        select=("features.2.weight", "classifier.3.weight"),
+    )
+    reference = fragscan.scan(config)
+    distributed = fragscan.scan(config, executor=ExecutorOptions("ray", ray_gpus_per_worker=0))
+    assert len({c.samples for g in reference.groups for c in g.filters.values()}) > 1, "every sweep stopped alike"
+    assert _numbers(distributed) == _numbers(reference)
+
+
 def test_an_adaptive_scan_on_ray_workers_equals_the_in_process_one(local_ray, small_config):
     config = small_config(
         thresholds=3,

@@ -391,3 +391,89 @@ def test_train_shows_progress_within_an_epoch(tmp_path, monkeypatch):
     # every batch but an epoch's last, which the epoch's own line reports
     assert [(int(e), d) for _, e, d, _ in lines] == [(e, f"{d}/{batches}") for e in (1, 2) for d in range(1, batches)]
     assert batches > 1
+
+
+@pytest.fixture(scope="module")
+def judged_by_profile(tmp_path_factory):
+    """A tiny retraining judged by a profile (two budgets, PGD beside FGSM at the headline)."""
+    folder = tmp_path_factory.mktemp("profile")
+    path = _mask_file(folder / "m.safetensors", create_model("digits-cnn"), split="val")
+    config = RetrainConfig(
+        mask=path, epochs=1, max_samples=40, train_samples=200, repeats=1, controls=("random",),
+        threat="FGSM@0.05,0.1;PGD@0.1", bootstrap=200,
+    )
+    return retrain(config)
+
+
+def _worst_by_hand(net, images, labels, batch, seed):
+    """Per budget, torchattacks run directly on every sample (batch k seeded seed + k), the worst case kept."""
+    import torchattacks
+
+    from fragscan.attacks import predictions
+
+    def correct(attack):
+        out = []
+        for k, start in enumerate(range(0, len(images), batch)):
+            torch.manual_seed(seed + k)
+            adversarial = attack(images[start : start + batch], labels[start : start + batch])
+            out.append(predictions(net, adversarial, batch) == labels[start : start + batch])
+        return torch.cat(out)
+
+    fgsm = {eps: correct(torchattacks.FGSM(net, eps=eps)) for eps in (0.05, 0.1)}
+    pgd = correct(torchattacks.PGD(net, eps=0.1, alpha=0.1 / 4, steps=10))  # a scan keeps the step's share
+    return [fgsm[0.05], fgsm[0.1] & pgd]
+
+
+def test_a_profile_judges_each_arm_by_the_worst_case_at_its_headline_and_records_every_budget(judged_by_profile):
+    from fragscan.data import evaluation_tensors
+
+    result = RetrainResult.model_validate_json(judged_by_profile.result.model_dump_json())  # retrain.json read back
+    assert result.threat.budgets == [0.05, 0.1] and result.threat.headline == result.eps_used == 0.1
+    images, labels, _ = evaluation_tensors(create_dataset("digits", split="test"), 40, 0)
+    networks = {"before": create_model("digits-cnn")}
+    for arm, state in judged_by_profile.weights.items():
+        networks[arm] = create_model("digits-cnn")
+        networks[arm].net.load_state_dict(state)
+    runs = {"before": result.before.runs[0], **{arm: result.arms[arm].runs[0] for arm in ("selective", "random")}}
+    for arm, run in runs.items():
+        worst = _worst_by_hand(networks[arm].eval(), images, labels, 100, 0)
+        assert run.worst == [w.double().mean().item() for w in worst], arm
+        assert torch.equal(torch.from_numpy(stacked([run], "adversarial", 40)[0]).bool(), worst[1]), arm
+        assert run.adversarial == run.worst[1]
+    assert any(r.worst[1] < r.worst[0] for r in runs.values()), "the larger budget must be the harder one"
+
+
+def test_a_one_attack_profile_judges_as_attack_and_eps_do(tmp_path):
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split="val")
+    quick = dict(mask=path, epochs=1, max_samples=40, train_samples=200, repeats=1, controls=(), bootstrap=50)
+    profile = retrain(RetrainConfig(**quick, threat="FGSM@0.1")).result
+    plain = retrain(RetrainConfig(**quick, eps=0.1)).result
+    for mine, theirs in zip([profile.before, profile.arms["selective"]], [plain.before, plain.arms["selective"]]):
+        assert [(r.clean, r.adversarial, r.correct) for r in mine.runs] == [
+            (r.clean, r.adversarial, r.correct) for r in theirs.runs
+        ]
+    assert profile.threat.budgets == [0.1] and plain.threat is None and plain.before.runs[0].worst is None
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        (["--threat", "FGSM@0.1;FGSMM@0.2"], "unknown attack 'FGSMM'"),
+        (["--threat", "FGSM@0.1,1.2"], "outside [0, 1]"),
+        (["--threat", "PGD@0.1;PGD@0.1"], "twice"),
+        (["--threat", "CW@0.1"], "has no ε"),
+        (["--threat", "FGSM@0.1", "--eps", "0.2"], "replaces --attack and --eps"),
+        (["--threat", "FGSM@0.1,0.2", "--headline-eps", "0.3"], "not among"),
+        (["--headline-eps", "0.1"], "give a --threat"),
+        (["--threat", "FGSM@0.1", "--adversarial"], "--adversarial fine-tunes on one attack"),
+    ],
+)
+def test_a_bad_retrain_profile_is_one_line_exit_2_and_nothing_written(tmp_path, options, words):
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split="val")
+    out = tmp_path / "o"
+    quick = [o for o in QUICK_RETRAIN if o not in ("--eps", "0.1")]
+    result = runner.invoke(app, ["retrain", "digits-cnn", "digits", "--mask", str(path), *quick, *options,
+                                 "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()

@@ -7,20 +7,25 @@ import json
 import pytest
 import torch
 import torchattacks
+from test_adaptive import last_look_of_the_longest_group, numbers_of, recording_sweeps
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.adaptive import SETTLED
+from fragscan.assess import budget_references
 from fragscan.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.classify import DECIDED
 from fragscan.cli import app
 from fragscan.confidence import unpack_bits
-from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, sweep
+from fragscan.data import create_dataset, evaluation_tensors, sample_ranks
+from fragscan.engine import Curve, analysis_mode, sweep
 from fragscan.errors import ConfigError
 from fragscan.groups import parameter_groups
 from fragscan.models import create_model
 from fragscan.reference import reference_sweep
 from fragscan.report import write_report
-from fragscan.surface import at_budget, flip_budget
+from fragscan.sequential import level_of, pocock_z
+from fragscan.surface import at_budget, flip_budget, surface
 from fragscan.threats import WorstCase, parse
 
 runner = CliRunner()
@@ -79,7 +84,6 @@ def test_a_malformed_spec_is_refused_by_the_settings(spec, words):
         (["--threat", "FGSM@0.1", "--eps", "0.2"], "replaces --attack and --eps"),
         (["--threat", "FGSM@0.1,0.2", "--headline-eps", "0.3"], "not among"),
         (["--headline-eps", "0.1"], "give a --threat"),
-        (["--threat", "FGSM@0.1", "--adaptive"], "--adaptive"),
     ],
 )
 def test_a_bad_profile_is_one_line_exit_2_and_nothing_written(tmp_path, options, words):
@@ -244,14 +248,15 @@ def test_the_report_round_trips_and_a_mask_can_be_derived_at_any_budget(small_co
     assert result.exit_code == 2 and "not among" in result.output and not (tmp_path / "m").exists()
 
 
-def test_the_page_shows_the_profile_its_class_map_and_one_surface_per_group(small_config):
+def test_the_page_shows_the_profile_its_class_map_and_every_group_surface(small_config):
     from fragscan.report.html import render_html
 
     report = fragscan.scan(small_config(eps="auto", threat="FGSM@0.02,0.1;PGD@0.1", thresholds=4, max_samples=40))
     page = render_html(report)
     assert 'id="threat"' in page and "FGSM@0.02,0.1;PGD@0.1" in page
     assert page.count('id="surface-') == len(report.groups) == 5
-    assert page.count("<svg") == 2 + len(report.groups) * 2 + 1  # score heatmap, class map; curves and surfaces
+    # score heatmap, class map; curves and S_adv per budget; the class map by budget and the surfaces' overview
+    assert page.count("<svg") == 2 + len(report.groups) * 2 + 2
     assert "flip ε" in page and "worst case of" in page
     plain = render_html(fragscan.scan(small_config(thresholds=4, max_samples=40)))
     assert 'id="threat"' not in plain and "flip ε" not in plain
@@ -316,3 +321,89 @@ def test_a_budget_that_defeats_every_sample_is_warned_and_its_classes_are_undefi
     assert report.threat.worst[1].adversarial == 0
     assert "the threat profile defeats every sample at ε=0.5: adversarial scores there are undefined" in report.warnings
     assert report.groups[0].budget_classes[1] == "undefined" and report.groups[0].summary_class != "undefined"
+
+
+ADAPTIVE_PROFILE = dict(
+    threat="FGSM@0.05,0.15", max_samples=160, thresholds=3, batch_size=32, filters="step-up,pulse",
+    attack_mode="fixed", select=("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
+)
+
+
+@pytest.fixture(scope="module")
+def adaptive_profile():
+    """An adaptive profile scan of the embedded default with the engine's sweeps it made, and the
+    same profile scanned at every drawn sample."""
+    from fragscan import ScanConfig
+
+    config = ScanConfig(**ADAPTIVE_PROFILE, adaptive={"initial_samples": 40, "look_ratio": 2})
+    with pytest.MonkeyPatch.context() as patch:
+        calls = recording_sweeps(patch)
+        report = fragscan.scan(config)
+    return config, report, list(calls), fragscan.scan(ScanConfig(**ADAPTIVE_PROFILE))
+
+
+def test_an_adaptive_profile_contradicts_no_class_the_full_scan_decides(adaptive_profile):
+    _, adaptive, _, full = adaptive_profile
+    both = 0
+    for mine, theirs in zip(adaptive.groups, full.groups, strict=True):
+        pairs = [(mine.summary_class, theirs.summary_class), *zip(mine.budget_classes, theirs.budget_classes)]
+        for f in mine.filters:
+            a, b = mine.filters[f], theirs.filters[f]
+            pairs += list(zip(a.classes.model_dump().values(), b.classes.model_dump().values()))
+            for kind in ("adversarial", "difference"):
+                pairs += list(zip(getattr(a.surface.classes, kind), getattr(b.surface.classes, kind)))
+        decided = [(x, y) for x, y in pairs if x in DECIDED and y in DECIDED]
+        assert all(x == y for x, y in decided), (mine.name, pairs)
+        both += len(decided)
+    assert both >= 5, "too few classes decided by both to compare"
+    assert sum(c.samples for g in adaptive.groups for c in g.filters.values()) < sum(
+        c.samples for g in full.groups for c in g.filters.values()
+    ), "no sweep stopped early"
+
+
+def test_an_adaptive_profile_surface_is_its_samples_at_repeated_interval_levels_and_stops_on_every_budget(
+    adaptive_profile,
+):
+    config, report, calls, _ = adaptive_profile
+    plan, budgets = report.settings.adaptive, report.threat.budgets
+    assert report.threat.filter_level == pytest.approx(level_of(pocock_z(plan.schedule, 0.05 / len(budgets))))
+    groups_budgets = len(report.groups) * len(budgets)
+    assert report.threat.summary_level == pytest.approx(level_of(pocock_z(plan.schedule, 0.05 / groups_budgets)))
+    clean0 = unpack_bits(report.baseline.correct.clean, [report.baseline.samples])
+    worst0 = torch.stack([unpack_bits(w.correct, [report.baseline.samples]) for w in report.threat.worst], -1)
+    ranks = sample_ranks(report.dataset.size, evaluation_tensors(
+        create_dataset(config.dataset), config.max_samples, config.seed)[2], config.seed)
+    references = budget_references(clean0, worst0, ranks, config)
+    headline = budgets.index(report.threat.headline)
+    for group in report.groups:
+        for f, curve in group.filters.items():
+            evaluated = sum(n for name, filters, n in calls if name == group.name and f in filters)
+            assert evaluated == curve.samples  # every budget's bits came from the samples the sweep evaluated
+            bits = unpack_bits(curve.surface.correct, [len(budgets), len(curve.thresholds), curve.samples])
+            assert curve.surface.adversarial == bits.double().mean(-1).tolist()
+            assert curve.surface.adversarial[headline] == curve.adversarial
+            engine_curve = Curve(
+                thresholds=curve.thresholds, positions=curve.positions, removed=curve.removed, changed=curve.changed,
+                numel=curve.surface.numel, clean=unpack_bits(curve.correct.clean, bits.shape[1:]),
+                adversarial=bits.movedim(0, -1),
+            )
+            restated = surface(engine_curve, references, config, report.threat.filter_level)
+            assert restated.classes == curve.surface.classes and restated.intervals == curve.surface.intervals
+            if curve.stop == "decided":  # the rule waited for every budget's classes, not the headline's alone
+                for kind in ("adversarial", "difference"):
+                    assert set(getattr(curve.surface.classes, kind)) <= SETTLED, (group.name, f)
+
+
+def test_an_interrupted_adaptive_profile_resumes_to_the_uninterrupted_report(adaptive_profile, tmp_path, monkeypatch):
+    config, reference, calls, _ = adaptive_profile
+    group, stop_at, _ = last_look_of_the_longest_group(calls)
+    with monkeypatch.context() as patch:
+        recording_sweeps(patch, stop_at)
+        with pytest.raises(KeyboardInterrupt):
+            fragscan.scan(config, resume_dir=tmp_path)
+    assert len(list((tmp_path / "rounds").glob("*.safetensors"))) == 1  # the group's looks before the last
+    second = recording_sweeps(monkeypatch)
+    resumed = fragscan.scan(config, resume_dir=tmp_path)
+    assert second == calls[stop_at:]  # only the looks left were evaluated
+    assert resumed.run.continued_targets == 1
+    assert numbers_of(resumed) == numbers_of(reference)

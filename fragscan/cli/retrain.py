@@ -35,6 +35,8 @@ def retrain_command(
     attack: str = option(RetrainConfig, "attack"),
     eps: str = option(RetrainConfig, "eps", text=True),
     attack_space: str = option(RetrainConfig, "attack_space"),
+    threat: str | None = option(RetrainConfig, "threat"),
+    headline_eps: float | None = option(RetrainConfig, "headline_eps"),
     data_root: Path | None = option(RetrainConfig, "data_root"),
     train_split: str = option(RetrainConfig, "train_split"),
     eval_split: str = option(RetrainConfig, "eval_split"),
@@ -59,7 +61,8 @@ def retrain_command(
         model=model, dataset=dataset, weights=weights, stem=stem, mask=mask, data_root=data_root,
         train_split=train_split, eval_split=eval_split, max_samples=max_samples, train_samples=train_samples,
         epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, adversarial=adversarial, attack=attack,
-        attack_space=attack_space, eps=eps if eps == "auto" else _number(eps, "--eps"),
+        attack_space=attack_space, eps=eps if eps == "auto" else _number(eps, "--eps"), threat=threat,
+        headline_eps=headline_eps,
         controls=() if controls.strip() == "none" else tuple(c.strip() for c in controls.split(",") if c.strip()),
         repeats=repeats, bootstrap=bootstrap, seed=seed, device=device,
     )
@@ -68,9 +71,11 @@ def retrain_command(
     with console.status(f"fine-tuning {len(config.controls) + 1} arm(s) x {config.repeats} repeat(s)"):
         outputs = retrain_to(config, out)
     result = outputs.result
-    console.print(
-        f"{budget(config.attack, result.eps_used)}; judged on {result.samples} {eval_split} samples", highlight=False
+    judged_by = budget(config.attack, result.eps_used) if result.threat is None else (
+        f"worst case of --threat {result.threat.spec} at ε={result.eps_used:g} "
+        f"(budgets {', '.join(f'{b:g}' for b in result.threat.budgets)})"
     )
+    console.print(f"{judged_by}; judged on {result.samples} {eval_split} samples", highlight=False)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for arm, summary in {"before": result.before, **result.arms}.items():

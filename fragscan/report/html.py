@@ -123,8 +123,9 @@ def threat_section(report: Report) -> dict:
             Counter(g.budget_classes[i] for g in report.groups) for i in range(len(threat.budgets))
         ],
         "budget_class_map": Markup(threat_plots.budget_class_map(report)) if judged else None,
+        "surface_overview": Markup(threat_plots.surface_overview(report)) if judged else None,
         "threat_groups": [] if not judged else [
-            (g, threat_plots.flip_text(report, g), Markup(threat_plots.group_surface(report, g)))
+            (g, threat_plots.flip_text(report, g), Markup(threat_plots.budget_scores(report, g)))
             for g in report.groups
         ],
     }

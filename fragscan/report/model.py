@@ -278,9 +278,12 @@ class Threat(_Model):
     headline: float = Field(description="the budget the report's body states (--headline-eps, default the largest)")
     attacks: list[ThreatAttack] = Field(description="each attack at each of its budgets, alone")
     worst: list[ThreatBudget] = Field(description="per budget, in budgets' order: the worst case over its attacks")
-    filter_level: float | None = Field(None, description="level of per-budget filter intervals: 1 - 0.05/budgets")
+    filter_level: float | None = Field(
+        None, description="level of per-budget filter intervals: 1 - 0.05/budgets (adaptive: Pocock's over the looks)"
+    )
     summary_level: float | None = Field(
-        None, description="level of per-budget group intervals: 1 - 0.05/(groups x budgets)"
+        None,
+        description="level of per-budget group intervals: 1 - 0.05/(groups x budgets) (adaptive: Pocock's)",
     )
 
 
