@@ -278,9 +278,10 @@ class Fixed:
 ADVERSARIAL_MODES: dict[str, Callable[..., AttackMode]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
 
 
-def scan_attack(config: ScanConfig, model: Normalized, eps: float) -> Attack:
-    """The attack ``config`` names, on ``model`` with budget ``eps``."""
-    return build_attack(config.attack, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
+def scan_attack(config: ScanConfig, model: Normalized, eps: float, name: str | None = None) -> Attack:
+    """The attack ``config`` names (or ``name``, one of a threat profile's), on ``model`` with budget ``eps``."""
+    name = name or config.attack
+    return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
 
 
 def build_adversary(

@@ -638,7 +638,7 @@ def _assemble_report(
         settings=Settings(
             **{**config.model_dump(), "adaptive": swept.adaptive_plan},
             eps_used=evaluation.eps,
-            attack_parameters=hyperparameters(scan_attack(config, model, evaluation.eps)),
+            attack_parameters=None if config.threat else hyperparameters(scan_attack(config, model, evaluation.eps)),
             batch_size_used=evaluation.batch_size,
             device_used=str(device),
             precision_used=evaluation.precision,
@@ -658,7 +658,7 @@ def _assemble_report(
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        threat=None if evaluation.threat is None else _threat_report(evaluation),
+        threat=None if evaluation.threat is None else _threat_report(config, model, evaluation),
         run=run,
     )
 
@@ -672,7 +672,7 @@ def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None
     return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
-def _threat_report(evaluation: _Evaluation) -> Threat:
+def _threat_report(config: ScanConfig, model: Normalized, evaluation: _Evaluation) -> Threat:
     resolved = evaluation.threat
     worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
     return Threat(
@@ -680,7 +680,10 @@ def _threat_report(evaluation: _Evaluation) -> Threat:
         budgets=list(resolved.budgets),
         headline=resolved.budgets[resolved.headline],
         attacks=[
-            ThreatAttack(attack=name, eps=eps, adversarial=accuracy)
+            ThreatAttack(
+                attack=name, eps=eps, adversarial=accuracy,
+                parameters=hyperparameters(scan_attack(config, model, eps, name)),
+            )
             for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
         ],
         worst=[

@@ -27,9 +27,9 @@ from .attacks import (
     AttackMode,
     Fixed,
     build_adversary,
-    build_attack,
     calibrate_eps,
     check_attack_space,
+    scan_attack,
     uses_eps,
 )
 from .config import ScanConfig
@@ -79,7 +79,7 @@ def resolve(
     for entry in parse(config.threat):
         eps = entry.eps
         if eps == "auto":
-            make = partial(_attack, config, model, entry.attack)
+            make = partial(scan_attack, config, model, name=entry.attack)
             eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
             calibrated.append((entry.attack, float(eps)))
         names = at.setdefault(float(eps), [])
@@ -95,10 +95,6 @@ def resolve(
             )
         headline = budgets.index(config.headline_eps)
     return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
-
-
-def _attack(config: ScanConfig, model, name: str, eps: float):
-    return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
 
 
 # A fixed-mode profile's examples, crafted once: per budget, per attack (a one-attack profile's: one tensor).
@@ -120,7 +116,7 @@ def adversary(
         return WorstCase([[Fixed(examples, labels, batch_size) for examples in each] for each in crafted])
     build = ADVERSARIAL_MODES[config.attack_mode]
     modes = [
-        [build(_attack(config, model, name, eps), images, labels, batch_size, config.seed) for name in names]
+        [build(scan_attack(config, model, eps, name), images, labels, batch_size, config.seed) for name in names]
         for eps, names in zip(resolved.budgets, resolved.attacks)
     ]
     return WorstCase(modes)

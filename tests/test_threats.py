@@ -135,6 +135,10 @@ def test_the_worst_case_baseline_is_every_listed_attack_run_by_torchattacks(smal
                      ("FGSM", 0.1): fgsm[0.1].double().mean().item(), ("PGD", 0.1): pgd.double().mean().item()}
     assert not torch.equal(expected[0.1], fgsm[0.1]), "the worst case must not be merely the first attack's"
     assert report.baseline.adversarial == threat.worst[1].adversarial  # the headline budget's
+    # each attack's hyper-parameters as built, not the default --attack's (which the profile replaced)
+    built = {(a.attack, a.eps): a.parameters for a in threat.attacks}
+    assert built[("PGD", 0.1)] == {**built[("PGD", 0.1)], "eps": 0.1, "alpha": 0.1 / 4, "steps": 10}
+    assert built[("FGSM", 0.05)]["eps"] == 0.05 and report.settings.attack_parameters is None
 
 
 @pytest.mark.parametrize("mode", ["regenerate", "fixed"])

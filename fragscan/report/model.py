@@ -261,6 +261,9 @@ class ThreatAttack(_Model):
     attack: str
     eps: float
     adversarial: float = Field(description="the unfiltered network's accuracy under this attack alone")
+    parameters: dict[str, bool | int | float | str] | None = Field(
+        None, description="the attack as built: its torchattacks hyper-parameters (as settings.attack_parameters)"
+    )
 
 
 class ThreatBudget(_Model):
@@ -317,7 +320,7 @@ class Settings(ScanConfig):
     attack_parameters: dict[str, bool | int | float | str] | None = Field(
         None,
         description="the attack as built: its torchattacks hyper-parameters, e.g. PGD's eps, alpha (step size), "
-        "steps and random_start (schema 2.2+)",
+        "steps and random_start (schema 2.2+); a threat profile's are each attack's, in threat.attacks",
     )
     batch_size_used: int | None = Field(None, description="the batch size actually used (after --batch-size auto)")
     device_used: str
