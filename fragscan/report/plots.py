@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 
 import matplotlib
 
@@ -146,8 +147,22 @@ def class_map(report: Report) -> str:
         ]
     ).reshape(len(report.groups), len(columns) + 1)
     labels = [f"{f}\n{SCORE_SYMBOLS[s]}" for f, s in columns] + ["summary\nclass"]
+    summary_counts = {name: int((codes[:, -1] == i).sum()) for i, name in enumerate(names)}
+    return class_grid(
+        codes, [g.name for g in report.groups], labels,
+        lambda name, cells: f"{name}: {cells} cells, {summary_counts[name]} groups", divider=len(columns),
+    )
+
+
+def class_grid(
+    codes: np.ndarray, rows: list[str], columns: list[str], legend: Callable[[str, int], str],
+    divider: int | None = None,
+) -> str:
+    """A grid of classes (``codes``: indices into CLASS_COLOURS), a legend entry ``legend(class, cells)``
+    per class present, and a black line before column ``divider`` where one is given."""
+    names = list(CLASS_COLOURS)
     with matplotlib.rc_context(_STYLE):
-        figure, ax = _grid_figure([g.name for g in report.groups], labels, extra_width=1.4)
+        figure, ax = _grid_figure(rows, columns, extra_width=1.4)
         ax.pcolormesh(
             codes,
             cmap=ListedColormap(list(CLASS_COLOURS.values())),
@@ -156,15 +171,11 @@ def class_map(report: Report) -> str:
             edgecolors="white",
             linewidth=0.5,
         )
-        ax.axvline(len(columns), color="black", lw=1.5)
+        if divider is not None:
+            ax.axvline(divider, color="black", lw=1.5)
         counts = {name: int((codes == i).sum()) for i, name in enumerate(names)}
-        summary_counts = {name: int((codes[:, -1] == i).sum()) for i, name in enumerate(names)}
         ax.legend(
-            handles=[
-                Patch(color=CLASS_COLOURS[n], label=f"{n}: {counts[n]} cells, {summary_counts[n]} groups")
-                for n in names
-                if counts[n]
-            ],
+            handles=[Patch(color=CLASS_COLOURS[n], label=legend(n, counts[n])) for n in names if counts[n]],
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),
             frameon=False,

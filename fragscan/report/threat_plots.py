@@ -5,9 +5,7 @@ its intervals."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from . import plots
 from .model import GroupReport, Report
@@ -25,18 +23,9 @@ def budget_class_map(report: Report) -> str:
     """Groups x budgets: each group's class per budget (threat.summary_level), with counts per class."""
     names = list(plots.CLASS_COLOURS)
     codes = np.array([[names.index(c) for c in g.budget_classes] for g in report.groups])
-    with plots.matplotlib.rc_context(plots._STYLE):
-        figure, ax = plots._grid_figure([g.name for g in report.groups], budget_labels(report), extra_width=1.4)
-        ax.pcolormesh(
-            codes, cmap=ListedColormap(list(plots.CLASS_COLOURS.values())), vmin=-0.5, vmax=len(names) - 0.5,
-            edgecolors="white", linewidth=0.5,
-        )
-        counts = {name: int((codes == i).sum()) for i, name in enumerate(names)}
-        ax.legend(
-            handles=[Patch(color=plots.CLASS_COLOURS[n], label=f"{n}: {counts[n]} cells") for n in names if counts[n]],
-            loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7,
-        )
-        return plots.svg(figure)
+    return plots.class_grid(
+        codes, [g.name for g in report.groups], budget_labels(report), lambda name, cells: f"{name}: {cells} cells"
+    )
 
 
 def surface_overview(report: Report) -> str:
