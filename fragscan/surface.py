@@ -94,7 +94,7 @@ def _curve(curve: FilterCurve, budgets: int) -> Curve:
 
 
 def _judgeable(report: Report) -> bool:
-    curves = [c for g in report.groups for c in g.filters.values()] + list((report.global_ or {}).values())
+    curves = [curve for _, curve in report.named_curves()]
     return (
         report.threat is not None
         and report.baseline.correct is not None

@@ -453,7 +453,7 @@ class Report(_Model):
         counts = [("baseline", c.baseline.samples, size) for c in self.checkpoints or ()]
         counts += [("dataset.samples", self.dataset.samples, size), ("baseline.samples", drawn, size)]
         counts += [(f"group {g.name!r}", g.samples, drawn) for g in self.groups]
-        counts += [(f"{name} {c.label!r}", c.samples, drawn) for name, c in self._named_curves()]
+        counts += [(f"{name} {c.label!r}", c.samples, drawn) for name, c in self.named_curves()]
         if not 1 <= size <= MAX_SPLIT_SAMPLES:
             raise ValueError(f"dataset.size {size} is no split's size; the report is damaged: scan again")
         wrong = next(((what, n, most) for what, n, most in counts if not 1 <= n <= most), None)
@@ -465,7 +465,7 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _curves_as_long_as_the_sweep(self):
-        curves = self._named_curves()
+        curves = self.named_curves()
         wrong = next(((name, c) for name, c in curves if len(c.thresholds) != self.settings.thresholds), None)
         if wrong is not None:
             raise ValueError(
@@ -484,12 +484,12 @@ class Report(_Model):
     @model_validator(mode="after")
     def _bits_of_every_sample(self):
         """After the counts above are known to agree: each curve's packed bits hold [thresholds, samples]."""
-        for name, curve in self._named_curves():
+        for name, curve in self.named_curves():
             if curve.correct is not None:
                 curve.correct.check_holds(len(curve.thresholds) * curve.samples, f"{name} {curve.label!r}")
         return self
 
-    def _named_curves(self) -> list[tuple[str, FilterCurve]]:
+    def named_curves(self) -> list[tuple[str, FilterCurve]]:
         """Every curve with the group it belongs to ("global" for a global-scope curve)."""
         named = [(g.name, c) for g in self.groups for c in g.filters.values()]
         return named + [("global", c) for c in (self.global_ or {}).values()]
