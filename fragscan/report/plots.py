@@ -36,27 +36,27 @@ SCORES = ("clean", "adversarial", "difference")
 SCORE_SYMBOLS = {"clean": "S_clean", "adversarial": "S_adv", "difference": "S_diff"}
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF boilerplate, not needed inline
 _LARGEST_LIMIT = float(np.finfo(float).max) / 1e3
-_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fragscan", "font.size": 8, "font.family": "sans-serif"}
+STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fragscan", "font.size": 8, "font.family": "sans-serif"}
 
 
 def svg(figure: Figure, *, tight: bool = True) -> str:
     """The figure as an ``<svg>`` element ready to inline in HTML (``tight`` costs a second layout pass)."""
     buffer = io.StringIO()
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight" if tight else None)
     text = buffer.getvalue()
     return _METADATA.sub("", text[text.index("<svg") :], count=1)
 
 
 def _figure(width: float, height: float) -> Figure:
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         return Figure(figsize=(width, height), layout="constrained")
 
 
 def response_curves(curves: dict[str, FilterCurve], numel: int | None, clean0: float, adversarial0: float) -> str:
     """One panel per filter: clean and adversarial accuracy vs sweep position, bars for the share
     removed. Both are shares in [0, 1], so they share one axis (one layout pass keeps 54 groups fast)."""
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(2.5 * len(curves) + 0.3, 1.9))
         figure.subplots_adjust(left=0.5 / (2.5 * len(curves) + 0.3), right=0.99, bottom=0.2, top=0.87, wspace=0.12)
         axes = figure.subplots(1, len(curves), squeeze=False, sharey=True)[0]
@@ -108,7 +108,7 @@ def _grid_figure(rows: list[str], columns: list[str], extra_width: float = 0.0) 
 
 def diverging_heatmap(matrix: np.ndarray, rows: list[str], columns: list[str], label: str) -> str:
     """Cells coloured on a diverging scale centred on 0 (symmetric limits); undefined cells grey."""
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure, ax = _grid_figure(rows, columns, extra_width=1.0)
         finite = matrix[np.isfinite(matrix)]
         limit = float(np.abs(finite).max()) if finite.size else 1.0
@@ -161,7 +161,7 @@ def class_grid(
     """A grid of classes (``codes``: indices into CLASS_COLOURS), a legend entry ``legend(class, cells)``
     per class present, and a black line before column ``divider`` where one is given."""
     names = list(CLASS_COLOURS)
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure, ax = _grid_figure(rows, columns, extra_width=1.4)
         ax.pcolormesh(
             codes,

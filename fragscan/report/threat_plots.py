@@ -40,7 +40,7 @@ def surface_overview(report: Report) -> str:
     for row, each in zip(rows, surfaces):
         row[:, : each.shape[1]] = each
     names = [g.name for g in report.groups]
-    with plots.matplotlib.rc_context(plots._STYLE):
+    with plots.matplotlib.rc_context(plots.STYLE):
         label_width = 0.06 * max(map(len, names)) + 0.3
         figure = Figure(figsize=(label_width + 7.2, 0.9 + 0.16 * len(names)))
         figure.subplots_adjust(
@@ -68,7 +68,7 @@ def budget_scores(report: Report, group: GroupReport) -> str:
     """Each filter's S_adv per budget with its interval (threat.filter_level), ±τ shaded: one small
     axes, placed by hand (no layout engine), so 54 groups' figures stay cheap."""
     settings, budgets = report.settings, report.threat.budgets
-    with plots.matplotlib.rc_context(plots._STYLE):
+    with plots.matplotlib.rc_context(plots.STYLE):
         figure = Figure(figsize=(4.2, 1.8))
         figure.subplots_adjust(left=0.14, right=0.72, bottom=0.24, top=0.96)
         ax = figure.subplots()
