@@ -28,9 +28,9 @@ from pathlib import Path
 from reproducibility import DATA_ROOT, trained_weights  # the same 2-epoch small CNN, trained when not given
 
 from fragscan import ScanConfig, scan
-from fragscan.classify import DECIDED
 from fragscan.config import Adaptive
 from fragscan.report import Report
+from fragscan.report.model import DECIDED
 
 SCORES = ("clean", "adversarial", "difference")
 

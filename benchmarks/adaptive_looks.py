@@ -6,7 +6,7 @@
 A sweep of an adaptive scan at n samples is the fixed-size scan's sweep on the first n samples of
 the seeded order (docs/adaptive.md), so one full scan per case holds every look any schedule would
 take. Each candidate schedule (first look K, ratio r) is replayed on the full scan's per-sample
-bits with the stopping rule itself (:func:`fragscan.adaptive.look`, at the candidate plan's Pocock
+bits with the stopping rule itself (:func:`fragscan.scoring.adaptive.look`, at the candidate plan's Pocock
 levels); only scoring runs, no network. Printed per case and candidate, as benchmarks/adaptive.py
 prints them for real scans: sample evaluations (share of the full scan's), the (group, filter,
 score) classes decided, how many of the full scan's decided classes are also decided, and how many
@@ -25,14 +25,14 @@ from adaptive import SCORES, cases, classes
 from reproducibility import DATA_ROOT, trained_weights
 
 from fragscan import scan
-from fragscan.adaptive import look, plan
-from fragscan.assess import References
-from fragscan.classify import DECIDED
-from fragscan.confidence import unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import drawn_ranks
-from fragscan.engine import Curve
 from fragscan.report import Report, load_report, write_report
+from fragscan.report.model import DECIDED
+from fragscan.scoring.adaptive import look, plan
+from fragscan.scoring.assess import References
+from fragscan.scoring.confidence import unpack_bits
+from fragscan.sweep.engine import Curve
 
 CANDIDATES = [(100, 2.0), (50, 2.0), (50, 1.5), (50, 1.25), (50, 1.2), (50, 1.1), (30, 1.2), (100, 1.2)]
 

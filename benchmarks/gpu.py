@@ -33,14 +33,14 @@ from pathlib import Path
 
 import torch
 
-from fragscan.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.base.runtime import resolve_device
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, sweep
-from fragscan.groups import parameter_groups
 from fragscan.models import MODELS, Normalized, create_model
-from fragscan.prefix import flop_costs, trace
-from fragscan.runtime import resolve_device
-from fragscan.train import TrainSettings, train
+from fragscan.models.train import TrainSettings, train
+from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.engine import analysis_mode, sweep
+from fragscan.sweep.groups import parameter_groups
+from fragscan.sweep.prefix import flop_costs, trace
 
 FILTERS = ("step-up", "step-down", "pulse")
 # The device machine gets the files carried in .data/ (../shared/gpu/README.md); Debian installs them here.

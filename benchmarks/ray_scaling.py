@@ -15,7 +15,7 @@ import ray
 import torch
 
 import fragscan
-from fragscan.executors import ExecutorOptions
+from fragscan.pipeline.executors import ExecutorOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 samples = int(sys.argv[1]) if len(sys.argv) > 1 else 300

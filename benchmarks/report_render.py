@@ -2,9 +2,9 @@
 
 The curves are synthetic (random per-sample correctness falling with the share removed); the code
 paths are the real ones: scan's curve summary with the paired bootstrap and the evidence's claims
-(fragscan.evidence.judge), then JSON, CSV and HTML. With ``--budgets B`` the report is a threat
+(fragscan.scoring.evidence.judge), then JSON, CSV and HTML. With ``--budgets B`` the report is a threat
 profile's (B budgets, the adversarial correctness falling with ε): its surfaces, classes per budget
-(fragscan.surface.judge_budgets) and the page's threat section.
+(fragscan.scoring.surface.judge_budgets) and the page's threat section.
 Run: python benchmarks/report_render.py [--samples 1000] [--bootstrap 1000] [--groups 54] [--budgets 5]
 """
 
@@ -17,11 +17,8 @@ from pathlib import Path
 
 import torch
 
-from fragscan import ScanConfig, __version__, threats
-from fragscan.assess import References, budget_references
-from fragscan.confidence import pack_bits
-from fragscan.engine import Curve
-from fragscan.evidence import judge
+from fragscan import ScanConfig, __version__
+from fragscan.pipeline.scanning import _filter_curve, _Profile
 from fragscan.report import (
     Baseline,
     DatasetInfo,
@@ -38,8 +35,12 @@ from fragscan.report import (
 from fragscan.report.html import render_html, threat_section
 from fragscan.report.io import report_json
 from fragscan.report.tables import curves_csv
-from fragscan.scan import _filter_curve, _Profile
-from fragscan.surface import judge_budgets
+from fragscan.scoring.assess import References, budget_references
+from fragscan.scoring.confidence import pack_bits
+from fragscan.scoring.evidence import judge
+from fragscan.scoring.surface import judge_budgets
+from fragscan.sweep import threats
+from fragscan.sweep.engine import Curve
 
 THRESHOLDS = 25
 

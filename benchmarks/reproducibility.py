@@ -6,7 +6,7 @@ Loads a small CNN trained on Fashion-MNIST (``--weights``; without it, trains on
 `fragscan train small-cnn fashion-mnist --epochs 2` into a temporary folder), draws two disjoint
 sets of ``--samples`` test images (one seeded permutation, its first and second part) and scans each
 once with the pulse filter, FGSM in ``fixed`` mode at a fixed ε. Each half's stored curves are then
-rescored under ``--classify tau`` and ``--classify evidence`` (:func:`fragscan.evidence.judge`,
+rescored under ``--classify tau`` and ``--classify evidence`` (:func:`fragscan.scoring.evidence.judge`,
 no second sweep), and for each rule it prints, for the group (summary) classes and the pulse
 threshold classes of S_adv: the share of items whose class agrees between the halves, the share
 decided (mean of the two halves), the share decided in both, and the contradictions (decided in
@@ -26,10 +26,10 @@ import torch
 from torch.utils.data import Subset
 
 import fragscan
-from fragscan.classify import DECIDED
 from fragscan.data import create_dataset
-from fragscan.evidence import judge
 from fragscan.report import Report
+from fragscan.report.model import DECIDED
+from fragscan.scoring.evidence import judge
 
 DATA_ROOT = "/usr/share/datasets/fashion-mnist"
 

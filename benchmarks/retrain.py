@@ -31,14 +31,14 @@ import torch
 from torch.utils.data import Subset
 
 import fragscan
+from fragscan.base.files import write_atomic
+from fragscan.base.runtime import resolve_device
 from fragscan.config import TrainSettings
 from fragscan.data import create_dataset
-from fragscan.files import write_atomic
-from fragscan.masks import build_mask, mask_from_report, save_mask
+from fragscan.models.train import checkpoint_state, initial_model, train
 from fragscan.models.weights import safetensors_bytes
-from fragscan.retrain import RetrainConfig, RetrainResult, retrain
-from fragscan.runtime import resolve_device
-from fragscan.train import checkpoint_state, initial_model, train
+from fragscan.outputs.masks import build_mask, mask_from_report, save_mask
+from fragscan.outputs.retraining.experiment import RetrainConfig, RetrainResult, retrain
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 

@@ -5,8 +5,8 @@
 For ResNet-18 (torchvision, CIFAR-size 3x32x32 input, 10 classes, *random* weights seeded with 0,
 uniform-noise images labelled by the unfiltered network's own predictions so clean accuracy starts
 at 1) and for the embedded default (digits-cnn on its digits test split), in `fixed` and
-`regenerate` (FGSM) modes: runs `fragscan.reference.reference_sweep` (deepcopy per variant, full
-forwards, torchattacks on each filtered copy) and `fragscan.engine.sweep`, checks that every
+`regenerate` (FGSM) modes: runs `fragscan.sweep.reference.reference_sweep` (deepcopy per variant, full
+forwards, torchattacks on each filtered copy) and `fragscan.sweep.engine.sweep`, checks that every
 per-sample curve is identical, and prints wall time, samples/s (filtered networks x samples per
 second), peak memory and the speed ratio; then the engine's efficiency against the limit; with
 `--reduced bf16` (default) the engine under bf16 autocast against the same exact reference, with
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 import torch
 
-from fragscan.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.base.runtime import resolve_device
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, arithmetic, sweep
-from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
-from fragscan.reference import reference_sweep
-from fragscan.runtime import resolve_device
+from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
+from fragscan.sweep.groups import parameter_groups
+from fragscan.sweep.reference import reference_sweep
 
 FILTERS = ("step-up", "step-down", "pulse")
 CIFAR_SPEC = ModelSpec((3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10)

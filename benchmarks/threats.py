@@ -10,7 +10,7 @@ per-sample worst case, PGD run only on the samples FGSM left correct). Printed:
   groups each scan puts there (simultaneous over groups and budgets); how many groups robust (or
   decided at all) under FGSM are not under the profile at the same budget;
 - each scan's wall time and the samples each attack was crafted on (counted at
-  ``fragscan.attacks.craft_batch``): the profile against the two single-attack scans run separately.
+  ``fragscan.sweep.attacks.craft_batch``): the profile against the two single-attack scans run separately.
 
 A benchmark, not a test: times depend on the machine and its load.
 """
@@ -23,12 +23,12 @@ from collections import Counter
 
 import torch
 
-import fragscan.attacks
+import fragscan.sweep.attacks
 from fragscan import ScanConfig, scan
 from fragscan.report import Report
 
 crafted: Counter = Counter()
-_craft_batch = fragscan.attacks.craft_batch
+_craft_batch = fragscan.sweep.attacks.craft_batch
 
 
 def counting_craft_batch(attack, images, labels, seed):
@@ -36,7 +36,7 @@ def counting_craft_batch(attack, images, labels, seed):
     return _craft_batch(attack, images, labels, seed)
 
 
-fragscan.attacks.craft_batch = counting_craft_batch  # Regenerate and Fixed look it up at call time
+fragscan.sweep.attacks.craft_batch = counting_craft_batch  # Regenerate and Fixed look it up at call time
 
 
 def timed(config: ScanConfig) -> tuple[Report, float, Counter]:

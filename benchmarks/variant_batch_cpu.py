@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from fragscan.attacks import ADVERSARIAL_MODES, build_attack, predictions
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, sweep
-from fragscan.groups import parameter_groups
 from fragscan.models import create_model
+from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.engine import analysis_mode, sweep
+from fragscan.sweep.groups import parameter_groups
 
 FILTERS = ("step-up", "step-down", "pulse")
 BATCHED = "variant_batch" in inspect.signature(sweep).parameters

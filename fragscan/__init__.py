@@ -1,8 +1,6 @@
 """fragscan: which parameters of a trained image classifier are fragile, robust or antifragile."""
 
 import os as _os
-import sys as _sys
-import types as _types
 
 # Nothing is downloaded at run time unless the user asks: timm/HF lookups stay offline.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,17 +10,17 @@ from ._version import __version__  # noqa: E402,F401
 # The public API, imported on first use (PEP 562): most of it needs torch, which takes seconds to
 # import, and `fragscan --help` or a bad option should not wait for it.
 _EXPORTS = {
-    ".audit": ("AuditPolicy", "audit"),
-    ".compare": ("compare",),
+    ".base.errors": ("FragscanError",),
     ".config": ("RetrainConfig", "ScanConfig"),
     ".data": ("create_dataset", "list_datasets", "register_dataset"),
-    ".errors": ("FragscanError",),
-    ".filters": ("SynapticFilter", "register_filter"),
     ".models": ("Normalized", "create_model", "list_models", "register_model"),
-    ".masks": ("load_mask", "mask_from_report", "save_mask"),
+    ".outputs.auditing": ("AuditPolicy", "audit"),
+    ".outputs.comparison": ("compare",),
+    ".outputs.masks": ("load_mask", "mask_from_report", "save_mask"),
+    ".outputs.retraining": ("retrain",),
+    ".pipeline.scanning": ("ScanOutputs", "scan", "scan_to"),
     ".report": ("Report", "load_report"),
-    ".retrain": ("retrain",),
-    ".scan": ("ScanOutputs", "scan", "scan_to"),
+    ".sweep.filters": ("SynapticFilter", "register_filter"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -39,19 +37,6 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_HOME])
-
-
-class _PublicNamesWin(_types.ModuleType):
-    """Importing a submodule sets it as an attribute of this package; ``scan``, ``audit``, ``compare``
-    and ``retrain`` are also public functions, which must win, as they did when imported eagerly."""
-
-    def __setattr__(self, name, value):
-        if name in _HOME and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _PublicNamesWin
 
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .limits import (
+from .base.limits import (
     MAX_BOOTSTRAP,
     MAX_REPEATS,
     MIN_THRESHOLDS,
@@ -31,7 +31,7 @@ from .limits import (
     WeightDecay,
     bounded,
 )
-from .threat_spec import parse as parse_threat
+from .base.threat_spec import parse as parse_threat
 
 Score = Literal["clean", "adversarial", "difference"]
 Stem = Literal["imagenet", "cifar"]
@@ -271,10 +271,6 @@ class ScanConfig(BaseModel):
         if twice is not None:  # scanning it twice would only double the time and the report's columns
             raise ValueError(f"--weights names the file {str(twice)!r} twice; give each checkpoint once")
         if self.summary_filter not in self.filters:
-            from .filters import FILTERS
-
-            for name in self.filters:
-                FILTERS.entry(name)  # an unknown name explains more than the summary mismatch
             raise ValueError(
                 f"--summary-filter {self.summary_filter!r} is not among --filters {','.join(self.filters)}; "
                 "add it or choose one of them"
@@ -408,7 +404,7 @@ def build_config(model_type: type[BaseModel], **values) -> BaseModel:
     """Validate settings, turning pydantic's report into one actionable line."""
     from pydantic import ValidationError
 
-    from .errors import ConfigError
+    from .base.errors import ConfigError
 
     try:
         return model_type(**values)

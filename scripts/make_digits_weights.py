@@ -19,7 +19,7 @@ from fragscan.data import create_dataset
 from fragscan.data.digits import SPLIT_DESCRIPTION
 from fragscan.models import MODELS, Normalized, model_spec
 from fragscan.models.digits import DIGITS_CNN_WEIGHTS
-from fragscan.train import TrainSettings, accuracy, train
+from fragscan.models.train import TrainSettings, accuracy, train
 
 
 def main() -> None:

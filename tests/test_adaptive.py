@@ -15,21 +15,21 @@ from typer.testing import CliRunner
 
 import fragscan
 from fragscan import ScanConfig
-from fragscan.adaptive import SETTLED, _out_of_reach, look, plan
-from fragscan.assess import References
+from fragscan.base.errors import ConfigError, InputError
 from fragscan.cli import app
-from fragscan.confidence import Bootstrap, family_level, floor_share, unpack_bits
 from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
-from fragscan.engine import Curve
-from fragscan.errors import ConfigError, InputError
-from fragscan.evidence import judge
-from fragscan.executors import ExecutorOptions
+from fragscan.pipeline.executors import ExecutorOptions
+from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report
-from fragscan.resume import ResumeStore
-from fragscan.sequential import level_of, pocock_z
+from fragscan.scoring.adaptive import SETTLED, _out_of_reach, look, plan
+from fragscan.scoring.assess import References
+from fragscan.scoring.confidence import Bootstrap, family_level, floor_share, unpack_bits
+from fragscan.scoring.evidence import judge
+from fragscan.scoring.sequential import level_of, pocock_z
+from fragscan.sweep.engine import Curve
 
-executors = importlib.import_module("fragscan.executors")
+executors = importlib.import_module("fragscan.pipeline.executors")
 runner = CliRunner()
 
 

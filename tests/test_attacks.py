@@ -11,7 +11,12 @@ from torch.nn import functional
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.attacks import (
+from fragscan.base.errors import ConfigError
+from fragscan.cli import app
+from fragscan.data import create_dataset, evaluation_tensors
+from fragscan.models import ModelSpec, Normalized, create_model
+from fragscan.models.train import TrainSettings, train
+from fragscan.sweep.attacks import (
     ADVERSARIAL_MODES,
     NormalizedFGSM,
     build_attack,
@@ -20,14 +25,9 @@ from fragscan.attacks import (
     hyperparameters,
     predictions,
 )
-from fragscan.cli import app
-from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, sweep
-from fragscan.errors import ConfigError
-from fragscan.groups import parameter_groups
-from fragscan.models import ModelSpec, Normalized, create_model
-from fragscan.reference import reference_sweep
-from fragscan.train import TrainSettings, train
+from fragscan.sweep.engine import analysis_mode, sweep
+from fragscan.sweep.groups import parameter_groups
+from fragscan.sweep.reference import reference_sweep
 
 BATCH = 16
 

@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import AUDIT_FILES, AuditPolicy, audit, junit_xml, load_policy, sarif
+from fragscan.base.errors import InputError
 from fragscan.cli import app
-from fragscan.errors import InputError
+from fragscan.outputs.auditing import AUDIT_FILES, AuditPolicy, audit, junit_xml, load_policy, sarif
 from fragscan.report import write_report
 
 runner = CliRunner()

@@ -4,10 +4,10 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.checkpoints import checkpoint_files
+from fragscan.base.errors import InputError
 from fragscan.cli import app
-from fragscan.errors import InputError
 from fragscan.models import MODELS
+from fragscan.pipeline.checkpoints import checkpoint_files
 from fragscan.report import load_report
 from fragscan.report.html import render_html
 
@@ -121,7 +121,7 @@ def test_cli_takes_repeated_weights_and_fails_fast_on_a_missing_one(epochs, tmp_
 def test_an_interrupted_multi_checkpoint_scan_resumes_each_weights_file(epochs, tmp_path, monkeypatch):
     import importlib
 
-    scan_module = importlib.import_module("fragscan.scan")
+    scan_module = importlib.import_module("fragscan.pipeline.scanning")
     files = checkpoint_files(epochs)
     config = fragscan.ScanConfig(checkpoints=files, **QUICK)
     reference = fragscan.scan(config)

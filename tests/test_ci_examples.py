@@ -7,8 +7,8 @@ import pytest
 import typer
 import yaml
 
-from fragscan.audit import AUDIT_FILES, load_policy
 from fragscan.cli import app
+from fragscan.outputs.auditing import AUDIT_FILES, load_policy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ci"
 OUT = "fragscan-out"

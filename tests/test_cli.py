@@ -91,7 +91,7 @@ def test_listing_commands_name_the_builtins():
 
 
 def test_the_attack_listing_says_what_eps_bounds():
-    from fragscan.attacks import eps_meaning
+    from fragscan.sweep.attacks import eps_meaning
 
     assert [eps_meaning(name) for name in ("FGSM", "PGDL2", "DeepFool")] == [
         "each pixel's change",

@@ -8,8 +8,8 @@ import pytest
 from pagecheck import browse, external_references, needs_browser
 
 import fragscan
-from fragscan.compare import compare, render_comparison_html, roles
-from fragscan.errors import InputError
+from fragscan.base.errors import InputError
+from fragscan.outputs.comparison import compare, render_comparison_html, roles
 from fragscan.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def test_compare_command_writes_table_json_and_html(report, tmp_path):
 
 @needs_browser
 def test_the_comparison_page_loads_cleanly_in_chromium(report, tmp_path):
-    from fragscan.compare import render_comparison_html
+    from fragscan.outputs.comparison import render_comparison_html
 
     page = tmp_path / "c.html"
     page.write_text(render_comparison_html(compare([report, _with_score(report, 1, -0.9, "fragile")], ["a", "b"])))

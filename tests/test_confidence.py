@@ -7,8 +7,8 @@ from scipy.integrate import simpson
 from scipy.stats import norm
 
 import fragscan
-from fragscan.classify import classify
-from fragscan.confidence import (
+from fragscan.scoring.classify import classify
+from fragscan.scoring.confidence import (
     Bootstrap,
     family_level,
     floor_share,
@@ -17,7 +17,7 @@ from fragscan.confidence import (
     unpack_bits,
     width_floor,
 )
-from fragscan.scores import filtering_scores
+from fragscan.scoring.scores import filtering_scores
 
 POSITIONS = np.linspace(0, 1, 5).tolist()
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from fragscan.base.errors import ConfigError, InputError
 from fragscan.data import DATASETS, class_count, create_dataset, dataset_spec
-from fragscan.errors import ConfigError, InputError
 
 RNG = np.random.default_rng(0)
 

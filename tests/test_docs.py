@@ -8,10 +8,10 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
-from fragscan.audit import AuditPolicy
 from fragscan.cli import app
 from fragscan.cli._options import help_text
 from fragscan.config import RetrainConfig, ScanConfig, TrainConfig
+from fragscan.outputs.auditing import AuditPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

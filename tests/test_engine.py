@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from fragscan.attacks import ADVERSARIAL_MODES, build_attack
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode, arithmetic, sweep
-from fragscan.filters import create_filter
-from fragscan.groups import parameter_groups
 from fragscan.models import ModelSpec, Normalized, create_model
-from fragscan.reference import reference_sweep
-from fragscan.train import TrainSettings, train
+from fragscan.models.train import TrainSettings, train
+from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack
+from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
+from fragscan.sweep.filters import create_filter
+from fragscan.sweep.groups import parameter_groups
+from fragscan.sweep.reference import reference_sweep
 
 FILTERS = ("step-up", "step-down", "pulse")
 THRESHOLDS = 4
@@ -224,7 +224,7 @@ def test_the_report_says_how_the_sweep_was_computed(small_config):
 
 
 def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
-    from fragscan import engine
+    from fragscan.sweep import engine
 
     original = engine._Evaluator.measure
     failures = []
@@ -348,7 +348,7 @@ def test_variant_batch_auto_is_one_on_a_cpu_and_says_why(data):
 
 def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monkeypatch):
     """The check, not trust: batched logits off by a little make every group run one at a time."""
-    from fragscan import engine
+    from fragscan.sweep import engine
 
     original = engine._Evaluator.logits_many
 
@@ -363,7 +363,7 @@ def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monk
 
 
 def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data, monkeypatch):
-    from fragscan import engine
+    from fragscan.sweep import engine
 
     original = engine._Evaluator.measure_many
     failures = []

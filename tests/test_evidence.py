@@ -10,16 +10,16 @@ from scipy.stats import binomtest, false_discovery_control, norm
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import AuditPolicy, audit
-from fragscan.audit.outputs import junit_xml, sarif
-from fragscan.classify import classify, samples_to_decide
 from fragscan.cli import app
-from fragscan.compare import compare
-from fragscan.confidence import Bootstrap, family_level, unpack_bits
-from fragscan.evidence import judge, paired_interval, sign_test
-from fragscan.masks import build_mask
+from fragscan.outputs.auditing import AuditPolicy, audit
+from fragscan.outputs.auditing.writing import junit_xml, sarif
+from fragscan.outputs.comparison import compare
+from fragscan.outputs.masks import build_mask
 from fragscan.report import load_report, write_report
 from fragscan.report.html import render_html
+from fragscan.scoring.classify import classify, samples_to_decide
+from fragscan.scoring.confidence import Bootstrap, family_level, unpack_bits
+from fragscan.scoring.evidence import judge, paired_interval, sign_test
 
 TAU = 0.01
 
@@ -212,7 +212,7 @@ def test_resolution_note_says_how_many_samples_would_decide(scanned):
 
 def test_band_mask_follows_threshold_classes_and_the_inconclusive_policy(scanned):
     report, _ = scanned
-    net = fragscan.masks.reported_network(report)
+    net = fragscan.outputs.masks.reported_network(report)
     frozen = build_mask(report, net)
     trained = build_mask(report, net, inconclusive="train")
     assert frozen.metadata["rule"] == "evidence" and frozen.metadata["inconclusive"] == "freeze"
@@ -221,7 +221,7 @@ def test_band_mask_follows_threshold_classes_and_the_inconclusive_policy(scanned
     undecided = 0
     for group in report.groups:
         curve = group.filters["pulse"]
-        band = fragscan.masks.element_classes(parameters[group.name], curve.thresholds, [])
+        band = fragscan.outputs.masks.element_classes(parameters[group.name], curve.thresholds, [])
         classes = np.array(curve.threshold_classes.adversarial)[band.numpy()]
         assert np.array_equal(frozen.tensors[group.name].numpy(), np.isin(classes, ["robust", "antifragile"]))
         assert np.array_equal(

@@ -9,7 +9,7 @@ from torch.utils.data import Subset
 import fragscan
 from fragscan.data import create_dataset
 from fragscan.models import create_model
-from fragscan.train import TrainSettings, accuracy, train
+from fragscan.models.train import TrainSettings, accuracy, train
 
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
+from fragscan.base.errors import ConfigError
+from fragscan.base.limits import MIN_THRESHOLDS
 from fragscan.config import ScanConfig
-from fragscan.errors import ConfigError
-from fragscan.filters import FILTERS, Pulse, StepDown, StepUp, create_filter
-from fragscan.limits import MIN_THRESHOLDS
+from fragscan.sweep.filters import FILTERS, Pulse, StepDown, StepUp, create_filter
 
 W = torch.tensor([[-1.0, -0.5], [0.5, 1.0]])
 

@@ -31,8 +31,8 @@ def test_the_gpu_benchmark_runs_small_on_a_cpu_and_prints_its_figures(tmp_path, 
 
 def test_a_full_sweep_past_its_budget_stops_and_says_what_it_would_take(capsys):
     from fragscan.data import create_dataset, evaluation_tensors
-    from fragscan.groups import parameter_groups
     from fragscan.models import create_model
+    from fragscan.sweep.groups import parameter_groups
 
     model = create_model("digits-cnn")
     images, labels, _ = evaluation_tensors(create_dataset("digits"), 16, 0)

@@ -16,15 +16,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import AuditPolicy, audit
 from fragscan.cli import app
-from fragscan.compare import compare, render_comparison_html
+from fragscan.outputs.auditing import AuditPolicy, audit
+from fragscan.outputs.comparison import compare, render_comparison_html
+from fragscan.pipeline.scanning import write_scan_outputs
 from fragscan.report import load_report
 from fragscan.report.html import render_html
 from fragscan.report.io import report_json
 from fragscan.report.plots import CLASS_COLOURS
 from fragscan.report.tables import CURVE_COLUMNS, curves_csv
-from fragscan.scan import write_scan_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

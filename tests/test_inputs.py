@@ -4,7 +4,7 @@ actionable error, each good one is read as documented."""
 import pytest
 import torch
 
-from fragscan.errors import ConfigError, InputError
+from fragscan.base.errors import ConfigError, InputError
 from fragscan.models import create_model
 from fragscan.models.weights import load_state_dict
 
@@ -205,10 +205,10 @@ def test_a_cifar_batch_whose_data_is_not_32x32x3_rows_is_one_line(tmp_path):
 
 
 def test_an_unknown_name_lists_registered_models_first_and_any_plugin_that_failed(tmp_path, monkeypatch):
-    from fragscan import plugins
-    from fragscan.errors import UnknownNameError
+    from fragscan.base import plugins
+    from fragscan.base.errors import UnknownNameError
+    from fragscan.base.plugins import load_plugins
     from fragscan.models import model_spec
-    from fragscan.plugins import load_plugins
 
     monkeypatch.setattr(plugins, "_LOADED", dict(plugins._LOADED))  # the broken plugin stays in this test
 
@@ -527,8 +527,8 @@ def test_a_device_this_machine_lacks_is_one_line_naming_those_it_has(tmp_path, c
     """issue 23.9: --device mps (or a CUDA index past the last) was a RuntimeError deep inside torch."""
     from typer.testing import CliRunner
 
+    from fragscan.base.runtime import available_devices
     from fragscan.cli import app
-    from fragscan.runtime import available_devices
 
     if device in available_devices():
         pytest.skip(f"this machine has {device}")

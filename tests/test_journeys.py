@@ -246,13 +246,13 @@ def test_a_filter_named_twice_is_one_line_not_swept_twice(tmp_path):
 
 
 def test_ctrl_c_outside_a_scan_is_one_line_and_exit_130(tmp_path, monkeypatch):
-    import fragscan.retrain_outputs
+    import fragscan.outputs.retraining.writing
 
     def interrupted(config):
         raise KeyboardInterrupt
 
     # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
-    monkeypatch.setattr(fragscan.retrain_outputs, "retrain", interrupted)
+    monkeypatch.setattr(fragscan.outputs.retraining.writing, "retrain", interrupted)
     result = runner.invoke(
         app,
         ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")],
@@ -346,7 +346,7 @@ def test_safetensors_bytes_are_the_same_every_call_and_read_back_unchanged():
 
 def test_a_mask_reads_back_with_its_metadata_in_one_order(scanned):
     # retrain.json records the mask's metadata: two equal retrains must write equal files
-    from fragscan.masks import load_mask
+    from fragscan.outputs.masks import load_mask
 
     net = create_model("digits-cnn").net
     orders = {tuple(load_mask(scanned.parent / "mask.safetensors", net).metadata) for _ in range(10)}
@@ -534,7 +534,7 @@ def test_a_mask_given_as_weights_is_refused_not_loaded_as_zeros_and_ones(tmp_pat
     import torch
     from torch import nn
 
-    from fragscan.errors import InputError
+    from fragscan.base.errors import InputError
     from fragscan.models.weights import apply_state_dict
 
     net = nn.Sequential(nn.Linear(3, 2))
@@ -556,13 +556,13 @@ def test_heatmap_labels_with_dollar_signs_are_text_not_broken_mathtext():
 
 
 def test_an_internal_error_with_a_multi_line_message_is_still_one_line(tmp_path, monkeypatch):
-    import fragscan.retrain_outputs
+    import fragscan.outputs.retraining.writing
 
     def broken(config):
         raise RuntimeError("what went wrong\n  detail the parser printed\n  ^")
 
     # retrain_to (which the command imports when it runs: torch is slow to import) calls retrain: patch it there
-    monkeypatch.setattr(fragscan.retrain_outputs, "retrain", broken)
+    monkeypatch.setattr(fragscan.outputs.retraining.writing, "retrain", broken)
     result = runner.invoke(
         app,
         ["retrain", "digits-cnn", "digits", "--mask", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "out")],

@@ -122,3 +122,32 @@ def test_no_import_cycle():
         for cycle in cycles
     ]
     assert not cycles, "import cycles in fragscan/:\n" + "\n".join(described)
+
+
+# The stages in the order a scan runs through them; each imports only its own stage and those before it.
+STAGES = ("base", "config", "data", "models", "sweep", "report", "scoring", "outputs", "pipeline", "cli")
+# The public face: the package itself, its entry point and its version, which every stage may read.
+FACE = {"fragscan": len(STAGES), "fragscan.__main__": len(STAGES), "fragscan._version": 0}
+
+
+def stage_of(module: str) -> int:
+    if module in FACE:
+        return FACE[module]
+    return STAGES.index(module.split(".")[1])
+
+
+def test_the_top_level_holds_the_public_face_and_the_stage_packages():
+    top = sorted(path.name for path in PACKAGE_ROOT.iterdir() if path.suffix == ".py")
+    packages = sorted(path.name for path in PACKAGE_ROOT.iterdir() if (path / "__init__.py").exists())
+    assert top == ["__init__.py", "__main__.py", "_version.py", "config.py"]
+    assert packages == sorted(stage for stage in STAGES if stage != "config")
+
+
+def test_every_import_points_to_an_earlier_stage_or_its_own():
+    upward = [
+        f"{module} ({STAGES[stage_of(module)] if stage_of(module) < len(STAGES) else 'face'}) imports {target}"
+        for module, targets in import_graph().items()
+        for target in sorted(targets)
+        if stage_of(target) > stage_of(module) and target != "fragscan"
+    ]
+    assert not upward, "imports against the stage order:\n" + "\n".join(upward)

@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import AuditPolicy, audit, load_policy, sarif
+from fragscan.base.errors import ConfigError, InputError
 from fragscan.cli import app
-from fragscan.errors import ConfigError, InputError
+from fragscan.outputs.auditing import AuditPolicy, audit, load_policy, sarif
 from fragscan.report import load_report, write_report
 
 runner = CliRunner()
@@ -158,7 +158,7 @@ def test_a_diverging_training_stops_instead_of_writing_nan_weights():
     from torch.utils.data import TensorDataset
 
     from fragscan.models import create_model
-    from fragscan.train import TrainSettings, train
+    from fragscan.models.train import TrainSettings, train
 
     model = create_model("small-cnn", num_classes=2, input_size=(1, 8, 8))
     overflowing = TensorDataset(torch.full((4, 1, 8, 8), 3e38), torch.tensor([0, 1, 0, 1]))
@@ -190,8 +190,8 @@ def test_a_report_holding_nan_is_not_a_report(scanned, tmp_path, section, field)
 
 
 def test_sarif_never_holds_a_bare_nan(scanned, tmp_path):
-    from fragscan.audit import Finding
-    from fragscan.audit.outputs import write_audit_outputs
+    from fragscan.outputs.auditing import Finding
+    from fragscan.outputs.auditing.writing import write_audit_outputs
 
     result = audit(load_report(scanned[0]), AuditPolicy(min_clean_accuracy=1.0))
     finding = Finding(message="m", value=float("nan"))
@@ -295,7 +295,7 @@ def test_settings_made_through_the_library_hold_absolute_paths(tmp_path, monkeyp
 def test_a_report_never_makes_fragscan_run_the_plugin_files_it_names(scanned, tmp_path):
     """issue 23.1: a report is data. One naming a plugin file (in settings.plugins and in its plugin list,
     with the file's true sha256) made `mask` run it; no command that reads a report may."""
-    from fragscan.files import file_sha256
+    from fragscan.base.files import file_sha256
 
     marker, planted = tmp_path / "ran", tmp_path / "planted.py"
     planted.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n")
@@ -342,8 +342,8 @@ def test_mask_from_another_directory_names_the_scans_project_plugin_and_loads_it
     """A model registered only by A/plugins/*.py: `mask` run from B does not load that file because the
     report names it (issue 23.1) but says, on one line, which file to pass with --plugin; named, from
     where it is or where it moved, or edited since, it writes the mask the scan wrote in A."""
+    from fragscan.base.plugins import load_plugins
     from fragscan.models import MODELS
-    from fragscan.plugins import load_plugins
 
     name = f"project-net-{tmp_path.name}"
     a, b = tmp_path / "a", tmp_path / "b"
@@ -509,7 +509,7 @@ def test_models_all_lists_the_timm_model_a_builtin_shadows():
 def test_filters_lists_plugin_filters(tmp_path):
     plugin = tmp_path / "band_plugin.py"
     plugin.write_text(
-        "import fragscan\nfrom fragscan.filters import StepUp\n\n"
+        "import fragscan\nfrom fragscan.sweep.filters import StepUp\n\n"
         "@fragscan.register_filter\nclass Mirror(StepUp):\n    id = 'mirror-test'\n    label = 'mirror'\n"
         "    description = 'a test filter'\n"
     )
@@ -517,7 +517,7 @@ def test_filters_lists_plugin_filters(tmp_path):
         result = runner.invoke(app, ["filters", "--plugin", str(plugin)])
         assert result.exit_code == 0 and "mirror-test" in result.output, result.output
     finally:
-        fragscan.filters.FILTERS.unregister("mirror-test")
+        fragscan.sweep.filters.FILTERS.unregister("mirror-test")
 
 
 def test_plugins_with_none_says_so(tmp_path, monkeypatch):
@@ -560,7 +560,7 @@ def test_eps_auto_that_cannot_reach_its_target_says_so():
 def test_retrain_says_when_eps_auto_cannot_reach_its_target(tmp_path):
     """As the scan does: the same warning, printed, in retrain.json and on retrain.html."""
     from fragscan.models import MODELS, register_model
-    from fragscan.retrain import RetrainResult
+    from fragscan.outputs.retraining.experiment import RetrainResult
 
     register_model("blind-net", input_size=(1, 8, 8), num_classes=10, source="test")(_Blind)
     try:

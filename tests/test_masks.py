@@ -3,13 +3,13 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.base.errors import InputError
 from fragscan.cli import app
-from fragscan.errors import InputError
-from fragscan.evidence import judge
-from fragscan.filters import Pulse
-from fragscan.masks import TRAINABLE, build_mask, element_classes, load_mask, reported_network, save_mask
 from fragscan.models import create_model
+from fragscan.outputs.masks import TRAINABLE, build_mask, element_classes, load_mask, reported_network, save_mask
 from fragscan.report import report_digest
+from fragscan.scoring.evidence import judge
+from fragscan.sweep.filters import Pulse
 
 runner = CliRunner()
 

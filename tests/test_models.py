@@ -6,10 +6,10 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.base.errors import ConfigError, InputError, UnknownNameError
 from fragscan.cli import app
-from fragscan.errors import ConfigError, InputError, UnknownNameError
-from fragscan.groups import parameter_groups
 from fragscan.models import create_model, create_model_for_data, list_models
+from fragscan.sweep.groups import parameter_groups
 
 PAPER = ["resnet18", "resnet50", "squeezenet1_1", "shufflenet_v2_x1_0"]
 # Conv/Linear weights of each architecture, as the method spec counts them (ShuffleNetV2 about 57).

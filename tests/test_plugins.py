@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.base.plugins import Plugin, load_again, load_plugins
 from fragscan.cli import app
 from fragscan.data import DATASETS
 from fragscan.models import MODELS
-from fragscan.plugins import Plugin, load_again, load_plugins
 
 runner = CliRunner()
 
@@ -262,8 +262,8 @@ def test_a_loaded_file_records_its_sha256_and_the_report_lists_it(tmp_path, mode
 
 
 def test_a_ray_worker_refuses_a_plugin_file_that_is_not_the_drivers(tmp_path, model_name):
-    from fragscan.errors import ConfigError
-    from fragscan.executors import load_worker_plugins
+    from fragscan.base.errors import ConfigError
+    from fragscan.pipeline.executors import load_worker_plugins
 
     path = tmp_path / "worker_nets.py"
     path.write_text(_plugin_source(model_name))
@@ -275,7 +275,7 @@ def test_a_ray_worker_refuses_a_plugin_file_that_is_not_the_drivers(tmp_path, mo
 
 
 def test_built_ins_a_plugin_imports_first_are_not_credited_to_it(tmp_path):
-    """Issue 23.23: a plugin that imported fragscan.attacks (to shadow FGSM) was listed as registering
+    """Issue 23.23: a plugin that imported fragscan.sweep.attacks (to shadow FGSM) was listed as registering
     every torchattacks attack and the built-in models, which that first import registered."""
     import os
     import subprocess
@@ -283,7 +283,7 @@ def test_built_ins_a_plugin_imports_first_are_not_credited_to_it(tmp_path):
     from pathlib import Path
 
     (tmp_path / "shadow.py").write_text(
-        "import torchattacks\nfrom fragscan.attacks import ATTACKS\n"
+        "import torchattacks\nfrom fragscan.sweep.attacks import ATTACKS\n"
         "ATTACKS.register('FGSM', torchattacks.FGSM, replace=True)\n"
     )
     root = Path(__file__).resolve().parents[1]

@@ -10,13 +10,13 @@ import pytest
 from safetensors import safe_open
 
 import fragscan
-from fragscan.errors import ConfigError
-from fragscan.executors import ExecutorOptions
-from fragscan.filters import FILTERS
+from fragscan.base.errors import ConfigError
 from fragscan.models import MODELS
+from fragscan.pipeline.executors import ExecutorOptions
+from fragscan.sweep.filters import FILTERS
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'fragscan[ray]' to run the scale-out tests")
-scan_module = importlib.import_module("fragscan.scan")
+scan_module = importlib.import_module("fragscan.pipeline.scanning")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,7 +117,7 @@ def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_
         adaptive={"initial_samples": 30, "look_ratio": 2},
         select=("features.2.weight", "classifier.1.weight", "classifier.3.weight"),
     )
-    executors = importlib.import_module("fragscan.executors")
+    executors = importlib.import_module("fragscan.pipeline.executors")
     real, looks, stop = executors.sweep, [], []
 
     def sweep(model, groups, *args, **kwargs):
@@ -136,7 +136,7 @@ def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_
     assert len(list((tmp_path / "rounds").glob("*.safetensors"))) == 1  # its first look
     # the worker goes on at the second look and keeps it in the store it reaches (the same
     # machine); the driver, as each result arrives, finds which look the group's file holds
-    store_class, kept = importlib.import_module("fragscan.resume").ResumeStore, []
+    store_class, kept = importlib.import_module("fragscan.pipeline.resume").ResumeStore, []
     real_save = store_class.save
 
     def save(self, target, finished):

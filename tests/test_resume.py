@@ -14,12 +14,12 @@ import torch
 from typer.testing import CliRunner
 
 import fragscan
+from fragscan.base.errors import ConfigError, InputError
 from fragscan.cli import app
-from fragscan.engine import Curve, EngineInfo
-from fragscan.errors import ConfigError, InputError
-from fragscan.resume import DIRECTORY_NAME, FinishedTarget, ResumeStore
+from fragscan.pipeline.resume import DIRECTORY_NAME, FinishedTarget, ResumeStore
+from fragscan.sweep.engine import Curve, EngineInfo
 
-scan_module = importlib.import_module("fragscan.scan")
+scan_module = importlib.import_module("fragscan.pipeline.scanning")
 ROOT = Path(__file__).resolve().parent.parent
 FIVE_GROUPS = [
     "features.0.weight",
@@ -238,7 +238,7 @@ def test_a_scan_refused_after_opening_its_resume_store_leaves_nothing_to_resume(
         assert (tmp_path / "new" / DIRECTORY_NAME / "manifest.json").exists() or (tmp_path / "kept").exists()
         raise ConfigError("cannot start or reach Ray (127.0.0.1:1): timed out")
 
-    monkeypatch.setattr(importlib.import_module("fragscan.scan"), "run_targets", unreachable)
+    monkeypatch.setattr(importlib.import_module("fragscan.pipeline.scanning"), "run_targets", unreachable)
     quick = ["scan", "--eps", "0.1", "--max-samples", "20", "--thresholds", "3", "--quiet", "--out"]
     refused = CliRunner().invoke(app, [*quick, str(tmp_path / "new")])
     assert refused.exit_code == 2 and "cannot start or reach Ray" in refused.output

@@ -8,12 +8,12 @@ from safetensors.torch import load_file
 from torch.utils.data import Subset
 from typer.testing import CliRunner
 
-from fragscan.attacks import build_attack
 from fragscan.cli import app
 from fragscan.data import create_dataset
-from fragscan.masks import Mask, load_mask
 from fragscan.models import create_model
-from fragscan.retrain import (
+from fragscan.models.train import TrainSettings, train
+from fragscan.outputs.masks import Mask, load_mask
+from fragscan.outputs.retraining.experiment import (
     Comparison,
     Estimate,
     RetrainConfig,
@@ -26,7 +26,7 @@ from fragscan.retrain import (
     stacked,
     verdict,
 )
-from fragscan.train import TrainSettings, train
+from fragscan.sweep.attacks import build_attack
 
 runner = CliRunner()
 
@@ -380,9 +380,9 @@ def test_bad_training_options_are_one_line(tmp_path):
 
 def test_train_shows_progress_within_an_epoch(tmp_path, monkeypatch):
     """Issue 23.23: one Fashion-MNIST epoch on a CPU took 5 minutes without a word."""
-    import fragscan.ui
+    import fragscan.cli.ui
 
-    monkeypatch.setattr(fragscan.ui, "LOG_EVERY_S", 0.0)  # a log line at every batch, not every 30 s
+    monkeypatch.setattr(fragscan.cli.ui, "LOG_EVERY_S", 0.0)  # a log line at every batch, not every 30 s
     arguments = ["train", "digits-cnn", "digits", "--epochs", "2", "--batch-size", "256", "--out", str(tmp_path)]
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
@@ -409,7 +409,7 @@ def _worst_by_hand(net, images, labels, batch, seed):
     """Per budget, torchattacks run directly on every sample (batch k seeded seed + k), the worst case kept."""
     import torchattacks
 
-    from fragscan.attacks import predictions
+    from fragscan.sweep.attacks import predictions
 
     def correct(attack):
         out = []

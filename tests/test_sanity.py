@@ -5,7 +5,7 @@ from torch import nn
 
 import fragscan
 from fragscan.models import ModelSpec, Normalized, create_model
-from fragscan.sanity import check_model, looks_like_probabilities, near_chance, zero_input_gradients
+from fragscan.models.sanity import check_model, looks_like_probabilities, near_chance, zero_input_gradients
 
 SPEC = ModelSpec(input_size=(1, 8, 8), mean=(0.3056,), std=(0.3761,), num_classes=10)
 

@@ -4,15 +4,15 @@ import pytest
 import torch
 
 import fragscan
-from fragscan.attacks import build_attack, predictions
-from fragscan.classify import DECIDED
 from fragscan.data import create_dataset, evaluation_tensors
-from fragscan.engine import analysis_mode
-from fragscan.evidence import judge
-from fragscan.filters import StepUp
-from fragscan.groups import parameter_groups
 from fragscan.models import create_model
 from fragscan.report.html import render_html
+from fragscan.report.model import DECIDED
+from fragscan.scoring.evidence import judge
+from fragscan.sweep.attacks import build_attack, predictions
+from fragscan.sweep.engine import analysis_mode
+from fragscan.sweep.filters import StepUp
+from fragscan.sweep.groups import parameter_groups
 
 
 def _numbers(report):

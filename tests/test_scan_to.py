@@ -9,11 +9,11 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan import masks
 from fragscan.cli import app
-from fragscan.masks import build_mask, reported_network
 from fragscan.models import MODELS, create_model
-from fragscan.resume import DIRECTORY_NAME
+from fragscan.outputs import masks
+from fragscan.outputs.masks import build_mask, reported_network
+from fragscan.pipeline.resume import DIRECTORY_NAME
 
 QUICK = dict(max_samples=40, thresholds=3, eps=0.1, filters=("pulse",), bootstrap=0, classify="tau", batch_size=40)
 # Enough bands and samples that a band mask holds both trainable and frozen elements.
@@ -112,7 +112,9 @@ def test_a_mask_is_written_exactly_when_the_report_supports_one(tmp_path, overri
 
 def test_scan_to_checks_names_and_out_before_loading_any_data(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        importlib.import_module("fragscan.scan"), "create_dataset", lambda *a, **k: pytest.fail("data loaded")
+        importlib.import_module("fragscan.pipeline.scanning"),
+        "create_dataset",
+        lambda *a, **k: pytest.fail("data loaded"),
     )
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fragscan.classify import classify
-from fragscan.scores import filtering_scores, integrate
+from fragscan.scoring.classify import classify
+from fragscan.scoring.scores import filtering_scores, integrate
 
 T = np.linspace(0, 1, 25)
 

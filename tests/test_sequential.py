@@ -9,12 +9,12 @@ import torch
 from scipy.stats import multivariate_normal
 
 from fragscan import ScanConfig
-from fragscan.adaptive import look, plan
-from fragscan.assess import References, assess
-from fragscan.classify import DECIDED
 from fragscan.config import Adaptive
-from fragscan.engine import Curve
-from fragscan.sequential import crossing_probability, level_of, pocock_z
+from fragscan.report.model import DECIDED
+from fragscan.scoring.adaptive import look, plan
+from fragscan.scoring.assess import References, assess
+from fragscan.scoring.sequential import crossing_probability, level_of, pocock_z
+from fragscan.sweep.engine import Curve
 
 # Jennison and Turnbull (2000), Table 2.1: Pocock's C_P(K, 0.05) for K equally spaced looks.
 POCOCK_TABLE = {1: 1.960, 2: 2.178, 3: 2.289, 4: 2.361, 5: 2.413, 10: 2.555, 15: 2.626, 20: 2.672}

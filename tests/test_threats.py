@@ -11,22 +11,22 @@ from test_adaptive import last_look_of_the_longest_group, numbers_of, recording_
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.adaptive import SETTLED
-from fragscan.assess import budget_references
-from fragscan.attacks import ADVERSARIAL_MODES, build_attack, predictions
-from fragscan.classify import DECIDED
+from fragscan.base.errors import ConfigError
 from fragscan.cli import app
-from fragscan.confidence import unpack_bits
 from fragscan.data import create_dataset, evaluation_tensors, sample_ranks
-from fragscan.engine import Curve, analysis_mode, sweep
-from fragscan.errors import ConfigError
-from fragscan.groups import parameter_groups
 from fragscan.models import create_model
-from fragscan.reference import reference_sweep
 from fragscan.report import write_report
-from fragscan.sequential import level_of, pocock_z
-from fragscan.surface import at_budget, flip_budget, surface
-from fragscan.threats import WorstCase, parse
+from fragscan.report.model import DECIDED
+from fragscan.scoring.adaptive import SETTLED
+from fragscan.scoring.assess import budget_references
+from fragscan.scoring.confidence import unpack_bits
+from fragscan.scoring.sequential import level_of, pocock_z
+from fragscan.scoring.surface import at_budget, flip_budget, surface
+from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.engine import Curve, analysis_mode, sweep
+from fragscan.sweep.groups import parameter_groups
+from fragscan.sweep.reference import reference_sweep
+from fragscan.sweep.threats import WorstCase, parse
 
 runner = CliRunner()
 GROUP = "features.0.weight"
@@ -267,8 +267,8 @@ def test_the_page_shows_the_profile_its_class_map_and_every_group_surface(small_
 
 
 def test_audit_and_compare_state_a_profile_at_a_budget_it_names(small_config, tmp_path):
-    from fragscan.audit import AuditPolicy, audit
-    from fragscan.compare import compare
+    from fragscan.outputs.auditing import AuditPolicy, audit
+    from fragscan.outputs.comparison import compare
 
     report = _profile(small_config, "FGSM@0.02,0.2", filters="step-up,pulse")
     small, large = (w.adversarial for w in report.threat.worst)
@@ -306,7 +306,7 @@ def test_a_scan_policy_naming_a_budget_the_scan_will_not_measure_fails_before_th
 
 
 def test_a_profile_scan_resumes_from_its_finished_groups_with_the_same_numbers(small_config, tmp_path):
-    from fragscan.scan import scan_to
+    from fragscan.pipeline.scanning import scan_to
 
     config = small_config(eps="auto", threat="FGSM@0.05,0.1;PGD@0.1", filters="pulse", max_samples=40, thresholds=4)
     first = fragscan.scan(config, resume_dir=tmp_path / "store")

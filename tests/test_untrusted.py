@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import fragscan
-from fragscan.audit import load_policy
+from fragscan.base.errors import InputError
 from fragscan.cli import app
-from fragscan.errors import InputError
+from fragscan.outputs.auditing import load_policy
+from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report, write_report
-from fragscan.resume import ResumeStore
 
 # Example counts come from the profile in conftest.py: the suite replays, `explore` hunts.
 FUZZED = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -495,7 +495,7 @@ def test_a_deeply_nested_policy_or_resume_manifest_is_an_input_error(tmp_path, n
 )
 def test_a_plugin_that_exits_or_raises_anything_at_import_is_a_failed_plugin(body):
     """issue 23.2: whatever a plugin raises at import (the user's Ctrl-C aside) is recorded, never the process's end."""
-    from fragscan.plugins import load_plugins
+    from fragscan.base.plugins import load_plugins
 
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "fuzzed_plugin.py"
@@ -505,7 +505,7 @@ def test_a_plugin_that_exits_or_raises_anything_at_import_is_a_failed_plugin(bod
 
 
 def test_ctrl_c_while_a_plugin_loads_still_stops_fragscan(tmp_path):
-    from fragscan.plugins import load_plugins
+    from fragscan.base.plugins import load_plugins
 
     path = tmp_path / "interrupted_plugin.py"
     path.write_text("raise KeyboardInterrupt\n")

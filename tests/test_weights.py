@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fragscan.errors import InputError
+from fragscan.base.errors import InputError
 from fragscan.models import create_model
 from fragscan.models.weights import adapt_pretrained, load_state_dict
 

@@ -14,8 +14,8 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ..errors import FragscanError
-from ..ui import stderr_console
+from ..base.errors import FragscanError
+from .ui import stderr_console
 
 # click's UsageError, the base of typer.BadParameter: recent typer vendors click (typer._click),
 # older typer uses click itself; the public subclass leads to the right class in both.

@@ -9,15 +9,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..audit import AuditPolicy, AuditResult, load_baseline, load_policy, write_audit_outputs
-from ..audit import audit as run_audit
+from ..base.errors import PolicyViolation
+from ..base.files import ensure_writable_dir
 from ..config import build_config
-from ..errors import PolicyViolation
-from ..files import ensure_writable_dir
+from ..outputs.auditing import AuditPolicy, AuditResult, load_baseline, load_policy, write_audit_outputs
+from ..outputs.auditing import audit as run_audit
 from ..report import Report, load_report
-from ..ui import print_table, stderr_console, stdout_console
 from ._app import app, fails_cleanly
 from ._options import option
+from .ui import print_table, stderr_console, stdout_console
 
 _FINDINGS_SHOWN = 3  # per rule: the summary must fit one screen
 

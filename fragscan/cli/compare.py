@@ -8,13 +8,13 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ..errors import ConfigError
-from ..files import check_outputs, write_atomic
+from ..base.errors import ConfigError
+from ..base.files import check_outputs, write_atomic
 from ..report import load_report
 from ..report.numbers import signed
-from ..ui import print_table, stderr_console, stdout_console
 from ._app import app, fails_cleanly
 from .summary import CLASS_STYLE
+from .ui import print_table, stderr_console, stdout_console
 
 
 @app.command()
@@ -40,9 +40,9 @@ def compare(
 ) -> None:
     """Which groups keep their class across reports, and how their scores move."""
     # evidence (via compare) reaches torch, which takes seconds to import: not before --help
-    from ..compare import compare as compare_reports
-    from ..compare import render_comparison_html
-    from ..surface import stated_at
+    from ..outputs.comparison import compare as compare_reports
+    from ..outputs.comparison import render_comparison_html
+    from ..scoring.surface import stated_at
 
     if by not in ("auto", "name", "role"):
         raise ConfigError(f"--by must be auto, name or role, got {by!r}")

@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..plugins import load_plugins
-from ..ui import print_table, stderr_console, stdout_console
+from ..base.plugins import load_plugins
 from ._app import app, fails_cleanly
+from .ui import print_table, stderr_console, stdout_console
 
 # Each command imports its registry when it runs: they import torch, which `fragscan --help` need not wait for.
 
@@ -90,7 +90,7 @@ def datasets(
 @fails_cleanly
 def filters(plugin: list[Path] = PLUGIN_OPTION) -> None:
     """List synaptic filters."""
-    from ..filters import FILTERS
+    from ..sweep.filters import FILTERS
 
     load_plugins(plugin)
     rows = [[n, FILTERS.entry(n).meta["label"], FILTERS.entry(n).meta["description"]] for n in FILTERS.list()]
@@ -103,7 +103,7 @@ def attacks(
     pattern: str = typer.Argument("*", help="Glob over attack names."), plugin: list[Path] = PLUGIN_OPTION
 ) -> None:
     """List torchattacks attacks usable with --attack."""
-    from ..attacks import ATTACKS, eps_meaning
+    from ..sweep.attacks import ATTACKS, eps_meaning
 
     load_plugins(plugin)
     rows = []

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..files import check_outputs
+from ..base.files import check_outputs
 from ..report import load_report
-from ..ui import stderr_console
 from ._app import app, fails_cleanly
+from .ui import stderr_console
 
 
 @app.command()
@@ -45,12 +45,18 @@ def mask(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
     """Write a retrain mask (uint8 per parameter, 1 = trainable) from a scan's report."""
-    from ..masks import describe, mask_from_report, reported_network, reported_plugins, save_mask  # not for --help
+    from ..outputs.masks import (  # not for --help
+        describe,
+        mask_from_report,
+        reported_network,
+        reported_plugins,
+        save_mask,
+    )
 
     check_outputs({"--out": out}, [report, weights])
     loaded = load_report(report)
     if eps is not None:
-        from ..surface import at_budget
+        from ..scoring.surface import at_budget
 
         loaded = at_budget(loaded, eps)
     chosen = tuple(f.strip() for f in filters.split(",") if f.strip()) if filters else None

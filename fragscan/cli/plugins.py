@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
-from ..ui import print_table, stderr_console, stdout_console
+from ..base.plugins import ENTRY_POINT_GROUP, PROJECT_DIR, load_plugins
 from ._app import app, fails_cleanly
+from .ui import print_table, stderr_console, stdout_console
 
 
 @app.command()

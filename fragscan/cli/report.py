@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..files import check_outputs
+from ..base.files import check_outputs
 from ..report import load_report, write_curves_csv, write_html
-from ..ui import stderr_console
 from ._app import app, fails_cleanly
+from .ui import stderr_console
 
 
 @app.command()

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..base.plugins import load_plugins
 from ..config import RetrainConfig, build_config
-from ..plugins import load_plugins
-from ..ui import stderr_console, stdout_console
 from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
 from .scan import _number
+from .ui import stderr_console, stdout_console
 
 if TYPE_CHECKING:
-    from ..retrain import Estimate
+    from ..outputs.retraining.experiment import Estimate
 
 
 @app.command("retrain")
@@ -53,8 +53,8 @@ def retrain_command(
 ) -> None:
     """Fine-tune only the mask's trainable elements, against a random mask and no mask; end in a verdict."""
     # torch and torchattacks take seconds to import: not before --help or an option error
-    from ..attacks import budget
-    from ..retrain_outputs import retrain_to
+    from ..outputs.retraining.writing import retrain_to
+    from ..sweep.attacks import budget
 
     config = build_config(
         RetrainConfig,

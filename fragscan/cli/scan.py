@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
-from ..audit import check_guards_match, check_policy_budget, check_policy_fits, load_baseline, load_policy
-from ..checkpoints import checkpoint_files
+from ..base.errors import ConfigError
 from ..config import Adaptive, ScanConfig, build_config
-from ..errors import ConfigError
-from ..ui import stderr_console, stdout_console, sweep_progress
+from ..outputs.auditing import check_guards_match, check_policy_budget, check_policy_fits, load_baseline, load_policy
+from ..pipeline.checkpoints import checkpoint_files
 from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
 from .audit import audit_and_write
 from .summary import print_summary
+from .ui import stderr_console, stdout_console, sweep_progress
 
 
 @app.command()
@@ -100,6 +100,7 @@ def scan(
     ),
 ) -> None:
     """Sweep synaptic filters over every Conv/Linear weight, score and classify each group."""
+    _known_filters(filters, summary_filter)
     config = build_config(
         ScanConfig,
         model=model,
@@ -147,9 +148,9 @@ def scan(
         check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
         check_policy_budget(audit_policy, config.threat, config.eps)
     # torch takes seconds to import: not before --help or an option error
-    from ..executors import ExecutorOptions
-    from ..resume import DIRECTORY_NAME
-    from ..scan import scan_to
+    from ..pipeline.executors import ExecutorOptions
+    from ..pipeline.resume import DIRECTORY_NAME
+    from ..pipeline.scanning import scan_to
 
     # A guard glob that matches no group fails before the sweep, not after it.
     guards = None
@@ -209,3 +210,14 @@ def _integer(text: str, option: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(f"{option} must be a whole number or 'auto', got {text!r}") from None
+
+
+def _known_filters(filters: str, summary_filter: str) -> None:
+    """An unknown --filters name explains more than the summary filter's absence from the list, which the
+    settings refuse next (they cannot look names up: the filter registry lives in the sweep stage)."""
+    names = [name.strip() for name in filters.split(",") if name.strip()]
+    if summary_filter not in names:
+        from ..sweep.filters import FILTERS
+
+        for name in names:
+            FILTERS.entry(name)

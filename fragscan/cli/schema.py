@@ -7,8 +7,8 @@ import json
 import typer
 
 from ..report.schema import SCHEMA_VERSION, report_schema, schema_fingerprint
-from ..ui import stdout_console
 from ._app import app, fails_cleanly
+from .ui import stdout_console
 
 
 @app.command()

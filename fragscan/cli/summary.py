@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..report import Report
 from ..report.numbers import signed
-from ..ui import print_table
+from .ui import print_table
 
 CLASS_STYLE = {
     "fragile": "red", "robust": "green", "antifragile": "cyan", "inconclusive": "dim", "unperturbed": "yellow",
@@ -29,8 +29,10 @@ def _attacked(report: Report, budget) -> str:
 
 
 def print_summary(report: Report, console: Console) -> None:
-    from ..attacks import budget  # torch and torchattacks are slow to import: only a summary after a scan needs them
-    from ..sanity import near_chance
+    from ..models.sanity import near_chance
+    from ..sweep.attacks import (
+        budget,  # torch and torchattacks are slow to import: only a summary after a scan needs them
+    )
 
     settings = report.settings
     console.print(

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
+from ..base.plugins import load_plugins
 from ..config import TrainConfig, build_config
-from ..plugins import load_plugins
-from ..ui import batch_progress, stderr_console
 from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
+from .ui import batch_progress, stderr_console
 
 
 @app.command("train")
@@ -43,7 +43,10 @@ def train_command(
         batch_size=batch_size, weight_decay=weight_decay, seed=seed, device=device,
     )
     load_plugins(plugin)  # before the dataset and model names are looked up
-    from ..train import Checkpoint, train_to  # torch takes seconds to import: not before --help or an option error
+    from ..models.train import (  # torch takes seconds to import: not before --help or an option error
+        Checkpoint,
+        train_to,
+    )
 
     console = stderr_console(quiet)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from ..errors import ConfigError, InputError
+from ..base.errors import ConfigError, InputError
 from ._registry import DATASETS, DatasetSpec, register_dataset  # noqa: F401 (the public verbs live here)
 from .layout import checked_class_count, label_class_count
 

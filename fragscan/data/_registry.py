@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..registry import Registry
+from ..base.registry import Registry
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 

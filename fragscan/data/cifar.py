@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..base.errors import InputError
 from ._registry import register_dataset
 from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from ._registry import register_dataset
 
 SPLIT_SEED = 0

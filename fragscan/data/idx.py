@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from ..base.errors import InputError
 from ._registry import register_dataset
 from .layout import ImageTensors, check_split, download_failed, first_existing, missing_files, require_root
 

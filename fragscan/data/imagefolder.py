@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
+from ..base.errors import ConfigError, InputError
 from ._registry import register_dataset
 from .layout import own_train_without_val, require_root
 

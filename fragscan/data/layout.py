@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError, InputError
-from ..limits import LIMITS_DOC, MAX_CLASSES
+from ..base.errors import ConfigError, InputError
+from ..base.limits import LIMITS_DOC, MAX_CLASSES
 
 
 class ImageTensors(Dataset):

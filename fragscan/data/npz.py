@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from ..errors import ConfigError, InputError
+from ..base.errors import ConfigError, InputError
 from ._registry import register_dataset
 from .layout import label_class_count, own_train_without_val
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError, first_line
+from ..base.errors import InputError, first_line
 from ._registry import register_dataset
 from .layout import ImageTensors, check_split, download_failed, missing_files, require_root
 

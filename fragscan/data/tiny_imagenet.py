@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputError
+from ..base.errors import InputError
 from ._registry import register_dataset
 from .imagefolder import image_folder, read_rgb
 from .layout import check_split, missing_files, require_root

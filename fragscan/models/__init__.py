@@ -19,8 +19,8 @@ from typing import Any, get_args
 import torch
 from torch import nn
 
+from ..base.errors import ConfigError, FragscanError, first_line
 from ..config import Stem
-from ..errors import ConfigError, FragscanError, first_line
 from ._registry import MODELS, ModelSpec, register_model  # noqa: F401 (the public verbs live here)
 from .weights import apply_state_dict, load_state_dict
 

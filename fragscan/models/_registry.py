@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError
-from ..registry import Registry
+from ..base.errors import ConfigError
+from ..base.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError, InputError, UnknownNameError, first_line
+from ..base.errors import ConfigError, InputError, UnknownNameError, first_line
 from ._registry import ModelSpec
 from .weights import adapt_pretrained, apply_state_dict, load_state_dict, require_weights_file
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InputError, first_line
+from ..base.errors import InputError, first_line
 
 # Where checkpoints keep the state dict, most common first; timm's EMA-only checkpoints hold
 # just "state_dict_ema" or "model_ema" (the live weights win when both are there, as in timm).

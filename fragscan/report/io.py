@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .._version import __version__
-from ..errors import InputError
-from ..files import write_atomic
+from ..base.errors import InputError
+from ..base.files import write_atomic
 from .model import SCHEMA_VERSION, Report
 
 

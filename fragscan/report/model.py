@@ -10,12 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..classify import Class
+from ..base.limits import MAX_SPLIT_SAMPLES
 from ..config import AdaptivePlan, Precision, ScanConfig
-from ..limits import MAX_SPLIT_SAMPLES
 from .numbers import order_of
 
 SCHEMA_VERSION = "2.2"
+# A score's class (method §5, §6): the three the method claims (DECIDED), or why no claim is made.
+Class = Literal["fragile", "robust", "antifragile", "inconclusive", "unperturbed", "undefined"]
+DECIDED: frozenset[str] = frozenset({"fragile", "robust", "antifragile"})
 # Settings that change what a score means: two reports that differ in one compare with a warning
 # (an audit's baseline, `fragscan compare`). A pulse band's width alone follows the thresholds; the
 # samples are compared as evaluated (report.baseline.samples), not as --max-samples asked.

@@ -1,0 +1,14 @@
+"""CI audits: check a report against thresholds a user sets and write JSON, JUnit XML and SARIF."""
+
+from .policy import AuditPolicy, load_baseline, load_policy  # noqa: F401
+from .rules import (  # noqa: F401
+    AUDIT_SCHEMA_VERSION,
+    AuditResult,
+    Finding,
+    RuleOutcome,
+    audit,
+    check_guards_match,
+    check_policy_budget,
+    check_policy_fits,
+)
+from .writing import AUDIT_FILES, junit_xml, sarif, write_audit_outputs  # noqa: F401

@@ -1,0 +1,346 @@
+"""Adaptive sampling (method §5b): each (group, filter) sweep grows its samples until the classes
+it contributes are decided, out of reach, or it has used every drawn sample.
+
+A sweep first looks at the first K samples of the seeded order, then at geometrically more (each
+look ``look_ratio`` times the one before) up to the samples drawn. Each look evaluates only the
+samples new to it (every filtered network sees each sample once) and reuses the unfiltered
+network's bits, measured once on every drawn sample. A sweep at n samples is scored on exactly the
+samples, in the order, that a scan with ``max_samples=n`` evaluates, against the same reference
+and bootstrap (:mod:`fragscan.scoring.assess`): its numbers are that scan's.
+
+Looking several times would inflate the error rate, so every interval is a repeated confidence
+interval over the planned looks (:mod:`fragscan.scoring.sequential`): the score ± z · bootstrap SE with
+Pocock's constant z for the plan's look sizes, z for α = 0.05 for per-filter classes and for
+α = 0.05/G for the summary class (one per group, a family over the G groups). The stopping rule,
+the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan. Looks the plan
+did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
+resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
+
+A look is also the unit of checkpointing: :func:`grow` hands its state after each look
+(:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
+at its next look. This module does no file I/O; the caller keeps the state
+(:mod:`fragscan.pipeline.resume`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..config import Adaptive, AdaptivePlan, ScanConfig
+from ..report.model import DECIDED, Class
+from ..sweep.engine import Curve, EngineInfo, SweepEvent
+from .assess import SCORES, References, assess
+from .classify import classify, decision_margin
+from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
+from .sequential import level_of, pocock_z
+
+FUTILITY = (
+    "a sweep stops undecided when each undecided class is out of reach: its interval's half-width at the "
+    "planned final look (the bootstrap's shrunk as 1/sqrt(n), the few-samples floor at max_samples; the same "
+    "critical value at every look) would still exceed the distance of its score to the nearest of ±tau"
+)
+# Classes no further sample changes: the sweep altered nothing, or the reference accuracy is 0 on
+# every drawn sample. A prefix whose reference accuracy is 0 is undefined only for now.
+SETTLED = DECIDED | {"unperturbed", "undefined"}
+# The reference accuracies each score divides by (method §4), by index in References.unfiltered.
+REFERENCES = {"clean": (0,), "adversarial": (1,), "difference": (0, 1)}
+
+
+def schedule(adaptive: Adaptive, drawn: int) -> list[int]:
+    """The looks' sample counts: K, then each ``look_ratio`` times the last (at least one more), up
+    to ``drawn``, which is always the last; a look less than a quarter step short of it is dropped,
+    as it would cost an engine call for a few samples."""
+    looks = []
+    samples = min(adaptive.initial_samples, drawn)
+    while samples < drawn and (not looks or drawn - samples >= samples * (adaptive.look_ratio - 1) / 4):
+        looks.append(samples)
+        samples = max(samples + 1, round(samples * adaptive.look_ratio))
+    return [*looks, drawn]
+
+
+def plan(adaptive: Adaptive, drawn: int, groups: int) -> AdaptivePlan:
+    """The looks and the critical values (and levels) they imply for per-filter and summary claims."""
+    looks = schedule(adaptive, drawn)
+    filter_z = pocock_z(looks, 1 - LEVEL)
+    summary_z = pocock_z(looks, (1 - LEVEL) / max(1, groups))
+    return AdaptivePlan(
+        **adaptive.model_dump(),
+        max_samples=drawn,
+        schedule=looks,
+        looks=len(looks),
+        interval_adjustment="pocock",
+        filter_z=filter_z,
+        summary_z=summary_z,
+        filter_level=level_of(filter_z),
+        summary_level=level_of(summary_z),
+        futility=FUTILITY,
+    )
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look at one sweep: its classes and intervals at the plan's levels, and whether it stops."""
+
+    samples: int
+    classes: dict[str, Class]
+    intervals: dict[str, Interval]
+    summary: tuple[Class, Interval] | None  # the summary filter's summary score, at the summary level
+    stop: str | None  # "decided", "futile" (some class out of reach), "maximum"; None: look again
+
+
+def look(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    scores: tuple[str, ...] = SCORES,
+) -> Look:
+    """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
+    only those ε changes)."""
+    samples = curve.clean.shape[1]
+    reference = references.at(samples)
+    assessment = assess(curve, reference, config, adaptive.filter_level)
+    intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
+    # (score kind, score, interval, class, level) of each claim the sweep contributes
+    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
+              for s in scores]
+    summary = None
+    if filter_id == config.summary_filter:
+        wide = assess(curve, reference, config, adaptive.summary_level)
+        score = getattr(wide.scores, config.summary_score)
+        interval = None if wide.intervals is None else getattr(wide.intervals, config.summary_score)
+        summary_class = classify(
+            score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
+        )
+        summary = summary_class, interval
+        claims.append((config.summary_score, score, interval, summary_class, adaptive.summary_level))
+    accuracies = reference_accuracies(
+        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), config.normalise_by
+    )
+    undecided = [
+        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level)
+        for kind, score, interval, cls, level in claims
+        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, config)
+    ]
+    if not undecided:
+        stop = "decided"
+    elif all(_out_of_reach(*claim, samples, config.tau, adaptive.max_samples) for claim in undecided):
+        stop = "futile"
+    elif samples >= adaptive.max_samples:
+        stop = "maximum"
+    else:
+        stop = None
+    return Look(samples, assessment.classes, intervals, summary, stop)
+
+
+def _undefined_for_good(kind: str, references: References, config: ScanConfig) -> bool:
+    """Whether the score stays undefined at every sample count: a reference accuracy it divides by is
+    0 on every drawn sample (a prefix's 0 may not last: a first look of a few samples, all wrong)."""
+    return config.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
+
+
+def _out_of_reach(
+    score: float | None, interval: Interval, floor: float, level: float, samples: int, tau: float, maximum: int
+) -> bool:
+    """Whether the interval at the final look could not decide the score where it lies now. The
+    critical value is the plan's at every look (Pocock), so the final look's interval is this one's
+    with the bootstrap's half-width shrunk as 1/√n, but never below the few-samples floor at the
+    maximum; an interval at its ``floor`` now says nothing of the bootstrap's, so only that floor's
+    own shrinking is projected (an optimistic guess costs samples, never a wrong class)."""
+    if score is None or interval is None:  # undefined on this prefix only: more samples can define it
+        return False
+    half = (interval[1] - interval[0]) / 2
+    final_floor = floor * floor_share(maximum, level) / floor_share(samples, level)
+    bootstrap = half * math.sqrt(samples / maximum) if half > floor * (1 + 1e-9) else 0.0
+    return decision_margin(score, tau) <= max(final_floor, bootstrap)
+
+
+def history(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    profile: Profile | None = None,
+) -> list[Look]:
+    """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
+    its size; each earlier look saw a prefix of those); a threat ``profile``'s by its rule."""
+    ranks = references.ranks[references.columns(curve.clean.shape[1])]
+    looks = []
+    for samples in adaptive.schedule:
+        if samples > curve.clean.shape[1]:
+            break
+        kept = ranks < samples
+        looks.append(_look(_columns(curve, kept), filter_id, references, config, adaptive, profile))
+    return looks
+
+
+def _columns(curve: Curve, columns: torch.Tensor) -> Curve:
+    return replace(curve, clean=curve.clean[:, columns], adversarial=curve.adversarial[:, columns])
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What one look's evaluation gives: the filters' curves on the new samples, and how."""
+
+    curves: dict[str, Curve]
+    info: EngineInfo
+
+
+Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """A target's sweeps after its latest finished look: what a resumed target goes on from.
+
+    ``curves`` holds each filter's curve on the samples it has used so far, the first n of the
+    seeded order (n: the schedule's size at the look where it ``stopped``, or at ``look`` for the
+    filters still looking); ``infos`` is the engine's account of each look taken."""
+
+    look: int  # index in the plan's schedule of the latest finished look
+    curves: dict[str, Curve]
+    stopped: frozenset[str]  # filters whose sweep has stopped (decided, futile, maximum)
+    infos: tuple[EngineInfo, ...]
+
+
+def grow(
+    filter_ids: tuple[str, ...],
+    evaluate: Evaluate,
+    references: References,
+    config: ScanConfig,
+    adaptive: AdaptivePlan,
+    progress: Callable[[SweepEvent], None] | None = None,
+    target: str = "",
+    start: Rounds | None = None,
+    on_look: Callable[[Rounds], None] | None = None,
+    profile: Profile | None = None,
+) -> tuple[dict[str, Curve], list[EngineInfo]]:
+    """Each filter's curve on the samples it needed, and the engine's account of every look.
+
+    ``evaluate(filters, columns, progress)`` sweeps those filters over the evaluated samples at
+    ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
+    sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
+    given) goes on at its next look, evaluating only what the filters still looking have not
+    seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
+    ``profile``'s sweeps stop by its rule (:func:`profile_look`).
+    """
+    ranks = references.ranks
+    steps = len(filter_ids) * config.thresholds
+    bits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    current: dict[str, Curve] = {}  # each filter's curve on the samples it has used so far
+    stopped: set[str] = set()
+    infos: list[EngineInfo] = []
+    active, seen, begin = filter_ids, 0, 0
+    if start is not None:
+        current, stopped, infos = dict(start.curves), set(start.stopped), list(start.infos)
+        active = tuple(f for f in filter_ids if f not in stopped)
+        for filter_id in active:
+            kept = current[filter_id]
+            _keep_bits(bits, filter_id, kept, references.columns(kept.clean.shape[1]), len(ranks))
+        seen, begin = adaptive.schedule[start.look], start.look + 1
+    for index in range(begin, len(adaptive.schedule)) if active else ():
+        samples = adaptive.schedule[index]
+        new = ((ranks >= seen) & (ranks < samples)).nonzero().squeeze(1)
+
+        def forward(event: SweepEvent, offset=index * steps) -> None:
+            progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
+
+        evaluated = evaluate(active, new, forward if progress else None)
+        infos.append(evaluated.info)
+        prefix = references.columns(samples)
+        for filter_id in active:
+            curve = evaluated.curves[filter_id]
+            _keep_bits(bits, filter_id, curve, new, len(ranks))
+            clean, adversarial = bits[filter_id]
+            grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
+            current[filter_id] = grown
+            if _look(grown, filter_id, references, config, adaptive, profile).stop is not None:
+                stopped.add(filter_id)
+        active, seen = tuple(f for f in active if f not in stopped), samples
+        if not active:
+            break
+        if on_look is not None:
+            on_look(Rounds(index, dict(current), frozenset(stopped), tuple(infos)))
+    if progress is not None:
+        progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
+    return {f: current[f] for f in filter_ids}, infos
+
+
+def _keep_bits(
+    bits: dict[str, tuple[torch.Tensor, torch.Tensor]], filter_id: str, curve: Curve, columns: torch.Tensor, drawn: int
+) -> None:
+    """Record ``curve``'s bits at ``columns`` among the ``drawn`` samples (False where not yet evaluated)."""
+    if filter_id not in bits:
+        shape = (curve.clean.shape[0], drawn)
+        budgets = curve.adversarial.shape[2:]  # a threat profile's adversarial bits: [thresholds, samples, budgets]
+        bits[filter_id] = torch.zeros(shape, dtype=torch.bool), torch.zeros((*shape, *budgets), dtype=torch.bool)
+    bits[filter_id][0][:, columns], bits[filter_id][1][:, columns] = curve.clean, curve.adversarial
+
+
+# --- Threat profiles (fragscan.sweep.threats): looks that wait for every budget's classes -----------------
+
+
+def planned_level(adaptive: AdaptivePlan | None, members: int) -> float:
+    """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
+    the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
+    look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too; without a
+    plan, Bonferroni over the members."""
+    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
+        return family_level(members, 1 if adaptive is None else adaptive.looks)
+    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A threat profile's sweeps, as the stopping rule sees them: the unfiltered network's reference
+    per budget, the headline budget's index, and the levels of the per-budget claims (repeated
+    intervals over the plan's looks, for α/B per filter and α/(G·B) per group, the surface's
+    Bonferroni families; :func:`planned_level`)."""
+
+    references: list[References]
+    headline: int
+    filter_level: float
+    summary_level: float
+
+
+def profile(adaptive: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
+    budgets = len(references)
+    return Profile(
+        references, headline, planned_level(adaptive, budgets), planned_level(adaptive, groups * budgets)
+    )
+
+
+def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
+    """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
+    budget's look, as a one-budget scan's (its classes and intervals are the report's rounds), that
+    stops only once every budget's claims have stopped too: per budget the adversarial and
+    difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
+    group's class, each decided or out of reach at its repeated-interval level."""
+    levels = {"filter_level": profile.filter_level, "summary_level": profile.summary_level}
+    per_budget = adaptive.model_copy(update=levels)
+    budgets = [
+        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, per_budget,
+             scores=("adversarial", "difference"))
+        for i, reference in enumerate(profile.references)
+    ]
+    headline = look(
+        replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
+        profile.references[profile.headline], config, adaptive,
+    )
+    stops = [headline.stop, *(b.stop for b in budgets)]
+    if None in stops:
+        stop = None
+    elif all(s == "decided" for s in stops):
+        stop = "decided"
+    elif "maximum" in stops:  # some claim still within reach, and no sample left
+        stop = "maximum"
+    else:  # every claim decided or out of reach, some out of reach
+        stop = "futile"
+    return replace(headline, stop=stop)
+
+
+def _look(
+    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    profile: Profile | None,
+) -> Look:
+    if profile is None:
+        return look(curve, filter_id, references, config, adaptive)
+    return profile_look(curve, filter_id, profile, config, adaptive)

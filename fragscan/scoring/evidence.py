@@ -1,0 +1,225 @@
+"""Family-wise claims (method §5, §6): summary classes, threshold classes and resolution.
+
+A claim made in a family needs every member: the summary classes' simultaneous level depends on how
+many groups the report holds, the threshold intervals' on how many thresholds the scan measured. So
+these claims are made on the assembled report by :func:`judge`, from what the report stores (the
+packed per-sample correctness, the bootstrap's seed and size): a saved report.json alone reproduces
+them, and a resumed scan rescored with other settings gets them anew.
+
+Threshold intervals: the paired difference Δ = acc_i − acc0 is the mean of per-sample differences
+d ∈ {−1, 0, 1} (clean, adversarial) or d ∈ {−2, …, 2} (their difference). Its interval is Agresti and
+Min's (2005) Wald interval for matched pairs: half a pseudo-sample is added to each cell of the paired
+table (d = +1, d = −1 and twice d = 0), so a threshold with no discordant sample still has a width
+set by the sample count. Bonferroni over the scan's perturbed thresholds (one family per score kind)
+keeps every decided threshold class right at once with 95 % confidence; we chose it over
+false-coverage-rate intervals after Benjamini–Hochberg selection because ``robust`` claims are made
+about the thresholds such a selection leaves out. Each threshold also records the exact sign test on
+its discordant samples (for clean and adversarial this is McNemar's exact test) and its BH q-value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest, false_discovery_control, norm
+
+from ..data import drawn_ranks
+from ..report import (
+    FilterCurve,
+    GroupReport,
+    Report,
+    ScoreTriple,
+    ThresholdClasses,
+    ThresholdIntervals,
+    ThresholdValues,
+)
+from .adaptive import planned_level
+from .assess import References
+from .classify import Interval, classify, samples_to_decide
+from .confidence import LEVEL, MIN_TAIL_RESAMPLES, interval_method, unpack_bits
+
+KINDS = ("clean", "adversarial", "difference")
+THRESHOLD_METHOD = (
+    "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
+    "Pocock's repeated-interval z for that alpha over the planned looks); "
+    "exact sign test on discordant samples (McNemar), Benjamini-Hochberg q"
+)
+
+
+def judge(report: Report) -> Report:
+    """``report`` with its family-wise claims made: threshold evidence on every curve, summary
+    classes from simultaneous intervals, half-widths and the samples that would decide."""
+    curves = [(g.name, f, c) for g in report.groups for f, c in g.filters.items()]
+    curves += [("global", f, c) for f, c in (report.global_ or {}).items()]
+    if report.baseline.correct is None or any(c.correct is None for *_, c in curves):
+        return report  # nothing per sample to judge by
+    settings = report.settings
+    drawn = report.baseline.samples
+    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
+    # Each curve is paired with the unfiltered network on its own samples: all drawn ones, or an
+    # adaptive sweep's prefix of the seeded order.
+    references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
+                            settings.seed)
+    threshold_level = planned_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
+    tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
+        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
+        for name, f, curve in curves
+    }
+    q_values = _q_values(tests, {(name, f): c.changed for name, f, c in curves})
+
+    def judged(name: str, filter_id: str, curve: FilterCurve) -> FilterCurve:
+        key = (name, filter_id)
+        deltas, intervals, p_values = tests[key]
+        classes = {
+            kind: [
+                classify(float(deltas[k][i]), settings.tau, perturbed=changed > 0, interval=intervals[k][i],
+                         rule=settings.classify)
+                for i, changed in enumerate(curve.changed)
+            ]
+            for k, kind in enumerate(KINDS)
+        }
+        unperturbed = [changed == 0 for changed in curve.changed]
+        return curve.model_copy(
+            update={
+                "half_widths": None if curve.intervals is None else ScoreTriple(
+                    **{kind: _half_width(getattr(curve.intervals, kind)) for kind in KINDS}
+                ),
+                "threshold_classes": ThresholdClasses(**classes),
+                "threshold_p_values": ThresholdValues(
+                    **{kind: _unless(p_values[k], unperturbed) for k, kind in enumerate(KINDS)}
+                ),
+                "threshold_q_values": ThresholdValues(**dict(zip(KINDS, q_values[key]))),
+                "threshold_intervals": ThresholdIntervals(
+                    **{kind: _unless(intervals[k], unperturbed) for k, kind in enumerate(KINDS)}
+                ),
+            }
+        )
+
+    summary_level = planned_level(settings.adaptive, len(report.groups))
+    filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
+
+    def summarised(group: GroupReport) -> GroupReport:
+        filters = {f: judged(group.name, f, c) for f, c in group.filters.items()}
+        curve = filters[settings.summary_filter]
+        interval = None
+        bootstrap = references.at(curve.samples).bootstrap
+        if bootstrap is not None:
+            present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
+            interval = getattr(
+                bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
+                                    normalise_by=settings.normalise_by, level=summary_level,
+                                    point=[getattr(curve.scores, kind) for kind in KINDS]),
+                settings.summary_score,
+            )
+        score = getattr(curve.scores, settings.summary_score)
+        summary_class = classify(score, settings.tau, perturbed=any(curve.changed), interval=interval,
+                                 rule=settings.classify)
+        half_width = _half_width(interval)
+        return group.model_copy(
+            update={
+                "filters": filters,
+                "summary_class": summary_class,
+                "summary_interval": interval,
+                "half_width": half_width,
+                "samples_to_decide": _samples_to_decide(summary_class, score, half_width, curve.samples, settings.tau),
+            }
+        )
+
+    return report.model_copy(
+        update={
+            "groups": [summarised(g) for g in report.groups],
+            "global_": None if report.global_ is None else {
+                f: judged("global", f, c) for f, c in report.global_.items()
+            },
+            "settings": settings.model_copy(
+                update={
+                    "filter_level": filter_level,
+                    "summary_level": summary_level,
+                    "interval_min_tail": None if not settings.bootstrap else MIN_TAIL_RESAMPLES,
+                    "filter_method": None if not settings.bootstrap else interval_method(filter_level,
+                                                                                        settings.bootstrap),
+                    "summary_method": None if not settings.bootstrap else interval_method(summary_level,
+                                                                                         settings.bootstrap),
+                    "threshold_level": threshold_level,
+                    "threshold_method": THRESHOLD_METHOD,
+                }
+            ),
+        }
+    )
+
+
+def group_class(report: Report, group: GroupReport, filter_id: str, score: str) -> str:
+    """A group's class under one filter and score: its summary class (simultaneous over the groups)
+    for the summary filter and score, else that filter's own (95 %) class."""
+    if (filter_id, score) == (report.settings.summary_filter, report.settings.summary_score):
+        return group.summary_class
+    return getattr(group.filters[filter_id].classes, score)
+
+
+def _unpacked(curve: FilterCurve):
+    shape = [len(curve.thresholds), curve.samples]
+    return tuple(unpack_bits(getattr(curve.correct, k), shape) for k in ("clean", "adversarial"))
+
+
+def _prefix(baseline, references: References, curve: FilterCurve):
+    """The unfiltered network's bits on the curve's samples."""
+    columns = references.columns(curve.samples)
+    return tuple(bits[columns] for bits in baseline)
+
+
+def _differences(clean, adversarial, clean0, adversarial0) -> np.ndarray:
+    """Per-sample paired differences to the unfiltered network, [kinds, thresholds, samples]."""
+    d_clean = clean.numpy().astype(np.int8) - clean0.numpy().astype(np.int8)
+    d_adversarial = adversarial.numpy().astype(np.int8) - adversarial0.numpy().astype(np.int8)
+    return np.stack([d_clean, d_adversarial, d_adversarial - d_clean])
+
+
+def paired_interval(d: np.ndarray, level: float) -> np.ndarray:
+    """Agresti–Min's interval (add ½ to each paired cell) of the mean of ``d`` at ``level``, along the
+    last axis: [..., 2] bounds."""
+    samples = d.shape[-1] + 2  # pseudo-samples: ½ at d = +1, ½ at d = −1, 1 at d = 0
+    mean = d.sum(-1) / samples
+    second = ((d.astype(np.float64) ** 2).sum(-1) + 1) / samples
+    half = norm.ppf(1 - (1 - level) / 2) * np.sqrt(np.maximum(second - mean**2, 0) / samples)
+    return np.stack([mean - half, mean + half], -1)
+
+
+def sign_test(d: np.ndarray) -> float:
+    """Two-sided exact binomial test on the discordant samples (d ≠ 0); 1 when there are none."""
+    up, down = int((d > 0).sum()), int((d < 0).sum())
+    return 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
+
+
+def _tests(differences: np.ndarray, level: float):
+    """Per kind and threshold: the point Δ (unadjusted, as the τ rule reads it), the adjusted interval, p."""
+    deltas = differences.mean(-1)
+    bounds = paired_interval(differences, level)
+    intervals = [[(float(lo), float(hi)) for lo, hi in kind] for kind in bounds]
+    p_values = [[sign_test(row) for row in kind] for kind in differences]
+    return deltas, intervals, p_values
+
+
+def _q_values(tests: dict, changed: dict) -> dict:
+    """BH q-values over every perturbed threshold of the scan, one family per kind; None elsewhere."""
+    keys = list(tests)
+    q_values = {key: [[None] * len(changed[key]) for _ in KINDS] for key in keys}
+    for k in range(len(KINDS)):
+        cells = [(key, i) for key in keys for i, n in enumerate(changed[key]) if n > 0]
+        if not cells:
+            continue
+        adjusted = false_discovery_control([tests[key][2][k][i] for key, i in cells], method="bh")
+        for (key, i), q in zip(cells, adjusted):
+            q_values[key][k][i] = float(q)
+    return q_values
+
+
+def _unless(values: list, skip: list[bool]) -> list:
+    """``values`` with None where nothing was perturbed (no claim is made there)."""
+    return [None if s else v for v, s in zip(values, skip)]
+
+
+def _half_width(interval: Interval | None) -> float | None:
+    return None if interval is None else (interval[1] - interval[0]) / 2
+
+
+def _samples_to_decide(summary_class: str, score: float | None, half_width: float | None, samples: int, tau: float):
+    return samples_to_decide(score, half_width, samples, tau) if summary_class == "inconclusive" else None
