@@ -2,12 +2,14 @@
 
     python benchmarks/adaptive_looks.py [--fmnist-weights PATH] [--fmnist-samples 1000]
                                         [--fmnist-thresholds 9] [--only digits|fashion-mnist]
+                                        [--boundary pocock ...] [--schedule 50,1.2 ...]
 
 A sweep of an adaptive scan at n samples is the fixed-size scan's sweep on the first n samples of
 the seeded order (docs/adaptive.md), so one full scan per case holds every look any schedule would
-take. Each candidate schedule (first look K, ratio r) is replayed on the full scan's per-sample
-bits with the stopping rule itself (:func:`fragscan.scoring.adaptive.look`, at the candidate plan's Pocock
-levels); only scoring runs, no network. Printed per case and candidate, as benchmarks/adaptive.py
+take. Each candidate, a schedule (first look K, ratio r) and a boundary (Pocock's constant, or an
+alpha-spending function), is replayed on the full scan's per-sample bits with the stopping rule
+itself (:func:`fragscan.scoring.adaptive.look`, at the candidate plan's levels); only scoring runs,
+no network. Printed per case and candidate, as benchmarks/adaptive.py
 prints them for real scans: sample evaluations (share of the full scan's), the (group, filter,
 score) classes decided, how many of the full scan's decided classes are also decided, and how many
 contradict it. What the replay cannot show is the engine's cost per look (each look is one more
@@ -34,7 +36,8 @@ from fragscan.scoring.assess import References
 from fragscan.scoring.confidence import unpack_bits
 from fragscan.sweep.engine import Curve
 
-CANDIDATES = [(100, 2.0), (50, 2.0), (50, 1.5), (50, 1.25), (50, 1.2), (50, 1.1), (30, 1.2), (100, 1.2)]
+SCHEDULES = ["100,2", "50,2", "50,1.5", "50,1.25", "50,1.2", "50,1.1", "30,1.2", "100,1.2"]
+BOUNDARIES = ["pocock", "obrien-fleming", "power:1", "power:2", "power:3"]
 
 
 def sweeps(report: Report) -> list[tuple[str, str, Curve]]:
@@ -87,14 +90,21 @@ def main() -> None:
     parser.add_argument("--fmnist-thresholds", type=int, default=9)
     parser.add_argument("--only", choices=("digits", "fashion-mnist"))
     parser.add_argument("--reports", type=Path, default=None, help="keep the full scans' reports here; reuse them")
+    parser.add_argument("--boundary", action="append", help=f"boundaries to replay (default: {', '.join(BOUNDARIES)})")
+    parser.add_argument("--schedule", action="append", help="first look and ratio, e.g. 50,1.2 (default: several)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         weights = args.fmnist_weights
         if weights is None and args.only != "digits":
             weights = trained_weights(Path(directory))
-        print("| case | first look, ratio | looks | sample evaluations | classes decided | full's decided also "
-              "decided | contradicting |")
-        print("|---|---|---|---|---|---|---|")
+        candidates = [
+            Adaptive(initial_samples=int(initial), look_ratio=float(ratio), look_boundary=boundary)
+            for initial, ratio in (schedule.split(",") for schedule in args.schedule or SCHEDULES)
+            for boundary in args.boundary or BOUNDARIES
+        ]
+        print("| case | first look, ratio | boundary | looks | sample evaluations | classes decided | full's decided "
+              "also decided | contradicting |")
+        print("|---|---|---|---|---|---|---|---|")
         for case, config in cases(args, weights).items():
             if args.only not in (None, case):
                 continue
@@ -105,12 +115,12 @@ def main() -> None:
             unfiltered = [unpack_bits(getattr(full.baseline.correct, k), [drawn]) for k in ("clean", "adversarial")]
             references = References(unfiltered, drawn_ranks(full.dataset.size, drawn, config.seed),
                                     config.bootstrap, config.seed)
-            for initial, ratio in CANDIDATES:
-                candidate = Adaptive(initial_samples=initial, look_ratio=ratio)
+            for candidate in candidates:
                 used, everything, ended = replay(full, references, candidate)
                 decided = {k for k, c in ended.items() if c in DECIDED}
                 kept = decided & decided_full
-                print(f"| {case} ({drawn}) | {initial}, {ratio} | {plan(candidate, drawn, 1).looks} | "
+                print(f"| {case} ({drawn}) | {candidate.initial_samples}, {candidate.look_ratio:g} | "
+                      f"{candidate.look_boundary} | {plan(candidate, drawn, 1).looks} | "
                       f"{used / everything:.1%} | {len(decided)}/{len(ended)} | {len(kept)}/{len(decided_full)} | "
                       f"{sum(ended[k] != reference[k] for k in kept)} |", flush=True)
 

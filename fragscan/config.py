@@ -7,6 +7,7 @@ is also its command-line option's help text (``cli/_options.py``), and its defau
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -76,28 +77,62 @@ class Adaptive(BaseModel):
     look_ratio: LookRatio = Field(
         1.2, description="each later look has this many times the samples of the one before, up to --max-samples"
     )
+    look_boundary: str = Field(
+        "pocock",
+        description="how the looks' intervals share alpha: pocock (one critical value at every look), or an "
+        "alpha-spending function, obrien-fleming (little alpha early, the final look's interval close to a "
+        "plain 95 % one) or power:RHO (alpha spent as the share of samples to the power RHO)",
+    )
+
+    @field_validator("look_boundary")
+    @classmethod
+    def _known_boundary(cls, value: str) -> str:
+        exponent = value.removeprefix("power:")
+        if value in ("pocock", "obrien-fleming") or (exponent != value and _positive_number(exponent)):
+            return value
+        raise ValueError(f"--look-boundary must be pocock, obrien-fleming or power:RHO with RHO > 0, got {value!r}")
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return 0 < float(text) < math.inf
+    except ValueError:
+        return False
 
 
 class AdaptivePlan(Adaptive):
     """What an adaptive scan resolved: its looks and the interval levels they imply."""
 
     look_ratio: LookRatio = Field(2.0, description="growth of the looks (schema 2.1 reports: doubling)")
+    look_boundary: str = Field("pocock", description="the looks' boundary (reports that do not say: pocock)")
     max_samples: int = Field(description="samples drawn; no sweep uses more")
     schedule: list[int] = Field(description="the sample counts of the planned looks, up to max_samples")
     looks: int = Field(description="planned looks")
-    interval_adjustment: Literal["bonferroni", "pocock"] = Field(
+    interval_adjustment: Literal["bonferroni", "pocock", "spending"] = Field(
         "bonferroni",
-        description="how repeated looks are paid for: pocock, one group-sequential critical value for every "
-        "planned look (repeated confidence intervals); bonferroni (schema 2.1), alpha split over the looks",
+        description="how repeated looks are paid for (repeated confidence intervals): pocock, one group-sequential "
+        "critical value for every planned look; spending, one per look from the boundary's alpha-spending "
+        "function (filter_zs, summary_zs); bonferroni (schema 2.1), alpha split over the looks",
     )
     filter_z: float | None = Field(
-        None, description="critical value of per-filter intervals at every look: P(max |Z_k| <= z) = 0.95 (2.2+)"
+        None, description="pocock: critical value of per-filter intervals at every look: P(max |Z_k| <= z) = 0.95"
     )
     summary_z: float | None = Field(
-        None, description="critical value of summary intervals: P(max |Z_k| <= z) = 1 - 0.05 / groups (2.2+)"
+        None, description="pocock: critical value of summary intervals: P(max |Z_k| <= z) = 1 - 0.05 / groups"
     )
-    filter_level: float = Field(description="level of one look's per-filter interval (2 Phi(filter_z) - 1)")
-    summary_level: float = Field(description="level of one look's summary interval (2 Phi(summary_z) - 1)")
+    filter_zs: list[float] | None = Field(
+        None, description="spending: per look, the critical value c_k of per-filter intervals: "
+        "P(|Z_k| > c_k at some look) = 0.05"
+    )
+    summary_zs: list[float] | None = Field(
+        None, description="spending: per look, the critical value of summary intervals, for 0.05 / groups"
+    )
+    filter_level: float = Field(
+        description="level of one look's per-filter interval (2 Phi(z) - 1); spending: the final look's"
+    )
+    summary_level: float = Field(
+        description="level of one look's summary interval (2 Phi(z) - 1); spending: the final look's"
+    )
     futility: str = Field(description="when a sweep stops although a class is undecided")
 
 

@@ -22,11 +22,11 @@ from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.pipeline.executors import ExecutorOptions
 from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report
-from fragscan.scoring.adaptive import SETTLED, _out_of_reach, look, plan
+from fragscan.scoring.adaptive import SETTLED, _out_of_reach, look, look_levels, plan, planned_level
 from fragscan.scoring.assess import References
 from fragscan.scoring.confidence import Bootstrap, family_level, floor_share, unpack_bits
 from fragscan.scoring.evidence import judge
-from fragscan.scoring.sequential import level_of, pocock_z
+from fragscan.scoring.sequential import level_of, pocock_z, spending_boundary
 from fragscan.sweep.engine import Curve
 
 executors = importlib.import_module("fragscan.pipeline.executors")
@@ -65,6 +65,24 @@ def test_the_plan_grows_its_looks_geometrically_and_pays_for_them_with_pocock_co
     assert single.schedule == [540] and single.filter_level == pytest.approx(0.95)
 
 
+def test_a_spending_plan_records_each_looks_critical_value_and_its_looks_use_them():
+    looks = plan(Adaptive(initial_samples=100, look_ratio=2, look_boundary="obrien-fleming"), drawn=540, groups=5)
+    schedule = [100, 200, 400, 540]
+    assert looks.interval_adjustment == "spending" and looks.filter_z is None and looks.summary_z is None
+    assert looks.filter_zs == pytest.approx(spending_boundary(schedule, 0.05, "obrien-fleming"))
+    assert looks.summary_zs == pytest.approx(spending_boundary(schedule, 0.01, "obrien-fleming"))
+    # the recorded levels are the final look's, whose interval is narrower than Pocock's
+    assert looks.filter_level == pytest.approx(level_of(looks.filter_zs[-1]))
+    assert looks.summary_level == pytest.approx(level_of(looks.summary_zs[-1]))
+    assert looks.filter_zs[-1] < pocock_z(schedule, 0.05) < looks.filter_zs[0]
+    assert look_levels(looks, 200) == (level_of(looks.filter_zs[1]), level_of(looks.summary_zs[1]))
+    assert planned_level(looks, 5, 200) == pytest.approx(level_of(looks.summary_zs[1]))
+    assert planned_level(looks, 5) == pytest.approx(looks.summary_level)
+    for wrong in ("power:0", "power:x", "bonferroni"):
+        with pytest.raises(ValueError, match="--look-boundary must be pocock, obrien-fleming or power:RHO"):
+            Adaptive(look_boundary=wrong)
+
+
 @pytest.mark.parametrize("n", [1, 7, 50, 99])
 def test_a_prefix_of_the_order_is_what_a_scan_of_that_size_draws(n):
     dataset = [(torch.zeros(1, 2, 2), i % 3) for i in range(100)]
@@ -81,20 +99,25 @@ def test_a_prefix_of_the_order_is_what_a_scan_of_that_size_draws(n):
 def test_out_of_reach_projects_the_half_width_as_one_over_root_n():
     # score 0.005, tau 0.01: margin 0.005; half-width 0.02 at 100 samples is 0.0063 at 1000, 0.0045 at 2000
     floor = 0.001
-    assert _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 100, 0.01, maximum=1000)
-    assert not _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 100, 0.01, maximum=2000)
-    assert _out_of_reach(0.01, (0.0, 0.02), floor, 0.95, 100, 0.01, maximum=10**9)  # on the boundary: no count decides
+    assert _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 0.95, 100, 0.01, maximum=1000)
+    assert not _out_of_reach(0.005, (-0.015, 0.025), floor, 0.95, 0.95, 100, 0.01, maximum=2000)
+    # on the boundary: no count decides
+    assert _out_of_reach(0.01, (0.0, 0.02), floor, 0.95, 0.95, 100, 0.01, maximum=10**9)
     # an interval at its few-samples floor shrinks as that floor does (about 1/n), not as 1/sqrt(n)
     share = floor_share(50, 0.95)
     assert floor_share(540, 0.95) < 0.01 < share * (50 / 540) ** 0.5
-    assert not _out_of_reach(0.0, (-share, share), share, 0.95, 50, 0.01, maximum=540)
-    assert _out_of_reach(0.0, (-share, share), share, 0.95, 50, 0.01, maximum=100)
+    assert not _out_of_reach(0.0, (-share, share), share, 0.95, 0.95, 50, 0.01, maximum=540)
+    assert _out_of_reach(0.0, (-share, share), share, 0.95, 0.95, 50, 0.01, maximum=100)
+    # the final look's critical value, not this one's: a spending boundary's z 4 now and 2 at the end
+    # halves the projected half-width (0.1 -> 0.05 by samples, 0.025 by z), within the margin of 0.03
+    assert _out_of_reach(0.04, (-0.06, 0.14), floor, level_of(4), level_of(4), 100, 0.01, maximum=400)
+    assert not _out_of_reach(0.04, (-0.06, 0.14), floor, level_of(4), level_of(2), 100, 0.01, maximum=400)
 
 
 def test_an_early_undefined_score_keeps_the_sweep_looking():
     """Issue 23: with a few samples the unfiltered network can be wrong on all of them (score
     undefined); more samples define the score, so that look neither decides nor ends the sweep."""
-    assert not _out_of_reach(None, None, 0.1, 0.95, 30, 0.01, maximum=540)
+    assert not _out_of_reach(None, None, 0.1, 0.95, 0.95, 30, 0.01, maximum=540)
     config = adaptive_config(max_samples=60)
     drawn = 60
     clean0 = torch.ones(drawn, dtype=torch.bool)
@@ -126,16 +149,21 @@ def adaptive_reports():
 
     executors.sweep = recording
     try:
-        for mode, eps in (("fixed", 0.05), ("regenerate", 0.05)):  # each with a sweep that grows
+        spending = {"initial_samples": 30, "look_ratio": 2, "look_boundary": "obrien-fleming"}
+        for name, overrides in (  # each with a sweep that grows
+            ("fixed", {"attack_mode": "fixed"}),
+            ("regenerate", {"attack_mode": "regenerate"}),
+            ("spending", {"attack_mode": "fixed", "adaptive": spending}),
+        ):
             calls.clear()
-            config = adaptive_config(attack_mode=mode, eps=eps)
-            reports[mode] = (config, fragscan.scan(config), list(calls))
+            config = adaptive_config(eps=0.05, **overrides)
+            reports[name] = (config, fragscan.scan(config), list(calls))
     finally:
         executors.sweep = real
     return reports
 
 
-@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+@pytest.mark.parametrize("mode", ["fixed", "regenerate", "spending"])
 def test_no_sample_is_evaluated_twice_and_each_sweep_stops_for_a_reason(adaptive_reports, mode):
     config, report, calls = adaptive_reports[mode]
     schedule = report.settings.adaptive.schedule
@@ -158,11 +186,13 @@ def test_no_sample_is_evaluated_twice_and_each_sweep_stops_for_a_reason(adaptive
     assert len({c.samples for g in report.groups for c in g.filters.values()}) > 1, "every sweep stopped alike"
 
 
-@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+@pytest.mark.parametrize("mode", ["fixed", "regenerate", "spending"])
 def test_a_sweep_equals_a_non_adaptive_scan_of_its_size(adaptive_reports, mode):
+    """Each sweep's numbers are a fixed-size scan's of its samples, its intervals at its last look's
+    level (a spending boundary's level differs from look to look)."""
     config, report, _ = adaptive_reports[mode]
-    level = report.settings.adaptive.filter_level
     for samples in sorted({c.samples for g in report.groups for c in g.filters.values()}):
+        level = look_levels(report.settings.adaptive, samples)[0]
         fixed_size = fragscan.scan(config.model_copy(update={"adaptive": None, "max_samples": samples}))
         assert fixed_size.baseline.samples == samples
         baseline = fixed_size.baseline.correct
@@ -371,6 +401,8 @@ def test_the_cli_shows_the_samples_used_and_refuses_what_it_cannot_do(tmp_path):
     for extra, message in (
         (["--initial-samples", "30"], "--initial-samples sets how --adaptive looks"),
         (["--look-ratio", "1.5"], "--look-ratio sets how --adaptive looks"),
+        (["--look-boundary", "power:2"], "--look-boundary sets how --adaptive looks"),
+        (["--adaptive", "--look-boundary", "power:0"], "--look-boundary must be pocock, obrien-fleming or power:RHO"),
         (["--adaptive", "--look-ratio", "3"], "--look-ratio must lie in [1.01, 2]"),
         (["--adaptive", "--scope", "global"], "use it with --scope local"),
         (["--adaptive", "--classify", "tau"], "use it with --classify evidence"),
@@ -388,6 +420,17 @@ def test_sample_evaluations_count_cells_times_samples(adaptive_reports):
     assert used == sum(3 * c.samples for g in report.groups for c in g.filters.values()) < full
     adaptive = report.settings.adaptive
     assert np.isclose(adaptive.summary_z, pocock_z(adaptive.schedule, 0.05 / 3))
+
+
+def test_judge_states_a_spending_reports_claims_at_each_sweeps_last_look(adaptive_reports):
+    _, report, _ = adaptive_reports["spending"]
+    adaptive = report.settings.adaptive
+    perturbed = sum(n > 0 for g in report.groups for c in g.filters.values() for n in c.changed)
+    final = spending_boundary(adaptive.schedule, 0.05 / perturbed, "obrien-fleming")[-1]
+    assert report.settings.summary_level == pytest.approx(level_of(adaptive.summary_zs[-1]))
+    assert report.settings.threshold_level == pytest.approx(level_of(final))
+    assert any(c.samples < adaptive.max_samples for g in report.groups for c in g.filters.values())
+    assert judge(report) == report  # judged again from the recorded plan: the claims the scan made
 
 
 def test_judge_uses_the_recorded_plan_and_judges_a_2_1_report_by_bonferroni_as_before(adaptive_reports, tmp_path):

@@ -1,5 +1,5 @@
-"""Repeated confidence intervals (method §5b, issue 21): Pocock's constants, and the share of wrong
-classes an adaptive sweep decides when it looks often."""
+"""Repeated confidence intervals (method §5b, issue 21): Pocock's constants, alpha-spending boundaries,
+and the share of wrong classes an adaptive sweep decides when it looks often."""
 
 from dataclasses import replace
 
@@ -11,9 +11,9 @@ from scipy.stats import multivariate_normal
 from fragscan import ScanConfig
 from fragscan.config import Adaptive
 from fragscan.report.model import DECIDED
-from fragscan.scoring.adaptive import look, plan
+from fragscan.scoring.adaptive import look, look_levels, plan
 from fragscan.scoring.assess import References, assess
-from fragscan.scoring.sequential import crossing_probability, level_of, pocock_z
+from fragscan.scoring.sequential import MAX_Z, crossing_probability, level_of, pocock_z, spending_boundary
 from fragscan.sweep.engine import Curve
 
 # Jennison and Turnbull (2000), Table 2.1: Pocock's C_P(K, 0.05) for K equally spaced looks.
@@ -36,7 +36,39 @@ def test_the_crossing_probability_is_the_multivariate_normal_one_for_uneven_look
     assert level_of(2.576) < level_of(z) < 1 - 0.01 / len(looks)
 
 
+# DeMets and Lan (1994), Table 1: O'Brien-Fleming-type spending, 5 equally spaced looks, alpha 0.05.
+OBRIEN_FLEMING_TABLE = [4.877, 3.357, 2.680, 2.290, 2.031]
+
+
+def test_obrien_fleming_spending_matches_the_published_boundary():
+    assert spending_boundary([100, 200, 300, 400, 500], 0.05, "obrien-fleming") == pytest.approx(
+        OBRIEN_FLEMING_TABLE, abs=6e-4
+    )
+    # alpha t^rho: the first look spends alpha/5 at a fifth of the samples, alone
+    assert spending_boundary([100, 200, 300, 400, 500], 0.05, "power:1")[0] == pytest.approx(2.5758, abs=1e-4)
+
+
+@pytest.mark.parametrize("function", ["obrien-fleming", "power:1", "power:2", "power:3"])
+def test_a_spending_boundary_spends_alpha_exactly_over_uneven_looks(function):
+    """The per-look critical values cross with total probability alpha, by the recursive integration
+    and by the multivariate normal CDF; looks whose share would ask for more than MAX_Z are held
+    there (the first looks of a small alpha), and later ones make up for it."""
+    looks = plan(Adaptive(initial_samples=30, look_ratio=1.5), drawn=540, groups=5).schedule
+    boundary = spending_boundary(looks, 0.01, function)
+    correlation = np.sqrt(np.minimum.outer(looks, looks) / np.maximum.outer(looks, looks))
+    inside = multivariate_normal(cov=correlation).cdf(np.array(boundary), lower_limit=-np.array(boundary))
+    assert crossing_probability(boundary, looks) == pytest.approx(0.01, rel=1e-4)
+    assert 1 - inside == pytest.approx(0.01, abs=2e-4)
+    assert max(boundary) <= MAX_Z and boundary[-1] < pocock_z(looks, 0.01)  # alpha kept for the final look
+    many = plan(Adaptive(), drawn=2000, groups=5).schedule
+    capped = spending_boundary(many, 0.01, function)
+    assert crossing_probability(capped, many) == pytest.approx(0.01, rel=1e-4)
+    if function == "obrien-fleming":
+        assert capped[0] == MAX_Z and capped[-1] < 2.7  # one look's z for 0.01 is 2.576
+
+
 TAU = 0.05
+BOUNDARIES = ["pocock", "obrien-fleming"]
 # True scores on both sides of -tau and near it, where a wrong class is most likely.
 TRUE_SCORES = (-0.15, -0.07, -0.04, 0.0)
 
@@ -78,34 +110,39 @@ def wrong_share(config, adaptive, drawn: int, runs: int) -> tuple[int, float]:
     return decided, wrong / max(1, decided)
 
 
-def test_an_adaptive_sweep_looking_often_decides_wrong_classes_at_most_alpha_of_the_time():
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_an_adaptive_sweep_looking_often_decides_wrong_classes_at_most_alpha_of_the_time(boundary):
     """Simulated sequential draws at the adaptive levels (15 looks from 30 to 400 samples), true
     scores on both sides of -tau: the share of decided classes that contradict the truth stays
     within alpha."""
-    config = ScanConfig(tau=TAU, bootstrap=400, adaptive={"initial_samples": 30, "look_ratio": 1.2})
+    looks = {"initial_samples": 30, "look_ratio": 1.2, "look_boundary": boundary}
+    config = ScanConfig(tau=TAU, bootstrap=400, adaptive=looks)
     drawn = 400
     adaptive = plan(config.adaptive, drawn=drawn, groups=5)
     decided, wrong = wrong_share(config, adaptive, drawn, runs=50)
-    print(f"\n{decided} decided classes, {wrong:.3f} contradicting the truth")
+    print(f"\n{boundary}: {decided} decided classes, {wrong:.3f} contradicting the truth")
     assert decided > 200 and wrong <= 0.05
 
 
-def test_repeated_intervals_cover_the_truth_at_every_look_at_once():
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_repeated_intervals_cover_the_truth_at_every_look_at_once(boundary):
     """What makes any stopping rule safe: over simulated draws, the share in which the interval of
-    some planned look misses the true score is about alpha at Pocock's z, and well above it when
-    each look is a plain 95 % interval."""
-    config = ScanConfig(bootstrap=400, adaptive={"initial_samples": 30, "look_ratio": 1.2})
+    some planned look (each at its own level) misses the true score is about alpha, and well above
+    it when each look is a plain 95 % interval."""
+    config = ScanConfig(bootstrap=400, adaptive={"initial_samples": 30, "look_ratio": 1.2, "look_boundary": boundary})
     drawn, score, runs = 400, -0.1, 150
     adaptive = plan(config.adaptive, drawn=drawn, groups=1)
-    missed = {"pocock": 0, "plain": 0}
+    missed = {"repeated": 0, "plain": 0}
     for seed in range(runs):
         references, curve = simulated_sweep(seed, drawn, score)
-        for name, level in (("pocock", adaptive.filter_level), ("plain", 0.95)):
+        for name in missed:
             for samples in adaptive.schedule:
+                level = look_levels(adaptive, samples)[0] if name == "repeated" else 0.95
                 prefix = replace(curve, clean=curve.clean[:, :samples], adversarial=curve.adversarial[:, :samples])
                 low, high = assess(prefix, references.at(samples), config, level).intervals.clean
                 if not low <= score <= high:
                     missed[name] += 1
                     break
-    print(f"\nsome look missed the truth: {missed['pocock'] / runs:.3f} (Pocock), {missed['plain'] / runs:.3f} (plain)")
-    assert missed["pocock"] / runs <= 0.08 and missed["plain"] / runs > 0.1
+    print(f"\n{boundary}: some look missed the truth: {missed['repeated'] / runs:.3f}, "
+          f"{missed['plain'] / runs:.3f} (plain 95 % at every look)")
+    assert missed["repeated"] / runs <= 0.08 and missed["plain"] / runs > 0.1

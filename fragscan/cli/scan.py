@@ -49,6 +49,7 @@ def scan(
         Adaptive, "initial_samples", default=None, show_default=str(Adaptive().initial_samples)
     ),
     look_ratio: float | None = option(Adaptive, "look_ratio", default=None, show_default=str(Adaptive().look_ratio)),
+    look_boundary: str | None = option(Adaptive, "look_boundary", default=None, show_default=Adaptive().look_boundary),
     batch_size: str = option(ScanConfig, "batch_size", text=True),
     variant_batch: str = option(ScanConfig, "variant_batch", text=True),
     filters: str = option(ScanConfig, "filters", text=True),
@@ -136,7 +137,7 @@ def scan(
         bootstrap=bootstrap,
         summary_filter=summary_filter,
         summary_score=summary_score,
-        adaptive=_adaptive(adaptive, initial_samples, look_ratio),
+        adaptive=_adaptive(adaptive, initial_samples, look_ratio, look_boundary),
         seed=seed,
         device=device,
         precision=precision,
@@ -187,8 +188,10 @@ def scan(
         audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
 
 
-def _adaptive(adaptive: bool, initial_samples: int | None, look_ratio: float | None) -> dict | None:
-    given = {"initial_samples": initial_samples, "look_ratio": look_ratio}
+def _adaptive(
+    adaptive: bool, initial_samples: int | None, look_ratio: float | None, look_boundary: str | None
+) -> dict | None:
+    given = {"initial_samples": initial_samples, "look_ratio": look_ratio, "look_boundary": look_boundary}
     given = {name: value for name, value in given.items() if value is not None}
     if not adaptive:
         if given:

@@ -122,7 +122,7 @@ def _filter_curve(
         budgeted = replace(curve, adversarial=threats.with_budgets(curve.adversarial, profile.resolved))
         curve = surface.at(budgeted, profile.resolved.headline)
     samples = curve.clean.shape[1]
-    level = LEVEL if adaptive_plan is None else adaptive_plan.filter_level
+    level = LEVEL if adaptive_plan is None else adaptive.look_levels(adaptive_plan, samples)[0]  # its last look's
     assessment = assess(curve, references.at(samples), config, level)
     scores, intervals = assessment.scores, assessment.intervals
     looks = None
@@ -146,7 +146,8 @@ def _filter_curve(
         rounds=None if looks is None else [_round(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
         surface=None if budgeted is None else surface.surface(
-            budgeted, profile.references, config, adaptive.planned_level(adaptive_plan, len(profile.references))
+            budgeted, profile.references, config,
+            adaptive.planned_level(adaptive_plan, len(profile.references), samples),
         ),
     )
 

@@ -10,9 +10,11 @@ and bootstrap (:mod:`fragscan.scoring.assess`): its numbers are that scan's.
 
 Looking several times would inflate the error rate, so every interval is a repeated confidence
 interval over the planned looks (:mod:`fragscan.scoring.sequential`): the score ± z · bootstrap SE with
-Pocock's constant z for the plan's look sizes, z for α = 0.05 for per-filter classes and for
-α = 0.05/G for the summary class (one per group, a family over the G groups). The stopping rule,
-the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan. Looks the plan
+Pocock's constant z for the plan's look sizes (or, with ``look_boundary`` an alpha-spending function,
+each look's own z), z for α = 0.05 for per-filter classes and for α = 0.05/G for the summary class
+(one per group, a family over the G groups). The stopping rule, the report and
+:func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan; a sweep's claims are at
+the level of the look it stopped at. Looks the plan
 did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
 resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
 
@@ -36,12 +38,13 @@ from ..sweep.engine import Curve, EngineInfo, SweepEvent
 from .assess import SCORES, References, assess
 from .classify import classify, decision_margin
 from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
-from .sequential import level_of, pocock_z
+from .sequential import level_of, pocock_z, spending_boundary, z_of
 
 FUTILITY = (
     "a sweep stops undecided when each undecided class is out of reach: its interval's half-width at the "
-    "planned final look (the bootstrap's shrunk as 1/sqrt(n), the few-samples floor at max_samples; the same "
-    "critical value at every look) would still exceed the distance of its score to the nearest of ±tau"
+    "planned final look (the bootstrap's shrunk as 1/sqrt(n) and scaled to the final look's critical value, "
+    "the few-samples floor at max_samples and the final level) would still exceed the distance of its score "
+    "to the nearest of ±tau"
 )
 # Classes no further sample changes: the sweep altered nothing, or the reference accuracy is 0 on
 # every drawn sample. A prefix whose reference accuracy is 0 is undefined only for now.
@@ -65,20 +68,40 @@ def schedule(adaptive: Adaptive, drawn: int) -> list[int]:
 def plan(adaptive: Adaptive, drawn: int, groups: int) -> AdaptivePlan:
     """The looks and the critical values (and levels) they imply for per-filter and summary claims."""
     looks = schedule(adaptive, drawn)
-    filter_z = pocock_z(looks, 1 - LEVEL)
-    summary_z = pocock_z(looks, (1 - LEVEL) / max(1, groups))
+    filter_zs = _critical_values(adaptive.look_boundary, looks, 1 - LEVEL)
+    summary_zs = _critical_values(adaptive.look_boundary, looks, (1 - LEVEL) / max(1, groups))
+    pocock = adaptive.look_boundary == "pocock"
     return AdaptivePlan(
         **adaptive.model_dump(),
         max_samples=drawn,
         schedule=looks,
         looks=len(looks),
-        interval_adjustment="pocock",
-        filter_z=filter_z,
-        summary_z=summary_z,
-        filter_level=level_of(filter_z),
-        summary_level=level_of(summary_z),
+        interval_adjustment="pocock" if pocock else "spending",
+        filter_z=filter_zs[0] if pocock else None,
+        summary_z=summary_zs[0] if pocock else None,
+        filter_zs=None if pocock else filter_zs,
+        summary_zs=None if pocock else summary_zs,
+        filter_level=level_of(filter_zs[-1]),
+        summary_level=level_of(summary_zs[-1]),
         futility=FUTILITY,
     )
+
+
+def _critical_values(boundary: str, looks: list[int], alpha: float) -> list[float]:
+    """Per look, the critical value of repeated intervals that cover at every look at once with
+    probability 1 − ``alpha``: Pocock's one constant, or the spending function's own per look."""
+    if boundary == "pocock":
+        return [pocock_z(looks, alpha)] * len(looks)
+    return spending_boundary(looks, alpha, boundary)
+
+
+def look_levels(adaptive: AdaptivePlan, samples: int) -> tuple[float, float]:
+    """The per-filter and summary levels of the planned look at ``samples``: the plan's one level at
+    every look, or with a spending boundary that look's own."""
+    if adaptive.filter_zs is None:
+        return adaptive.filter_level, adaptive.summary_level
+    index = adaptive.schedule.index(samples)
+    return level_of(adaptive.filter_zs[index]), level_of(adaptive.summary_zs[index])
 
 
 @dataclass(frozen=True)
@@ -100,27 +123,28 @@ def look(
     only those ε changes)."""
     samples = curve.clean.shape[1]
     reference = references.at(samples)
-    assessment = assess(curve, reference, config, adaptive.filter_level)
+    filter_level, summary_level = look_levels(adaptive, samples)
+    assessment = assess(curve, reference, config, filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
-    # (score kind, score, interval, class, level) of each claim the sweep contributes
-    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
-              for s in scores]
+    # (score kind, score, interval, class, level now, level at the final look) of each claim the sweep contributes
+    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], filter_level,
+               adaptive.filter_level) for s in scores]
     summary = None
     if filter_id == config.summary_filter:
-        wide = assess(curve, reference, config, adaptive.summary_level)
+        wide = assess(curve, reference, config, summary_level)
         score = getattr(wide.scores, config.summary_score)
         interval = None if wide.intervals is None else getattr(wide.intervals, config.summary_score)
         summary_class = classify(
             score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
         )
         summary = summary_class, interval
-        claims.append((config.summary_score, score, interval, summary_class, adaptive.summary_level))
+        claims.append((config.summary_score, score, interval, summary_class, summary_level, adaptive.summary_level))
     accuracies = reference_accuracies(
         curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), config.normalise_by
     )
     undecided = [
-        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level)
-        for kind, score, interval, cls, level in claims
+        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level, final)
+        for kind, score, interval, cls, level, final in claims
         if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, config)
     ]
     if not undecided:
@@ -141,18 +165,21 @@ def _undefined_for_good(kind: str, references: References, config: ScanConfig) -
 
 
 def _out_of_reach(
-    score: float | None, interval: Interval, floor: float, level: float, samples: int, tau: float, maximum: int
+    score: float | None, interval: Interval, floor: float, level: float, final_level: float, samples: int,
+    tau: float, maximum: int,
 ) -> bool:
-    """Whether the interval at the final look could not decide the score where it lies now. The
-    critical value is the plan's at every look (Pocock), so the final look's interval is this one's
-    with the bootstrap's half-width shrunk as 1/√n, but never below the few-samples floor at the
-    maximum; an interval at its ``floor`` now says nothing of the bootstrap's, so only that floor's
-    own shrinking is projected (an optimistic guess costs samples, never a wrong class)."""
+    """Whether the interval at the final look could not decide the score where it lies now. That
+    interval is this one's (at ``level``) with the bootstrap's half-width shrunk as 1/√n and scaled
+    to the final look's critical value (``final_level``: a spending boundary's is narrower than an
+    early look's), but never below the few-samples floor at the maximum and that level; an interval
+    at its ``floor`` now says nothing of the bootstrap's, so only that floor's own shrinking is
+    projected (an optimistic guess costs samples, never a wrong class)."""
     if score is None or interval is None:  # undefined on this prefix only: more samples can define it
         return False
     half = (interval[1] - interval[0]) / 2
-    final_floor = floor * floor_share(maximum, level) / floor_share(samples, level)
-    bootstrap = half * math.sqrt(samples / maximum) if half > floor * (1 + 1e-9) else 0.0
+    final_floor = floor * floor_share(maximum, final_level) / floor_share(samples, level)
+    scale = math.sqrt(samples / maximum) * z_of(final_level) / z_of(level)
+    bootstrap = half * scale if half > floor * (1 + 1e-9) else 0.0
     return decision_margin(score, tau) <= max(final_floor, bootstrap)
 
 
@@ -278,34 +305,45 @@ def _keep_bits(
 # --- Threat profiles (fragscan.sweep.threats): looks that wait for every budget's classes -----------------
 
 
-def planned_level(adaptive: AdaptivePlan | None, members: int) -> float:
+def planned_level(adaptive: AdaptivePlan | None, members: int, samples: int | None = None) -> float:
     """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
-    the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
-    look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too; without a
-    plan, Bonferroni over the members."""
+    the adaptive plan's looks, at the look of ``samples`` (default: the final one): the plan's
+    repeated-interval z for α = 0.05/members over the planned look sizes (Pocock's, or the spending
+    boundary's at that look), or as schema 2.1 reports were judged, Bonferroni over the looks too;
+    without a plan, Bonferroni over the members."""
     if adaptive is None or adaptive.interval_adjustment == "bonferroni":
         return family_level(members, 1 if adaptive is None else adaptive.looks)
-    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
+    critical = _critical_values(adaptive.look_boundary, adaptive.schedule, (1 - LEVEL) / max(1, members))
+    return level_of(critical[-1 if samples is None else adaptive.schedule.index(samples)])
+
+
+def family_plan(adaptive: AdaptivePlan, members: int, summary_members: int) -> AdaptivePlan:
+    """``adaptive`` with its per-filter claims a family of ``members`` and its summary claims one of
+    ``summary_members``, at 95 % together each (:func:`planned_level`), at every look."""
+    levels = {
+        "filter_level": planned_level(adaptive, members), "summary_level": planned_level(adaptive, summary_members)
+    }
+    if adaptive.filter_zs is not None:
+        for name, family in (("filter_zs", members), ("summary_zs", summary_members)):
+            levels[name] = _critical_values(adaptive.look_boundary, adaptive.schedule, (1 - LEVEL) / family)
+    return adaptive.model_copy(update=levels)
 
 
 @dataclass(frozen=True)
 class Profile:
     """A threat profile's sweeps, as the stopping rule sees them: the unfiltered network's reference
-    per budget, the headline budget's index, and the levels of the per-budget claims (repeated
-    intervals over the plan's looks, for α/B per filter and α/(G·B) per group, the surface's
-    Bonferroni families; :func:`planned_level`)."""
+    per budget, the headline budget's index, and the plan its per-budget claims are looked at by
+    (repeated intervals over the plan's looks, for α/B per filter and α/(G·B) per group, the
+    surface's Bonferroni families; :func:`family_plan`)."""
 
     references: list[References]
     headline: int
-    filter_level: float
-    summary_level: float
+    per_budget: AdaptivePlan
 
 
 def profile(adaptive: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
     budgets = len(references)
-    return Profile(
-        references, headline, planned_level(adaptive, budgets), planned_level(adaptive, groups * budgets)
-    )
+    return Profile(references, headline, family_plan(adaptive, budgets, groups * budgets))
 
 
 def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
@@ -314,10 +352,8 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanCon
     stops only once every budget's claims have stopped too: per budget the adversarial and
     difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
     group's class, each decided or out of reach at its repeated-interval level."""
-    levels = {"filter_level": profile.filter_level, "summary_level": profile.summary_level}
-    per_budget = adaptive.model_copy(update=levels)
     budgets = [
-        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, per_budget,
+        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, profile.per_budget,
              scores=("adversarial", "difference"))
         for i, reference in enumerate(profile.references)
     ]

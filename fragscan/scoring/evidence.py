@@ -40,7 +40,7 @@ from .confidence import LEVEL, MIN_TAIL_RESAMPLES, interval_method, unpack_bits
 KINDS = ("clean", "adversarial", "difference")
 THRESHOLD_METHOD = (
     "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
-    "Pocock's repeated-interval z for that alpha over the planned looks); "
+    "the plan's repeated-interval z for that alpha at the curve's last look: Pocock's, or its spending boundary's); "
     "exact sign test on discordant samples (McNemar), Benjamini-Hochberg q"
 )
 
@@ -59,9 +59,10 @@ def judge(report: Report) -> Report:
     # adaptive sweep's prefix of the seeded order.
     references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
                             settings.seed)
-    threshold_level = planned_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
+    perturbed = sum(sum(1 for n in c.changed if n > 0) for *_, c in curves)
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
-        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
+        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)),
+                          planned_level(settings.adaptive, perturbed, curve.samples))
         for name, f, curve in curves
     }
     q_values = _q_values(tests, {(name, f): c.changed for name, f, c in curves})
@@ -94,6 +95,8 @@ def judge(report: Report) -> Report:
             }
         )
 
+    # recorded in the settings: the final look's levels (a spending plan's earlier looks have their own)
+    threshold_level = planned_level(settings.adaptive, perturbed)
     summary_level = planned_level(settings.adaptive, len(report.groups))
     filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
 
@@ -106,7 +109,8 @@ def judge(report: Report) -> Report:
             present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
             interval = getattr(
                 bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
-                                    normalise_by=settings.normalise_by, level=summary_level,
+                                    normalise_by=settings.normalise_by,
+                                    level=planned_level(settings.adaptive, len(report.groups), curve.samples),
                                     point=[getattr(curve.scores, kind) for kind in KINDS]),
                 settings.summary_score,
             )

@@ -12,8 +12,9 @@ one-budget scan would. Beside it, per budget:
   fragile from 0.1"). Inconclusive budgets are passed over, neither keeping nor breaking a class.
 
 An adaptive scan's per-budget intervals are repeated confidence intervals over its planned looks
-for the same families (Pocock's z for α/B and α/(G·B), :func:`fragscan.scoring.adaptive.planned_level`):
-they hold at whichever look the sweep stopped, as its headline intervals do.
+for the same families (the plan's z for α/B and α/(G·B) at the sweep's last look,
+:func:`fragscan.scoring.adaptive.planned_level`): they hold at whichever look the sweep stopped, as its
+headline intervals do. ``threat.filter_level`` and ``summary_level`` are the final look's.
 
 Everything here is recomputable from a saved report (packed bits, bootstrap seed and size), and
 :func:`at_budget` restates a report at any of its budgets (``fragscan mask --eps``, audits).
@@ -31,7 +32,7 @@ from ..data import drawn_ranks
 from ..report import BudgetClasses, BudgetIntervals, BudgetScores, FilterCurve, GroupReport, Report, Surface
 from ..report.model import DECIDED
 from ..sweep.engine import Curve
-from .adaptive import planned_level
+from .adaptive import look_levels, planned_level
 from .assess import References, assess, budget_references
 from .classify import classify
 from .confidence import LEVEL, pack_bits, unpack_bits
@@ -113,10 +114,11 @@ def judge_budgets(report: Report) -> Report:
     clean0, worst0 = _bits(report)
     ranks = drawn_ranks(report.dataset.size, report.baseline.samples, settings.seed)
     references = budget_references(clean0, worst0, ranks, settings)
-    level = planned_level(settings.adaptive, len(report.groups) * len(budgets))
+    family = len(report.groups) * len(budgets)
 
     def judged(group: GroupReport) -> GroupReport:
         curve = group.filters[settings.summary_filter]
+        level = planned_level(settings.adaptive, family, curve.samples)
         engine_curve = _curve(curve, len(budgets))
         kind = settings.summary_score
         classes, intervals = [], []
@@ -133,7 +135,8 @@ def judge_budgets(report: Report) -> Report:
         )
 
     threat = report.threat.model_copy(
-        update={"filter_level": planned_level(settings.adaptive, len(budgets)), "summary_level": level}
+        update={"filter_level": planned_level(settings.adaptive, len(budgets)),
+                "summary_level": planned_level(settings.adaptive, family)}
     )
     return report.model_copy(update={"groups": [judged(g) for g in report.groups], "threat": threat})
 
@@ -159,7 +162,8 @@ def at_budget(report: Report, eps: float) -> Report:
 
     def restated(curve: FilterCurve) -> FilterCurve:
         engine_curve = at(_curve(curve, len(budgets)), i)
-        level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level  # as the scan's body
+        # as the scan's body: at the level of the sweep's last look
+        level = LEVEL if settings.adaptive is None else look_levels(settings.adaptive, curve.samples)[0]
         assessed = assess(engine_curve, reference.at(curve.samples), settings, level)
         scores, intervals = assessed.scores, assessed.intervals
         return curve.model_copy(
