@@ -247,6 +247,11 @@ def test_a_resumed_adaptive_scan_gives_the_same_report(adaptive_reports, tmp_pat
     with pytest.raises(ConfigError, match=r"differs in: max_samples.*--no-resume") as refused:
         fragscan.scan(config.model_copy(update={"max_samples": 70}), resume_dir=tmp_path)
     assert "\n" not in str(refused.value)
+    # so would another boundary: its looks' critical values are others
+    spending = config.adaptive.model_copy(update={"look_boundary": "obrien-fleming"})
+    with pytest.raises(ConfigError, match=r"differs in: adaptive\).*--no-resume") as refused:
+        fragscan.scan(config.model_copy(update={"adaptive": spending}), resume_dir=tmp_path)
+    assert "\n" not in str(refused.value)
 
 
 def recording_sweeps(monkeypatch, stop_at: int | None = None) -> list:
