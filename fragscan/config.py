@@ -135,6 +135,16 @@ class AdaptivePlan(Adaptive):
     )
     futility: str = Field(description="when a sweep stops although a class is undecided")
 
+    @model_validator(mode="after")
+    def _a_critical_value_per_look(self):
+        per_look = (self.filter_zs, self.summary_zs)
+        if self.interval_adjustment == "spending" and any(z is None or len(z) != len(self.schedule) for z in per_look):
+            raise ValueError(
+                "settings.adaptive is a spending plan without one filter_zs and summary_zs value per look of its "
+                "schedule; the report is damaged: scan again"
+            )
+        return self
+
 
 # Paths a report or result records are absolute, so a later command run from another directory
 # (`fragscan mask REPORT`) finds the same files, whether the settings came from the CLI or the API.

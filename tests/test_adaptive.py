@@ -438,6 +438,22 @@ def test_judge_states_a_spending_reports_claims_at_each_sweeps_last_look(adaptiv
     assert judge(report) == report  # judged again from the recorded plan: the claims the scan made
 
 
+def test_a_damaged_spending_plan_is_one_line(adaptive_reports, tmp_path):
+    _, report, _ = adaptive_reports["spending"]
+    data = json.loads(report.model_dump_json(by_alias=True))
+    path = tmp_path / "report.json"
+    for damage, message in (
+        (lambda d: d["settings"]["adaptive"]["filter_zs"].pop(), "without one filter_zs and summary_zs value per look"),
+        (lambda d: d["groups"][0]["filters"]["pulse"].update(samples=79), "has 79 samples, none of the looks"),
+    ):
+        damaged = json.loads(json.dumps(data))
+        damage(damaged)
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(InputError, match=message) as refused:
+            load_report(path)
+        assert "\n" not in str(refused.value)
+
+
 def test_judge_uses_the_recorded_plan_and_judges_a_2_1_report_by_bonferroni_as_before(adaptive_reports, tmp_path):
     _, report, _ = adaptive_reports["fixed"]
     adaptive = report.settings.adaptive

@@ -112,9 +112,13 @@ class Round(_Model):
 
     samples: int = Field(description="the first samples of the seeded order this look used")
     classes: ClassTriple
-    intervals: IntervalTriple = Field(description="bootstrap intervals at settings.adaptive.filter_level")
+    intervals: IntervalTriple = Field(
+        description="bootstrap intervals at settings.adaptive.filter_level (spending: this look's, filter_zs)"
+    )
     summary_class: Class | None = Field(None, description="summary filter only: the group's class at this look")
-    summary_interval: Interval = Field(None, description="its interval, at settings.adaptive.summary_level")
+    summary_interval: Interval = Field(
+        None, description="its interval, at settings.adaptive.summary_level (spending: this look's, summary_zs)"
+    )
 
 
 class BudgetScores(_Model):
@@ -284,11 +288,14 @@ class Threat(_Model):
     attacks: list[ThreatAttack] = Field(description="each attack at each of its budgets, alone")
     worst: list[ThreatBudget] = Field(description="per budget, in budgets' order: the worst case over its attacks")
     filter_level: float | None = Field(
-        None, description="level of per-budget filter intervals: 1 - 0.05/budgets (adaptive: Pocock's over the looks)"
+        None,
+        description="level of per-budget filter intervals: 1 - 0.05/budgets (adaptive: Pocock's over the looks; a "
+        "spending boundary's at the final look)",
     )
     summary_level: float | None = Field(
         None,
-        description="level of per-budget group intervals: 1 - 0.05/(groups x budgets) (adaptive: Pocock's)",
+        description="level of per-budget group intervals: 1 - 0.05/(groups x budgets) (adaptive: Pocock's; a "
+        "spending boundary's at the final look)",
     )
 
 
@@ -473,6 +480,20 @@ class Report(_Model):
             raise ValueError(
                 f"{wrong[0]} {wrong[1].label!r} has {len(wrong[1].thresholds)} thresholds, settings.thresholds "
                 f"says {self.settings.thresholds}; the report is damaged: scan again"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _spending_sweeps_end_at_a_planned_look(self):
+        """A spending plan's claims are at the level of the look each sweep stopped at: it must be one."""
+        adaptive = self.settings.adaptive
+        if adaptive is None or adaptive.filter_zs is None:
+            return self
+        wrong = next(((name, c) for name, c in self.named_curves() if c.samples not in adaptive.schedule), None)
+        if wrong is not None:
+            raise ValueError(
+                f"{wrong[0]} {wrong[1].label!r} has {wrong[1].samples} samples, none of the looks in "
+                "settings.adaptive.schedule; the report is damaged: scan again"
             )
         return self
 
