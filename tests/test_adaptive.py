@@ -22,7 +22,7 @@ from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.pipeline.executors import ExecutorOptions
 from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report
-from fragscan.scoring.adaptive import SETTLED, _out_of_reach, look, look_levels, plan, planned_level
+from fragscan.scoring.adaptive import SETTLED, _out_of_reach, family_plan, look, look_levels, plan, planned_level
 from fragscan.scoring.assess import References
 from fragscan.scoring.confidence import Bootstrap, family_level, floor_share, unpack_bits
 from fragscan.scoring.evidence import judge
@@ -81,6 +81,19 @@ def test_a_spending_plan_records_each_looks_critical_value_and_its_looks_use_the
     for wrong in ("power:0", "power:x", "bonferroni"):
         with pytest.raises(ValueError, match="--look-boundary must be pocock, obrien-fleming or power:RHO"):
             Adaptive(look_boundary=wrong)
+
+
+def test_a_threat_profiles_budgets_are_looked_at_by_their_families_spending_boundaries():
+    """B budgets per filter, G x B per group: each family's alpha spent by the plan's function."""
+    adaptive = plan(Adaptive(initial_samples=50, look_ratio=1.5, look_boundary="power:2"), drawn=540, groups=4)
+    per_budget = family_plan(adaptive, 3, 12)
+    assert per_budget.filter_zs == pytest.approx(spending_boundary(adaptive.schedule, 0.05 / 3, "power:2"))
+    assert per_budget.summary_zs == pytest.approx(spending_boundary(adaptive.schedule, 0.05 / 12, "power:2"))
+    assert per_budget.filter_level == pytest.approx(planned_level(adaptive, 3))
+    second = adaptive.schedule[1]
+    assert look_levels(per_budget, second) == pytest.approx(
+        (planned_level(adaptive, 3, second), planned_level(adaptive, 12, second))
+    )
 
 
 @pytest.mark.parametrize("n", [1, 7, 50, 99])
