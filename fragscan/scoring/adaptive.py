@@ -314,7 +314,8 @@ def planned_level(adaptive: AdaptivePlan | None, members: int, samples: int | No
     if adaptive is None or adaptive.interval_adjustment == "bonferroni":
         return family_level(members, 1 if adaptive is None else adaptive.looks)
     critical = _critical_values(adaptive.look_boundary, adaptive.schedule, (1 - LEVEL) / max(1, members))
-    return level_of(critical[-1 if samples is None else adaptive.schedule.index(samples)])
+    one_for_all = samples is None or adaptive.filter_zs is None  # Pocock's: the same z at every look
+    return level_of(critical[-1 if one_for_all else adaptive.schedule.index(samples)])
 
 
 def family_plan(adaptive: AdaptivePlan, members: int, summary_members: int) -> AdaptivePlan:
