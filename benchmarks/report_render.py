@@ -99,14 +99,14 @@ def main() -> None:
     profile = None
     if budgets:
         resolved = threats.Resolved(config.threat, budgets, tuple(("FGSM",) for _ in budgets), len(budgets) - 1)
-        profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config), None)
+        profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config.scoring_part), None)
     groups = []
     for index in range(arguments.groups):
         numel = 64 * (index + 1) * 9
         filters = {
             f: _filter_curve(
-                synthetic_curve(clean0, numel, (index % 7) / 6, generator, robust), f, references, config, None,
-                profile,
+                synthetic_curve(clean0, numel, (index % 7) / 6, generator, robust), f, references,
+                config.scoring_part, None, profile,
             )
             for f in config.filters
         }

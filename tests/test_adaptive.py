@@ -107,10 +107,10 @@ def test_an_early_undefined_score_keeps_the_sweep_looking():
         clean=torch.ones(3, 30, dtype=torch.bool), adversarial=torch.zeros(3, 30, dtype=torch.bool),
         positions=[0.0, 0.5, 1.0], changed=[1, 1, 1], removed=[1, 1, 1], numel=10, thresholds=[0.0, 0.5, 1.0],
     )
-    first = look(curve, config.summary_filter, references, config, adaptive)
+    first = look(curve, config.summary_filter, references, config.scoring_part, adaptive)
     assert first.classes["adversarial"] == "undefined" and first.stop is None
     never = References((clean0, torch.zeros(drawn, dtype=torch.bool)), ranks, 200, 0)  # wrong on every drawn one
-    settled = look(curve, config.summary_filter, never, config, adaptive)
+    settled = look(curve, config.summary_filter, never, config.scoring_part, adaptive)
     assert settled.classes["adversarial"] == "undefined" and settled.stop == "futile"  # clean out of reach at 60
 
 

@@ -377,7 +377,7 @@ def test_an_adaptive_profile_surface_is_its_samples_at_repeated_interval_levels_
     worst0 = torch.stack([unpack_bits(w.correct, [report.baseline.samples]) for w in report.threat.worst], -1)
     ranks = sample_ranks(report.dataset.size, evaluation_tensors(
         create_dataset(config.dataset), config.max_samples, config.seed)[2], config.seed)
-    references = budget_references(clean0, worst0, ranks, config)
+    references = budget_references(clean0, worst0, ranks, config.scoring_part)
     headline = budgets.index(report.threat.headline)
     for group in report.groups:
         for f, curve in group.filters.items():

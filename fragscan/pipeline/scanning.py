@@ -20,7 +20,7 @@ from ..base.errors import ConfigError
 from ..base.files import ensure_writable_dir, file_sha256, held, write_atomic
 from ..base.plugins import Plugin, load_plugins
 from ..base.runtime import library_versions, resolve_device
-from ..config import AdaptivePlan, ScanConfig
+from ..config import AdaptivePlan, AttackPart, DataPart, RuntimePart, ScanConfig, ScoringPart, SweepPart
 from ..data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
 from ..models import Normalized, model_spec
 from ..models.fitting import check_fits, model_for_data
@@ -69,7 +69,7 @@ from ..sweep.engine import Curve, Measurement, SweepEvent, analysis_mode, arithm
 from ..sweep.filters import FILTERS
 from ..sweep.groups import Group, SkippedGroup, parameter_groups, unmatched_glob
 from .checkpoints import scan_checkpoints
-from .executors import ExecutorOptions, Job, combined_info, profile_looks, run_targets, sweep_target, targets_of
+from .executors import ExecutorOptions, Job, StoppingRule, combined_info, run_targets, sweep_target, targets_of
 from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, discard_if_empty, tensor_digest
 
 # Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
@@ -104,7 +104,7 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
     if config.threat is None:
         check_attack(config.attack, config.eps, config.attack_space)
     else:
-        threats.check(config)
+        threats.check(config.attack_part)
     if model is None:
         model_spec(config.model)
     if dataset is None:
@@ -112,7 +112,7 @@ def check_names(config: ScanConfig, *, model: Normalized | None = None, dataset:
 
 
 def _filter_curve(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive_plan: AdaptivePlan | None,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan | None,
     profile: _Profile | None = None,
 ) -> FilterCurve:
     """One sweep scored on its own samples; adaptive sweeps at the plan's level, with their looks. A
@@ -123,11 +123,11 @@ def _filter_curve(
         curve = surface.at(budgeted, profile.resolved.headline)
     samples = curve.clean.shape[1]
     level = LEVEL if adaptive_plan is None else adaptive_plan.filter_level
-    assessment = assess(curve, references.at(samples), config, level)
+    assessment = assess(curve, references.at(samples), scoring, level)
     scores, intervals = assessment.scores, assessment.intervals
     looks = None
     if adaptive_plan is not None:  # the looks by the rule the sweep stopped by: a profile's sees every budget
-        looks = history(budgeted or curve, filter_id, references, config, adaptive_plan, profile and profile.looks)
+        looks = history(budgeted or curve, filter_id, references, scoring, adaptive_plan, profile and profile.looks)
     return FilterCurve(
         label=FILTERS.entry(filter_id).meta["label"],
         thresholds=curve.thresholds,
@@ -146,7 +146,7 @@ def _filter_curve(
         rounds=None if looks is None else [_round(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
         surface=None if budgeted is None else surface.surface(
-            budgeted, profile.references, config, adaptive.planned_level(adaptive_plan, len(profile.references))
+            budgeted, profile.references, scoring, adaptive.planned_level(adaptive_plan, len(profile.references))
         ),
     )
 
@@ -226,7 +226,6 @@ class _Swept:
     finished: dict[str, FinishedTarget]
     resumed: int
     continued: int  # adaptive targets that went on from their saved looks
-    adaptive_plan: AdaptivePlan | None
 
 
 def scan(config: ScanConfig | None = None, **inputs) -> Report:
@@ -261,10 +260,10 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         return scan_checkpoints(config, analyse, inputs)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    device = _device(config)
-    samples = _prepare_data(config, inputs.dataset)
-    model, weights_path = _build_model(config, inputs.model, samples)
-    groups, skipped = _select_groups(config, model)
+    device = _device(config.runtime_part)
+    samples = _prepare_data(config.data_part, inputs.dataset)
+    model, weights_path = _build_model(config.data_part, inputs.model, samples)
+    groups, skipped = _select_groups(config.sweep_part, model, config.model)
     if inputs.check_groups is not None:
         inputs.check_groups([g.name for g in groups])
     model, samples = _to_device(model, samples, device)
@@ -278,29 +277,29 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if batch_size == "auto":
             batch_size = auto_batch_size(model, samples.images, samples.labels)
         warnings += check_model(model, samples.images, samples.labels, batch_size)
-        eps, mode, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
-        evaluation = _check_precision(config, model, samples, eps, batch_size, mode, warnings)
+        eps, mode, resolved = _calibrate_adversary(config.attack_part, model, samples, batch_size, warnings)
+        evaluation = _check_precision(config.runtime_part, model, samples, eps, batch_size, mode, warnings)
         if resolved is not None:
             evaluation = _threat_baseline(model, samples, evaluation, resolved)
-        swept = _sweep(config, inputs, model, groups, samples, evaluation, device, loaded_plugins)
+        # The adaptive plan, the unfiltered network's references and a threat profile's: made once, for the
+        # sweep's stopping rule and the scoring of its curves alike.
+        plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(samples.indices), len(groups))
+        scoring = config.scoring_part
+        references = References(_headline(evaluation), samples.ranks, scoring.bootstrap, scoring.seed)
+        profile = None if evaluation.threat is None else _profile(scoring, evaluation, plan, samples.ranks, len(groups))
+        stopping = None if plan is None else StoppingRule(plan, scoring, references, profile and profile.looks)
+        swept = _sweep(config, inputs, model, groups, samples, evaluation, stopping, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
     evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
-    profile = None
-    if evaluation.threat is not None:
-        clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
-        looks = None if swept.adaptive_plan is None else profile_looks(
-            config, swept.adaptive_plan, evaluation.threat, (clean0, worst0), samples.ranks, len(groups)
-        )
-        profile = _Profile(evaluation.threat, budget_references(clean0, worst0, samples.ranks, config), looks)
-        warnings += _profile_warnings(config, evaluation, worst0)
-    warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes, evaluation.eps)
-    references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
-    group_reports, global_curves = _score(config, groups, swept, references, profile)
+    if profile is not None:
+        warnings += _profile_warnings(config.attack_part, evaluation)
+    warnings += _baseline_warnings(config.attack_part, _headline(evaluation), model.spec.num_classes, evaluation.eps)
+    group_reports, global_curves = _score(config.sweep_part, scoring, groups, swept, references, plan, profile)
     report = _assemble_report(
-        config, inputs, model, weights_path, samples, skipped, evaluation, swept, group_reports, global_curves,
+        config, inputs, model, weights_path, samples, skipped, evaluation, swept, plan, group_reports, global_curves,
         device, loaded_plugins, warnings,
         RunInfo(
             started_at=started_at,
@@ -316,79 +315,80 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     return Analysis(surface.judge_budgets(judge(report)), model)
 
 
-def _device(config: ScanConfig) -> torch.device:
+def _device(runtime: RuntimePart) -> torch.device:
     """The device the scan runs on; fp16 is refused on a CPU, where it is slower than exact fp32, and
     tf32, which a CPU does not have."""
-    device = resolve_device(config.device)
-    if config.precision == "fp16" and device.type == "cpu":
+    device = resolve_device(runtime.device)
+    if runtime.precision == "fp16" and device.type == "cpu":
         raise ConfigError(
             "--precision fp16 runs ~20x slower than fp32 on a CPU; use --precision bf16 there (or fp32, exact)"
         )
-    if config.precision == "tf32" and device.type == "cpu":
+    if runtime.precision == "tf32" and device.type == "cpu":
         raise ConfigError("--precision tf32 is CUDA's tensor-core arithmetic; use bf16 on a CPU (or fp32, exact)")
     return device
 
 
-def _prepare_data(config: ScanConfig, dataset: Dataset | None) -> _Samples:
+def _prepare_data(data: DataPart, dataset: Dataset | None) -> _Samples:
     """The dataset (given, or loaded by name) and the evaluation samples drawn from it with the seed."""
     if dataset is None:
-        dataset = create_dataset(config.dataset, root=config.data_root, split=config.split, download=config.download)
-    images, labels, indices = evaluation_tensors(dataset, config.max_samples, config.seed)
-    return _Samples(dataset, images, labels, indices, sample_ranks(len(dataset), indices, config.seed))
+        dataset = create_dataset(data.dataset, root=data.data_root, split=data.split, download=data.download)
+    images, labels, indices = evaluation_tensors(dataset, data.max_samples, data.seed)
+    return _Samples(dataset, images, labels, indices, sample_ranks(len(dataset), indices, data.seed))
 
 
-def _build_model(
-    config: ScanConfig, model: Normalized | None, samples: _Samples
-) -> tuple[Normalized, Path | str | None]:
+def _build_model(data: DataPart, model: Normalized | None, samples: _Samples) -> tuple[Normalized, Path | str | None]:
     """The model (given, or built by name and fitted to the data) and the weights file it holds, if any;
     checked to fit the samples either way."""
-    weights_path = config.weights
+    weights_path = data.weights
     if model is None:
         # A model without weights keeps its initialisation: seeded, so the same scan repeats itself.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.manual_seed(data.seed)
             model = model_for_data(
-                config.model,
-                config.dataset,
+                data.model,
+                data.dataset,
                 samples.dataset,
                 input_size=tuple(samples.images.shape[1:]),
-                weights=config.weights,
-                pretrained=config.pretrained,
-                stem=config.stem,
+                weights=data.weights,
+                pretrained=data.pretrained,
+                stem=data.stem,
             )
         weights_path = weights_path or model.spec.default_weights
-    check_fits(model, config.model, config.dataset, tuple(samples.images.shape[1:]), int(samples.labels.max()))
+    check_fits(model, data.model, data.dataset, tuple(samples.images.shape[1:]), int(samples.labels.max()))
     return model, weights_path
 
 
-def _select_groups(config: ScanConfig, model: Normalized) -> tuple[list[Group], list[SkippedGroup]]:
+def _select_groups(
+    sweep_part: SweepPart, model: Normalized, model_name: str
+) -> tuple[list[Group], list[SkippedGroup]]:
     """The parameter groups to sweep (and those skipped, with why); a glob that matches nothing, or
-    nothing left to sweep, is an error naming what the model does have."""
-    groups, skipped = parameter_groups(model.net, config.include, config.select)
+    nothing left to sweep, is an error naming what the model (``model_name``) does have."""
+    include, select = sweep_part.include, sweep_part.select
+    groups, skipped = parameter_groups(model.net, include, select)
     if not groups:
         if skipped:  # the names matched: their values are what cannot be swept (a zero-initialised head)
             more = f" (+{len(skipped) - 1} more)" if len(skipped) > 1 else ""
             raise ConfigError(
-                f"model {config.model!r} has nothing to sweep among the tensors selected: "
+                f"model {model_name!r} has nothing to sweep among the tensors selected: "
                 f"{skipped[0].name!r} {skipped[0].reason}{more}; load trained weights (--weights) or select others"
             )
-        every = parameter_groups(model.net, config.include)[0]
-        if config.select and every:
+        every = parameter_groups(model.net, include)[0]
+        if select and every:
             raise ConfigError(
-                f"--select {','.join(config.select)} matches no analysable tensor of {config.model!r}; "
+                f"--select {','.join(select)} matches no analysable tensor of {model_name!r}; "
                 f"its groups are named like {every[0].name!r} (see `fragscan scan --help`)"
             )
-        raise ConfigError(f"model {config.model!r} has no Conv or Linear weight to analyse (see --include)")
+        raise ConfigError(f"model {model_name!r} has no Conv or Linear weight to analyse (see --include)")
     parameter_names = [name for name, _ in model.net.named_parameters()]
     for option, patterns, names in (
-        ("--include", tuple(p for p in config.include if p not in ("bias", "norm")), parameter_names),
-        ("--select", config.select, [g.name for g in (*groups, *skipped)]),
+        ("--include", tuple(p for p in include if p not in ("bias", "norm")), parameter_names),
+        ("--select", select, [g.name for g in (*groups, *skipped)]),
     ):
         missed = unmatched_glob(patterns, names)
         if missed is not None:
             raise ConfigError(
                 f"{option} {missed!r} matches no {'parameter' if option == '--include' else 'analysable tensor'} "
-                f"of {config.model!r}; its names look like {names[0]!r}"
+                f"of {model_name!r}; its names look like {names[0]!r}"
             )
     return groups, skipped
 
@@ -403,25 +403,25 @@ def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tu
 
 
 def _calibrate_adversary(
-    config: ScanConfig, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
+    attack_part: AttackPart, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
 ) -> tuple[float, AttackMode, threats.Resolved | None]:
     """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
     with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
     budget, its mode (:func:`fragscan.sweep.threats.adversary`) and its resolved budgets."""
-    if config.threat is not None:
-        resolved = threats.resolve(config, model, samples.images, samples.labels, batch_size)
-        mode = threats.adversary(config, model, resolved, samples.images, samples.labels, batch_size)
+    if attack_part.threat is not None:
+        resolved = threats.resolve(attack_part, model, samples.images, samples.labels, batch_size)
+        mode = threats.adversary(attack_part, model, resolved, samples.images, samples.labels, batch_size)
         return resolved.budgets[resolved.headline], mode, resolved
-    if config.eps == "auto":
+    if attack_part.eps == "auto":
         eps = calibrate_eps(
-            partial(scan_attack, config, model), model, samples.images, samples.labels, batch_size, config.seed,
-            config.eps_target,
+            partial(scan_attack, attack_part, model), model, samples.images, samples.labels, batch_size,
+            attack_part.seed, attack_part.eps_target,
         )
     else:
-        eps = float(config.eps)
-        if not uses_eps(config.attack):
-            warnings.append(f"attack {config.attack} has no eps: --eps {eps} was not used")
-    return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size), None
+        eps = float(attack_part.eps)
+        if not uses_eps(attack_part.attack):
+            warnings.append(f"attack {attack_part.attack} has no eps: --eps {eps} was not used")
+    return eps, build_adversary(attack_part, model, eps, samples.images, samples.labels, batch_size), None
 
 
 def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluation, resolved: threats.Resolved):
@@ -444,8 +444,22 @@ def _headline(evaluation: _Evaluation) -> Measurement:
     return clean, threats.with_budgets(adversarial, evaluation.threat)[:, evaluation.threat.headline]
 
 
+def _profile(
+    scoring: ScoringPart, evaluation: _Evaluation, adaptive_plan: AdaptivePlan | None, ranks: torch.Tensor, groups: int
+) -> _Profile:
+    """The scan's threat profile with the unfiltered network's reference per budget and, for an adaptive
+    scan of more than one attack or budget, the stopping rule that waits for every budget's classes."""
+    resolved = evaluation.threat
+    worst0 = threats.with_budgets(evaluation.unfiltered[1], resolved)
+    references = budget_references(evaluation.unfiltered[0], worst0, ranks, scoring)
+    looks = None
+    if adaptive_plan is not None and not resolved.single:
+        looks = adaptive.profile(adaptive_plan, references, resolved.headline, groups)
+    return _Profile(resolved, references, looks)
+
+
 def _check_precision(
-    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
+    runtime: RuntimePart, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
     warnings: list[str],
 ) -> _Evaluation:
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
@@ -453,18 +467,18 @@ def _check_precision(
     images, labels = samples.images, samples.labels
     with arithmetic(model, "fp32"):
         unfiltered = measure(model, images, labels, mode, batch_size)
-    precision, disagreement = config.precision, None
+    precision, disagreement = runtime.precision, None
     if precision != "fp32":
         with arithmetic(model, precision):
             reduced = measure(model, images, labels, mode, batch_size)
         # a threat profile's adversarial bits are [samples, budgets]: a sample differs at any budget
         changed = (reduced[1] != unfiltered[1]).reshape(len(unfiltered[0]), -1).any(1)
         disagreement = ((reduced[0] != unfiltered[0]) | changed).double().mean().item()
-        if disagreement > config.precision_tolerance:
+        if disagreement > runtime.precision_tolerance:
             warnings.append(
                 f"--precision {precision} changed the clean or adversarial correctness of "
                 f"{disagreement:.1%} of samples on the unfiltered network, above "
-                f"--precision-tolerance {config.precision_tolerance:.1%}: the sweep ran in fp32"
+                f"--precision-tolerance {runtime.precision_tolerance:.1%}: the sweep ran in fp32"
             )
             precision = "fp32"
         else:
@@ -474,15 +488,14 @@ def _check_precision(
 
 def _sweep(
     config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: _Samples,
-    evaluation: _Evaluation, device: torch.device, plugins: list[Plugin],
+    evaluation: _Evaluation, stopping: StoppingRule | None, device: torch.device, plugins: list[Plugin],
 ) -> _Swept:
     """Every target's curves: read back from the resume store where finished, the rest swept by the
     executor (in this process, or on Ray workers that receive what was measured here once); an
-    adaptive target interrupted after some looks goes on from the looks the store kept."""
-    targets = targets_of(config, groups)
-    adaptive_plan = None
-    if config.adaptive is not None:
-        adaptive_plan = adaptive.plan(config.adaptive, len(samples.indices), len(groups))
+    adaptive target (``stopping``) interrupted after some looks goes on from the looks the store kept."""
+    sweep_part = config.sweep_part
+    targets = targets_of(sweep_part, groups)
+    adaptive_plan = None if stopping is None else stopping.plan
     images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:
@@ -497,16 +510,16 @@ def _sweep(
     # Read (and checked) before any sweep, so that a damaged file costs no work.
     partials = {}
     if store is not None and adaptive_plan is not None:
-        loaded = {t: store.load_partial(t, config.filters, adaptive_plan.schedule) for t in pending}
+        loaded = {t: store.load_partial(t, sweep_part.filters, adaptive_plan.schedule) for t in pending}
         partials = {t: p for t, p in loaded.items() if p is not None}
-    steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
+    steps_per_target = len(sweep_part.filters) * sweep_part.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
     mode = evaluation.mode
     finished |= run_targets(
         pending,
         local=lambda target, forward: sweep_target(
-            model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
-            evaluation.precision, samples.ranks, partial=partials.get(target),
-            keep_partial=None if store is None else partial(store.save_partial, target), threat=evaluation.threat,
+            model, groups, target, sweep_part, images, labels, mode, batch_size, forward, evaluation.unfiltered,
+            evaluation.precision, stopping, partial=partials.get(target),
+            keep_partial=None if store is None else partial(store.save_partial, target),
         ),
         job=lambda: Job(
             config=config,
@@ -519,7 +532,7 @@ def _sweep(
             precision=evaluation.precision,
             plugins=tuple(p for p in plugins if p.loaded),
             unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
-            ranks=samples.ranks,
+            stopping=stopping,
             partials=partials,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
@@ -532,10 +545,10 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
+    return _Swept(targets, finished, resumed, len(partials))
 
 
-def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
+def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
     """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
     a network near chance, an ``--eps auto`` that missed its target."""
     clean, adversarial = (correct.double().mean().item() for correct in unfiltered)
@@ -545,20 +558,23 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
             "the attack defeats every sample of the unfiltered network: adversarial scores are undefined; lower --eps"
         )
     warnings += filter(None, [near_chance(clean, num_classes)])
-    if config.eps == "auto" and config.threat is None:  # a profile's auto budgets: _profile_warnings
-        warnings += filter(None, [calibration_missed(clean, adversarial, config.eps_target, config.attack, eps)])
+    if attack_part.eps == "auto" and attack_part.threat is None:  # a profile's auto budgets: _profile_warnings
+        warnings += filter(
+            None, [calibration_missed(clean, adversarial, attack_part.eps_target, attack_part.attack, eps)]
+        )
     return warnings
 
 
-def _profile_warnings(config: ScanConfig, evaluation: _Evaluation, worst0: torch.Tensor) -> list[str]:
+def _profile_warnings(attack_part: AttackPart, evaluation: _Evaluation) -> list[str]:
     """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
     (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
     every sample (the headline's is the baseline warning)."""
     resolved, clean = evaluation.threat, evaluation.unfiltered[0].double().mean().item()
+    worst0 = threats.with_budgets(evaluation.unfiltered[1], resolved)
     alone = dict(zip(resolved.entries(), evaluation.attack_accuracies))
     warnings = [
         missed for name, eps in resolved.calibrated
-        if (missed := calibration_missed(clean, alone[(name, eps)], config.eps_target, name, eps)) is not None
+        if (missed := calibration_missed(clean, alone[(name, eps)], attack_part.eps_target, name, eps)) is not None
     ]
     return warnings + [
         f"the threat profile defeats every sample at ε={eps:g}: adversarial scores there are undefined"
@@ -568,7 +584,8 @@ def _profile_warnings(config: ScanConfig, evaluation: _Evaluation, worst0: torch
 
 
 def _score(
-    config: ScanConfig, groups: list[Group], swept: _Swept, references: References, profile: _Profile | None
+    sweep_part: SweepPart, scoring: ScoringPart, groups: list[Group], swept: _Swept, references: References,
+    adaptive_plan: AdaptivePlan | None, profile: _Profile | None,
 ) -> tuple[list[GroupReport], dict[str, FilterCurve] | None]:
     """The curves scored and classed against the unfiltered ``references``: per group (local scope), or
     the one global target's curves; a threat ``profile``'s at its headline budget, with their surfaces."""
@@ -576,10 +593,10 @@ def _score(
     def filter_curves(target: str) -> dict[str, FilterCurve]:
         curves = swept.finished[target].curves
         return {
-            f: _filter_curve(curves[f], f, references, config, swept.adaptive_plan, profile) for f in config.filters
+            f: _filter_curve(curves[f], f, references, scoring, adaptive_plan, profile) for f in sweep_part.filters
         }
 
-    if config.scope == "global":
+    if sweep_part.scope == "global":
         return [], filter_curves("global")
     group_reports = []
     for group in groups:
@@ -594,7 +611,7 @@ def _score(
                 samples=max(curve.samples for curve in per_filter.values()),
                 # provisional: the group claim is made by evidence.judge, at the level simultaneous
                 # over the groups (and an adaptive scan's looks), once every group is scored
-                summary_class=getattr(per_filter[config.summary_filter].classes, config.summary_score),
+                summary_class=getattr(per_filter[scoring.summary_filter].classes, scoring.summary_score),
             )
         )
     return group_reports, None
@@ -602,7 +619,8 @@ def _score(
 
 def _assemble_report(
     config: ScanConfig, inputs: ScanInputs, model: Normalized, weights_path: Path | str | None, samples: _Samples,
-    skipped: list[SkippedGroup], evaluation: _Evaluation, swept: _Swept, group_reports: list[GroupReport],
+    skipped: list[SkippedGroup], evaluation: _Evaluation, swept: _Swept, adaptive_plan: AdaptivePlan | None,
+    group_reports: list[GroupReport],
     global_curves: dict[str, FilterCurve] | None, device: torch.device, plugins: list[Plugin], warnings: list[str],
     run: RunInfo,
 ) -> Report:
@@ -637,9 +655,11 @@ def _assemble_report(
             ),
         ),
         settings=Settings(
-            **{**config.model_dump(), "adaptive": swept.adaptive_plan},
+            **{**config.model_dump(), "adaptive": adaptive_plan},
             eps_used=evaluation.eps,
-            attack_parameters=None if config.threat else hyperparameters(scan_attack(config, model, evaluation.eps)),
+            attack_parameters=None if config.threat else hyperparameters(
+                scan_attack(config.attack_part, model, evaluation.eps)
+            ),
             batch_size_used=evaluation.batch_size,
             device_used=str(device),
             precision_used=evaluation.precision,
@@ -654,26 +674,26 @@ def _assemble_report(
         ),
         groups=group_reports,
         skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
-        network=_network(config, model),
+        network=_network(config.sweep_part, model),
         global_=global_curves,
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        threat=None if evaluation.threat is None else _threat_report(config, model, evaluation),
+        threat=None if evaluation.threat is None else _threat_report(config.attack_part, model, evaluation),
         run=run,
     )
 
 
-def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None:
+def _network(sweep_part: SweepPart, model: Normalized) -> list[NetworkGroup] | None:
     """With ``--select``, every analysable tensor of the whole network, so that a comparison by role
     (first conv, relative depth) places the selected groups in the network, not in the selection."""
-    if not config.select:
+    if not sweep_part.select:
         return None
-    every = parameter_groups(model.net, config.include)[0]
+    every = parameter_groups(model.net, sweep_part.include)[0]
     return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
-def _threat_report(config: ScanConfig, model: Normalized, evaluation: _Evaluation) -> Threat:
+def _threat_report(attack_part: AttackPart, model: Normalized, evaluation: _Evaluation) -> Threat:
     resolved = evaluation.threat
     worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
     return Threat(
@@ -683,7 +703,7 @@ def _threat_report(config: ScanConfig, model: Normalized, evaluation: _Evaluatio
         attacks=[
             ThreatAttack(
                 attack=name, eps=eps, adversarial=accuracy,
-                parameters=hyperparameters(scan_attack(config, model, eps, name)),
+                parameters=hyperparameters(scan_attack(attack_part, model, eps, name)),
             )
             for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
         ],

@@ -27,7 +27,7 @@ from torchattacks.attack import Attack
 from ..._version import __version__
 from ...base.errors import ConfigError, InputError
 from ...base.runtime import library_versions, resolve_device
-from ...config import RetrainConfig, ScanConfig, TrainSettings
+from ...config import AttackPart, RetrainConfig, ScanConfig, TrainSettings
 from ...data import create_dataset, drawn_indices, evaluation_tensors
 from ...models import Normalized
 from ...models.fitting import model_for_data
@@ -144,18 +144,18 @@ def evaluate(
     return clean.cpu(), adversarial.cpu()
 
 
-def profile_settings(config: RetrainConfig) -> ScanConfig:
+def profile_settings(config: RetrainConfig) -> AttackPart:
     """The settings :mod:`fragscan.sweep.threats` reads, from retrain's: the profile, its headline, the attack
     space, the seed, and --eps auto's target (retrain's, for 'auto' budgets); each network is attacked
     afresh, as retrain judges every arm."""
     return ScanConfig(
-        model=config.model, dataset=config.dataset, threat=config.threat, headline_eps=config.headline_eps,
-        attack_space=config.attack_space, seed=config.seed, eps_target=EPS_TARGET, attack_mode="regenerate",
-    )
+        threat=config.threat, headline_eps=config.headline_eps, attack_space=config.attack_space, seed=config.seed,
+        eps_target=EPS_TARGET, attack_mode="regenerate",
+    ).attack_part
 
 
 def evaluate_profile(
-    model: Normalized, images, labels, profile: ScanConfig, resolved: threats.Resolved, batch_size: int
+    model: Normalized, images, labels, profile: AttackPart, resolved: threats.Resolved, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and the worst case over each budget's attacks [samples, budgets],
     every attack built on this very network (one attack at one budget: :func:`evaluate`'s bits)."""
