@@ -3,56 +3,41 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset
 
 from .._version import __version__
 from ..base.errors import ConfigError
-from ..base.files import ensure_writable_dir, file_sha256, held, write_atomic
 from ..base.plugins import Plugin, load_plugins
-from ..base.runtime import library_versions, resolve_device
+from ..base.runtime import resolve_device
 from ..config import AdaptivePlan, AttackPart, DataPart, RuntimePart, ScanConfig, ScoringPart, SweepPart
-from ..data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, sample_ranks
+from ..data import DATASETS, create_dataset, evaluation_tensors, sample_ranks
 from ..models import Normalized, model_spec
 from ..models.fitting import check_fits, model_for_data
 from ..models.sanity import check_model, near_chance
-from ..outputs.masks import Mask, default_policy, mask_bytes, mask_from_report
 from ..report import (
-    Baseline,
     ClassTriple,
-    DatasetInfo,
-    EngineReport,
     FilterCurve,
     GroupReport,
     IntervalTriple,
-    ModelInfo,
-    NetworkGroup,
     PackedCorrectness,
     Report,
     Round,
     RunInfo,
     ScoreTriple,
-    Settings,
-    SkippedGroupReport,
-    Threat,
-    ThreatAttack,
-    ThreatBudget,
 )
-from ..report.io import report_json
 from ..scoring import adaptive, surface
 from ..scoring.adaptive import Look, history
 from ..scoring.assess import References, assess, budget_references
 from ..scoring.confidence import LEVEL, pack_bits
-from ..scoring.evidence import judge
+from ..scoring.evidence import judge_thresholds, summary_claim
 from ..sweep import threats
 from ..sweep.attacks import (
     AttackMode,
@@ -60,7 +45,6 @@ from ..sweep.attacks import (
     calibrate_eps,
     calibration_missed,
     check_attack,
-    hyperparameters,
     scan_attack,
     uses_eps,
 )
@@ -68,12 +52,14 @@ from ..sweep.batching import auto_batch_size
 from ..sweep.engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, measure
 from ..sweep.filters import FILTERS
 from ..sweep.groups import Group, SkippedGroup, parameter_groups, unmatched_glob
+from .assembly import Evaluation, Samples, Scanned, Scored, Swept, assemble_report, headline
 from .checkpoints import scan_checkpoints
-from .executors import ExecutorOptions, Job, StoppingRule, combined_info, run_targets, sweep_target, targets_of
-from .resume import DIRECTORY_NAME, FinishedTarget, ResumeStore, discard_if_empty, tensor_digest
+from .executors import ExecutorOptions, Job, StoppingRule, run_targets, sweep_target, targets_of
+from .resume import ResumeStore, tensor_digest
 
 # Settings applied to the curves after the sweep: a resumed scan recomputes them from the stored curves.
-SCORING_ONLY = {"baseline", "normalise_by", "tau", "classify", "bootstrap", "summary_filter", "summary_score"}
+# (The seed also draws the samples and seeds the attacks.)
+SCORING_ONLY = {field.name for field in fields(ScoringPart)} - {"seed"}
 
 
 def scan_fingerprint(
@@ -184,48 +170,12 @@ class ScanInputs:
 
 
 @dataclass(frozen=True)
-class _Samples:
-    """The evaluation samples: the dataset, the ones drawn from it, their indices and seeded ranks."""
-
-    dataset: Dataset
-    images: torch.Tensor
-    labels: torch.Tensor
-    indices: list[int]
-    ranks: torch.Tensor  # each sample's place in the seeded order (adaptive sampling's prefixes)
-
-
-@dataclass(frozen=True)
 class _Profile:
     """A threat profile as the scan resolved it, and the unfiltered network's reference per budget."""
 
     resolved: threats.Resolved
     references: list[References]
     looks: adaptive.Profile | None  # an adaptive scan's stopping rule for it; None: not adaptive, or one budget
-
-
-@dataclass(frozen=True)
-class _Evaluation:
-    """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
-    unfiltered network's measurement so."""
-
-    eps: float
-    batch_size: int
-    mode: AttackMode
-    unfiltered: Measurement  # a threat profile's adversarial correctness is [samples, budgets]
-    precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
-    precision_disagreement: float | None
-    threat: threats.Resolved | None = None
-    attack_accuracies: tuple[float, ...] = ()  # a threat profile's: each entry's attack alone, entries' order
-
-
-@dataclass(frozen=True)
-class _Swept:
-    """Every target's finished sweep, and how many were read back from the resume store."""
-
-    targets: list[str]
-    finished: dict[str, FinishedTarget]
-    resumed: int
-    continued: int  # adaptive targets that went on from their saved looks
 
 
 def scan(config: ScanConfig | None = None, **inputs) -> Report:
@@ -285,7 +235,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         # sweep's stopping rule and the scoring of its curves alike.
         plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(samples.indices), len(groups))
         scoring = config.scoring_part
-        references = References(_headline(evaluation), samples.ranks, scoring.bootstrap, scoring.seed)
+        references = References(headline(evaluation), samples.ranks, scoring.bootstrap, scoring.seed)
         profile = None if evaluation.threat is None else _profile(scoring, evaluation, plan, samples.ranks, len(groups))
         stopping = None if plan is None else StoppingRule(plan, scoring, references, profile and profile.looks)
         swept = _sweep(config, inputs, model, groups, samples, evaluation, stopping, device, loaded_plugins)
@@ -296,11 +246,11 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
     if profile is not None:
         warnings += _profile_warnings(config.attack_part, evaluation)
-    warnings += _baseline_warnings(config.attack_part, _headline(evaluation), model.spec.num_classes, evaluation.eps)
-    group_reports, global_curves = _score(config.sweep_part, scoring, groups, swept, references, plan, profile)
-    report = _assemble_report(
-        config, inputs, model, weights_path, samples, skipped, evaluation, swept, plan, group_reports, global_curves,
-        device, loaded_plugins, warnings,
+    warnings += _baseline_warnings(config.attack_part, headline(evaluation), model.spec.num_classes, evaluation.eps)
+    scored = _score(config.sweep_part, scoring, groups, swept, references, profile)
+    plugins = [p.describe() for p in loaded_plugins] + list(inputs.plugins or [])
+    report = assemble_report(
+        config, Scanned(model, weights_path, samples, skipped, device), evaluation, swept, scored, plugins, warnings,
         RunInfo(
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 3),
@@ -309,10 +259,9 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
             continued_targets=swept.continued,
         ),
     )
-    # Claims about a family (summary classes over the groups, threshold classes over the scan's
-    # thresholds, a profile's classes over groups and budgets) need all its members: they are made
-    # on the assembled report.
-    return Analysis(surface.judge_budgets(judge(report)), model)
+    # Claims about a family over the report (threshold classes over the scan's thresholds, a profile's
+    # classes over groups and budgets) need all its members: they are made on the assembled report.
+    return Analysis(surface.judge_budgets(judge_thresholds(report)), model)
 
 
 def _device(runtime: RuntimePart) -> torch.device:
@@ -328,15 +277,15 @@ def _device(runtime: RuntimePart) -> torch.device:
     return device
 
 
-def _prepare_data(data: DataPart, dataset: Dataset | None) -> _Samples:
+def _prepare_data(data: DataPart, dataset: Dataset | None) -> Samples:
     """The dataset (given, or loaded by name) and the evaluation samples drawn from it with the seed."""
     if dataset is None:
         dataset = create_dataset(data.dataset, root=data.data_root, split=data.split, download=data.download)
     images, labels, indices = evaluation_tensors(dataset, data.max_samples, data.seed)
-    return _Samples(dataset, images, labels, indices, sample_ranks(len(dataset), indices, data.seed))
+    return Samples(dataset, images, labels, indices, sample_ranks(len(dataset), indices, data.seed))
 
 
-def _build_model(data: DataPart, model: Normalized | None, samples: _Samples) -> tuple[Normalized, Path | str | None]:
+def _build_model(data: DataPart, model: Normalized | None, samples: Samples) -> tuple[Normalized, Path | str | None]:
     """The model (given, or built by name and fitted to the data) and the weights file it holds, if any;
     checked to fit the samples either way."""
     weights_path = data.weights
@@ -393,7 +342,7 @@ def _select_groups(
     return groups, skipped
 
 
-def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tuple[Normalized, _Samples]:
+def _to_device(model: Normalized, samples: Samples, device: torch.device) -> tuple[Normalized, Samples]:
     """The model and the evaluation samples on ``device``, where they stay for the whole sweep."""
     images, labels = samples.images, samples.labels
     if device.type == "cuda":  # pinned host memory: the one copy to the device is a direct DMA
@@ -403,7 +352,7 @@ def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tu
 
 
 def _calibrate_adversary(
-    attack_part: AttackPart, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
+    attack_part: AttackPart, model: Normalized, samples: Samples, batch_size: int, warnings: list[str]
 ) -> tuple[float, AttackMode, threats.Resolved | None]:
     """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
     with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
@@ -424,7 +373,7 @@ def _calibrate_adversary(
     return eps, build_adversary(attack_part, model, eps, samples.images, samples.labels, batch_size), None
 
 
-def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluation, resolved: threats.Resolved):
+def _threat_baseline(model: Normalized, samples: Samples, evaluation: Evaluation, resolved: threats.Resolved):
     """``evaluation`` with the profile and each of its attacks' accuracy alone on the unfiltered network
     (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
     if resolved.single:
@@ -436,16 +385,8 @@ def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluati
     return replace(evaluation, threat=resolved, attack_accuracies=accuracies)
 
 
-def _headline(evaluation: _Evaluation) -> Measurement:
-    """The unfiltered network's measurement at the headline budget (a plain scan's as it is)."""
-    if evaluation.threat is None:
-        return evaluation.unfiltered
-    clean, adversarial = evaluation.unfiltered
-    return clean, threats.with_budgets(adversarial, evaluation.threat)[:, evaluation.threat.headline]
-
-
 def _profile(
-    scoring: ScoringPart, evaluation: _Evaluation, adaptive_plan: AdaptivePlan | None, ranks: torch.Tensor, groups: int
+    scoring: ScoringPart, evaluation: Evaluation, adaptive_plan: AdaptivePlan | None, ranks: torch.Tensor, groups: int
 ) -> _Profile:
     """The scan's threat profile with the unfiltered network's reference per budget and, for an adaptive
     scan of more than one attack or budget, the stopping rule that waits for every budget's classes."""
@@ -459,9 +400,9 @@ def _profile(
 
 
 def _check_precision(
-    runtime: RuntimePart, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
+    runtime: RuntimePart, model: Normalized, samples: Samples, eps: float, batch_size: int, mode: AttackMode,
     warnings: list[str],
-) -> _Evaluation:
+) -> Evaluation:
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
     one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
     images, labels = samples.images, samples.labels
@@ -483,13 +424,13 @@ def _check_precision(
             precision = "fp32"
         else:
             unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
-    return _Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
+    return Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
 
 
 def _sweep(
-    config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: _Samples,
-    evaluation: _Evaluation, stopping: StoppingRule | None, device: torch.device, plugins: list[Plugin],
-) -> _Swept:
+    config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: Samples,
+    evaluation: Evaluation, stopping: StoppingRule | None, device: torch.device, plugins: list[Plugin],
+) -> Swept:
     """Every target's curves: read back from the resume store where finished, the rest swept by the
     executor (in this process, or on Ray workers that receive what was measured here once); an
     adaptive target (``stopping``) interrupted after some looks goes on from the looks the store kept."""
@@ -545,7 +486,7 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return _Swept(targets, finished, resumed, len(partials))
+    return Swept(targets, finished, resumed, len(partials), adaptive_plan)
 
 
 def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
@@ -565,7 +506,7 @@ def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_cla
     return warnings
 
 
-def _profile_warnings(attack_part: AttackPart, evaluation: _Evaluation) -> list[str]:
+def _profile_warnings(attack_part: AttackPart, evaluation: Evaluation) -> list[str]:
     """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
     (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
     every sample (the headline's is the baseline warning)."""
@@ -584,203 +525,41 @@ def _profile_warnings(attack_part: AttackPart, evaluation: _Evaluation) -> list[
 
 
 def _score(
-    sweep_part: SweepPart, scoring: ScoringPart, groups: list[Group], swept: _Swept, references: References,
-    adaptive_plan: AdaptivePlan | None, profile: _Profile | None,
-) -> tuple[list[GroupReport], dict[str, FilterCurve] | None]:
-    """The curves scored and classed against the unfiltered ``references``: per group (local scope), or
+    sweep_part: SweepPart, scoring: ScoringPart, groups: list[Group], swept: Swept, references: References,
+    profile: _Profile | None,
+) -> Scored:
+    """The curves scored and classed against the unfiltered ``references``: per group (local scope),
+    with the group's claim at the level simultaneous over the groups (and an adaptive scan's looks), or
     the one global target's curves; a threat ``profile``'s at its headline budget, with their surfaces."""
 
     def filter_curves(target: str) -> dict[str, FilterCurve]:
         curves = swept.finished[target].curves
         return {
-            f: _filter_curve(curves[f], f, references, scoring, adaptive_plan, profile) for f in sweep_part.filters
+            f: _filter_curve(curves[f], f, references, scoring, swept.adaptive_plan, profile)
+            for f in sweep_part.filters
         }
 
     if sweep_part.scope == "global":
-        return [], filter_curves("global")
+        return Scored([], filter_curves("global"))
+    summary_level = adaptive.planned_level(swept.adaptive_plan, len(groups))
     group_reports = []
     for group in groups:
         per_filter = filter_curves(group.name)
+        summarised = per_filter[scoring.summary_filter]
+        numel = group.parameter.numel()
         group_reports.append(
             GroupReport(
                 name=group.name,
                 module_type=group.module_type,
-                numel=group.parameter.numel(),
+                numel=numel,
                 shape=list(group.shape),
                 filters=per_filter,
                 samples=max(curve.samples for curve in per_filter.values()),
-                # provisional: the group claim is made by evidence.judge, at the level simultaneous
-                # over the groups (and an adaptive scan's looks), once every group is scored
-                summary_class=getattr(per_filter[scoring.summary_filter].classes, scoring.summary_score),
+                **summary_claim(
+                    summarised, numel, references.at(summarised.samples).bootstrap, scoring, summary_level
+                ),
             )
         )
-    return group_reports, None
+    return Scored(group_reports, None)
 
 
-def _assemble_report(
-    config: ScanConfig, inputs: ScanInputs, model: Normalized, weights_path: Path | str | None, samples: _Samples,
-    skipped: list[SkippedGroup], evaluation: _Evaluation, swept: _Swept, adaptive_plan: AdaptivePlan | None,
-    group_reports: list[GroupReport],
-    global_curves: dict[str, FilterCurve] | None, device: torch.device, plugins: list[Plugin], warnings: list[str],
-    run: RunInfo,
-) -> Report:
-    """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
-    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, _headline(evaluation)
-    spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
-    engine_info = combined_info([swept.finished[t].info for t in swept.targets])
-    return Report(
-        fragscan_version=__version__,
-        model=ModelInfo(
-            name=config.model,
-            weights=None if weights_path is None else str(weights_path),
-            weights_sha256=file_sha256(weights_path),
-            input_size=list(spec.input_size),
-            mean=list(spec.mean),
-            std=list(spec.std),
-            num_classes=spec.num_classes,
-            parameters=sum(p.numel() for p in model.parameters()),
-        ),
-        dataset=DatasetInfo(
-            name=config.dataset,
-            split=config.split,
-            root=None if config.data_root is None else str(config.data_root),
-            size=len(dataset),
-            samples=len(indices),
-            selection="all samples in order"
-            if len(indices) == len(dataset)
-            else f"{len(indices)} drawn without replacement by torch.randperm(seed={config.seed}), sorted",
-            # the held-out validation split says how it was drawn (fragscan.data.hold_out_val)
-            description="; ".join(
-                filter(None, [spec_dataset.description if spec_dataset else "", getattr(dataset, "holdout", "")])
-            ),
-        ),
-        settings=Settings(
-            **{**config.model_dump(), "adaptive": adaptive_plan},
-            eps_used=evaluation.eps,
-            attack_parameters=None if config.threat else hyperparameters(
-                scan_attack(config.attack_part, model, evaluation.eps)
-            ),
-            batch_size_used=evaluation.batch_size,
-            device_used=str(device),
-            precision_used=evaluation.precision,
-            precision_disagreement=evaluation.precision_disagreement,
-            versions=library_versions(),
-        ),
-        baseline=Baseline(
-            clean=unfiltered[0].double().mean().item(),
-            adversarial=unfiltered[1].double().mean().item(),
-            samples=len(indices),
-            correct=PackedCorrectness(clean=pack_bits(unfiltered[0]), adversarial=pack_bits(unfiltered[1])),
-        ),
-        groups=group_reports,
-        skipped=[SkippedGroupReport(name=s.name, reason=s.reason) for s in skipped],
-        network=_network(config.sweep_part, model),
-        global_=global_curves,
-        plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
-        warnings=warnings,
-        engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        threat=None if evaluation.threat is None else _threat_report(config.attack_part, model, evaluation),
-        run=run,
-    )
-
-
-def _network(sweep_part: SweepPart, model: Normalized) -> list[NetworkGroup] | None:
-    """With ``--select``, every analysable tensor of the whole network, so that a comparison by role
-    (first conv, relative depth) places the selected groups in the network, not in the selection."""
-    if not sweep_part.select:
-        return None
-    every = parameter_groups(model.net, sweep_part.include)[0]
-    return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
-
-
-def _threat_report(attack_part: AttackPart, model: Normalized, evaluation: _Evaluation) -> Threat:
-    resolved = evaluation.threat
-    worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
-    return Threat(
-        spec=resolved.spec,
-        budgets=list(resolved.budgets),
-        headline=resolved.budgets[resolved.headline],
-        attacks=[
-            ThreatAttack(
-                attack=name, eps=eps, adversarial=accuracy,
-                parameters=hyperparameters(scan_attack(attack_part, model, eps, name)),
-            )
-            for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
-        ],
-        worst=[
-            ThreatBudget(eps=eps, adversarial=worst[:, i].double().mean().item(), correct=pack_bits(worst[:, i]))
-            for i, eps in enumerate(resolved.budgets)
-        ],
-    )
-
-
-def write_scan_outputs(report: Report, directory: Path, mask: Mask | None = None) -> list[Path]:
-    """Everything a scan leaves in its output directory, each written atomically: report.json,
-    curves.csv (tidy long curves) and report.html, rendered from the report, and, given ``mask``
-    (built from the weight values, which the report does not hold), mask.safetensors; without
-    one, an earlier scan's mask.safetensors there is removed."""
-    from ..report.html import render_html
-    from ..report.tables import curves_csv
-
-    directory = ensure_writable_dir(directory)
-    # Render everything before writing anything: a rendering failure leaves no partial set.
-    outputs = {
-        directory / "report.json": report_json(report),
-        directory / "curves.csv": curves_csv(report).encode(),
-        directory / "report.html": render_html(report).encode(),
-    }
-    if mask is not None:
-        outputs[directory / "mask.safetensors"] = mask_bytes(mask)
-    for path, data in outputs.items():
-        write_atomic(path, data)
-    if mask is None:  # an earlier scan's mask would pass for this report's
-        (directory / "mask.safetensors").unlink(missing_ok=True)
-    return list(outputs)
-
-
-class ScanOutputs(BaseModel):
-    """What :func:`scan_to` wrote."""
-
-    model_config = ConfigDict(frozen=True)
-
-    report: Report
-    written: list[Path] = Field(
-        description="report.json, curves.csv, report.html and, when there is one, mask.safetensors"
-    )
-    no_mask: str | None = Field(description="why no mask.safetensors was written; None when one was")
-
-
-def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs:
-    """:func:`scan`, then write its outputs into the directory ``out`` (created if missing):
-    report.json, curves.csv, report.html and the default retrain mask, mask.safetensors, each
-    atomically (:func:`write_scan_outputs`). ``inputs`` are :class:`ScanInputs` but ``resume_dir``.
-
-    Names and ``out`` are checked before any model or data is loaded. Finished sweep targets are
-    kept under ``out/.fragscan-checkpoints`` as they complete, so the same call after an
-    interruption resumes (``resume=False`` discards them); they are removed once the outputs are
-    written. The mask is built from the model the scan analysed, as it held it in memory.
-    """
-    config = config or ScanConfig()
-    load_plugins(config.plugins)  # before the name checks, so plugin names are known
-    check_names(config, model=inputs.get("model"), dataset=inputs.get("dataset"))
-    directory = ensure_writable_dir(Path(out))
-    resume_dir = directory / DIRECTORY_NAME
-    with held(directory):  # a second scan into `out` would remove the resume store from under this one
-        try:
-            analysis = analyse(config, ScanInputs(**inputs, resume_dir=resume_dir))
-        except BaseException:
-            discard_if_empty(resume_dir)  # refused after opening it (Ray unreachable, say): nothing to resume
-            raise
-        report = analysis.report
-        # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
-        policy = default_policy(report)
-        if report.model.weights is None:
-            no_mask = "the model was scanned without a weights file"
-        elif policy is None:
-            no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
-        else:
-            no_mask = None
-        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
-        written = write_scan_outputs(report, directory, mask=mask)
-        shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
-    return ScanOutputs(report=report, written=written, no_mask=no_mask)
