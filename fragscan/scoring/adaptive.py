@@ -30,12 +30,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import Adaptive, AdaptivePlan, ScanConfig
-from ..report.model import DECIDED, Class
+from ..config import SCORES, Adaptive, AdaptivePlan, ScanConfig
+from ..report.model import DECIDED, Class, Interval
 from ..sweep.engine import Curve, EngineInfo, SweepEvent
-from .assess import SCORES, References, assess
+from .assess import References, assess
 from .classify import classify, decision_margin
-from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
+from .confidence import LEVEL, family_level, floor_share, reference_accuracies, width_floor
 from .sequential import level_of, pocock_z
 
 FUTILITY = (
@@ -87,8 +87,8 @@ class Look:
 
     samples: int
     classes: dict[str, Class]
-    intervals: dict[str, Interval]
-    summary: tuple[Class, Interval] | None  # the summary filter's summary score, at the summary level
+    intervals: dict[str, Interval | None]
+    summary: tuple[Class, Interval | None] | None  # the summary filter's summary score, at the summary level
     stop: str | None  # "decided", "futile" (some class out of reach), "maximum"; None: look again
 
 
@@ -141,7 +141,7 @@ def _undefined_for_good(kind: str, references: References, config: ScanConfig) -
 
 
 def _out_of_reach(
-    score: float | None, interval: Interval, floor: float, level: float, samples: int, tau: float, maximum: int
+    score: float | None, interval: Interval | None, floor: float, level: float, samples: int, tau: float, maximum: int
 ) -> bool:
     """Whether the interval at the final look could not decide the score where it lies now. The
     critical value is the plan's at every look (Pocock), so the final look's interval is this one's

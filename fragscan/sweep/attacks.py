@@ -21,7 +21,7 @@ from torchattacks.attack import Attack
 
 from ..base.errors import ConfigError
 from ..base.registry import Registry
-from ..config import ScanConfig
+from ..config import EPS_TARGET, ScanConfig
 from ..models import Normalized
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -317,7 +317,7 @@ def calibrate_eps(
     labels: torch.Tensor,
     batch_size: int,
     seed: int,
-    target: float = 0.5,
+    target: float = EPS_TARGET,
     steps: int = 12,
 ) -> float:
     """Bisect eps in [0, 1] so that adversarial accuracy is about ``target`` x clean accuracy.

@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..._version import __version__
 from ...base.errors import InputError
 from ...base.threat_spec import parse
+from ...config import SCORES
 from ...report import Report, report_digest
 from ...report.numbers import order_of
 from .policy import AuditPolicy, load_baseline
 
 AUDIT_SCHEMA_VERSION = "1.1"  # 1.1: the policy may name a budget (eps); a rule names the groups it could not judge
-_SCORES = ("clean", "adversarial", "difference")
 
 
 class _Model(BaseModel):
@@ -324,7 +324,7 @@ def _regression(report: Report, baseline: Report, maximum: float) -> tuple[RuleO
         for filter_id, curve in group.filters.items():
             if filter_id not in old.filters:
                 continue
-            for score in _SCORES:
+            for score in SCORES:
                 new_value = getattr(curve.scores, score)
                 old_value = getattr(old.filters[filter_id].scores, score)
                 if new_value is None or old_value is None:
