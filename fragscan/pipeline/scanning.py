@@ -34,11 +34,11 @@ from ..report import (
     FilterCurve,
     GroupReport,
     IntervalTriple,
+    LookReport,
     ModelInfo,
     NetworkGroup,
     PackedCorrectness,
     Report,
-    Round,
     RunInfo,
     ScoreTriple,
     Settings,
@@ -143,7 +143,7 @@ def _filter_curve(
         else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
         classes=ClassTriple(**assessment.classes),
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
-        rounds=None if looks is None else [_round(look) for look in looks],
+        looks=None if looks is None else [_look_report(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
         surface=None if budgeted is None else surface.surface(
             budgeted, profile.references, config, adaptive.planned_level(adaptive_plan, len(profile.references))
@@ -151,8 +151,8 @@ def _filter_curve(
     )
 
 
-def _round(look: Look) -> Round:
-    return Round(
+def _look_report(look: Look) -> LookReport:
+    return LookReport(
         samples=look.samples,
         classes=ClassTriple(**look.classes),
         intervals=IntervalTriple(**look.intervals),  # an adaptive scan always has a bootstrap (evidence rule)
@@ -495,18 +495,18 @@ def _sweep(
     resumed = len(finished)
     pending = [t for t in targets if t not in finished]
     # Read (and checked) before any sweep, so that a damaged file costs no work.
-    partials = {}
+    saved_looks = {}
     if store is not None and adaptive_plan is not None:
-        loaded = {t: store.load_partial(t, config.filters, adaptive_plan.schedule) for t in pending}
-        partials = {t: p for t, p in loaded.items() if p is not None}
+        loaded = {t: store.load_look(t, config.filters, adaptive_plan.schedule) for t in pending}
+        saved_looks = {t: p for t, p in loaded.items() if p is not None}
     steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
     mode = evaluation.mode
     finished |= run_targets(
         pending,
         local=lambda target, forward: sweep_target(
             model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
-            evaluation.precision, samples.ranks, partial=partials.get(target),
-            keep_partial=None if store is None else partial(store.save_partial, target), threat=evaluation.threat,
+            evaluation.precision, samples.ranks, saved_look=saved_looks.get(target),
+            keep_look=None if store is None else partial(store.save_look, target), threat=evaluation.threat,
         ),
         job=lambda: Job(
             config=config,
@@ -520,7 +520,7 @@ def _sweep(
             plugins=tuple(p for p in plugins if p.loaded),
             unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
             ranks=samples.ranks,
-            partials=partials,
+            saved_looks=saved_looks,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
             threat=evaluation.threat,
@@ -532,7 +532,7 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
+    return _Swept(targets, finished, resumed, len(saved_looks), adaptive_plan)
 
 
 def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:

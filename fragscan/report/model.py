@@ -113,7 +113,7 @@ def _check_accuracies(values: list[float], where: str) -> None:
         raise ValueError(f"{where} has an accuracy outside [0, 1]; the report is damaged: scan again")
 
 
-class Round(_Model):
+class LookReport(_Model):
     """One look of an adaptive sweep (method §5b), at the plan's interval levels."""
 
     samples: int = Field(description="the first samples of the seeded order this look used")
@@ -191,7 +191,9 @@ class FilterCurve(_Model):
         None, description="threat profiles (schema 2.2+): adversarial accuracy over budget x threshold; the curve's "
         "own adversarial fields are the headline budget's"
     )
-    rounds: list[Round] | None = Field(None, description="adaptive scans: every look the sweep took, in order")
+    looks: list[LookReport] | None = Field(
+        None, alias="rounds", description="adaptive scans: every look the sweep took, in order"
+    )
     stop: Literal["decided", "futile", "maximum"] | None = Field(
         None, description="adaptive scans: why the sweep stopped (futile: an undecided class was out of reach)"
     )
@@ -202,7 +204,7 @@ class FilterCurve(_Model):
         if len(set(lengths.values())) > 1:
             raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
         _check_accuracies(self.clean + self.adversarial, f"curve {self.label!r}")
-        if any(not 1 <= look.samples <= self.samples for look in self.rounds or ()):
+        if any(not 1 <= look.samples <= self.samples for look in self.looks or ()):
             raise ValueError(
                 f"curve {self.label!r} has a look beyond its {self.samples} samples; the report is damaged: scan again"
             )

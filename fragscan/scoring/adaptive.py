@@ -17,7 +17,7 @@ did not foresee never happen: a resumed scan with another ``--max-samples`` is a
 resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
 
 A look is also the unit of checkpointing: :func:`grow` hands its state after each look
-(:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
+(:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
 at its next look. This module does no file I/O; the caller keeps the state
 (:mod:`fragscan.pipeline.resume`).
 """
@@ -188,7 +188,7 @@ Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None]
 
 
 @dataclass(frozen=True)
-class Rounds:
+class LookState:
     """A target's sweeps after its latest finished look: what a resumed target goes on from.
 
     ``curves`` holds each filter's curve on the samples it has used so far, the first n of the
@@ -209,8 +209,8 @@ def grow(
     adaptive: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
-    start: Rounds | None = None,
-    on_look: Callable[[Rounds], None] | None = None,
+    start: LookState | None = None,
+    on_look: Callable[[LookState], None] | None = None,
     profile: Profile | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each filter's curve on the samples it needed, and the engine's account of every look.
@@ -258,7 +258,7 @@ def grow(
         if not active:
             break
         if on_look is not None:
-            on_look(Rounds(index, dict(current), frozenset(stopped), tuple(infos)))
+            on_look(LookState(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
         progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
     return {f: current[f] for f in filter_ids}, infos
@@ -310,7 +310,7 @@ def profile(adaptive: AdaptivePlan, references: list[References], headline: int,
 
 def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
-    budget's look, as a one-budget scan's (its classes and intervals are the report's rounds), that
+    budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
     difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
     group's class, each decided or out of reach at its repeated-interval level."""
