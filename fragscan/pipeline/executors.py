@@ -30,7 +30,7 @@ from ..config import AdaptivePlan, ScanConfig
 from ..scoring import adaptive
 from ..scoring.assess import References, budget_references
 from ..sweep import threats
-from ..sweep.attacks import AttackMode, build_adversary
+from ..sweep.attacks import Adversary, build_adversary
 from ..sweep.engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
 from ..sweep.groups import Group, parameter_groups
 from ..sweep.threats import Crafted, Resolved
@@ -41,7 +41,7 @@ EXECUTORS = get_args(Executor)
 
 
 def sweep_target(
-    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary: AttackMode, batch_size: int,
+    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary: Adversary, batch_size: int,
     progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
     precision: str = "fp32", ranks: torch.Tensor | None = None,
     saved_look: SavedLook | None = None, keep_look: Callable[[SavedLook], None] | None = None,
@@ -302,7 +302,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the evaluation from ``job`` (the attack mode around the worker's model, with the
+    name), rebuild the evaluation from ``job`` (the adversary around the worker's model, with the
     scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
     (the driver's resume store where this worker reaches it, else the looks the driver read back),
     keeping each new look there."""
@@ -335,7 +335,7 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
         if job.threat is None:
             adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
         else:
-            adversary = threats.adversary(config, model, job.threat, images, labels, job.batch_size, crafted)
+            adversary = threats.profile_adversary(config, model, job.threat, images, labels, job.batch_size, crafted)
         return sweep_target(
             model, groups, target, config, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,

@@ -55,7 +55,7 @@ from ..scoring.confidence import LEVEL, pack_bits
 from ..scoring.evidence import judge
 from ..sweep import threats
 from ..sweep.attacks import (
-    AttackMode,
+    Adversary,
     build_adversary,
     calibrate_eps,
     calibration_missed,
@@ -205,12 +205,12 @@ class _Profile:
 
 @dataclass(frozen=True)
 class _Evaluation:
-    """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
+    """How every network is evaluated (budget, batch size, adversary, ``precision``), and the
     unfiltered network's measurement so."""
 
     eps: float
     batch_size: int
-    mode: AttackMode
+    adversary: Adversary
     unfiltered: Measurement  # a threat profile's adversarial correctness is [samples, budgets]
     precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
     precision_disagreement: float | None
@@ -278,8 +278,8 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if batch_size == "auto":
             batch_size = auto_batch_size(model, samples.images, samples.labels)
         warnings += check_model(model, samples.images, samples.labels, batch_size)
-        eps, mode, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
-        evaluation = _check_precision(config, model, samples, eps, batch_size, mode, warnings)
+        eps, adversary, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
+        evaluation = _check_precision(config, model, samples, eps, batch_size, adversary, warnings)
         if resolved is not None:
             evaluation = _threat_baseline(model, samples, evaluation, resolved)
         swept = _sweep(config, inputs, model, groups, samples, evaluation, device, loaded_plugins)
@@ -404,14 +404,14 @@ def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tu
 
 def _calibrate_adversary(
     config: ScanConfig, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
-) -> tuple[float, AttackMode, threats.Resolved | None]:
-    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
+) -> tuple[float, Adversary, threats.Resolved | None]:
+    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the adversary built
     with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
-    budget, its mode (:func:`fragscan.sweep.threats.adversary`) and its resolved budgets."""
+    budget, its adversary (:func:`fragscan.sweep.threats.profile_adversary`) and its resolved budgets."""
     if config.threat is not None:
         resolved = threats.resolve(config, model, samples.images, samples.labels, batch_size)
-        mode = threats.adversary(config, model, resolved, samples.images, samples.labels, batch_size)
-        return resolved.budgets[resolved.headline], mode, resolved
+        adversary = threats.profile_adversary(config, model, resolved, samples.images, samples.labels, batch_size)
+        return resolved.budgets[resolved.headline], adversary, resolved
     if config.eps == "auto":
         eps = calibrate_eps(
             partial(scan_attack, config, model), model, samples.images, samples.labels, batch_size, config.seed,
@@ -431,7 +431,7 @@ def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluati
         accuracies = (evaluation.unfiltered[1].double().mean().item(),)
     else:
         with arithmetic(model, evaluation.precision):
-            each = evaluation.mode.each(model)
+            each = evaluation.adversary.each(model)
         accuracies = tuple(correct.double().mean().item() for per_budget in each for correct in per_budget)
     return replace(evaluation, threat=resolved, attack_accuracies=accuracies)
 
@@ -445,18 +445,18 @@ def _headline(evaluation: _Evaluation) -> Measurement:
 
 
 def _check_precision(
-    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
+    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, adversary: Adversary,
     warnings: list[str],
 ) -> _Evaluation:
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
     one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
     images, labels = samples.images, samples.labels
     with arithmetic(model, "fp32"):
-        unfiltered = measure(model, images, labels, mode, batch_size)
+        unfiltered = measure(model, images, labels, adversary, batch_size)
     precision, disagreement = config.precision, None
     if precision != "fp32":
         with arithmetic(model, precision):
-            reduced = measure(model, images, labels, mode, batch_size)
+            reduced = measure(model, images, labels, adversary, batch_size)
         # a threat profile's adversarial bits are [samples, budgets]: a sample differs at any budget
         changed = (reduced[1] != unfiltered[1]).reshape(len(unfiltered[0]), -1).any(1)
         disagreement = ((reduced[0] != unfiltered[0]) | changed).double().mean().item()
@@ -469,7 +469,7 @@ def _check_precision(
             precision = "fp32"
         else:
             unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
-    return _Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
+    return _Evaluation(eps, batch_size, adversary, unfiltered, precision, disagreement)
 
 
 def _sweep(
@@ -500,11 +500,11 @@ def _sweep(
         loaded = {t: store.load_look(t, config.filters, adaptive_plan.schedule) for t in pending}
         saved_looks = {t: p for t, p in loaded.items() if p is not None}
     steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
-    mode = evaluation.mode
+    adversary = evaluation.adversary
     finished |= run_targets(
         pending,
         local=lambda target, forward: sweep_target(
-            model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
+            model, groups, target, config, images, labels, adversary, batch_size, forward, evaluation.unfiltered,
             evaluation.precision, samples.ranks, saved_look=saved_looks.get(target),
             keep_look=None if store is None else partial(store.save_look, target), threat=evaluation.threat,
         ),
@@ -514,7 +514,7 @@ def _sweep(
             images=images.cpu(),
             labels=labels.cpu(),
             eps=evaluation.eps,
-            crafted=threats.crafted_once(mode, images, labels),
+            crafted=threats.crafted_once(adversary, images, labels),
             batch_size=batch_size,
             precision=evaluation.precision,
             plugins=tuple(p for p in plugins if p.loaded),

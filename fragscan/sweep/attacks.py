@@ -187,9 +187,9 @@ def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed
         ) from error
 
 
-class AttackMode(Protocol):
-    """How adversarial correctness of a (filtered) network is obtained (``--attack-mode``): what the
-    engine asks, so that it never needs to know which mode it has."""
+class Adversary(Protocol):
+    """How adversarial correctness of a (filtered) network is obtained (``--attack-mode`` chooses which):
+    what the engine asks, so that it never needs to know which adversary it has."""
 
     crafted_once: bool  # the examples are the same for every network: the engine may reuse their prefix activations
 
@@ -209,8 +209,8 @@ class AttackMode(Protocol):
         """``(eps, None)`` when the examples are a plain torchattacks.FGSM step crafted per network, so
         the clean forward may also give the attack's gradient; ``(None, why not)`` otherwise."""
 
-    def subset(self, columns: torch.Tensor) -> AttackMode:
-        """The same mode on the samples at ``columns`` only (an adaptive scan's new samples)."""
+    def subset(self, columns: torch.Tensor) -> Adversary:
+        """The same adversary on the samples at ``columns`` only (an adaptive scan's new samples)."""
 
 
 class Regenerate:
@@ -274,8 +274,8 @@ class Fixed:
         return Fixed(self.adversarial[columns], self.labels[columns], self.batch_size)
 
 
-# Each builds its mode from (attack, images, labels, batch_size, seed).
-ADVERSARIAL_MODES: dict[str, Callable[..., AttackMode]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
+# Per --attack-mode, each builds its adversary from (attack, images, labels, batch_size, seed).
+ADVERSARIES: dict[str, Callable[..., Adversary]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
 
 
 def scan_attack(config: ScanConfig, model: Normalized, eps: float, name: str | None = None) -> Attack:
@@ -287,13 +287,14 @@ def scan_attack(config: ScanConfig, model: Normalized, eps: float, name: str | N
 def build_adversary(
     config: ScanConfig, model: Normalized, eps: float, images, labels, batch_size: int,
     crafted: torch.Tensor | None = None,
-) -> AttackMode:
-    """The attack mode ``config`` names on ``model`` and the samples ``images``, ``labels``: the scan's, and
-    a Ray worker's. ``crafted``: the fixed mode's examples, crafted already (a worker receives the scan's)."""
+) -> Adversary:
+    """The adversary ``config`` names (its attack, its attack mode) on ``model`` and the samples ``images``,
+    ``labels``: the scan's, and a Ray worker's. ``crafted``: the fixed mode's examples, crafted already (a
+    worker receives the scan's)."""
     if crafted is not None:
         return Fixed(crafted, labels, batch_size)
     attack = scan_attack(config, model, eps)
-    return ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, batch_size, config.seed)
+    return ADVERSARIES[config.attack_mode](attack, images, labels, batch_size, config.seed)
 
 
 def calibration_missed(clean: float, adversarial: float, target: float, attack: str, eps: float) -> str | None:

@@ -37,7 +37,7 @@ from torch.func import functional_call
 
 from ..base.errors import first_line
 from ..base.limits import MAX_VARIANT_BATCH
-from .attacks import AttackMode, predictions
+from .attacks import Adversary, predictions
 from .filters import SynapticFilter, create_filter
 from .groups import Group
 from .prefix import Split, flop_costs, identity_split, split, trace
@@ -183,7 +183,7 @@ def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
 
 
 def measure(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: AttackMode, batch_size: int
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int
 ) -> Measurement:
     """Clean and adversarial correctness of ``model`` as it is (the unfiltered network's row)."""
     return predictions(model, images, batch_size) == labels, adversary.correct(model)
@@ -223,7 +223,7 @@ class _Evaluator:
     """Measures filtered variants of one target batch by batch, through a split of the model."""
 
     def __init__(
-        self, model: nn.Module, images, labels, batch_size: int, adversary: AttackMode, fgsm_eps: float | None
+        self, model: nn.Module, images, labels, batch_size: int, adversary: Adversary, fgsm_eps: float | None
     ):
         self.model, self.images, self.labels, self.adversary = model, images, labels, adversary
         self.fgsm_eps = fgsm_eps  # set: the clean forward also gives FGSM's gradient (fused)
@@ -716,7 +716,7 @@ def sweep(
     n_thresholds: int,
     images: torch.Tensor,
     labels: torch.Tensor,
-    adversary: AttackMode,
+    adversary: Adversary,
     *,
     batch_size: int,
     scope: str = "local",

@@ -83,8 +83,8 @@ def evaluate_profile(
     every attack built on this very network (one attack at one budget: :func:`evaluate`'s bits)."""
     with analysis_mode(model):
         clean = predictions(model, images, batch_size) == labels
-        mode = threats.adversary(profile, model, resolved, images, labels, batch_size)
-        worst = threats.with_budgets(mode.correct(model), resolved)
+        adversary = threats.profile_adversary(profile, model, resolved, images, labels, batch_size)
+        worst = threats.with_budgets(adversary.correct(model), resolved)
     return clean.cpu(), worst.cpu()
 
 
@@ -309,7 +309,7 @@ def retrain(config: RetrainConfig) -> Retrained:
 
     def fine_tune(arm_mask: Mask | None, seed: int) -> Normalized:
         model = copy.deepcopy(original)
-        adversary = attack_on(model, eps) if config.adversarial else None
+        attack = attack_on(model, eps) if config.adversarial else None
         per_name = None if arm_mask is None else {f"net.{k}": v for k, v in arm_mask.tensors.items()}
         # The wrapper's own parameters (none for built-ins) are not in the mask: they stay as they are.
         if per_name is not None:
@@ -318,7 +318,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         settings = TrainSettings(
             epochs=config.epochs, lr=config.lr, batch_size=batch, weight_decay=config.weight_decay, seed=seed
         )
-        return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
+        return train(model, train_set, settings, device=device, mask=per_name, attack=attack)
 
     runs: dict[str, list[Run]] = {arm: [] for arm in ARMS if arm == "selective" or arm in config.controls}
     first: dict[str, dict[str, torch.Tensor]] = {}
