@@ -226,7 +226,7 @@ def test_the_report_says_how_the_sweep_was_computed(small_config):
 def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.measure
+    original = engine._Measurer.measure
     failures = []
 
     def measure_once_out_of_memory(self, split, k, frontier):
@@ -235,7 +235,7 @@ def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkey
             raise torch.OutOfMemoryError("simulated")
         return original(self, split, k, frontier)
 
-    monkeypatch.setattr(engine._Evaluator, "measure", measure_once_out_of_memory)
+    monkeypatch.setattr(engine._Measurer, "measure", measure_once_out_of_memory)
     events = []
     model = create_model("digits-cnn")
     groups, _ = parameter_groups(model.net)
@@ -350,12 +350,12 @@ def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monk
     """The check, not trust: batched logits off by a little make every group run one at a time."""
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.logits_many
+    original = engine._Measurer.logits_many
 
     def off_by_a_little(self, *args):
         return tuple(logits + 1e-4 for logits in original(self, *args))
 
-    monkeypatch.setattr(engine._Evaluator, "logits_many", off_by_a_little)
+    monkeypatch.setattr(engine._Measurer, "logits_many", off_by_a_little)
     result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
     _assert_identical(result, expected)
     assert result.info.variant_batch == 1 and "did not reproduce" in result.info.variant_batch_note
@@ -365,7 +365,7 @@ def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monk
 def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data, monkeypatch):
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.measure_many
+    original = engine._Measurer.measure_many
     failures = []
 
     def out_of_memory_at_four(self, split, k, frontier, variants):
@@ -374,7 +374,7 @@ def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data,
             raise torch.OutOfMemoryError("simulated")
         return original(self, split, k, frontier, variants)
 
-    monkeypatch.setattr(engine._Evaluator, "measure_many", out_of_memory_at_four)
+    monkeypatch.setattr(engine._Measurer, "measure_many", out_of_memory_at_four)
     result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
     assert failures
     _assert_identical(result, expected)

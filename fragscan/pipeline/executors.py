@@ -69,11 +69,11 @@ def sweep_target(
         result = run(config.filters, images, labels, adversary, unfiltered, progress)
         return FinishedTarget(result.curves[target], batch_size, device, result.info)
 
-    def evaluate(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Evaluated:
+    def measure(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Measured:
         new = columns.to(images.device)
         unfiltered_new = tuple(correct[new] for correct in unfiltered)
         result = run(filter_ids, images[new], labels[new], adversary.subset(new), unfiltered_new, forward)
-        return adaptive.Evaluated(result.curves[target], result.info)
+        return adaptive.Measured(result.curves[target], result.info)
 
     if saved_look is not None and device not in saved_look.device.split("+"):
         device = f"{saved_look.device}+{device}"  # its earlier looks ran elsewhere: the report warns
@@ -87,7 +87,7 @@ def sweep_target(
         profile.references[profile.headline]
     )
     curves, infos = adaptive.grow(
-        config.filters, evaluate, references, config, looks, progress, target,
+        config.filters, measure, references, config, looks, progress, target,
         start=None if saved_look is None else saved_look.state, on_look=None if keep_look is None else on_look,
         profile=profile,
     )
@@ -302,7 +302,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the evaluation from ``job`` (the adversary around the worker's model, with the
+    name), rebuild the measuring from ``job`` (the adversary around the worker's model, with the
     scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
     (the driver's resume store where this worker reaches it, else the looks the driver read back),
     keeping each new look there."""

@@ -177,14 +177,14 @@ def _columns(curve: Curve, columns: torch.Tensor) -> Curve:
 
 
 @dataclass(frozen=True)
-class Evaluated:
-    """What one look's evaluation gives: the filters' curves on the new samples, and how."""
+class Measured:
+    """What one look's measuring gives: the filters' curves on the new samples, and how."""
 
     curves: dict[str, Curve]
     info: EngineInfo
 
 
-Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
+Measure = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Measured]
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class LookState:
 
 def grow(
     filter_ids: tuple[str, ...],
-    evaluate: Evaluate,
+    measure: Measure,
     references: References,
     config: ScanConfig,
     adaptive: AdaptivePlan,
@@ -215,10 +215,10 @@ def grow(
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each filter's curve on the samples it needed, and the engine's account of every look.
 
-    ``evaluate(filters, columns, progress)`` sweeps those filters over the evaluated samples at
+    ``measure(filters, columns, progress)`` sweeps those filters over the evaluation samples at
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
     sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
-    given) goes on at its next look, evaluating only what the filters still looking have not
+    given) goes on at its next look, measuring only what the filters still looking have not
     seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
     ``profile``'s sweeps stop by its rule (:func:`profile_look`).
     """
@@ -243,11 +243,11 @@ def grow(
         def forward(event: SweepEvent, offset=index * steps) -> None:
             progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
 
-        evaluated = evaluate(active, new, forward if progress else None)
-        infos.append(evaluated.info)
+        measured = measure(active, new, forward if progress else None)
+        infos.append(measured.info)
         prefix = references.columns(samples)
         for filter_id in active:
-            curve = evaluated.curves[filter_id]
+            curve = measured.curves[filter_id]
             _keep_bits(bits, filter_id, curve, new, len(ranks))
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])

@@ -55,7 +55,7 @@ class Retrained:
     weights: dict[str, dict[str, torch.Tensor]]  # per arm: the user's network's state after the first repeat
 
 
-def evaluate(
+def measure(
     model: Normalized, images, labels, attack: Attack, batch_size: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and under ``attack`` built on this very network."""
@@ -76,11 +76,11 @@ def profile_settings(config: RetrainConfig) -> ScanConfig:
     )
 
 
-def evaluate_profile(
+def measure_profile(
     model: Normalized, images, labels, profile: ScanConfig, resolved: threats.Resolved, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and the worst case over each budget's attacks [samples, budgets],
-    every attack built on this very network (one attack at one budget: :func:`evaluate`'s bits)."""
+    every attack built on this very network (one attack at one budget: :func:`measure`'s bits)."""
     with analysis_mode(model):
         clean = predictions(model, images, batch_size) == labels
         adversary = threats.profile_adversary(profile, model, resolved, images, labels, batch_size)
@@ -293,9 +293,9 @@ def retrain(config: RetrainConfig) -> Retrained:
     def judged(model: Normalized, repeat: int, parameters: list[ParameterChange]) -> Run:
         worst = None
         if resolved is None:
-            clean, adversarial = evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+            clean, adversarial = measure(model, images, labels, attack_on(model, eps), batch, config.seed)
         else:
-            clean, worst = evaluate_profile(model, images, labels, profile, resolved, batch)
+            clean, worst = measure_profile(model, images, labels, profile, resolved, batch)
             adversarial = worst[:, resolved.headline]
         return Run(
             repeat=repeat,
