@@ -3,9 +3,9 @@
 The unit of work is one *target*: one parameter group (local scope) or all groups at once
 (``"global"``), swept by :func:`fragscan.sweep.engine.sweep`. A target's curves do not depend on any
 other target (the engine's mask cache is per target), so targets can run in any order, on any
-worker, or be read back from a checkpoint, and the report is the same.
+worker, or be read back from the resume store, and the report is the same.
 
-An adaptive target's unit of checkpointing is its look: in this process each finished look is
+An adaptive target's unit of resuming is its look: in this process each finished look is
 kept in the resume store (:meth:`fragscan.pipeline.resume.ResumeStore.save_look`) and an interrupted
 target goes on at its next look. A Ray worker keeps its looks there too when it can reach the
 driver's resume directory (:meth:`~fragscan.pipeline.resume.ResumeStore.reach`: the same machine, or a

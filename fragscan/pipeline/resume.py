@@ -41,6 +41,7 @@ from ..base.files import write_atomic
 from ..scoring.adaptive import LookState
 from ..sweep.engine import Curve, EngineInfo
 
+# Persisted names from before the store had its name: resumable stores on disk carry them.
 FORMAT = "fragscan-checkpoint/1"
 DIRECTORY_NAME = ".fragscan-checkpoints"
 

@@ -25,7 +25,7 @@ from ..data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, s
 from ..models import Normalized, model_spec
 from ..models.fitting import check_fits, model_for_data
 from ..models.sanity import check_model, near_chance
-from ..outputs.masks import Mask, default_policy, mask_bytes, mask_from_report
+from ..outputs.masks import Mask, default_granularity, mask_bytes, mask_from_report
 from ..report import (
     Baseline,
     ClassTriple,
@@ -80,7 +80,7 @@ def scan_fingerprint(
     config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device,
     budgets: tuple[float, ...] | None = None,
 ) -> dict:
-    """Everything that decides the curves, so checkpoints are only ever reused for the same scan;
+    """Everything that decides the curves, so a resume store is only ever reused for the same scan;
     ``budgets``: a threat profile's, as resolved (``auto`` calibrated)."""
     # An adaptive scan's scoring settings decide where each sweep stops, so they decide its curves too.
     settings = config.model_dump(mode="json", exclude=SCORING_ONLY if config.adaptive is None else set())
@@ -753,14 +753,14 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
             raise
         report = analysis.report
         # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
-        policy = default_policy(report)
+        granularity = default_granularity(report)
         if report.model.weights is None:
             no_mask = "the model was scanned without a weights file"
-        elif policy is None:
+        elif granularity is None:
             no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
         else:
             no_mask = None
-        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
+        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=granularity)
         written = write_scan_outputs(report, directory, mask=mask)
         shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)

@@ -415,7 +415,7 @@ class RunInfo(_Model):
     executor: str = Field(
         "local", description="where the sweeps ran: local (in-process) or ray; never changes a number"
     )
-    resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
+    resumed_targets: int = Field(0, description="targets read back from the resume store instead of swept")
     continued_targets: int = Field(
         0, description="adaptive targets that went on from their saved looks instead of starting again (2.1+)"
     )

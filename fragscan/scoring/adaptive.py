@@ -16,7 +16,7 @@ the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in 
 did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
 resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
 
-A look is also the unit of checkpointing: :func:`grow` hands its state after each look
+A look is also the unit of resuming: :func:`grow` hands its state after each look
 (:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
 at its next look. This module does no file I/O; the caller keeps the state
 (:mod:`fragscan.pipeline.resume`).

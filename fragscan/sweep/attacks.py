@@ -297,15 +297,15 @@ def build_adversary(
     return ADVERSARIES[config.attack_mode](attack, images, labels, batch_size, config.seed)
 
 
-def calibration_missed(clean: float, adversarial: float, target: float, attack: str, eps: float) -> str | None:
+def calibration_missed(clean: float, adversarial: float, eps_target: float, attack: str, eps: float) -> str | None:
     """Why an ``--eps auto`` result ``eps`` is not what was asked for, or None. Bisection ends at
-    ε = 1 when no smaller ε brought adversarial accuracy down to ``target`` x clean: say so, as the
+    ε = 1 when no smaller ε brought adversarial accuracy down to ``eps_target`` x clean: say so, as the
     adversarial scores of such a scan compare nearly unattacked networks. Below 1 the bisection met
     the target (in fp32); a sweep in bf16 measures a hair off it (0.494 against 0.4925), no miss."""
-    if eps < 1 or adversarial <= target * clean:
+    if eps < 1 or adversarial <= eps_target * clean:
         return None
     return (
-        f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {target:g} x clean "
+        f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {eps_target:g} x clean "
         f"{clean:.3f} even at ε = 1; {attack} cannot attack this model much, so adversarial scores say little "
         "(try another --attack, or a fixed --eps)"
     )
@@ -318,16 +318,16 @@ def calibrate_eps(
     labels: torch.Tensor,
     batch_size: int,
     seed: int,
-    target: float = EPS_TARGET,
+    eps_target: float = EPS_TARGET,
     steps: int = 12,
 ) -> float:
-    """Bisect eps in [0, 1] so that adversarial accuracy is about ``target`` x clean accuracy.
+    """Bisect eps in [0, 1] so that adversarial accuracy is about ``eps_target`` x clean accuracy.
 
     Assumes accuracy falls as eps grows (true on average for gradient attacks); returns the
     upper end of the bracket after ``steps`` halvings (a multiple of 2**-steps).
     """
     clean = (predictions(model, images, batch_size) == labels).float().mean().item()
-    goal = target * clean
+    goal = eps_target * clean
     low, high = 0.0, 1.0
     for _ in range(steps):
         middle = (low + high) / 2

@@ -403,7 +403,7 @@ class _Looped(nn.Module):
 
     def __init__(self, module: nn.Module, names: dict[str, int]):
         super().__init__()
-        self.module, self.names = module, names  # parameter name in module -> index among the targets
+        self.module, self.names = module, names  # parameter name in module -> index among the parameters
         self.weights: list[torch.Tensor] = []  # per target: the K variants' tensors, stacked
 
     def forward(self, *args, **kwargs):
@@ -421,9 +421,9 @@ class _VariantSuffix:
     parameters become :class:`_Looped`, everything after them runs once on the K x batch. Logits come
     back as [K, batch, classes]."""
 
-    def __init__(self, suffix: nn.Module, targets: list[nn.Parameter]):
+    def __init__(self, suffix: nn.Module, parameters: list[nn.Parameter]):
         traced = suffix if isinstance(suffix, fx.GraphModule) else fx.symbolic_trace(suffix)
-        index = {id(p): i for i, p in enumerate(targets)}
+        index = {id(p): i for i, p in enumerate(parameters)}
         graph, env, root = fx.Graph(), {}, {}
         self.loops: list[_Looped] = []
         for node in traced.graph.nodes:
@@ -457,7 +457,7 @@ class _VariantSuffix:
 
 
 def _plan(
-    targets: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
+    parameters: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
 ) -> tuple[list[_Variant], dict[str, tuple[list[int], list[int], list[int | None]]]]:
     """Distinct variants, and per filter: removed and changed counts and each cell's variant index
     (``None``: nothing changed, the unfiltered network). Two cells share a variant when they zero
@@ -489,15 +489,15 @@ def _filtered(original: torch.Tensor, variant: _Variant) -> torch.Tensor:
     return original.masked_fill(variant.synaptic_filter.removed(original, variant.alpha), 0)
 
 
-def _apply(targets, originals, variant: _Variant) -> None:
+def _apply(parameters, originals, variant: _Variant) -> None:
     with torch.no_grad():
-        for parameter, original in zip(targets, originals):
+        for parameter, original in zip(parameters, originals):
             parameter.copy_(_filtered(original, variant))
 
 
-def _restore(targets, originals) -> None:
+def _restore(parameters, originals) -> None:
     with torch.no_grad():
-        for parameter, original in zip(targets, originals):
+        for parameter, original in zip(parameters, originals):
             parameter.copy_(original)
 
 
@@ -507,7 +507,7 @@ def _stacked(originals, block: list[_Variant]) -> list[torch.Tensor]:
 
 
 def _measure_chunk(
-    targets, originals, variants, measurer: _Measurer, split: Split, chunk: range, first, on_variant,
+    parameters, originals, variants, measurer: _Measurer, split: Split, chunk: range, first, on_variant,
     at_once: int, batched: _VariantSuffix | None,
 ):
     """Every variant on the batches of ``chunk``, their frontiers computed once, ``at_once`` variants
@@ -517,7 +517,7 @@ def _measure_chunk(
     for start in range(0, len(variants), at_once):
         block = variants[start : start + at_once]
         if len(block) == 1:
-            _apply(targets, originals, block[0])
+            _apply(parameters, originals, block[0])
             rows = [[measurer.measure(split, k, frontiers[k])] for k in chunk]
         else:
             batched.load(_stacked(originals, block))
@@ -534,7 +534,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _check_batched(
-    measurer: _Measurer, split: Split, first, targets, originals, block: list[_Variant], batched: _VariantSuffix
+    measurer: _Measurer, split: Split, first, parameters, originals, block: list[_Variant], batched: _VariantSuffix
 ):
     """Batch 0 of ``block`` in one pass against its first variants one at a time (the definition's
     path). Returns whether they agree (bit for bit on a CPU; in every prediction on CUDA, whose
@@ -556,10 +556,10 @@ def _check_batched(
     singles = []
     try:
         for variant in checked:
-            _apply(targets, originals, variant)
+            _apply(parameters, originals, variant)
             singles.append(measurer.logits(split, 0, first))
     finally:
-        _restore(targets, originals)
+        _restore(parameters, originals)
     _synchronize(device)
     single_s = (time.perf_counter() - began) / len(checked)
     for v, single in enumerate(singles):
@@ -587,7 +587,7 @@ def _memory_sized(
 
 
 def _variant_batch(
-    requested: int | str, measurer: _Measurer, split: Split, first, targets, originals, variants: list[_Variant]
+    requested: int | str, measurer: _Measurer, split: Split, first, parameters, originals, variants: list[_Variant]
 ) -> tuple[int, str | None, float, _VariantSuffix | None]:
     """How many of the target's variants to evaluate in one pass, why not more, the largest logit
     difference the check saw, and the suffix that runs them. ``auto``: 1 on a CPU (measured slower
@@ -602,7 +602,7 @@ def _variant_batch(
     if requested == "auto" and measurer.images.device.type != "cuda":
         return 1, "auto: one at a time on a CPU, where batching variants was measured slower", 0.0, None
     try:
-        batched = _VariantSuffix(split.suffix, targets)
+        batched = _VariantSuffix(split.suffix, parameters)
         size = requested
         if requested == "auto":
             size = _memory_sized(measurer, split, first, originals, variants, batched)
@@ -612,7 +612,7 @@ def _variant_batch(
                 return 1, "two variants' activations do not fit in free memory at once", 0.0, None
             try:
                 agree, difference, batched_s, single_s = _check_batched(
-                    measurer, split, first, targets, originals, variants[:size], batched
+                    measurer, split, first, parameters, originals, variants[:size], batched
                 )
                 break
             except torch.OutOfMemoryError:
@@ -629,7 +629,7 @@ def _variant_batch(
 
 
 def _sweep_target(
-    targets: list[nn.Parameter],
+    parameters: list[nn.Parameter],
     filters: dict[str, SynapticFilter],
     measurer: _Measurer,
     split_for: Callable[[], tuple[Split, object, int]],
@@ -641,8 +641,8 @@ def _sweep_target(
 ) -> tuple[dict[str, Curve], int]:
     """The target's curves, and how many distinct filtered networks were evaluated; ``info`` learns
     how many ran at once, and why not more."""
-    originals = [p.detach().clone() for p in targets]
-    variants, cells = _plan(targets, originals, filters)
+    originals = [p.detach().clone() for p in parameters]
+    variants, cells = _plan(parameters, originals, filters)
     for filter_id, (_, _, which) in cells.items():
         for _ in range(which.count(None)):
             on_cell(filter_id)
@@ -651,7 +651,7 @@ def _sweep_target(
         if variants:
             split, first, per_batch = split_for()
             at_once, note, difference, batched = _variant_batch(
-                variant_batch, measurer, split, first, targets, originals, variants
+                variant_batch, measurer, split, first, parameters, originals, variants
             )
             size = max(1, budget // max(1, per_batch))
             reported: set[int] = set()
@@ -668,7 +668,7 @@ def _sweep_target(
                 chunk = range(start, min(start + size, count))
                 try:
                     measured = _measure_chunk(
-                        targets, originals, variants, measurer, split, chunk, first, on_variant, at_once, batched
+                        parameters, originals, variants, measurer, split, chunk, first, on_variant, at_once, batched
                     )
                 except torch.OutOfMemoryError:
                     if at_once > 1:  # back off: fewer variants' activations at once, then fewer batches'
@@ -691,7 +691,7 @@ def _sweep_target(
             info.variant_batch_note = info.variant_batch_note or note
             info.variant_batch_difference = max(info.variant_batch_difference, difference)
     finally:
-        _restore(targets, originals)
+        _restore(parameters, originals)
     measured = [(torch.cat(clean), torch.cat(adversarial)) for clean, adversarial in results]
     curves = {}
     for filter_id, synaptic_filter in filters.items():
@@ -702,7 +702,7 @@ def _sweep_target(
             positions=synaptic_filter.positions().tolist(),
             removed=removed,
             changed=changed,
-            numel=sum(p.numel() for p in targets),
+            numel=sum(p.numel() for p in parameters),
             clean=torch.stack([r[0] for r in rows]).cpu(),
             adversarial=torch.stack([r[1] for r in rows]).cpu(),
         )

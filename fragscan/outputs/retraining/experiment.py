@@ -285,7 +285,7 @@ def retrain(config: RetrainConfig) -> Retrained:
     elif config.eps == "auto":
         with analysis_mode(original):
             eps = calibrate_eps(
-                lambda e: attack_on(original, e), original, images, labels, batch, config.seed, target=EPS_TARGET
+                lambda e: attack_on(original, e), original, images, labels, batch, config.seed, eps_target=EPS_TARGET
             )
     else:
         eps = float(config.eps)
