@@ -8,7 +8,7 @@ is also its command-line option's help text (``cli/_options.py``), and its defau
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -34,6 +34,11 @@ from .base.limits import (
 from .base.threat_spec import parse as parse_threat
 
 Score = Literal["clean", "adversarial", "difference"]
+SCORES: tuple[Score, ...] = get_args(Score)
+# A class rule (method §5, §6): the setting `classify` names the one a scan uses.
+Rule = Literal["evidence", "tau"]
+# --eps auto: the adversarial accuracy of the unfiltered network ≈ half its clean accuracy.
+EPS_TARGET = 0.5
 Stem = Literal["imagenet", "cifar"]
 # Shared by scan, train and retrain, which must build the same network.
 STEM = "paper built-ins' first layers: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)"
@@ -147,7 +152,7 @@ class ScanConfig(BaseModel):
     )
     attack_space: AttackSpace = "pixel"
     eps_target: Annotated[float, bounded(0, 1, above=True)] = Field(
-        0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
+        EPS_TARGET, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
     )
     threat: str | None = Field(
         None,
@@ -188,7 +193,7 @@ class ScanConfig(BaseModel):
         description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)",
     )
     tau: Tau = Field(0.01, description="robustness margin: |S| <= tau is robust; below 1")
-    classify: Literal["evidence", "tau"] = Field(
+    classify: Rule = Field(
         "evidence",
         description="[ours] evidence: a class only where the score's interval lies wholly below -tau (fragile), "
         "above +tau (antifragile) or within ±tau (robust), else inconclusive; tau: the source's point rule",

@@ -25,7 +25,7 @@ from ..data import DATASETS, create_dataset, dataset_spec, evaluation_tensors, s
 from ..models import Normalized, model_spec
 from ..models.fitting import check_fits, model_for_data
 from ..models.sanity import check_model, near_chance
-from ..outputs.masks import Mask, default_policy, mask_bytes, mask_from_report
+from ..outputs.masks import Mask, default_granularity, mask_bytes, mask_from_report
 from ..report import (
     Baseline,
     ClassTriple,
@@ -34,11 +34,11 @@ from ..report import (
     FilterCurve,
     GroupReport,
     IntervalTriple,
+    LookReport,
     ModelInfo,
     NetworkGroup,
     PackedCorrectness,
     Report,
-    Round,
     RunInfo,
     ScoreTriple,
     Settings,
@@ -55,7 +55,7 @@ from ..scoring.confidence import LEVEL, pack_bits
 from ..scoring.evidence import judge
 from ..sweep import threats
 from ..sweep.attacks import (
-    AttackMode,
+    Adversary,
     build_adversary,
     calibrate_eps,
     calibration_missed,
@@ -80,7 +80,7 @@ def scan_fingerprint(
     config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device,
     budgets: tuple[float, ...] | None = None,
 ) -> dict:
-    """Everything that decides the curves, so checkpoints are only ever reused for the same scan;
+    """Everything that decides the curves, so a resume store is only ever reused for the same scan;
     ``budgets``: a threat profile's, as resolved (``auto`` calibrated)."""
     # An adaptive scan's scoring settings decide where each sweep stops, so they decide its curves too.
     settings = config.model_dump(mode="json", exclude=SCORING_ONLY if config.adaptive is None else set())
@@ -143,7 +143,7 @@ def _filter_curve(
         else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
         classes=ClassTriple(**assessment.classes),
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
-        rounds=None if looks is None else [_round(look) for look in looks],
+        looks=None if looks is None else [_look_report(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
         surface=None if budgeted is None else surface.surface(
             budgeted, profile.references, config, adaptive.planned_level(adaptive_plan, len(profile.references))
@@ -151,8 +151,8 @@ def _filter_curve(
     )
 
 
-def _round(look: Look) -> Round:
-    return Round(
+def _look_report(look: Look) -> LookReport:
+    return LookReport(
         samples=look.samples,
         classes=ClassTriple(**look.classes),
         intervals=IntervalTriple(**look.intervals),  # an adaptive scan always has a bootstrap (evidence rule)
@@ -204,13 +204,13 @@ class _Profile:
 
 
 @dataclass(frozen=True)
-class _Evaluation:
-    """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
+class _Measuring:
+    """How every network is measured (budget, batch size, adversary, ``precision``), and the
     unfiltered network's measurement so."""
 
     eps: float
     batch_size: int
-    mode: AttackMode
+    adversary: Adversary
     unfiltered: Measurement  # a threat profile's adversarial correctness is [samples, budgets]
     precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
     precision_disagreement: float | None
@@ -278,29 +278,29 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if batch_size == "auto":
             batch_size = auto_batch_size(model, samples.images, samples.labels)
         warnings += check_model(model, samples.images, samples.labels, batch_size)
-        eps, mode, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
-        evaluation = _check_precision(config, model, samples, eps, batch_size, mode, warnings)
+        eps, adversary, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
+        measuring = _check_precision(config, model, samples, eps, batch_size, adversary, warnings)
         if resolved is not None:
-            evaluation = _threat_baseline(model, samples, evaluation, resolved)
-        swept = _sweep(config, inputs, model, groups, samples, evaluation, device, loaded_plugins)
+            measuring = _threat_baseline(model, samples, measuring, resolved)
+        swept = _sweep(config, inputs, model, groups, samples, measuring, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
-    evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
+    measuring = replace(measuring, unfiltered=tuple(correct.cpu() for correct in measuring.unfiltered))
     profile = None
-    if evaluation.threat is not None:
-        clean0, worst0 = evaluation.unfiltered[0], threats.with_budgets(evaluation.unfiltered[1], evaluation.threat)
+    if measuring.threat is not None:
+        clean0, worst0 = measuring.unfiltered[0], threats.with_budgets(measuring.unfiltered[1], measuring.threat)
         looks = None if swept.adaptive_plan is None else profile_looks(
-            config, swept.adaptive_plan, evaluation.threat, (clean0, worst0), samples.ranks, len(groups)
+            config, swept.adaptive_plan, measuring.threat, (clean0, worst0), samples.ranks, len(groups)
         )
-        profile = _Profile(evaluation.threat, budget_references(clean0, worst0, samples.ranks, config), looks)
-        warnings += _profile_warnings(config, evaluation, worst0)
-    warnings += _baseline_warnings(config, _headline(evaluation), model.spec.num_classes, evaluation.eps)
-    references = References(_headline(evaluation), samples.ranks, config.bootstrap, config.seed)
+        profile = _Profile(measuring.threat, budget_references(clean0, worst0, samples.ranks, config), looks)
+        warnings += _profile_warnings(config, measuring, worst0)
+    warnings += _baseline_warnings(config, _headline(measuring), model.spec.num_classes, measuring.eps)
+    references = References(_headline(measuring), samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references, profile)
     report = _assemble_report(
-        config, inputs, model, weights_path, samples, skipped, evaluation, swept, group_reports, global_curves,
+        config, inputs, model, weights_path, samples, skipped, measuring, swept, group_reports, global_curves,
         device, loaded_plugins, warnings,
         RunInfo(
             started_at=started_at,
@@ -404,14 +404,14 @@ def _to_device(model: Normalized, samples: _Samples, device: torch.device) -> tu
 
 def _calibrate_adversary(
     config: ScanConfig, model: Normalized, samples: _Samples, batch_size: int, warnings: list[str]
-) -> tuple[float, AttackMode, threats.Resolved | None]:
-    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
+) -> tuple[float, Adversary, threats.Resolved | None]:
+    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the adversary built
     with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
-    budget, its mode (:func:`fragscan.sweep.threats.adversary`) and its resolved budgets."""
+    budget, its adversary (:func:`fragscan.sweep.threats.profile_adversary`) and its resolved budgets."""
     if config.threat is not None:
         resolved = threats.resolve(config, model, samples.images, samples.labels, batch_size)
-        mode = threats.adversary(config, model, resolved, samples.images, samples.labels, batch_size)
-        return resolved.budgets[resolved.headline], mode, resolved
+        adversary = threats.profile_adversary(config, model, resolved, samples.images, samples.labels, batch_size)
+        return resolved.budgets[resolved.headline], adversary, resolved
     if config.eps == "auto":
         eps = calibrate_eps(
             partial(scan_attack, config, model), model, samples.images, samples.labels, batch_size, config.seed,
@@ -424,39 +424,39 @@ def _calibrate_adversary(
     return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size), None
 
 
-def _threat_baseline(model: Normalized, samples: _Samples, evaluation: _Evaluation, resolved: threats.Resolved):
-    """``evaluation`` with the profile and each of its attacks' accuracy alone on the unfiltered network
+def _threat_baseline(model: Normalized, samples: _Samples, measuring: _Measuring, resolved: threats.Resolved):
+    """``measuring`` with the profile and each of its attacks' accuracy alone on the unfiltered network
     (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
     if resolved.single:
-        accuracies = (evaluation.unfiltered[1].double().mean().item(),)
+        accuracies = (measuring.unfiltered[1].double().mean().item(),)
     else:
-        with arithmetic(model, evaluation.precision):
-            each = evaluation.mode.each(model)
+        with arithmetic(model, measuring.precision):
+            each = measuring.adversary.each(model)
         accuracies = tuple(correct.double().mean().item() for per_budget in each for correct in per_budget)
-    return replace(evaluation, threat=resolved, attack_accuracies=accuracies)
+    return replace(measuring, threat=resolved, attack_accuracies=accuracies)
 
 
-def _headline(evaluation: _Evaluation) -> Measurement:
+def _headline(measuring: _Measuring) -> Measurement:
     """The unfiltered network's measurement at the headline budget (a plain scan's as it is)."""
-    if evaluation.threat is None:
-        return evaluation.unfiltered
-    clean, adversarial = evaluation.unfiltered
-    return clean, threats.with_budgets(adversarial, evaluation.threat)[:, evaluation.threat.headline]
+    if measuring.threat is None:
+        return measuring.unfiltered
+    clean, adversarial = measuring.unfiltered
+    return clean, threats.with_budgets(adversarial, measuring.threat)[:, measuring.threat.headline]
 
 
 def _check_precision(
-    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, mode: AttackMode,
+    config: ScanConfig, model: Normalized, samples: _Samples, eps: float, batch_size: int, adversary: Adversary,
     warnings: list[str],
-) -> _Evaluation:
+) -> _Measuring:
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
     one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
     images, labels = samples.images, samples.labels
     with arithmetic(model, "fp32"):
-        unfiltered = measure(model, images, labels, mode, batch_size)
+        unfiltered = measure(model, images, labels, adversary, batch_size)
     precision, disagreement = config.precision, None
     if precision != "fp32":
         with arithmetic(model, precision):
-            reduced = measure(model, images, labels, mode, batch_size)
+            reduced = measure(model, images, labels, adversary, batch_size)
         # a threat profile's adversarial bits are [samples, budgets]: a sample differs at any budget
         changed = (reduced[1] != unfiltered[1]).reshape(len(unfiltered[0]), -1).any(1)
         disagreement = ((reduced[0] != unfiltered[0]) | changed).double().mean().item()
@@ -469,12 +469,12 @@ def _check_precision(
             precision = "fp32"
         else:
             unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
-    return _Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
+    return _Measuring(eps, batch_size, adversary, unfiltered, precision, disagreement)
 
 
 def _sweep(
     config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: _Samples,
-    evaluation: _Evaluation, device: torch.device, plugins: list[Plugin],
+    measuring: _Measuring, device: torch.device, plugins: list[Plugin],
 ) -> _Swept:
     """Every target's curves: read back from the resume store where finished, the rest swept by the
     executor (in this process, or on Ray workers that receive what was measured here once); an
@@ -483,47 +483,47 @@ def _sweep(
     adaptive_plan = None
     if config.adaptive is not None:
         adaptive_plan = adaptive.plan(config.adaptive, len(samples.indices), len(groups))
-    images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
+    images, labels, batch_size = samples.images, samples.labels, measuring.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:
         fingerprint = scan_fingerprint(
-            config, model, images, labels, evaluation.eps, device,
-            None if evaluation.threat is None else evaluation.threat.budgets,
+            config, model, images, labels, measuring.eps, device,
+            None if measuring.threat is None else measuring.threat.budgets,
         )
         store = ResumeStore(inputs.resume_dir, fingerprint, resume=inputs.resume)
     finished = {t: store.load(t) for t in targets if store is not None and t in store}
     resumed = len(finished)
     pending = [t for t in targets if t not in finished]
     # Read (and checked) before any sweep, so that a damaged file costs no work.
-    partials = {}
+    saved_looks = {}
     if store is not None and adaptive_plan is not None:
-        loaded = {t: store.load_partial(t, config.filters, adaptive_plan.schedule) for t in pending}
-        partials = {t: p for t, p in loaded.items() if p is not None}
+        loaded = {t: store.load_look(t, config.filters, adaptive_plan.schedule) for t in pending}
+        saved_looks = {t: p for t, p in loaded.items() if p is not None}
     steps_per_target = len(config.filters) * config.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
-    mode = evaluation.mode
+    adversary = measuring.adversary
     finished |= run_targets(
         pending,
         local=lambda target, forward: sweep_target(
-            model, groups, target, config, images, labels, mode, batch_size, forward, evaluation.unfiltered,
-            evaluation.precision, samples.ranks, partial=partials.get(target),
-            keep_partial=None if store is None else partial(store.save_partial, target), threat=evaluation.threat,
+            model, groups, target, config, images, labels, adversary, batch_size, forward, measuring.unfiltered,
+            measuring.precision, samples.ranks, saved_look=saved_looks.get(target),
+            keep_look=None if store is None else partial(store.save_look, target), threat=measuring.threat,
         ),
         job=lambda: Job(
             config=config,
             model=copy.deepcopy(model).cpu(),
             images=images.cpu(),
             labels=labels.cpu(),
-            eps=evaluation.eps,
-            crafted=threats.crafted_once(mode, images, labels),
+            eps=measuring.eps,
+            crafted=threats.crafted_once(adversary, images, labels),
             batch_size=batch_size,
-            precision=evaluation.precision,
+            precision=measuring.precision,
             plugins=tuple(p for p in plugins if p.loaded),
-            unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
+            unfiltered=tuple(c.cpu() for c in measuring.unfiltered),
             ranks=samples.ranks,
-            partials=partials,
+            saved_looks=saved_looks,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
-            threat=evaluation.threat,
+            threat=measuring.threat,
         ),
         options=inputs.executor,
         store=store,
@@ -532,7 +532,7 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return _Swept(targets, finished, resumed, len(partials), adaptive_plan)
+    return _Swept(targets, finished, resumed, len(saved_looks), adaptive_plan)
 
 
 def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
@@ -550,12 +550,12 @@ def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes:
     return warnings
 
 
-def _profile_warnings(config: ScanConfig, evaluation: _Evaluation, worst0: torch.Tensor) -> list[str]:
+def _profile_warnings(config: ScanConfig, measuring: _Measuring, worst0: torch.Tensor) -> list[str]:
     """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
     (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
     every sample (the headline's is the baseline warning)."""
-    resolved, clean = evaluation.threat, evaluation.unfiltered[0].double().mean().item()
-    alone = dict(zip(resolved.entries(), evaluation.attack_accuracies))
+    resolved, clean = measuring.threat, measuring.unfiltered[0].double().mean().item()
+    alone = dict(zip(resolved.entries(), measuring.attack_accuracies))
     warnings = [
         missed for name, eps in resolved.calibrated
         if (missed := calibration_missed(clean, alone[(name, eps)], config.eps_target, name, eps)) is not None
@@ -602,12 +602,12 @@ def _score(
 
 def _assemble_report(
     config: ScanConfig, inputs: ScanInputs, model: Normalized, weights_path: Path | str | None, samples: _Samples,
-    skipped: list[SkippedGroup], evaluation: _Evaluation, swept: _Swept, group_reports: list[GroupReport],
+    skipped: list[SkippedGroup], measuring: _Measuring, swept: _Swept, group_reports: list[GroupReport],
     global_curves: dict[str, FilterCurve] | None, device: torch.device, plugins: list[Plugin], warnings: list[str],
     run: RunInfo,
 ) -> Report:
     """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
-    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, _headline(evaluation)
+    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, _headline(measuring)
     spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     engine_info = combined_info([swept.finished[t].info for t in swept.targets])
     return Report(
@@ -638,12 +638,12 @@ def _assemble_report(
         ),
         settings=Settings(
             **{**config.model_dump(), "adaptive": swept.adaptive_plan},
-            eps_used=evaluation.eps,
-            attack_parameters=None if config.threat else hyperparameters(scan_attack(config, model, evaluation.eps)),
-            batch_size_used=evaluation.batch_size,
+            eps_used=measuring.eps,
+            attack_parameters=None if config.threat else hyperparameters(scan_attack(config, model, measuring.eps)),
+            batch_size_used=measuring.batch_size,
             device_used=str(device),
-            precision_used=evaluation.precision,
-            precision_disagreement=evaluation.precision_disagreement,
+            precision_used=measuring.precision,
+            precision_disagreement=measuring.precision_disagreement,
             versions=library_versions(),
         ),
         baseline=Baseline(
@@ -659,7 +659,7 @@ def _assemble_report(
         plugins=[p.describe() for p in plugins] + list(inputs.plugins or []),
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        threat=None if evaluation.threat is None else _threat_report(config, model, evaluation),
+        threat=None if measuring.threat is None else _threat_report(config, model, measuring),
         run=run,
     )
 
@@ -673,9 +673,9 @@ def _network(config: ScanConfig, model: Normalized) -> list[NetworkGroup] | None
     return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
-def _threat_report(config: ScanConfig, model: Normalized, evaluation: _Evaluation) -> Threat:
-    resolved = evaluation.threat
-    worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
+def _threat_report(config: ScanConfig, model: Normalized, measuring: _Measuring) -> Threat:
+    resolved = measuring.threat
+    worst = threats.with_budgets(measuring.unfiltered[1], resolved)
     return Threat(
         spec=resolved.spec,
         budgets=list(resolved.budgets),
@@ -685,7 +685,7 @@ def _threat_report(config: ScanConfig, model: Normalized, evaluation: _Evaluatio
                 attack=name, eps=eps, adversarial=accuracy,
                 parameters=hyperparameters(scan_attack(config, model, eps, name)),
             )
-            for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
+            for (name, eps), accuracy in zip(resolved.entries(), measuring.attack_accuracies)
         ],
         worst=[
             ThreatBudget(eps=eps, adversarial=worst[:, i].double().mean().item(), correct=pack_bits(worst[:, i]))
@@ -753,14 +753,14 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
             raise
         report = analysis.report
         # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
-        policy = default_policy(report)
+        granularity = default_granularity(report)
         if report.model.weights is None:
             no_mask = "the model was scanned without a weights file"
-        elif policy is None:
+        elif granularity is None:
             no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
         else:
             no_mask = None
-        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
+        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=granularity)
         written = write_scan_outputs(report, directory, mask=mask)
         shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)
