@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,6 +35,11 @@ from .base.limits import (
 from .base.threat_spec import parse as parse_threat
 
 Score = Literal["clean", "adversarial", "difference"]
+SCORES: tuple[Score, ...] = get_args(Score)
+# A class rule (method §5, §6): the setting `classify` names the one a scan uses.
+Rule = Literal["evidence", "tau"]
+# --eps auto: the adversarial accuracy of the unfiltered network ≈ half its clean accuracy.
+EPS_TARGET = 0.5
 Stem = Literal["imagenet", "cifar"]
 # Shared by scan, train and retrain, which must build the same network.
 STEM = "paper built-ins' first layers: 'imagenet' (torchvision's stem) or 'cifar' (3x3 stride-1, no max-pool)"
@@ -51,7 +56,6 @@ NormMode = Literal["eval", "train"]
 AttackTiming = Literal["regenerate", "fixed"]
 ScoreBaseline = Literal["one", "density"]
 NormaliseBy = Literal["unfiltered", "first"]
-Rule = Literal["evidence", "tau"]
 
 
 def _pixel_budget(value):
@@ -156,7 +160,7 @@ class ScanConfig(BaseModel):
     )
     attack_space: AttackSpace = "pixel"
     eps_target: Annotated[float, bounded(0, 1, above=True)] = Field(
-        0.5, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
+        EPS_TARGET, description="[ours] --eps auto aims for adv0 = eps_target * clean0"
     )
     threat: str | None = Field(
         None,

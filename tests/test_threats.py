@@ -22,7 +22,7 @@ from fragscan.scoring.assess import budget_references
 from fragscan.scoring.confidence import unpack_bits
 from fragscan.scoring.sequential import level_of, pocock_z
 from fragscan.scoring.surface import at_budget, flip_budget, surface
-from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import Curve, analysis_mode, sweep
 from fragscan.sweep.groups import parameter_groups
 from fragscan.sweep.reference import reference_sweep
@@ -154,7 +154,7 @@ def test_early_exit_gives_the_worst_case_of_the_obvious_loop_on_every_filtered_n
         return lambda network: build_attack(name, network, eps, 10)
 
     with analysis_mode(model):
-        build = ADVERSARIAL_MODES[mode]
+        build = ADVERSARIES[mode]
         modes = [[build(maker(name, eps)(model), images, labels, batch, 0) for name in ("FGSM", "BIM")]
                  for eps in budgets]
         result = sweep(model, groups, ("pulse",), 4, images, labels, WorstCase(modes), batch_size=batch)

@@ -1,5 +1,5 @@
 """A scan's report assembled from what the pipeline (:mod:`fragscan.pipeline.scanning`) measured and
-scored: what was scanned, how every network was evaluated, the sweeps and their scored curves."""
+scored: what was scanned, how every network was measured, the sweeps and their scored curves."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from ..report import (
 )
 from ..scoring.confidence import pack_bits
 from ..sweep import threats
-from ..sweep.attacks import AttackMode, hyperparameters, scan_attack
+from ..sweep.attacks import Adversary, hyperparameters, scan_attack
 from ..sweep.engine import Measurement
 from ..sweep.groups import SkippedGroup, parameter_groups
 from .executors import combined_info
@@ -53,13 +53,13 @@ class Samples:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """How every network is evaluated (budget, batch size, attack mode, ``precision``), and the
+class Measuring:
+    """How every network is measured (budget, batch size, adversary, ``precision``), and the
     unfiltered network's measurement so."""
 
     eps: float
     batch_size: int
-    mode: AttackMode
+    adversary: Adversary
     unfiltered: Measurement  # a threat profile's adversarial correctness is [samples, budgets]
     precision: str  # what the scan settled on: fp32 when the reduced precision broke the tolerance
     precision_disagreement: float | None
@@ -98,21 +98,21 @@ class Scored:
     global_: dict[str, FilterCurve] | None
 
 
-def headline(evaluation: Evaluation) -> Measurement:
+def headline(measuring: Measuring) -> Measurement:
     """The unfiltered network's measurement at the headline budget (a plain scan's as it is)."""
-    if evaluation.threat is None:
-        return evaluation.unfiltered
-    clean, adversarial = evaluation.unfiltered
-    return clean, threats.with_budgets(adversarial, evaluation.threat)[:, evaluation.threat.headline]
+    if measuring.threat is None:
+        return measuring.unfiltered
+    clean, adversarial = measuring.unfiltered
+    return clean, threats.with_budgets(adversarial, measuring.threat)[:, measuring.threat.headline]
 
 
 def assemble_report(
-    config: ScanConfig, scanned: Scanned, evaluation: Evaluation, swept: Swept, scored: Scored, plugins: list[str],
+    config: ScanConfig, scanned: Scanned, measuring: Measuring, swept: Swept, scored: Scored, plugins: list[str],
     warnings: list[str], run: RunInfo,
 ) -> Report:
     """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
     model, weights_path, samples = scanned.model, scanned.weights_path, scanned.samples
-    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, headline(evaluation)
+    spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, headline(measuring)
     spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None
     engine_info = combined_info([swept.finished[t].info for t in swept.targets])
     return Report(
@@ -143,14 +143,14 @@ def assemble_report(
         ),
         settings=Settings(
             **{**config.model_dump(), "adaptive": swept.adaptive_plan},
-            eps_used=evaluation.eps,
+            eps_used=measuring.eps,
             attack_parameters=None if config.threat else hyperparameters(
-                scan_attack(config.attack_part, model, evaluation.eps)
+                scan_attack(config.attack_part, model, measuring.eps)
             ),
-            batch_size_used=evaluation.batch_size,
+            batch_size_used=measuring.batch_size,
             device_used=str(scanned.device),
-            precision_used=evaluation.precision,
-            precision_disagreement=evaluation.precision_disagreement,
+            precision_used=measuring.precision,
+            precision_disagreement=measuring.precision_disagreement,
             versions=library_versions(),
         ),
         baseline=Baseline(
@@ -166,7 +166,7 @@ def assemble_report(
         plugins=plugins,
         warnings=warnings,
         engine=EngineReport(**{k: v for k, v in asdict(engine_info).items() if k in EngineReport.model_fields}),
-        threat=None if evaluation.threat is None else _threat_report(config.attack_part, model, evaluation),
+        threat=None if measuring.threat is None else _threat_report(config.attack_part, model, measuring),
         run=run,
     )
 
@@ -180,9 +180,9 @@ def _network(sweep_part: SweepPart, model: Normalized) -> list[NetworkGroup] | N
     return [NetworkGroup(name=g.name, module_type=g.module_type) for g in every]
 
 
-def _threat_report(attack_part: AttackPart, model: Normalized, evaluation: Evaluation) -> Threat:
-    resolved = evaluation.threat
-    worst = threats.with_budgets(evaluation.unfiltered[1], resolved)
+def _threat_report(attack_part: AttackPart, model: Normalized, measuring: Measuring) -> Threat:
+    resolved = measuring.threat
+    worst = threats.with_budgets(measuring.unfiltered[1], resolved)
     return Threat(
         spec=resolved.spec,
         budgets=list(resolved.budgets),
@@ -192,7 +192,7 @@ def _threat_report(attack_part: AttackPart, model: Normalized, evaluation: Evalu
                 attack=name, eps=eps, adversarial=accuracy,
                 parameters=hyperparameters(scan_attack(attack_part, model, eps, name)),
             )
-            for (name, eps), accuracy in zip(resolved.entries(), evaluation.attack_accuracies)
+            for (name, eps), accuracy in zip(resolved.entries(), measuring.attack_accuracies)
         ],
         worst=[
             ThreatBudget(eps=eps, adversarial=worst[:, i].double().mean().item(), correct=pack_bits(worst[:, i]))

@@ -3,10 +3,10 @@
 The unit of work is one *target*: one parameter group (local scope) or all groups at once
 (``"global"``), swept by :func:`fragscan.sweep.engine.sweep`. A target's curves do not depend on any
 other target (the engine's mask cache is per target), so targets can run in any order, on any
-worker, or be read back from a checkpoint, and the report is the same.
+worker, or be read back from the resume store, and the report is the same.
 
-An adaptive target's unit of checkpointing is its look: in this process each finished look is
-kept in the resume store (:meth:`fragscan.pipeline.resume.ResumeStore.save_partial`) and an interrupted
+An adaptive target's unit of resuming is its look: in this process each finished look is
+kept in the resume store (:meth:`fragscan.pipeline.resume.ResumeStore.save_look`) and an interrupted
 target goes on at its next look. A Ray worker keeps its looks there too when it can reach the
 driver's resume directory (:meth:`~fragscan.pipeline.resume.ResumeStore.reach`: the same machine, or a
 filesystem shared at the same path); elsewhere only the finished target, sent back to the
@@ -30,11 +30,11 @@ from ..config import AdaptivePlan, ScanConfig, ScoringPart, SweepPart
 from ..scoring import adaptive
 from ..scoring.assess import References
 from ..sweep import threats
-from ..sweep.attacks import AttackMode, build_adversary
+from ..sweep.attacks import Adversary, build_adversary
 from ..sweep.engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
 from ..sweep.groups import Group, parameter_groups
 from ..sweep.threats import Crafted, Resolved
-from .resume import FinishedTarget, PartialTarget, ResumeStore
+from .resume import FinishedTarget, ResumeStore, SavedLook
 
 Executor = Literal["local", "ray"]
 EXECUTORS = get_args(Executor)
@@ -54,17 +54,17 @@ class StoppingRule:
 
 
 def sweep_target(
-    model, groups: list[Group], target: str, sweep_part: SweepPart, images, labels, adversary: AttackMode,
+    model, groups: list[Group], target: str, sweep_part: SweepPart, images, labels, adversary: Adversary,
     batch_size: int, progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
     precision: str = "fp32", stopping: StoppingRule | None = None,
-    partial: PartialTarget | None = None, keep_partial: Callable[[PartialTarget], None] | None = None,
+    saved_look: SavedLook | None = None, keep_look: Callable[[SavedLook], None] | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
     the engine backs off on out-of-memory itself. An adaptive scan's (``stopping``): each filter's
     curve grows over the samples' seeded order against the ``unfiltered`` network's bits, until its
-    classes are decided (:mod:`fragscan.scoring.adaptive`): from the looks of ``partial`` when given,
-    handing its state after each look to ``keep_partial``; a threat profile's sweeps stop once every
-    budget's classes have (:func:`fragscan.scoring.adaptive.profile_look`)."""
+    classes are decided (:mod:`fragscan.scoring.adaptive`): from the ``saved_look`` when given, handing
+    its state after each look to ``keep_look``; a threat profile's sweeps stop once every budget's
+    classes have (:func:`fragscan.scoring.adaptive.profile_look`)."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
 
     def run(filter_ids, images, labels, adversary, unfiltered, progress):
@@ -80,21 +80,21 @@ def sweep_target(
         result = run(sweep_part.filters, images, labels, adversary, unfiltered, progress)
         return FinishedTarget(result.curves[target], batch_size, device, result.info)
 
-    def evaluate(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Evaluated:
+    def measure(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Measured:
         new = columns.to(images.device)
         unfiltered_new = tuple(correct[new] for correct in unfiltered)
         result = run(filter_ids, images[new], labels[new], adversary.subset(new), unfiltered_new, forward)
-        return adaptive.Evaluated(result.curves[target], result.info)
+        return adaptive.Measured(result.curves[target], result.info)
 
-    if partial is not None and device not in partial.device.split("+"):
-        device = f"{partial.device}+{device}"  # its earlier looks ran elsewhere: the report warns
+    if saved_look is not None and device not in saved_look.device.split("+"):
+        device = f"{saved_look.device}+{device}"  # its earlier looks ran elsewhere: the report warns
 
-    def on_look(rounds: adaptive.Rounds) -> None:
-        keep_partial(PartialTarget(rounds, device))
+    def on_look(state: adaptive.LookState) -> None:
+        keep_look(SavedLook(state, device))
 
     curves, infos = adaptive.grow(
-        sweep_part, evaluate, stopping.references, stopping.scoring, stopping.plan, progress, target,
-        start=None if partial is None else partial.rounds, on_look=None if keep_partial is None else on_look,
+        sweep_part, measure, stopping.references, stopping.scoring, stopping.plan, progress, target,
+        start=None if saved_look is None else saved_look.state, on_look=None if keep_look is None else on_look,
         profile=stopping.profile,
     )
     # The first look sweeps every filter: its variants are the distinct networks, its cells the curves'.
@@ -178,7 +178,7 @@ class Job:
     plugins: tuple[Plugin, ...]
     unfiltered: Measurement  # the unfiltered network's bits on every sample, measured once
     stopping: StoppingRule | None  # an adaptive scan's, as the driver made it; None: every sweep uses every sample
-    partials: dict[str, PartialTarget] = field(default_factory=dict)  # adaptive targets' looks read back
+    saved_looks: dict[str, SavedLook] = field(default_factory=dict)  # adaptive targets' looks read back
     resume_dir: str | None = None  # the driver's resume store (absolute), where workers that reach it keep looks
     fingerprint: dict | None = None  # the store's fingerprint: a worker keeps looks only in that very store
     threat: Resolved | None = None  # a threat profile as the driver resolved it (auto budgets calibrated)
@@ -295,7 +295,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the evaluation from ``job`` (the attack mode around the worker's model, with the
+    name), rebuild the measuring from ``job`` (the adversary around the worker's model, with the
     scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
     (the driver's resume store where this worker reaches it, else the looks the driver read back),
     keeping each new look there."""
@@ -309,17 +309,17 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     groups, _ = parameter_groups(model.net, config.include, config.select)
     crafted = None if job.crafted is None else _to(job.crafted, device)
     devices = [device] if device.type == "cuda" else []
-    store, partial = None, job.partials.get(target)
+    store, saved_look = None, job.saved_looks.get(target)
     if job.resume_dir is not None and job.stopping is not None:
         store = ResumeStore.reach(job.resume_dir, job.fingerprint)
     if store is not None:  # Ray's retry of a task whose worker died goes on from that worker's looks
-        partial = store.load_partial(target, config.filters, job.stopping.plan.schedule) or partial
+        saved_look = store.load_look(target, config.filters, job.stopping.plan.schedule) or saved_look
 
-    def keep_partial(state: PartialTarget) -> None:
+    def keep_look(saved: SavedLook) -> None:
         nonlocal store
         try:
             if store is not None:
-                store.save_partial(target, state)
+                store.save_look(target, saved)
         except OSError:  # reachable but not writable from here (a read-only mount): the driver keeps the target
             store = None
 
@@ -328,11 +328,13 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
         if job.threat is None:
             adversary = build_adversary(attack_part, model, job.eps, images, labels, job.batch_size, crafted)
         else:
-            adversary = threats.adversary(attack_part, model, job.threat, images, labels, job.batch_size, crafted)
+            adversary = threats.profile_adversary(
+                attack_part, model, job.threat, images, labels, job.batch_size, crafted
+            )
         return sweep_target(
             model, groups, target, config.sweep_part, images, labels, adversary, job.batch_size,
             unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, stopping=job.stopping,
-            partial=partial, keep_partial=None if store is None else keep_partial,
+            saved_look=saved_look, keep_look=None if store is None else keep_look,
         )
 
 

@@ -27,9 +27,9 @@ from ..report import (
     FilterCurve,
     GroupReport,
     IntervalTriple,
+    LookReport,
     PackedCorrectness,
     Report,
-    Round,
     RunInfo,
     ScoreTriple,
 )
@@ -40,7 +40,7 @@ from ..scoring.confidence import LEVEL, pack_bits
 from ..scoring.evidence import judge_thresholds, summary_claim
 from ..sweep import threats
 from ..sweep.attacks import (
-    AttackMode,
+    Adversary,
     build_adversary,
     calibrate_eps,
     calibration_missed,
@@ -52,7 +52,7 @@ from ..sweep.batching import auto_batch_size
 from ..sweep.engine import Curve, Measurement, SweepEvent, analysis_mode, arithmetic, measure
 from ..sweep.filters import FILTERS
 from ..sweep.groups import Group, SkippedGroup, parameter_groups, unmatched_glob
-from .assembly import Evaluation, Samples, Scanned, Scored, Swept, assemble_report, headline
+from .assembly import Measuring, Samples, Scanned, Scored, Swept, assemble_report, headline
 from .checkpoints import scan_checkpoints
 from .executors import ExecutorOptions, Job, StoppingRule, run_targets, sweep_target, targets_of
 from .resume import ResumeStore, tensor_digest
@@ -66,7 +66,7 @@ def scan_fingerprint(
     config: ScanConfig, model: Normalized, images, labels, eps: float, device: torch.device,
     budgets: tuple[float, ...] | None = None,
 ) -> dict:
-    """Everything that decides the curves, so checkpoints are only ever reused for the same scan;
+    """Everything that decides the curves, so a resume store is only ever reused for the same scan;
     ``budgets``: a threat profile's, as resolved (``auto`` calibrated)."""
     # An adaptive scan's scoring settings decide where each sweep stops, so they decide its curves too.
     settings = config.model_dump(mode="json", exclude=SCORING_ONLY if config.adaptive is None else set())
@@ -129,7 +129,7 @@ def _filter_curve(
         else IntervalTriple(clean=intervals.clean, adversarial=intervals.adversarial, difference=intervals.difference),
         classes=ClassTriple(**assessment.classes),
         correct=PackedCorrectness(clean=pack_bits(curve.clean), adversarial=pack_bits(curve.adversarial)),
-        rounds=None if looks is None else [_round(look) for look in looks],
+        looks=None if looks is None else [_look_report(look) for look in looks],
         stop=None if looks is None else looks[-1].stop,
         surface=None if budgeted is None else surface.surface(
             budgeted, profile.references, scoring, adaptive.planned_level(adaptive_plan, len(profile.references))
@@ -137,8 +137,8 @@ def _filter_curve(
     )
 
 
-def _round(look: Look) -> Round:
-    return Round(
+def _look_report(look: Look) -> LookReport:
+    return LookReport(
         samples=look.samples,
         classes=ClassTriple(**look.classes),
         intervals=IntervalTriple(**look.intervals),  # an adaptive scan always has a bootstrap (evidence rule)
@@ -227,30 +227,30 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         if batch_size == "auto":
             batch_size = auto_batch_size(model, samples.images, samples.labels)
         warnings += check_model(model, samples.images, samples.labels, batch_size)
-        eps, mode, resolved = _calibrate_adversary(config.attack_part, model, samples, batch_size, warnings)
-        evaluation = _check_precision(config.runtime_part, model, samples, eps, batch_size, mode, warnings)
+        eps, adversary, resolved = _calibrate_adversary(config.attack_part, model, samples, batch_size, warnings)
+        measuring = _check_precision(config.runtime_part, model, samples, eps, batch_size, adversary, warnings)
         if resolved is not None:
-            evaluation = _threat_baseline(model, samples, evaluation, resolved)
+            measuring = _threat_baseline(model, samples, measuring, resolved)
         # The adaptive plan, the unfiltered network's references and a threat profile's: made once, for the
         # sweep's stopping rule and the scoring of its curves alike.
         plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(samples.indices), len(groups))
         scoring = config.scoring_part
-        references = References(headline(evaluation), samples.ranks, scoring.bootstrap, scoring.seed)
-        profile = None if evaluation.threat is None else _profile(scoring, evaluation, plan, samples.ranks, len(groups))
+        references = References(headline(measuring), samples.ranks, scoring.bootstrap, scoring.seed)
+        profile = None if measuring.threat is None else _profile(scoring, measuring, plan, samples.ranks, len(groups))
         stopping = None if plan is None else StoppingRule(plan, scoring, references, profile and profile.looks)
-        swept = _sweep(config, inputs, model, groups, samples, evaluation, stopping, device, loaded_plugins)
+        swept = _sweep(config, inputs, model, groups, samples, measuring, stopping, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
         if swept.finished[target].device != device.type:
             warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
-    evaluation = replace(evaluation, unfiltered=tuple(correct.cpu() for correct in evaluation.unfiltered))
+    measuring = replace(measuring, unfiltered=tuple(correct.cpu() for correct in measuring.unfiltered))
     if profile is not None:
-        warnings += _profile_warnings(config.attack_part, evaluation)
-    warnings += _baseline_warnings(config.attack_part, headline(evaluation), model.spec.num_classes, evaluation.eps)
+        warnings += _profile_warnings(config.attack_part, measuring)
+    warnings += _baseline_warnings(config.attack_part, headline(measuring), model.spec.num_classes, measuring.eps)
     scored = _score(config.sweep_part, scoring, groups, swept, references, profile)
     plugins = [p.describe() for p in loaded_plugins] + list(inputs.plugins or [])
     report = assemble_report(
-        config, Scanned(model, weights_path, samples, skipped, device), evaluation, swept, scored, plugins, warnings,
+        config, Scanned(model, weights_path, samples, skipped, device), measuring, swept, scored, plugins, warnings,
         RunInfo(
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 3),
@@ -353,14 +353,16 @@ def _to_device(model: Normalized, samples: Samples, device: torch.device) -> tup
 
 def _calibrate_adversary(
     attack_part: AttackPart, model: Normalized, samples: Samples, batch_size: int, warnings: list[str]
-) -> tuple[float, AttackMode, threats.Resolved | None]:
-    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the attack mode built
+) -> tuple[float, Adversary, threats.Resolved | None]:
+    """The attack's budget (``--eps auto``: bisected to the target accuracy) and the adversary built
     with it; a budget the attack ignores is added to ``warnings``. A threat profile: its headline
-    budget, its mode (:func:`fragscan.sweep.threats.adversary`) and its resolved budgets."""
+    budget, its adversary (:func:`fragscan.sweep.threats.profile_adversary`) and its resolved budgets."""
     if attack_part.threat is not None:
         resolved = threats.resolve(attack_part, model, samples.images, samples.labels, batch_size)
-        mode = threats.adversary(attack_part, model, resolved, samples.images, samples.labels, batch_size)
-        return resolved.budgets[resolved.headline], mode, resolved
+        adversary = threats.profile_adversary(
+            attack_part, model, resolved, samples.images, samples.labels, batch_size
+        )
+        return resolved.budgets[resolved.headline], adversary, resolved
     if attack_part.eps == "auto":
         eps = calibrate_eps(
             partial(scan_attack, attack_part, model), model, samples.images, samples.labels, batch_size,
@@ -373,26 +375,26 @@ def _calibrate_adversary(
     return eps, build_adversary(attack_part, model, eps, samples.images, samples.labels, batch_size), None
 
 
-def _threat_baseline(model: Normalized, samples: Samples, evaluation: Evaluation, resolved: threats.Resolved):
-    """``evaluation`` with the profile and each of its attacks' accuracy alone on the unfiltered network
+def _threat_baseline(model: Normalized, samples: Samples, measuring: Measuring, resolved: threats.Resolved):
+    """``measuring`` with the profile and each of its attacks' accuracy alone on the unfiltered network
     (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
     if resolved.single:
-        accuracies = (evaluation.unfiltered[1].double().mean().item(),)
+        accuracies = (measuring.unfiltered[1].double().mean().item(),)
     else:
-        with arithmetic(model, evaluation.precision):
-            each = evaluation.mode.each(model)
+        with arithmetic(model, measuring.precision):
+            each = measuring.adversary.each(model)
         accuracies = tuple(correct.double().mean().item() for per_budget in each for correct in per_budget)
-    return replace(evaluation, threat=resolved, attack_accuracies=accuracies)
+    return replace(measuring, threat=resolved, attack_accuracies=accuracies)
 
 
 def _profile(
-    scoring: ScoringPart, evaluation: Evaluation, adaptive_plan: AdaptivePlan | None, ranks: torch.Tensor, groups: int
+    scoring: ScoringPart, measuring: Measuring, adaptive_plan: AdaptivePlan | None, ranks: torch.Tensor, groups: int
 ) -> _Profile:
     """The scan's threat profile with the unfiltered network's reference per budget and, for an adaptive
     scan of more than one attack or budget, the stopping rule that waits for every budget's classes."""
-    resolved = evaluation.threat
-    worst0 = threats.with_budgets(evaluation.unfiltered[1], resolved)
-    references = budget_references(evaluation.unfiltered[0], worst0, ranks, scoring)
+    resolved = measuring.threat
+    worst0 = threats.with_budgets(measuring.unfiltered[1], resolved)
+    references = budget_references(measuring.unfiltered[0], worst0, ranks, scoring)
     looks = None
     if adaptive_plan is not None and not resolved.single:
         looks = adaptive.profile(adaptive_plan, references, resolved.headline, groups)
@@ -400,18 +402,18 @@ def _profile(
 
 
 def _check_precision(
-    runtime: RuntimePart, model: Normalized, samples: Samples, eps: float, batch_size: int, mode: AttackMode,
+    runtime: RuntimePart, model: Normalized, samples: Samples, eps: float, batch_size: int, adversary: Adversary,
     warnings: list[str],
-) -> Evaluation:
+) -> Measuring:
     """The unfiltered network measured in fp32, and in the reduced ``--precision`` when asked: that
     one is used unless it changes more samples' correctness than the tolerance (then a warning)."""
     images, labels = samples.images, samples.labels
     with arithmetic(model, "fp32"):
-        unfiltered = measure(model, images, labels, mode, batch_size)
+        unfiltered = measure(model, images, labels, adversary, batch_size)
     precision, disagreement = runtime.precision, None
     if precision != "fp32":
         with arithmetic(model, precision):
-            reduced = measure(model, images, labels, mode, batch_size)
+            reduced = measure(model, images, labels, adversary, batch_size)
         # a threat profile's adversarial bits are [samples, budgets]: a sample differs at any budget
         changed = (reduced[1] != unfiltered[1]).reshape(len(unfiltered[0]), -1).any(1)
         disagreement = ((reduced[0] != unfiltered[0]) | changed).double().mean().item()
@@ -424,12 +426,12 @@ def _check_precision(
             precision = "fp32"
         else:
             unfiltered = reduced  # the curves' own arithmetic, so unchanged cells match the rest
-    return Evaluation(eps, batch_size, mode, unfiltered, precision, disagreement)
+    return Measuring(eps, batch_size, adversary, unfiltered, precision, disagreement)
 
 
 def _sweep(
     config: ScanConfig, inputs: ScanInputs, model: Normalized, groups: list[Group], samples: Samples,
-    evaluation: Evaluation, stopping: StoppingRule | None, device: torch.device, plugins: list[Plugin],
+    measuring: Measuring, stopping: StoppingRule | None, device: torch.device, plugins: list[Plugin],
 ) -> Swept:
     """Every target's curves: read back from the resume store where finished, the rest swept by the
     executor (in this process, or on Ray workers that receive what was measured here once); an
@@ -437,47 +439,47 @@ def _sweep(
     sweep_part = config.sweep_part
     targets = targets_of(sweep_part, groups)
     adaptive_plan = None if stopping is None else stopping.plan
-    images, labels, batch_size = samples.images, samples.labels, evaluation.batch_size
+    images, labels, batch_size = samples.images, samples.labels, measuring.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:
         fingerprint = scan_fingerprint(
-            config, model, images, labels, evaluation.eps, device,
-            None if evaluation.threat is None else evaluation.threat.budgets,
+            config, model, images, labels, measuring.eps, device,
+            None if measuring.threat is None else measuring.threat.budgets,
         )
         store = ResumeStore(inputs.resume_dir, fingerprint, resume=inputs.resume)
     finished = {t: store.load(t) for t in targets if store is not None and t in store}
     resumed = len(finished)
     pending = [t for t in targets if t not in finished]
     # Read (and checked) before any sweep, so that a damaged file costs no work.
-    partials = {}
+    saved_looks = {}
     if store is not None and adaptive_plan is not None:
-        loaded = {t: store.load_partial(t, sweep_part.filters, adaptive_plan.schedule) for t in pending}
-        partials = {t: p for t, p in loaded.items() if p is not None}
+        loaded = {t: store.load_look(t, sweep_part.filters, adaptive_plan.schedule) for t in pending}
+        saved_looks = {t: p for t, p in loaded.items() if p is not None}
     steps_per_target = len(sweep_part.filters) * sweep_part.thresholds * (adaptive_plan.looks if adaptive_plan else 1)
-    mode = evaluation.mode
+    adversary = measuring.adversary
     finished |= run_targets(
         pending,
         local=lambda target, forward: sweep_target(
-            model, groups, target, sweep_part, images, labels, mode, batch_size, forward, evaluation.unfiltered,
-            evaluation.precision, stopping, partial=partials.get(target),
-            keep_partial=None if store is None else partial(store.save_partial, target),
+            model, groups, target, sweep_part, images, labels, adversary, batch_size, forward, measuring.unfiltered,
+            measuring.precision, stopping, saved_look=saved_looks.get(target),
+            keep_look=None if store is None else partial(store.save_look, target),
         ),
         job=lambda: Job(
             config=config,
             model=copy.deepcopy(model).cpu(),
             images=images.cpu(),
             labels=labels.cpu(),
-            eps=evaluation.eps,
-            crafted=threats.crafted_once(mode, images, labels),
+            eps=measuring.eps,
+            crafted=threats.crafted_once(adversary, images, labels),
             batch_size=batch_size,
-            precision=evaluation.precision,
+            precision=measuring.precision,
             plugins=tuple(p for p in plugins if p.loaded),
-            unfiltered=tuple(c.cpu() for c in evaluation.unfiltered),
+            unfiltered=tuple(c.cpu() for c in measuring.unfiltered),
             stopping=stopping,
-            partials=partials,
+            saved_looks=saved_looks,
             resume_dir=None if store is None else str(store.directory.resolve()),
             fingerprint=fingerprint,
-            threat=evaluation.threat,
+            threat=measuring.threat,
         ),
         options=inputs.executor,
         store=store,
@@ -486,7 +488,7 @@ def _sweep(
         total_steps=len(targets) * steps_per_target,
         done_steps=len(finished) * steps_per_target,
     )
-    return Swept(targets, finished, resumed, len(partials), adaptive_plan)
+    return Swept(targets, finished, resumed, len(saved_looks), adaptive_plan)
 
 
 def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
@@ -506,13 +508,13 @@ def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_cla
     return warnings
 
 
-def _profile_warnings(attack_part: AttackPart, evaluation: Evaluation) -> list[str]:
+def _profile_warnings(attack_part: AttackPart, measuring: Measuring) -> list[str]:
     """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
     (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
     every sample (the headline's is the baseline warning)."""
-    resolved, clean = evaluation.threat, evaluation.unfiltered[0].double().mean().item()
-    worst0 = threats.with_budgets(evaluation.unfiltered[1], resolved)
-    alone = dict(zip(resolved.entries(), evaluation.attack_accuracies))
+    resolved, clean = measuring.threat, measuring.unfiltered[0].double().mean().item()
+    worst0 = threats.with_budgets(measuring.unfiltered[1], resolved)
+    alone = dict(zip(resolved.entries(), measuring.attack_accuracies))
     warnings = [
         missed for name, eps in resolved.calibrated
         if (missed := calibration_missed(clean, alone[(name, eps)], attack_part.eps_target, name, eps)) is not None

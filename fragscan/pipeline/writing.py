@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..base.files import ensure_writable_dir, held, write_atomic
 from ..base.plugins import load_plugins
 from ..config import ScanConfig
-from ..outputs.masks import Mask, default_policy, mask_bytes, mask_from_report
+from ..outputs.masks import Mask, default_granularity, mask_bytes, mask_from_report
 from ..report import Report
 from ..report.io import report_json
 from .resume import DIRECTORY_NAME, discard_if_empty
@@ -77,14 +77,14 @@ def scan_to(config: ScanConfig | None, out: str | Path, **inputs) -> ScanOutputs
             raise
         report = analysis.report
         # A mask is for retraining the scanned weights, which `fragscan retrain` loads from a file.
-        policy = default_policy(report)
+        granularity = default_granularity(report)
         if report.model.weights is None:
             no_mask = "the model was scanned without a weights file"
-        elif policy is None:
+        elif granularity is None:
             no_mask = "a global-scope scan without the pulse filter has no classes to mask by"
         else:
             no_mask = None
-        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=policy)
+        mask = None if no_mask else mask_from_report(report, analysis.model.net, policy=granularity)
         written = write_scan_outputs(report, directory, mask=mask)
         shutil.rmtree(resume_dir, ignore_errors=True)  # the report now holds everything it did
     return ScanOutputs(report=report, written=written, no_mask=no_mask)

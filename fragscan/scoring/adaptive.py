@@ -16,8 +16,8 @@ the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in 
 did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
 resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
 
-A look is also the unit of checkpointing: :func:`grow` hands its state after each look
-(:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
+A look is also the unit of resuming: :func:`grow` hands its state after each look
+(:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
 at its next look. This module does no file I/O; the caller keeps the state
 (:mod:`fragscan.pipeline.resume`).
 """
@@ -30,12 +30,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import Adaptive, AdaptivePlan, ScoringPart, SweepPart
-from ..report.model import DECIDED, Class
+from ..config import SCORES, Adaptive, AdaptivePlan, ScoringPart, SweepPart
+from ..report.model import DECIDED, Class, Interval
 from ..sweep.engine import Curve, EngineInfo, SweepEvent
-from .assess import SCORES, References, assess
+from .assess import References, assess
 from .classify import classify, decision_margin
-from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
+from .confidence import LEVEL, family_level, floor_share, reference_accuracies, width_floor
 from .sequential import level_of, pocock_z
 
 FUTILITY = (
@@ -87,8 +87,8 @@ class Look:
 
     samples: int
     classes: dict[str, Class]
-    intervals: dict[str, Interval]
-    summary: tuple[Class, Interval] | None  # the summary filter's summary score, at the summary level
+    intervals: dict[str, Interval | None]
+    summary: tuple[Class, Interval | None] | None  # the summary filter's summary score, at the summary level
     stop: str | None  # "decided", "futile" (some class out of reach), "maximum"; None: look again
 
 
@@ -141,7 +141,7 @@ def _undefined_for_good(kind: str, references: References, scoring: ScoringPart)
 
 
 def _out_of_reach(
-    score: float | None, interval: Interval, floor: float, level: float, samples: int, tau: float, maximum: int
+    score: float | None, interval: Interval | None, floor: float, level: float, samples: int, tau: float, maximum: int
 ) -> bool:
     """Whether the interval at the final look could not decide the score where it lies now. The
     critical value is the plan's at every look (Pocock), so the final look's interval is this one's
@@ -177,18 +177,18 @@ def _columns(curve: Curve, columns: torch.Tensor) -> Curve:
 
 
 @dataclass(frozen=True)
-class Evaluated:
-    """What one look's evaluation gives: the filters' curves on the new samples, and how."""
+class Measured:
+    """What one look's measuring gives: the filters' curves on the new samples, and how."""
 
     curves: dict[str, Curve]
     info: EngineInfo
 
 
-Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
+Measure = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Measured]
 
 
 @dataclass(frozen=True)
-class Rounds:
+class LookState:
     """A target's sweeps after its latest finished look: what a resumed target goes on from.
 
     ``curves`` holds each filter's curve on the samples it has used so far, the first n of the
@@ -203,22 +203,22 @@ class Rounds:
 
 def grow(
     sweep: SweepPart,
-    evaluate: Evaluate,
+    measure: Measure,
     references: References,
     scoring: ScoringPart,
     adaptive: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
-    start: Rounds | None = None,
-    on_look: Callable[[Rounds], None] | None = None,
+    start: LookState | None = None,
+    on_look: Callable[[LookState], None] | None = None,
     profile: Profile | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
     """Each of ``sweep.filters``' curve on the samples it needed, and the engine's account of every look.
 
-    ``evaluate(filters, columns, progress)`` sweeps those filters over the evaluated samples at
+    ``measure(filters, columns, progress)`` sweeps those filters over the evaluation samples at
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
     sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
-    given) goes on at its next look, evaluating only what the filters still looking have not
+    given) goes on at its next look, measuring only what the filters still looking have not
     seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
     ``profile``'s sweeps stop by its rule (:func:`profile_look`).
     """
@@ -243,11 +243,11 @@ def grow(
         def forward(event: SweepEvent, offset=index * steps) -> None:
             progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
 
-        evaluated = evaluate(active, new, forward if progress else None)
-        infos.append(evaluated.info)
+        measured = measure(active, new, forward if progress else None)
+        infos.append(measured.info)
         prefix = references.columns(samples)
         for filter_id in active:
-            curve = evaluated.curves[filter_id]
+            curve = measured.curves[filter_id]
             _keep_bits(bits, filter_id, curve, new, len(ranks))
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
@@ -258,7 +258,7 @@ def grow(
         if not active:
             break
         if on_look is not None:
-            on_look(Rounds(index, dict(current), frozenset(stopped), tuple(infos)))
+            on_look(LookState(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
         progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
     return {f: current[f] for f in filter_ids}, infos
@@ -310,7 +310,7 @@ def profile(adaptive: AdaptivePlan, references: list[References], headline: int,
 
 def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive: AdaptivePlan) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
-    budget's look, as a one-budget scan's (its classes and intervals are the report's rounds), that
+    budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
     difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
     group's class, each decided or out of reach at its repeated-interval level."""

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import ScoringPart
+from ..config import SCORES, ScoringPart
 from ..report.model import Class
 from ..sweep.engine import Curve, Measurement
 from .classify import classify
 from .confidence import LEVEL, Bootstrap, ScoreIntervals
 from .scores import FilteringScores, filtering_scores
-
-SCORES = ("clean", "adversarial", "difference")
 
 
 @dataclass(frozen=True)

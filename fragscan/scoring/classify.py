@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 
 from ..config import Rule
-from ..report.model import Class
-
-Interval = tuple[float, float]
+from ..report.model import Class, Interval
 
 
 def classify(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from ..config import ScoringPart
+from ..config import SCORES, ScoringPart
 from ..data import drawn_ranks
 from ..report import (
     FilterCurve,
@@ -35,12 +35,12 @@ from ..report import (
     ThresholdIntervals,
     ThresholdValues,
 )
+from ..report.model import Interval
 from .adaptive import planned_level
 from .assess import References
-from .classify import Interval, classify, samples_to_decide
+from .classify import classify, samples_to_decide
 from .confidence import LEVEL, MIN_TAIL_RESAMPLES, Bootstrap, interval_method, unpack_bits
 
-KINDS = ("clean", "adversarial", "difference")
 THRESHOLD_METHOD = (
     "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
     "Pocock's repeated-interval z for that alpha over the planned looks); "
@@ -78,7 +78,7 @@ def summary_claim(
         interval = getattr(
             bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
                                 normalise_by=scoring.normalise_by, level=level,
-                                point=[getattr(curve.scores, kind) for kind in KINDS]),
+                                point=[getattr(curve.scores, kind) for kind in SCORES]),
             scoring.summary_score,
         )
     score = getattr(curve.scores, scoring.summary_score)
@@ -117,21 +117,21 @@ def judge_thresholds(report: Report) -> Report:
                          rule=settings.classify)
                 for i, changed in enumerate(curve.changed)
             ]
-            for k, kind in enumerate(KINDS)
+            for k, kind in enumerate(SCORES)
         }
         unperturbed = [changed == 0 for changed in curve.changed]
         return curve.model_copy(
             update={
                 "half_widths": None if curve.intervals is None else ScoreTriple(
-                    **{kind: _half_width(getattr(curve.intervals, kind)) for kind in KINDS}
+                    **{kind: _half_width(getattr(curve.intervals, kind)) for kind in SCORES}
                 ),
                 "threshold_classes": ThresholdClasses(**classes),
                 "threshold_p_values": ThresholdValues(
-                    **{kind: _unless(p_values[k], unperturbed) for k, kind in enumerate(KINDS)}
+                    **{kind: _unless(p_values[k], unperturbed) for k, kind in enumerate(SCORES)}
                 ),
-                "threshold_q_values": ThresholdValues(**dict(zip(KINDS, q_values[key]))),
+                "threshold_q_values": ThresholdValues(**dict(zip(SCORES, q_values[key]))),
                 "threshold_intervals": ThresholdIntervals(
-                    **{kind: _unless(intervals[k], unperturbed) for k, kind in enumerate(KINDS)}
+                    **{kind: _unless(intervals[k], unperturbed) for k, kind in enumerate(SCORES)}
                 ),
             }
         )
@@ -237,8 +237,8 @@ def _tests(differences: np.ndarray, level: float):
 def _q_values(tests: dict, changed: dict) -> dict:
     """BH q-values over every perturbed threshold of the scan, one family per kind; None elsewhere."""
     keys = list(tests)
-    q_values = {key: [[None] * len(changed[key]) for _ in KINDS] for key in keys}
-    for k in range(len(KINDS)):
+    q_values = {key: [[None] * len(changed[key]) for _ in SCORES] for key in keys}
+    for k in range(len(SCORES)):
         cells = [(key, i) for key in keys for i, n in enumerate(changed[key]) if n > 0]
         if not cells:
             continue
