@@ -53,7 +53,7 @@ Control = Literal["unmasked", "random"]
 Scope = Literal["local", "global"]
 GlobalRange = Literal["pooled", "unit"]
 NormMode = Literal["eval", "train"]
-AttackTiming = Literal["regenerate", "fixed"]
+AttackModeChoice = Literal["regenerate", "fixed"]  # --attack-mode: how its adversary crafts examples
 ScoreBaseline = Literal["one", "density"]
 NormaliseBy = Literal["unfiltered", "first"]
 
@@ -171,7 +171,7 @@ class ScanConfig(BaseModel):
         None,
         description="[ours] with --threat: the budget the group classes and masks are stated at; default the largest",
     )
-    attack_mode: AttackTiming = Field(
+    attack_mode: AttackModeChoice = Field(
         "regenerate",
         description="'regenerate': craft attacks against each filtered network; 'fixed': once, "
         "against the unfiltered one",
@@ -357,7 +357,7 @@ class AttackPart:
     eps_target: float
     threat: str | None
     headline_eps: float | None
-    attack_mode: AttackTiming
+    attack_mode: AttackModeChoice
     norm_mode: NormMode
     seed: int
 
