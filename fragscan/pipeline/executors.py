@@ -164,8 +164,9 @@ class ExecutorOptions(BaseModel):
 class Job:
     """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
     fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps,
-    what the scan measured once (the fixed mode's examples, the unfiltered network's bits), and the
-    plugins the scan loaded (the report's list), which the worker loads again."""
+    what the scan measured and made once (the fixed mode's examples, the unfiltered network's bits, an
+    adaptive scan's stopping rule), and the plugins the scan loaded (the report's list), which the
+    worker loads again."""
 
     config: ScanConfig
     model: object

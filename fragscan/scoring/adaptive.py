@@ -14,7 +14,7 @@ Pocock's constant z for the plan's look sizes, z for α = 0.05 for per-filter cl
 α = 0.05/G for the summary class (one per group, a family over the G groups). The stopping rule,
 the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan. Looks the plan
 did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
-resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
+resume store refuses it), and the plan is made once per scan (a Ray worker receives the driver's).
 
 A look is also the unit of resuming: :func:`grow` hands its state after each look
 (:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
