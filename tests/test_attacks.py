@@ -17,7 +17,7 @@ from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.models.train import TrainSettings, train
 from fragscan.sweep.attacks import (
-    ADVERSARIAL_MODES,
+    ADVERSARIES,
     NormalizedFGSM,
     build_attack,
     calibration_missed,
@@ -114,7 +114,7 @@ def _engine_and_reference(model, images, labels, mode, norm_mode="eval", **attac
         return build_attack("FGSM", network, 0.1, 10, norm_mode, **attack_options)
 
     with analysis_mode(model, norm_mode):
-        adversary = ADVERSARIAL_MODES[mode](make_attack(model), images, labels, BATCH, 0)
+        adversary = ADVERSARIES[mode](make_attack(model), images, labels, BATCH, 0)
         result = sweep(model, groups, filters, thresholds, images, labels, adversary, batch_size=BATCH)
         expected = reference_sweep(model, groups, filters, thresholds, images, labels, make_attack, mode, BATCH, 0)
     varied = False

@@ -7,7 +7,7 @@ from torch import nn
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.models.train import TrainSettings, train
-from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack
+from fragscan.sweep.attacks import ADVERSARIES, build_attack
 from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
 from fragscan.sweep.filters import create_filter
 from fragscan.sweep.groups import parameter_groups
@@ -84,7 +84,7 @@ def data():
 def _engine_and_reference(model, images, labels, mode, attack="FGSM", **engine_options):
     groups, _ = parameter_groups(model.net)
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES[mode](build_attack(attack, model, EPS, 10), images, labels, BATCH, 0)
+        adversary = ADVERSARIES[mode](build_attack(attack, model, EPS, 10), images, labels, BATCH, 0)
         result = sweep(
             model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, **engine_options
         )
@@ -203,7 +203,7 @@ def test_weights_are_restored_when_the_sweep_is_interrupted(data):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt), analysis_mode(model):
-        adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+        adversary = ADVERSARIES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
         sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=stop)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -226,7 +226,7 @@ def test_the_report_says_how_the_sweep_was_computed(small_config):
 def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkeypatch):
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.measure
+    original = engine._Measurer.measure
     failures = []
 
     def measure_once_out_of_memory(self, split, k, frontier):
@@ -235,12 +235,12 @@ def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkey
             raise torch.OutOfMemoryError("simulated")
         return original(self, split, k, frontier)
 
-    monkeypatch.setattr(engine._Evaluator, "measure", measure_once_out_of_memory)
+    monkeypatch.setattr(engine._Measurer, "measure", measure_once_out_of_memory)
     events = []
     model = create_model("digits-cnn")
     groups, _ = parameter_groups(model.net)
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+        adversary = ADVERSARIES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
         result = sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=events.append)
         expected = reference_sweep(
             model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0
@@ -312,7 +312,7 @@ def test_batched_variants_equal_the_obvious_loop(data, net, mode):
 def _global(model, images, labels, mode, variant_batch):
     groups, _ = parameter_groups(model.net)
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), images, labels, BATCH, 0)
+        adversary = ADVERSARIES[mode](build_attack("FGSM", model, EPS, 10), images, labels, BATCH, 0)
         return sweep(
             model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, scope="global",
             variant_batch=variant_batch,
@@ -335,7 +335,7 @@ def test_an_attack_run_on_its_own_keeps_variants_one_at_a_time(data):
     model = create_model("digits-cnn")
     groups, _ = parameter_groups(model.net)
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES["regenerate"](build_attack("PGD", model, EPS, 10), *data, BATCH, 0)
+        adversary = ADVERSARIES["regenerate"](build_attack("PGD", model, EPS, 10), *data, BATCH, 0)
         result = sweep(model, groups[-1:], ("pulse",), 3, *data, adversary, batch_size=BATCH, variant_batch=4)
     assert result.info.variant_batch == 1 and "only fixed examples and FGSM" in result.info.variant_batch_note
 
@@ -350,12 +350,12 @@ def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monk
     """The check, not trust: batched logits off by a little make every group run one at a time."""
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.logits_many
+    original = engine._Measurer.logits_many
 
     def off_by_a_little(self, *args):
         return tuple(logits + 1e-4 for logits in original(self, *args))
 
-    monkeypatch.setattr(engine._Evaluator, "logits_many", off_by_a_little)
+    monkeypatch.setattr(engine._Measurer, "logits_many", off_by_a_little)
     result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
     _assert_identical(result, expected)
     assert result.info.variant_batch == 1 and "did not reproduce" in result.info.variant_batch_note
@@ -365,7 +365,7 @@ def test_a_batched_pass_that_disagrees_on_the_first_batch_is_not_used(data, monk
 def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data, monkeypatch):
     from fragscan.sweep import engine
 
-    original = engine._Evaluator.measure_many
+    original = engine._Measurer.measure_many
     failures = []
 
     def out_of_memory_at_four(self, split, k, frontier, variants):
@@ -374,7 +374,7 @@ def test_out_of_memory_with_batched_variants_halves_them_and_loses_nothing(data,
             raise torch.OutOfMemoryError("simulated")
         return original(self, split, k, frontier, variants)
 
-    monkeypatch.setattr(engine._Evaluator, "measure_many", out_of_memory_at_four)
+    monkeypatch.setattr(engine._Measurer, "measure_many", out_of_memory_at_four)
     result, expected = _engine_and_reference(create_model("digits-cnn"), *data, "fixed", variant_batch=4)
     assert failures
     _assert_identical(result, expected)
@@ -469,7 +469,7 @@ def test_batched_variants_of_biases_and_norm_weights_equal_one_at_a_time(data, m
     results = []
     with analysis_mode(model):
         for k in (1, 4):
-            adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
+            adversary = ADVERSARIES[mode](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
             options = dict(batch_size=BATCH, variant_batch=k)
             results.append(sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, **options))
     one, batched = results

@@ -140,8 +140,8 @@ def test_an_adaptive_scan_interrupted_mid_group_goes_on_at_its_next_look_on_ray_
     real_save = store_class.save
 
     def save(self, target, finished):
-        if self._partial_path(target).is_file():
-            with safe_open(str(self._partial_path(target)), framework="pt") as handle:
+        if self._look_path(target).is_file():
+            with safe_open(str(self._look_path(target)), framework="pt") as handle:
                 kept.append((target, handle.metadata()["look"]))
         real_save(self, target, finished)
 

@@ -46,8 +46,8 @@ def test_masked_training_keeps_frozen_elements_bit_identical_with_weight_decay_a
     model = create_model("digits-cnn")
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     mask = _half_mask(model)
-    adversary = build_attack("FGSM", model, 0.1, 10)
-    train(model, _train_set(), TrainSettings(epochs=1, weight_decay=0.05), mask=mask, adversary=adversary)
+    attack = build_attack("FGSM", model, 0.1, 10)
+    train(model, _train_set(), TrainSettings(epochs=1, weight_decay=0.05), mask=mask, attack=attack)
     for name, parameter in model.named_parameters():
         differs = bits_differ(before[name], parameter.detach())
         frozen = ~mask[name].bool()

@@ -323,9 +323,9 @@ def test_random_bytes_as_checkpoints_are_an_input_error(manifest, target):
         with pytest.raises(InputError) as error:
             store.load("features.0.weight")
         assert "\n" not in str(error.value)
-        store._partial_path("features.0.weight").write_bytes(target)  # an adaptive target's saved looks
+        store._look_path("features.0.weight").write_bytes(target)  # an adaptive target's saved looks
         with pytest.raises(InputError) as error:
-            store.load_partial("features.0.weight", ("pulse",), [20, 40])
+            store.load_look("features.0.weight", ("pulse",), [20, 40])
         assert "\n" not in str(error.value)
 
 
@@ -459,7 +459,7 @@ def test_a_report_written_by_schema_2_1_still_loads_renders_audits_and_compares(
     """Written by fragscan at schema 2.1 (an adaptive scan, so with its looks), before the checks above."""
     written = Path(__file__).parent / "data" / "report-2.1-adaptive.json"
     report = load_report(written)
-    assert report.schema_version == "2.1" and report.groups[0].filters["pulse"].rounds
+    assert report.schema_version == "2.1" and report.groups[0].filters["pulse"].looks
     for command, arguments in REPORT_COMMANDS.items():
         if command != "mask":  # the weights it names were a scratch copy's
             result = CliRunner().invoke(app, arguments(str(written), tmp_path))

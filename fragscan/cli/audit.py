@@ -12,7 +12,7 @@ from rich.table import Table
 from ..base.errors import PolicyViolation
 from ..base.files import ensure_writable_dir
 from ..config import build_config
-from ..outputs.auditing import AuditPolicy, AuditResult, load_baseline, load_policy, write_audit_outputs
+from ..outputs.auditing import AuditPolicy, AuditResult, load_policy, load_previous_report, write_audit_outputs
 from ..outputs.auditing import audit as run_audit
 from ..report import Report, load_report
 from ._app import app, fails_cleanly
@@ -62,14 +62,14 @@ def audit(
     )
     audited = load_report(report)
     out = ensure_writable_dir(report.parent if out is None else out)
-    audit_and_write(audited, str(report), merged, load_baseline(merged), out, quiet)
+    audit_and_write(audited, str(report), merged, load_previous_report(merged), out, quiet)
 
 
 def audit_and_write(
-    report: Report, report_path: str, policy: AuditPolicy, baseline: Report | None, out: Path, quiet: bool
+    report: Report, report_path: str, policy: AuditPolicy, previous_report: Report | None, out: Path, quiet: bool
 ) -> AuditResult:
     """Audit, write the three files, show the summary; raise PolicyViolation (exit 1) when a rule failed."""
-    result = run_audit(report, policy, report_path=report_path, baseline=baseline)
+    result = run_audit(report, policy, report_path=report_path, baseline=previous_report)
     written = write_audit_outputs(result, out)
     print_audit_summary(result, stdout_console(), quiet=quiet)
     messages = stderr_console(quiet)

@@ -15,7 +15,7 @@ from .scan import _number
 from .ui import stderr_console, stdout_console
 
 if TYPE_CHECKING:
-    from ..outputs.retraining.experiment import Estimate
+    from ..report.retrain_model import Estimate
 
 
 @app.command("retrain")

@@ -9,7 +9,13 @@ import typer
 
 from ..base.errors import ConfigError
 from ..config import Adaptive, ScanConfig, build_config
-from ..outputs.auditing import check_guards_match, check_policy_budget, check_policy_fits, load_baseline, load_policy
+from ..outputs.auditing import (
+    check_guards_match,
+    check_policy_budget,
+    check_policy_fits,
+    load_policy,
+    load_previous_report,
+)
 from ..pipeline.checkpoints import checkpoint_files
 from ._app import app, fails_cleanly
 from ._options import PLUGIN_HELP, argument, option
@@ -83,7 +89,7 @@ def scan(
     resume: bool = typer.Option(
         True,
         "--resume/--no-resume",
-        help="Continue an interrupted scan from the checkpoints in --out (the default); --no-resume discards them.",
+        help="Continue an interrupted scan from the resume store in --out (the default); --no-resume discards it.",
     ),
     executor: str = typer.Option(
         "local", help="Where sweeps run: 'local' (this process) or 'ray' (needs fragscan\\[ray])."
@@ -144,14 +150,14 @@ def scan(
         precision_tolerance=precision_tolerance,
     )
     audit_policy = load_policy(policy) if policy else None
-    if audit_policy is not None:  # a bad policy or baseline fails before the long work, not after
-        audit_baseline = load_baseline(audit_policy)
-        check_policy_fits(audit_policy, config.scope, has_baseline=audit_baseline is not None)
+    if audit_policy is not None:  # a bad policy or previous report fails before the long work, not after
+        previous_report = load_previous_report(audit_policy)
+        check_policy_fits(audit_policy, config.scope, has_previous_report=previous_report is not None)
         check_policy_budget(audit_policy, config.threat, config.eps)
     # torch takes seconds to import: not before --help or an option error
     from ..pipeline.executors import ExecutorOptions
     from ..pipeline.resume import DIRECTORY_NAME
-    from ..pipeline.scanning import scan_to
+    from ..pipeline.writing import scan_to
 
     # A guard glob that matches no group fails before the sweep, not after it.
     guards = None
@@ -185,7 +191,7 @@ def scan(
     if json_output:
         stdout_console().out(report.model_dump_json(indent=1), highlight=False)
     if audit_policy is not None:
-        audit_and_write(report, str(out / "report.json"), audit_policy, audit_baseline, out, quiet or json_output)
+        audit_and_write(report, str(out / "report.json"), audit_policy, previous_report, out, quiet or json_output)
 
 
 def _adaptive(

@@ -87,14 +87,14 @@ def train(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int, float], None] | None = None,
     mask: dict[str, torch.Tensor] | None = None,
-    adversary: Perturb | None = None,
+    attack: Perturb | None = None,
     on_batch: Callable[[int, int, int], None] | None = None,
 ) -> nn.Module:
     """Train ``model`` (taking pixels in [0,1]) in place; ``on_epoch(epoch, mean_loss)`` after each epoch,
     ``on_batch(epoch, batches_done, batches)`` after each batch (an epoch can take minutes).
 
     ``mask`` (by name in ``model.named_parameters()``, 1 = trainable) freezes elements bit-exactly;
-    ``adversary`` replaces each batch by adversarial examples crafted against the current model.
+    ``attack`` replaces each batch by adversarial examples crafted against the current model.
     """
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -110,8 +110,8 @@ def train(
         total = 0.0
         for done, (images, labels) in enumerate(loader, start=1):
             images, labels = images.to(device), labels.to(device)
-            if adversary is not None:
-                images = adversary(images, labels)
+            if attack is not None:
+                images = attack(images, labels)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(images), labels)
             loss.backward()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -22,17 +22,19 @@ from .._version import __version__
 from ..base.errors import ConfigError, InputError, first_line
 from ..base.files import file_sha256, write_atomic
 from ..base.plugins import Plugin, load_plugins
-from ..config import Score
+from ..config import SCORES, Score
 from ..report import Report, report_digest
 from ..report.model import Class
 from ..scoring.evidence import group_class
 from ..sweep.filters import FILTERS, Pulse
 from ..sweep.groups import parameter_groups
 
-MaskPolicy = Literal["band", "layer"]
+# What a mask chooses trainable elements by: value bands within a parameter, or whole parameters (the
+# option and metadata key that name it are `policy`).
+MaskGranularity = Literal["band", "layer"]
 Others = Literal["train", "freeze"]
 Inconclusive = Literal["freeze", "train"]
-POLICIES: tuple[str, ...] = ("band", "layer")
+GRANULARITIES: tuple[MaskGranularity, ...] = get_args(MaskGranularity)
 TRAINABLE: frozenset[Class] = frozenset({"robust", "antifragile"})
 # Elements between two pulse bands (the bands are narrower than the threshold spacing) take the
 # class of the band whose threshold is nearest [ours].
@@ -72,7 +74,7 @@ def build_mask(
     report: Report,
     net: nn.Module,
     *,
-    policy: MaskPolicy = "band",
+    policy: MaskGranularity = "band",
     score: Score | None = None,
     filters: tuple[str, ...] | None = None,
     others: Others = "train",
@@ -83,14 +85,14 @@ def build_mask(
     ``score`` defaults to the report's summary score; ``filters`` to ``("pulse",)`` for ``band``
     and to the report's summary filter for ``layer`` (several filters: trainable under all of them).
     """
-    if policy not in POLICIES:
-        raise ConfigError(f"--policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    if policy not in GRANULARITIES:
+        raise ConfigError(f"--policy must be one of {', '.join(GRANULARITIES)}, got {policy!r}")
     if others not in ("train", "freeze"):
         raise ConfigError(f"--others must be 'train' or 'freeze', got {others!r}")
     if inconclusive not in ("freeze", "train"):
         raise ConfigError(f"--inconclusive must be 'freeze' or 'train', got {inconclusive!r}")
     score = score or report.settings.summary_score
-    if score not in ("clean", "adversarial", "difference"):
+    if score not in SCORES:
         raise ConfigError(f"--score must be clean, adversarial or difference, got {score!r}")
     if filters is None:
         filters = ("pulse",) if policy == "band" else (report.settings.summary_filter,)
@@ -214,8 +216,8 @@ def reported_plugins(report: Report, plugins: Sequence[str | Path] = ()) -> list
     return loaded
 
 
-def default_policy(report: Report) -> MaskPolicy | None:
-    """The policy a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
+def default_granularity(report: Report) -> MaskGranularity | None:
+    """The granularity (``policy``) a scan's own mask uses: ``band`` when the pulse filter was swept, else ``layer``
     (local scope only); None when the report supports neither (global scope without pulse)."""
     if "pulse" in report.settings.filters:
         return "band"

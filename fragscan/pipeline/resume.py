@@ -13,7 +13,7 @@ before, so that interrupted scans still resume)::
                                    changed, numel, batch size used) as JSON in the metadata
     rounds/<sha256(name)[:16]>.safetensors
                                    an adaptive target in flight after its latest finished look
-                                   (:class:`fragscan.scoring.adaptive.Rounds`): per filter its curve on
+                                   (:class:`fragscan.scoring.adaptive.LookState`): per filter its curve on
                                    the samples evaluated so far, as above, and as JSON the look's
                                    index, the filters that stopped, the engine's account per look;
                                    removed once the target's finished file is written
@@ -38,9 +38,10 @@ import torch
 
 from ..base.errors import ConfigError, InputError
 from ..base.files import write_atomic
-from ..scoring.adaptive import Rounds
+from ..scoring.adaptive import LookState
 from ..sweep.engine import Curve, EngineInfo
 
+# Persisted names from before the store had its name: resumable stores on disk carry them.
 FORMAT = "fragscan-checkpoint/1"
 DIRECTORY_NAME = ".fragscan-checkpoints"
 
@@ -64,10 +65,10 @@ class FinishedTarget:
 
 
 @dataclass(frozen=True)
-class PartialTarget:
+class SavedLook:
     """An adaptive target in flight: its state after its latest finished look."""
 
-    rounds: Rounds
+    state: LookState
     device: str  # device type(s) its looks ran on ("cpu", or "cuda+cpu" when resumed elsewhere)
 
 
@@ -91,7 +92,7 @@ class ResumeStore:
         try:
             if not resume and self.directory.exists():
                 shutil.rmtree(self.directory)
-            for folder in (self._targets, self._rounds):
+            for folder in (self._targets, self._looks):
                 folder.mkdir(parents=True, exist_ok=True)
                 for leftover in folder.glob(".*.tmp"):  # a write cut short by kill -9
                     leftover.unlink()
@@ -124,7 +125,7 @@ class ResumeStore:
     def _bind(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
         self.directory = Path(directory)
         self.fingerprint = fingerprint
-        self._targets, self._rounds = self.directory / "targets", self.directory / "rounds"
+        self._targets, self._looks = self.directory / "targets", self.directory / "rounds"
 
     def _check_manifest(self, manifest: Path) -> None:
         try:
@@ -148,8 +149,8 @@ class ResumeStore:
     def _path(self, target: str) -> Path:
         return self._targets / _file_name(target)
 
-    def _partial_path(self, target: str) -> Path:
-        return self._rounds / _file_name(target)
+    def _look_path(self, target: str) -> Path:
+        return self._looks / _file_name(target)
 
     def __contains__(self, target: str) -> bool:
         return self._path(target).is_file()
@@ -171,29 +172,29 @@ class ResumeStore:
             "engine": json.dumps(asdict(finished.info)),
         }
         write_atomic(self._path(target), save(tensors, metadata=metadata))
-        self._partial_path(target).unlink(missing_ok=True)
+        self._look_path(target).unlink(missing_ok=True)
 
-    def save_partial(self, target: str, partial: PartialTarget) -> None:
+    def save_look(self, target: str, saved: SavedLook) -> None:
         """Keep an adaptive target's state after a finished look, replacing the previous one."""
         from safetensors.torch import save
 
-        rounds = partial.rounds
-        tensors, described = _curves_out(rounds.curves)
+        state = saved.state
+        tensors, described = _curves_out(state.curves)
         metadata = {
             "format": FORMAT,
             "target": target,
-            "look": str(rounds.look),
-            "stopped": json.dumps(sorted(rounds.stopped)),
-            "device": partial.device,
+            "look": str(state.look),
+            "stopped": json.dumps(sorted(state.stopped)),
+            "device": saved.device,
             "curves": json.dumps(described),
-            "engines": json.dumps([asdict(info) for info in rounds.infos]),
+            "engines": json.dumps([asdict(info) for info in state.infos]),
         }
-        write_atomic(self._partial_path(target), save(tensors, metadata=metadata))
+        write_atomic(self._look_path(target), save(tensors, metadata=metadata))
 
-    def load_partial(self, target: str, filters: tuple[str, ...], schedule: list[int]) -> PartialTarget | None:
+    def load_look(self, target: str, filters: tuple[str, ...], schedule: list[int]) -> SavedLook | None:
         """The saved state of ``target`` in flight, checked to fit a plan of ``schedule`` looks over
         ``filters``; None when there is none."""
-        path = self._partial_path(target)
+        path = self._look_path(target)
         if not path.is_file():
             return None
         with _damaged(path):
@@ -213,7 +214,7 @@ class ResumeStore:
                 # a threat profile's adversarial bits have a trailing budget dimension (the fingerprint fixes its size)
                 if not fits or any(b.shape[:2] != shape or b.dtype != torch.bool for b in bits):
                     raise ValueError(f"the curve of {filter_id} does not fit look {look}")
-            return PartialTarget(Rounds(look, curves, stopped, infos), str(metadata["device"]))
+            return SavedLook(LookState(look, curves, stopped, infos), str(metadata["device"]))
 
     def load(self, target: str) -> FinishedTarget:
         path = self._path(target)

@@ -12,6 +12,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from ..config import SCORES
 from . import plots, threat_plots
 from .model import Report
 from .numbers import signed
@@ -31,7 +32,7 @@ def _environment() -> Environment:
     environment.filters["text_on"] = text_on
     environment.filters["sortkey"] = lambda v: "" if v is None else repr(float(v))
     environment.globals["class_colours"] = plots.CLASS_COLOURS
-    environment.globals["scores"] = plots.SCORES
+    environment.globals["scores"] = SCORES
     environment.globals["score_symbols"] = plots.SCORE_SYMBOLS
     return environment
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from collections import Counter
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,15 +44,18 @@ class ClassTriple(_Model):
     difference: Class
 
 
-Interval = tuple[float, float] | None
+Interval = tuple[float, float]  # a confidence interval: (low, high)
+# The two accuracies of a network: on the clean samples, and under attack (a score combines them).
+Accuracy = Literal["clean", "adversarial"]
+ACCURACIES: tuple[Accuracy, ...] = get_args(Accuracy)
 
 
 class IntervalTriple(_Model):
     """95 % paired-bootstrap intervals of the three scores; None where the score is undefined."""
 
-    clean: Interval
-    adversarial: Interval
-    difference: Interval
+    clean: Interval | None
+    adversarial: Interval | None
+    difference: Interval | None
 
 
 class ThresholdClasses(_Model):
@@ -74,30 +77,33 @@ class ThresholdValues(_Model):
 class ThresholdIntervals(_Model):
     """Per threshold, the interval of Δ adjusted for the scan's thresholds (settings.threshold_level)."""
 
-    clean: list[Interval]
-    adversarial: list[Interval]
-    difference: list[Interval]
+    clean: list[Interval | None]
+    adversarial: list[Interval | None]
+    difference: list[Interval | None]
 
 
 class PackedCorrectness(_Model):
     """Per-sample correctness as base64 of numpy.packbits over the row-major bool array
-    ([thresholds, samples] for a curve, [samples] for the baseline), most significant bit first."""
+    ([thresholds, samples] for a curve, [samples] for the baseline and a retraining run), most significant bit
+    first."""
 
     clean: str
     adversarial: str
 
     def check_holds(self, bits: int, where: str) -> None:
-        """ValueError unless each kind is base64 of exactly ``bits`` bits (numpy.packbits pads the last
+        """ValueError unless each accuracy's bits are base64 of exactly ``bits`` bits (numpy.packbits pads the last
         byte with zero bits): damaged bits would be read back as other samples' outcomes."""
-        for kind in ("clean", "adversarial"):
+        for accuracy in ACCURACIES:
             try:
-                packed = base64.b64decode(getattr(self, kind), validate=True)
+                packed = base64.b64decode(getattr(self, accuracy), validate=True)
             except binascii.Error:
-                raise ValueError(f"{where} correct.{kind} is not base64; the report is damaged: scan again") from None
+                raise ValueError(
+                    f"{where} correct.{accuracy} is not base64; the report is damaged: scan again"
+                ) from None
             padding = -bits % 8
             if len(packed) != -(-bits // 8) or (padding and packed[-1] & ((1 << padding) - 1)):
                 raise ValueError(
-                    f"{where} correct.{kind} does not hold the {bits} outcomes its samples say; the report is "
+                    f"{where} correct.{accuracy} does not hold the {bits} outcomes its samples say; the report is "
                     "damaged: scan again"
                 )
 
@@ -107,7 +113,7 @@ def _check_accuracies(values: list[float], where: str) -> None:
         raise ValueError(f"{where} has an accuracy outside [0, 1]; the report is damaged: scan again")
 
 
-class Round(_Model):
+class LookReport(_Model):
     """One look of an adaptive sweep (method §5b), at the plan's interval levels."""
 
     samples: int = Field(description="the first samples of the seeded order this look used")
@@ -116,7 +122,7 @@ class Round(_Model):
         description="bootstrap intervals at settings.adaptive.filter_level (spending: this look's, filter_zs)"
     )
     summary_class: Class | None = Field(None, description="summary filter only: the group's class at this look")
-    summary_interval: Interval = Field(
+    summary_interval: Interval | None = Field(
         None, description="its interval, at settings.adaptive.summary_level (spending: this look's, summary_zs)"
     )
 
@@ -131,8 +137,8 @@ class BudgetScores(_Model):
 class BudgetIntervals(_Model):
     """Per budget, the score's interval at threat.filter_level (Bonferroni over the budgets)."""
 
-    adversarial: list[Interval]
-    difference: list[Interval]
+    adversarial: list[Interval | None]
+    difference: list[Interval | None]
 
 
 class BudgetClasses(_Model):
@@ -189,7 +195,9 @@ class FilterCurve(_Model):
         None, description="threat profiles (schema 2.2+): adversarial accuracy over budget x threshold; the curve's "
         "own adversarial fields are the headline budget's"
     )
-    rounds: list[Round] | None = Field(None, description="adaptive scans: every look the sweep took, in order")
+    looks: list[LookReport] | None = Field(
+        None, alias="rounds", description="adaptive scans: every look the sweep took, in order"
+    )
     stop: Literal["decided", "futile", "maximum"] | None = Field(
         None, description="adaptive scans: why the sweep stopped (futile: an undecided class was out of reach)"
     )
@@ -200,7 +208,7 @@ class FilterCurve(_Model):
         if len(set(lengths.values())) > 1:
             raise ValueError(f"curve {self.label!r} lists differ in length ({lengths}); the report is damaged")
         _check_accuracies(self.clean + self.adversarial, f"curve {self.label!r}")
-        if any(not 1 <= look.samples <= self.samples for look in self.rounds or ()):
+        if any(not 1 <= look.samples <= self.samples for look in self.looks or ()):
             raise ValueError(
                 f"curve {self.label!r} has a look beyond its {self.samples} samples; the report is damaged: scan again"
             )
@@ -218,7 +226,7 @@ class GroupReport(_Model):
     filters: dict[str, FilterCurve]
     samples: int = Field(description="the most samples any of its filters used")
     summary_class: Class = Field(alias="class", description="class of the summary filter's summary score")
-    summary_interval: Interval = Field(
+    summary_interval: Interval | None = Field(
         None, description="the summary score's interval at settings.summary_level (simultaneous over the groups)"
     )
     half_width: float | None = Field(None, description="half the width of summary_interval")
@@ -228,7 +236,7 @@ class GroupReport(_Model):
     budget_classes: list[Class] | None = Field(
         None, description="threat profiles (2.2+): the summary score's class per budget, at threat.summary_level"
     )
-    budget_intervals: list[Interval] | None = Field(
+    budget_intervals: list[Interval | None] | None = Field(
         None, description="threat profiles (2.2+): the summary score's interval per budget, at threat.summary_level"
     )
     flip_eps: float | None = Field(
@@ -414,7 +422,7 @@ class RunInfo(_Model):
     executor: str = Field(
         "local", description="where the sweeps ran: local (in-process) or ray; never changes a number"
     )
-    resumed_targets: int = Field(0, description="targets read back from checkpoints instead of swept (resume)")
+    resumed_targets: int = Field(0, description="targets read back from the resume store instead of swept")
     continued_targets: int = Field(
         0, description="adaptive targets that went on from their saved looks instead of starting again (2.1+)"
     )

@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..config import SCORES  # noqa: E402
 from .model import FilterCurve, Report  # noqa: E402
 from .numbers import signed  # noqa: E402
 
@@ -32,7 +33,6 @@ CLASS_COLOURS = {
     "undefined": "#8e44ad",
 }
 CLEAN_COLOUR, ADVERSARIAL_COLOUR, REMOVED_COLOUR = "#1f4e79", "#c0392b", "#d5d8dc"
-SCORES = ("clean", "adversarial", "difference")
 SCORE_SYMBOLS = {"clean": "S_clean", "adversarial": "S_adv", "difference": "S_diff"}
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)  # RDF boilerplate, not needed inline
 _LARGEST_LIMIT = float(np.finfo(float).max) / 1e3

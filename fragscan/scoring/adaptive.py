@@ -14,12 +14,12 @@ Pocock's constant z for the plan's look sizes (or, with ``look_boundary`` an alp
 each look's own z), z for α = 0.05 for per-filter classes and for α = 0.05/G for the summary class
 (one per group, a family over the G groups). The stopping rule, the report and
 :func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan; a sweep's claims are at
-the level of the look it stopped at. Looks the plan
-did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
-resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
+the level of the look it stopped at. Looks the plan did not foresee never happen: a resumed scan
+with another ``--max-samples`` is another scan (the resume store refuses it), and the plan is made
+once per scan (a Ray worker receives the driver's).
 
-A look is also the unit of checkpointing: :func:`grow` hands its state after each look
-(:class:`Rounds`) to a callback and can start from such a state, so an interrupted target goes on
+A look is also the unit of resuming: :func:`grow` hands its state after each look
+(:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
 at its next look. This module does no file I/O; the caller keeps the state
 (:mod:`fragscan.pipeline.resume`).
 """
@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import Adaptive, AdaptivePlan, ScanConfig
-from ..report.model import DECIDED, Class
+from ..config import SCORES, Adaptive, AdaptivePlan, ScoringPart, SweepPart
+from ..report.model import DECIDED, Class, Interval
 from ..sweep.engine import Curve, EngineInfo, SweepEvent
-from .assess import SCORES, References, assess
+from .assess import References, assess
 from .classify import classify, decision_margin
-from .confidence import LEVEL, Interval, family_level, floor_share, reference_accuracies, width_floor
+from .confidence import LEVEL, family_level, floor_share, reference_accuracies, width_floor
 from .sequential import level_of, pocock_z, spending_boundary, z_of
 
 FUTILITY = (
@@ -110,13 +110,13 @@ class Look:
 
     samples: int
     classes: dict[str, Class]
-    intervals: dict[str, Interval]
-    summary: tuple[Class, Interval] | None  # the summary filter's summary score, at the summary level
+    intervals: dict[str, Interval | None]
+    summary: tuple[Class, Interval | None] | None  # the summary filter's summary score, at the summary level
     stop: str | None  # "decided", "futile" (some class out of reach), "maximum"; None: look again
 
 
 def look(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     scores: tuple[str, ...] = SCORES,
 ) -> Look:
     """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
@@ -124,32 +124,32 @@ def look(
     samples = curve.clean.shape[1]
     reference = references.at(samples)
     filter_level, summary_level = look_levels(adaptive, samples)
-    assessment = assess(curve, reference, config, filter_level)
+    assessment = assess(curve, reference, scoring, filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
     # (score kind, score, interval, class, level now, level at the final look) of each claim the sweep contributes
     claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], filter_level,
                adaptive.filter_level) for s in scores]
     summary = None
-    if filter_id == config.summary_filter:
-        wide = assess(curve, reference, config, summary_level)
-        score = getattr(wide.scores, config.summary_score)
-        interval = None if wide.intervals is None else getattr(wide.intervals, config.summary_score)
+    if filter_id == scoring.summary_filter:
+        wide = assess(curve, reference, scoring, summary_level)
+        score = getattr(wide.scores, scoring.summary_score)
+        interval = None if wide.intervals is None else getattr(wide.intervals, scoring.summary_score)
         summary_class = classify(
-            score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
+            score, scoring.tau, perturbed=any(curve.changed), interval=interval, rule=scoring.classify
         )
         summary = summary_class, interval
-        claims.append((config.summary_score, score, interval, summary_class, summary_level, adaptive.summary_level))
+        claims.append((scoring.summary_score, score, interval, summary_class, summary_level, adaptive.summary_level))
     accuracies = reference_accuracies(
-        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), config.normalise_by
+        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), scoring.normalise_by
     )
     undecided = [
         (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level, final)
         for kind, score, interval, cls, level, final in claims
-        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, config)
+        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, scoring)
     ]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(*claim, samples, config.tau, adaptive.max_samples) for claim in undecided):
+    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive.max_samples) for claim in undecided):
         stop = "futile"
     elif samples >= adaptive.max_samples:
         stop = "maximum"
@@ -158,14 +158,14 @@ def look(
     return Look(samples, assessment.classes, intervals, summary, stop)
 
 
-def _undefined_for_good(kind: str, references: References, config: ScanConfig) -> bool:
+def _undefined_for_good(kind: str, references: References, scoring: ScoringPart) -> bool:
     """Whether the score stays undefined at every sample count: a reference accuracy it divides by is
     0 on every drawn sample (a prefix's 0 may not last: a first look of a few samples, all wrong)."""
-    return config.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
+    return scoring.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
 
 
 def _out_of_reach(
-    score: float | None, interval: Interval, floor: float, level: float, final_level: float, samples: int,
+    score: float | None, interval: Interval | None, floor: float, level: float, final_level: float, samples: int,
     tau: float, maximum: int,
 ) -> bool:
     """Whether the interval at the final look could not decide the score where it lies now. That
@@ -184,7 +184,7 @@ def _out_of_reach(
 
 
 def history(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     profile: Profile | None = None,
 ) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
@@ -195,7 +195,7 @@ def history(
         if samples > curve.clean.shape[1]:
             break
         kept = ranks < samples
-        looks.append(_look(_columns(curve, kept), filter_id, references, config, adaptive, profile))
+        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive, profile))
     return looks
 
 
@@ -204,18 +204,18 @@ def _columns(curve: Curve, columns: torch.Tensor) -> Curve:
 
 
 @dataclass(frozen=True)
-class Evaluated:
-    """What one look's evaluation gives: the filters' curves on the new samples, and how."""
+class Measured:
+    """What one look's measuring gives: the filters' curves on the new samples, and how."""
 
     curves: dict[str, Curve]
     info: EngineInfo
 
 
-Evaluate = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Evaluated]
+Measure = Callable[[tuple[str, ...], torch.Tensor, Callable[[SweepEvent], None] | None], Measured]
 
 
 @dataclass(frozen=True)
-class Rounds:
+class LookState:
     """A target's sweeps after its latest finished look: what a resumed target goes on from.
 
     ``curves`` holds each filter's curve on the samples it has used so far, the first n of the
@@ -229,28 +229,28 @@ class Rounds:
 
 
 def grow(
-    filter_ids: tuple[str, ...],
-    evaluate: Evaluate,
+    sweep: SweepPart,
+    measure: Measure,
     references: References,
-    config: ScanConfig,
+    scoring: ScoringPart,
     adaptive: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
-    start: Rounds | None = None,
-    on_look: Callable[[Rounds], None] | None = None,
+    start: LookState | None = None,
+    on_look: Callable[[LookState], None] | None = None,
     profile: Profile | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
-    """Each filter's curve on the samples it needed, and the engine's account of every look.
+    """Each of ``sweep.filters``' curve on the samples it needed, and the engine's account of every look.
 
-    ``evaluate(filters, columns, progress)`` sweeps those filters over the evaluated samples at
+    ``measure(filters, columns, progress)`` sweeps those filters over the evaluation samples at
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
     sweep that stops early counts its remaining looks as done. ``start`` (a state ``on_look`` was
-    given) goes on at its next look, evaluating only what the filters still looking have not
+    given) goes on at its next look, measuring only what the filters still looking have not
     seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
     ``profile``'s sweeps stop by its rule (:func:`profile_look`).
     """
-    ranks = references.ranks
-    steps = len(filter_ids) * config.thresholds
+    ranks, filter_ids = references.ranks, sweep.filters
+    steps = len(filter_ids) * sweep.thresholds
     bits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     current: dict[str, Curve] = {}  # each filter's curve on the samples it has used so far
     stopped: set[str] = set()
@@ -270,22 +270,22 @@ def grow(
         def forward(event: SweepEvent, offset=index * steps) -> None:
             progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
 
-        evaluated = evaluate(active, new, forward if progress else None)
-        infos.append(evaluated.info)
+        measured = measure(active, new, forward if progress else None)
+        infos.append(measured.info)
         prefix = references.columns(samples)
         for filter_id in active:
-            curve = evaluated.curves[filter_id]
+            curve = measured.curves[filter_id]
             _keep_bits(bits, filter_id, curve, new, len(ranks))
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             current[filter_id] = grown
-            if _look(grown, filter_id, references, config, adaptive, profile).stop is not None:
+            if _look(grown, filter_id, references, scoring, adaptive, profile).stop is not None:
                 stopped.add(filter_id)
         active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
             break
         if on_look is not None:
-            on_look(Rounds(index, dict(current), frozenset(stopped), tuple(infos)))
+            on_look(LookState(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
         progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
     return {f: current[f] for f in filter_ids}, infos
@@ -347,20 +347,20 @@ def profile(adaptive: AdaptivePlan, references: list[References], headline: int,
     return Profile(references, headline, family_plan(adaptive, budgets, groups * budgets))
 
 
-def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
+def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive: AdaptivePlan) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
-    budget's look, as a one-budget scan's (its classes and intervals are the report's rounds), that
+    budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
     difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
     group's class, each decided or out of reach at its repeated-interval level."""
     budgets = [
-        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, profile.per_budget,
+        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, scoring, profile.per_budget,
              scores=("adversarial", "difference"))
         for i, reference in enumerate(profile.references)
     ]
     headline = look(
         replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
-        profile.references[profile.headline], config, adaptive,
+        profile.references[profile.headline], scoring, adaptive,
     )
     stops = [headline.stop, *(b.stop for b in budgets)]
     if None in stops:
@@ -375,9 +375,9 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanCon
 
 
 def _look(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     profile: Profile | None,
 ) -> Look:
     if profile is None:
-        return look(curve, filter_id, references, config, adaptive)
-    return profile_look(curve, filter_id, profile, config, adaptive)
+        return look(curve, filter_id, references, scoring, adaptive)
+    return profile_look(curve, filter_id, profile, scoring, adaptive)

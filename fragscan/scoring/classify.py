@@ -8,13 +8,9 @@ anything else ``inconclusive``. ``tau`` is the source's point rule on the score 
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-from ..report.model import Class
-
-Rule = Literal["evidence", "tau"]
-
-Interval = tuple[float, float]
+from ..config import Rule
+from ..report.model import Class, Interval
 
 
 def classify(

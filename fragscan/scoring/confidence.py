@@ -38,6 +38,7 @@ import torch
 from scipy.stats import norm
 
 from ..base.limits import MIN_INTERVAL_SAMPLES
+from ..report.model import Interval
 from .scores import score_arrays
 
 LEVEL = 0.95  # the spec's 95 % interval
@@ -63,14 +64,11 @@ def unpack_bits(text: str, shape: Sequence[int]) -> torch.Tensor:
     return torch.from_numpy(bits.astype(bool).reshape(tuple(shape)))
 
 
-Interval = tuple[float, float] | None
-
-
 @dataclass(frozen=True)
 class ScoreIntervals:
-    clean: Interval
-    adversarial: Interval
-    difference: Interval
+    clean: Interval | None
+    adversarial: Interval | None
+    difference: Interval | None
 
 
 class Bootstrap:
@@ -163,7 +161,7 @@ def reference_accuracies(
     return tuple(c[0].double().mean().item() for c in (clean, adversarial))
 
 
-def _widened(interval: Interval, floor: float) -> Interval:
+def _widened(interval: Interval | None, floor: float) -> Interval | None:
     """``interval`` widened about its centre to a half-width of at least ``floor``."""
     if interval is None:
         return None
@@ -186,7 +184,7 @@ def _defined(draws: np.ndarray) -> np.ndarray | None:
     return None if defined.size < draws.size / 2 else defined
 
 
-def _percentile_interval(draws: np.ndarray, level: float) -> Interval:
+def _percentile_interval(draws: np.ndarray, level: float) -> Interval | None:
     """The central ``level`` share of the resampled scores; None when the score is undefined in
     most draws."""
     defined = _defined(draws)
@@ -197,7 +195,7 @@ def _percentile_interval(draws: np.ndarray, level: float) -> Interval:
     return float(low), float(high)
 
 
-def _normal_interval(draws: np.ndarray, point: float | None, level: float) -> Interval:
+def _normal_interval(draws: np.ndarray, point: float | None, level: float) -> Interval | None:
     """``point`` ± z · the standard deviation of the resampled scores (the bootstrap standard
     error), z the normal quantile of ``level``; None when the score is undefined in most draws or
     on all samples (nothing to centre on)."""

@@ -21,7 +21,7 @@ from torchattacks.attack import Attack
 
 from ..base.errors import ConfigError
 from ..base.registry import Registry
-from ..config import ScanConfig
+from ..config import EPS_TARGET, AttackPart
 from ..models import Normalized
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -187,9 +187,9 @@ def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed
         ) from error
 
 
-class AttackMode(Protocol):
-    """How adversarial correctness of a (filtered) network is obtained (``--attack-mode``): what the
-    engine asks, so that it never needs to know which mode it has."""
+class Adversary(Protocol):
+    """How adversarial correctness of a (filtered) network is obtained (``--attack-mode`` chooses which):
+    what the engine asks, so that it never needs to know which adversary it has."""
 
     crafted_once: bool  # the examples are the same for every network: the engine may reuse their prefix activations
 
@@ -209,8 +209,8 @@ class AttackMode(Protocol):
         """``(eps, None)`` when the examples are a plain torchattacks.FGSM step crafted per network, so
         the clean forward may also give the attack's gradient; ``(None, why not)`` otherwise."""
 
-    def subset(self, columns: torch.Tensor) -> AttackMode:
-        """The same mode on the samples at ``columns`` only (an adaptive scan's new samples)."""
+    def subset(self, columns: torch.Tensor) -> Adversary:
+        """The same adversary on the samples at ``columns`` only (an adaptive scan's new samples)."""
 
 
 class Regenerate:
@@ -274,37 +274,38 @@ class Fixed:
         return Fixed(self.adversarial[columns], self.labels[columns], self.batch_size)
 
 
-# Each builds its mode from (attack, images, labels, batch_size, seed).
-ADVERSARIAL_MODES: dict[str, Callable[..., AttackMode]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
+# Per --attack-mode, each builds its adversary from (attack, images, labels, batch_size, seed).
+ADVERSARIES: dict[str, Callable[..., Adversary]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
 
 
-def scan_attack(config: ScanConfig, model: Normalized, eps: float, name: str | None = None) -> Attack:
-    """The attack ``config`` names (or ``name``, one of a threat profile's), on ``model`` with budget ``eps``."""
-    name = name or config.attack
-    return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
+def scan_attack(attack_part: AttackPart, model: Normalized, eps: float, name: str | None = None) -> Attack:
+    """The attack ``attack_part`` names (or ``name``, one of a threat profile's), on ``model`` with budget ``eps``."""
+    name = name or attack_part.attack
+    return build_attack(name, model, eps, model.spec.num_classes, attack_part.norm_mode, attack_part.attack_space)
 
 
 def build_adversary(
-    config: ScanConfig, model: Normalized, eps: float, images, labels, batch_size: int,
+    attack_part: AttackPart, model: Normalized, eps: float, images, labels, batch_size: int,
     crafted: torch.Tensor | None = None,
-) -> AttackMode:
-    """The attack mode ``config`` names on ``model`` and the samples ``images``, ``labels``: the scan's, and
-    a Ray worker's. ``crafted``: the fixed mode's examples, crafted already (a worker receives the scan's)."""
+) -> Adversary:
+    """The adversary ``attack_part`` names (its attack, its attack mode) on ``model`` and the samples
+    ``images``, ``labels``: the scan's, and a Ray worker's. ``crafted``: the fixed mode's examples, crafted
+    already (a worker receives the scan's)."""
     if crafted is not None:
         return Fixed(crafted, labels, batch_size)
-    attack = scan_attack(config, model, eps)
-    return ADVERSARIAL_MODES[config.attack_mode](attack, images, labels, batch_size, config.seed)
+    attack = scan_attack(attack_part, model, eps)
+    return ADVERSARIES[attack_part.attack_mode](attack, images, labels, batch_size, attack_part.seed)
 
 
-def calibration_missed(clean: float, adversarial: float, target: float, attack: str, eps: float) -> str | None:
+def calibration_missed(clean: float, adversarial: float, eps_target: float, attack: str, eps: float) -> str | None:
     """Why an ``--eps auto`` result ``eps`` is not what was asked for, or None. Bisection ends at
-    ε = 1 when no smaller ε brought adversarial accuracy down to ``target`` x clean: say so, as the
+    ε = 1 when no smaller ε brought adversarial accuracy down to ``eps_target`` x clean: say so, as the
     adversarial scores of such a scan compare nearly unattacked networks. Below 1 the bisection met
     the target (in fp32); a sweep in bf16 measures a hair off it (0.494 against 0.4925), no miss."""
-    if eps < 1 or adversarial <= target * clean:
+    if eps < 1 or adversarial <= eps_target * clean:
         return None
     return (
-        f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {target:g} x clean "
+        f"--eps auto did not reach its target: adversarial accuracy {adversarial:.3f} > {eps_target:g} x clean "
         f"{clean:.3f} even at ε = 1; {attack} cannot attack this model much, so adversarial scores say little "
         "(try another --attack, or a fixed --eps)"
     )
@@ -317,16 +318,16 @@ def calibrate_eps(
     labels: torch.Tensor,
     batch_size: int,
     seed: int,
-    target: float = 0.5,
+    eps_target: float = EPS_TARGET,
     steps: int = 12,
 ) -> float:
-    """Bisect eps in [0, 1] so that adversarial accuracy is about ``target`` x clean accuracy.
+    """Bisect eps in [0, 1] so that adversarial accuracy is about ``eps_target`` x clean accuracy.
 
     Assumes accuracy falls as eps grows (true on average for gradient attacks); returns the
     upper end of the bracket after ``steps`` halvings (a multiple of 2**-steps).
     """
     clean = (predictions(model, images, batch_size) == labels).float().mean().item()
-    goal = target * clean
+    goal = eps_target * clean
     low, high = 0.0, 1.0
     for _ in range(steps):
         middle = (low + high) / 2

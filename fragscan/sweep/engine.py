@@ -1,6 +1,6 @@
 """The sweep: filter tensors in place, measure clean and adversarial correctness per sample.
 
-The engine prints and writes nothing. It restores every tensor in ``finally``, evaluates each
+The engine prints and writes nothing. It restores every tensor in ``finally``, measures each
 distinct mask once (identical masks give identical networks), and reports progress through a
 callback. Its numbers are, bit for bit, those of the obvious loop (``fragscan.sweep.reference``); it
 gets there faster by:
@@ -37,7 +37,7 @@ from torch.func import functional_call
 
 from ..base.errors import first_line
 from ..base.limits import MAX_VARIANT_BATCH
-from .attacks import AttackMode, predictions
+from .attacks import Adversary, predictions
 from .filters import SynapticFilter, create_filter
 from .groups import Group
 from .prefix import Split, flop_costs, identity_split, split, trace
@@ -183,7 +183,7 @@ def arithmetic(model: nn.Module, precision: str) -> Iterator[nn.Module]:
 
 
 def measure(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: AttackMode, batch_size: int
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, adversary: Adversary, batch_size: int
 ) -> Measurement:
     """Clean and adversarial correctness of ``model`` as it is (the unfiltered network's row)."""
     return predictions(model, images, batch_size) == labels, adversary.correct(model)
@@ -219,11 +219,11 @@ class _Variant:
     cells: list[tuple[str, int]]
 
 
-class _Evaluator:
+class _Measurer:
     """Measures filtered variants of one target batch by batch, through a split of the model."""
 
     def __init__(
-        self, model: nn.Module, images, labels, batch_size: int, adversary: AttackMode, fgsm_eps: float | None
+        self, model: nn.Module, images, labels, batch_size: int, adversary: Adversary, fgsm_eps: float | None
     ):
         self.model, self.images, self.labels, self.adversary = model, images, labels, adversary
         self.fgsm_eps = fgsm_eps  # set: the clean forward also gives FGSM's gradient (fused)
@@ -403,7 +403,7 @@ class _Looped(nn.Module):
 
     def __init__(self, module: nn.Module, names: dict[str, int]):
         super().__init__()
-        self.module, self.names = module, names  # parameter name in module -> index among the targets
+        self.module, self.names = module, names  # parameter name in module -> index among the parameters
         self.weights: list[torch.Tensor] = []  # per target: the K variants' tensors, stacked
 
     def forward(self, *args, **kwargs):
@@ -421,9 +421,9 @@ class _VariantSuffix:
     parameters become :class:`_Looped`, everything after them runs once on the K x batch. Logits come
     back as [K, batch, classes]."""
 
-    def __init__(self, suffix: nn.Module, targets: list[nn.Parameter]):
+    def __init__(self, suffix: nn.Module, parameters: list[nn.Parameter]):
         traced = suffix if isinstance(suffix, fx.GraphModule) else fx.symbolic_trace(suffix)
-        index = {id(p): i for i, p in enumerate(targets)}
+        index = {id(p): i for i, p in enumerate(parameters)}
         graph, env, root = fx.Graph(), {}, {}
         self.loops: list[_Looped] = []
         for node in traced.graph.nodes:
@@ -457,7 +457,7 @@ class _VariantSuffix:
 
 
 def _plan(
-    targets: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
+    parameters: list[nn.Parameter], originals: list[torch.Tensor], filters: dict[str, SynapticFilter]
 ) -> tuple[list[_Variant], dict[str, tuple[list[int], list[int], list[int | None]]]]:
     """Distinct variants, and per filter: removed and changed counts and each cell's variant index
     (``None``: nothing changed, the unfiltered network). Two cells share a variant when they zero
@@ -489,15 +489,15 @@ def _filtered(original: torch.Tensor, variant: _Variant) -> torch.Tensor:
     return original.masked_fill(variant.synaptic_filter.removed(original, variant.alpha), 0)
 
 
-def _apply(targets, originals, variant: _Variant) -> None:
+def _apply(parameters, originals, variant: _Variant) -> None:
     with torch.no_grad():
-        for parameter, original in zip(targets, originals):
+        for parameter, original in zip(parameters, originals):
             parameter.copy_(_filtered(original, variant))
 
 
-def _restore(targets, originals) -> None:
+def _restore(parameters, originals) -> None:
     with torch.no_grad():
-        for parameter, original in zip(targets, originals):
+        for parameter, original in zip(parameters, originals):
             parameter.copy_(original)
 
 
@@ -507,21 +507,21 @@ def _stacked(originals, block: list[_Variant]) -> list[torch.Tensor]:
 
 
 def _measure_chunk(
-    targets, originals, variants, evaluator: _Evaluator, split: Split, chunk: range, first, on_variant,
+    parameters, originals, variants, measurer: _Measurer, split: Split, chunk: range, first, on_variant,
     at_once: int, batched: _VariantSuffix | None,
 ):
     """Every variant on the batches of ``chunk``, their frontiers computed once, ``at_once`` variants
     per pass (through ``batched``); ``on_variant(j)`` after each."""
-    frontiers = {k: first if k == 0 and first is not None else evaluator.frontier(split, k) for k in chunk}
+    frontiers = {k: first if k == 0 and first is not None else measurer.frontier(split, k) for k in chunk}
     measured = []
     for start in range(0, len(variants), at_once):
         block = variants[start : start + at_once]
         if len(block) == 1:
-            _apply(targets, originals, block[0])
-            rows = [[evaluator.measure(split, k, frontiers[k])] for k in chunk]
+            _apply(parameters, originals, block[0])
+            rows = [[measurer.measure(split, k, frontiers[k])] for k in chunk]
         else:
             batched.load(_stacked(originals, block))
-            rows = [evaluator.measure_many(split, k, frontiers[k], batched) for k in chunk]
+            rows = [measurer.measure_many(split, k, frontiers[k], batched) for k in chunk]
         for v in range(len(block)):
             measured.append(([r[v][0] for r in rows], [r[v][1] for r in rows]))
             on_variant(len(measured) - 1)
@@ -534,20 +534,20 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _check_batched(
-    evaluator: _Evaluator, split: Split, first, targets, originals, block: list[_Variant], batched: _VariantSuffix
+    measurer: _Measurer, split: Split, first, parameters, originals, block: list[_Variant], batched: _VariantSuffix
 ):
     """Batch 0 of ``block`` in one pass against its first variants one at a time (the definition's
     path). Returns whether they agree (bit for bit on a CPU; in every prediction on CUDA, whose
     kernels may sum in another order for another shape), the largest logit difference, and the
     seconds per variant of each way (the auto probe)."""
-    device = evaluator.images.device
+    device = measurer.images.device
     batched.load(_stacked(originals, block))
-    many = evaluator.logits_many(split, 0, first, batched)
+    many = measurer.logits_many(split, 0, first, batched)
     # Timed on a second pass: the first with new shapes pays one-off costs (kernel choice, allocation)
     # that the one-at-a-time path, run before by the split's check, has already paid.
     _synchronize(device)
     began = time.perf_counter()
-    evaluator.logits_many(split, 0, first, batched)
+    measurer.logits_many(split, 0, first, batched)
     _synchronize(device)
     batched_s = (time.perf_counter() - began) / len(block)
     agree, difference = True, 0.0
@@ -556,10 +556,10 @@ def _check_batched(
     singles = []
     try:
         for variant in checked:
-            _apply(targets, originals, variant)
-            singles.append(evaluator.logits(split, 0, first))
+            _apply(parameters, originals, variant)
+            singles.append(measurer.logits(split, 0, first))
     finally:
-        _restore(targets, originals)
+        _restore(parameters, originals)
     _synchronize(device)
     single_s = (time.perf_counter() - began) / len(checked)
     for v, single in enumerate(singles):
@@ -571,23 +571,23 @@ def _check_batched(
 
 
 def _memory_sized(
-    evaluator: _Evaluator, split: Split, first, originals, variants: list[_Variant], batched: _VariantSuffix
+    measurer: _Measurer, split: Split, first, originals, variants: list[_Variant], batched: _VariantSuffix
 ) -> int:
     """On CUDA: how many variants' suffix activations fit in VARIANT_MEMORY_SHARE of the free memory,
     from the peak of a pass over VARIANT_PROBE of them."""
-    device = evaluator.images.device
+    device = measurer.images.device
     probe = variants[:VARIANT_PROBE]
     _synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    evaluator.logits_many(split, 0, first, batched.load(_stacked(originals, probe)))
+    measurer.logits_many(split, 0, first, batched.load(_stacked(originals, probe)))
     per_variant = max(1, (torch.cuda.max_memory_allocated(device) - before) // len(probe))
     free, _ = torch.cuda.mem_get_info(device)
     return int(min(MAX_VARIANT_BATCH, len(variants), free * VARIANT_MEMORY_SHARE // per_variant))
 
 
 def _variant_batch(
-    requested: int | str, evaluator: _Evaluator, split: Split, first, targets, originals, variants: list[_Variant]
+    requested: int | str, measurer: _Measurer, split: Split, first, parameters, originals, variants: list[_Variant]
 ) -> tuple[int, str | None, float, _VariantSuffix | None]:
     """How many of the target's variants to evaluate in one pass, why not more, the largest logit
     difference the check saw, and the suffix that runs them. ``auto``: 1 on a CPU (measured slower
@@ -595,24 +595,24 @@ def _variant_batch(
     variant than one at a time."""
     if requested == 1 or len(variants) < 2:
         return 1, None, 0.0, None
-    if not (evaluator.fused or evaluator.adversary.crafted_once):
+    if not (measurer.fused or measurer.adversary.crafted_once):
         return 1, "the attack runs on its own on each network (only fixed examples and FGSM are batched)", 0.0, None
-    if any(m.training for m in evaluator.model.modules()):
+    if any(m.training for m in measurer.model.modules()):
         return 1, "a module is in training mode (batch statistics): variants run one at a time", 0.0, None
-    if requested == "auto" and evaluator.images.device.type != "cuda":
+    if requested == "auto" and measurer.images.device.type != "cuda":
         return 1, "auto: one at a time on a CPU, where batching variants was measured slower", 0.0, None
     try:
-        batched = _VariantSuffix(split.suffix, targets)
+        batched = _VariantSuffix(split.suffix, parameters)
         size = requested
         if requested == "auto":
-            size = _memory_sized(evaluator, split, first, originals, variants, batched)
+            size = _memory_sized(measurer, split, first, originals, variants, batched)
         size = min(size, len(variants))
         while True:
             if size < 2:
                 return 1, "two variants' activations do not fit in free memory at once", 0.0, None
             try:
                 agree, difference, batched_s, single_s = _check_batched(
-                    evaluator, split, first, targets, originals, variants[:size], batched
+                    measurer, split, first, parameters, originals, variants[:size], batched
                 )
                 break
             except torch.OutOfMemoryError:
@@ -629,9 +629,9 @@ def _variant_batch(
 
 
 def _sweep_target(
-    targets: list[nn.Parameter],
+    parameters: list[nn.Parameter],
     filters: dict[str, SynapticFilter],
-    evaluator: _Evaluator,
+    measurer: _Measurer,
     split_for: Callable[[], tuple[Split, object, int]],
     unfiltered: Measurement,
     budget: int,
@@ -641,8 +641,8 @@ def _sweep_target(
 ) -> tuple[dict[str, Curve], int]:
     """The target's curves, and how many distinct filtered networks were evaluated; ``info`` learns
     how many ran at once, and why not more."""
-    originals = [p.detach().clone() for p in targets]
-    variants, cells = _plan(targets, originals, filters)
+    originals = [p.detach().clone() for p in parameters]
+    variants, cells = _plan(parameters, originals, filters)
     for filter_id, (_, _, which) in cells.items():
         for _ in range(which.count(None)):
             on_cell(filter_id)
@@ -651,11 +651,11 @@ def _sweep_target(
         if variants:
             split, first, per_batch = split_for()
             at_once, note, difference, batched = _variant_batch(
-                variant_batch, evaluator, split, first, targets, originals, variants
+                variant_batch, measurer, split, first, parameters, originals, variants
             )
             size = max(1, budget // max(1, per_batch))
             reported: set[int] = set()
-            start, count = 0, len(evaluator.batches)
+            start, count = 0, len(measurer.batches)
 
             def on_variant(j: int) -> None:
                 # Cells are done once the last batch is measured; a retried chunk reports nothing twice.
@@ -668,7 +668,7 @@ def _sweep_target(
                 chunk = range(start, min(start + size, count))
                 try:
                     measured = _measure_chunk(
-                        targets, originals, variants, evaluator, split, chunk, first, on_variant, at_once, batched
+                        parameters, originals, variants, measurer, split, chunk, first, on_variant, at_once, batched
                     )
                 except torch.OutOfMemoryError:
                     if at_once > 1:  # back off: fewer variants' activations at once, then fewer batches'
@@ -691,7 +691,7 @@ def _sweep_target(
             info.variant_batch_note = info.variant_batch_note or note
             info.variant_batch_difference = max(info.variant_batch_difference, difference)
     finally:
-        _restore(targets, originals)
+        _restore(parameters, originals)
     measured = [(torch.cat(clean), torch.cat(adversarial)) for clean, adversarial in results]
     curves = {}
     for filter_id, synaptic_filter in filters.items():
@@ -702,7 +702,7 @@ def _sweep_target(
             positions=synaptic_filter.positions().tolist(),
             removed=removed,
             changed=changed,
-            numel=sum(p.numel() for p in targets),
+            numel=sum(p.numel() for p in parameters),
             clean=torch.stack([r[0] for r in rows]).cpu(),
             adversarial=torch.stack([r[1] for r in rows]).cpu(),
         )
@@ -716,7 +716,7 @@ def sweep(
     n_thresholds: int,
     images: torch.Tensor,
     labels: torch.Tensor,
-    adversary: AttackMode,
+    adversary: Adversary,
     *,
     batch_size: int,
     scope: str = "local",
@@ -745,12 +745,12 @@ def sweep(
 
     fgsm_eps, info.fused_attack_note = adversary.fusable_fgsm()
     info.fused_attack = fgsm_eps is not None
-    evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps)
+    measurer = _Measurer(model, images, labels, batch_size, adversary, fgsm_eps)
     identity = identity_split(model)
-    if info.fused_attack and not evaluator.agrees(identity, evaluator.first_frontier(identity)[0]):
+    if info.fused_attack and not measurer.agrees(identity, measurer.first_frontier(identity)[0]):
         info.fused_attack = False
         info.fused_attack_note = "the shared forward did not reproduce torchattacks.FGSM bit for bit here"
-        evaluator = _Evaluator(model, images, labels, batch_size, adversary, fgsm_eps=None)
+        measurer = _Measurer(model, images, labels, batch_size, adversary, fgsm_eps=None)
 
     traced, info.fallback = trace(model) if reuse else (None, "prefix reuse switched off")
     if traced is not None and any(m.training for m in model.modules()):
@@ -779,14 +779,14 @@ def sweep(
                 elif candidate.unsafe:
                     info.full_forward_targets[name] = f"not split: {candidate.unsafe}"
                 else:
-                    frontier, per_batch = evaluator.first_frontier(candidate)
-                    if evaluator.agrees(candidate, frontier):
+                    frontier, per_batch = measurer.first_frontier(candidate)
+                    if measurer.agrees(candidate, frontier):
                         info.prefix_reuse = True
                         info.suffix_share[name] = round(candidate.suffix_share, 4)
                         return candidate, frontier, per_batch
                     info.full_forward_targets[name] = "the split did not reproduce the full forward bit for bit"
             whole = identity_split(model)
-            return (whole, *evaluator.first_frontier(whole))
+            return (whole, *measurer.first_frontier(whole))
 
         def on_cell(filter_id: str, name=name) -> None:
             nonlocal done
@@ -795,7 +795,7 @@ def sweep(
                 progress(SweepEvent(name, filter_id, done, total))
 
         curves[name], variants = _sweep_target(
-            parameters, filters, evaluator, split_for, unfiltered, info.memory_budget_bytes, on_cell, info,
+            parameters, filters, measurer, split_for, unfiltered, info.memory_budget_bytes, on_cell, info,
             variant_batch,
         )
         info.variants += variants

@@ -30,12 +30,12 @@ def reference_sweep(
     images: torch.Tensor,
     labels: torch.Tensor,
     make_attack: Callable[[nn.Module], Attack],
-    mode: str,
+    attack_mode: str,
     batch_size: int,
     seed: int,
 ) -> ReferenceCurves:
     """Local-scope curves computed the obvious way (call inside ``engine.analysis_mode``)."""
-    fixed = craft(make_attack(model), images, labels, batch_size, seed) if mode == "fixed" else None
+    fixed = craft(make_attack(model), images, labels, batch_size, seed) if attack_mode == "fixed" else None
     names = {id(p): name for name, p in model.named_parameters()}
     curves: ReferenceCurves = {}
     for group in groups:

@@ -7,7 +7,7 @@ AutoAttack and RobustBench report. As torchattacks' ``MultiAttack`` does, a late
 on the samples the earlier ones left correct, so a profile costs far less than its attacks apart.
 
 Here: the spec's parsing and checks, its resolution into sorted budgets (``auto`` calibrated per
-attack), and :class:`WorstCase`, the attack mode whose correctness carries a trailing budget
+attack), and :class:`WorstCase`, the adversary whose correctness carries a trailing budget
 dimension ([samples, budgets]); the engine passes it through untouched, so a curve of a profile
 is [thresholds, samples, budgets]. Scoring per budget lives in :mod:`fragscan.scoring.surface`.
 """
@@ -15,7 +15,7 @@ is [thresholds, samples, budgets]. Scoring per budget lives in :mod:`fragscan.sc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -23,11 +23,11 @@ from torch import nn
 
 from ..base.errors import ConfigError
 from ..base.threat_spec import parse
-from ..config import ScanConfig
+from ..config import AttackPart
 from .attacks import (
-    ADVERSARIAL_MODES,
+    ADVERSARIES,
     ATTACKS,
-    AttackMode,
+    Adversary,
     Fixed,
     build_adversary,
     calibrate_eps,
@@ -37,17 +37,17 @@ from .attacks import (
 )
 
 
-def check(config: ScanConfig) -> None:
+def check(attack_part: AttackPart) -> None:
     """Fail fast, before any data is read, on a profile naming an attack no registry knows, an attack
     without a budget (CW, DeepFool: their ε would be ignored), or one the attack space cannot take."""
-    for entry in parse(config.threat):
+    for entry in parse(attack_part.threat):
         ATTACKS.entry(entry.attack)
         if not uses_eps(entry.attack):
             raise ConfigError(
                 f"--threat: attack {entry.attack} has no ε, so it cannot take budget {entry.eps}; "
                 f"scan it alone with --attack {entry.attack}"
             )
-        check_attack_space(entry.attack, config.attack_space)
+        check_attack_space(entry.attack, attack_part.attack_space)
 
 
 @dataclass(frozen=True)
@@ -70,88 +70,89 @@ class Resolved:
 
 
 def resolve(
-    config: ScanConfig, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    attack_part: AttackPart, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> Resolved:
     """The profile's budgets, ``auto`` calibrated per attack (bisected as ``--eps auto``), and the
     headline budget (``--headline-eps``, default the largest)."""
     at: dict[float, list[str]] = {}
     calibrated = []
-    for entry in parse(config.threat):
+    for entry in parse(attack_part.threat):
         eps = entry.eps
         if eps == "auto":
-            make = partial(scan_attack, config, model, name=entry.attack)
-            eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
+            make = partial(scan_attack, attack_part, model, name=entry.attack)
+            eps = calibrate_eps(make, model, images, labels, batch_size, attack_part.seed, attack_part.eps_target)
             calibrated.append((entry.attack, float(eps)))
         names = at.setdefault(float(eps), [])
         if entry.attack not in names:  # 'FGSM@auto;FGSM@0.5' may settle on one budget
             names.append(entry.attack)
     budgets = tuple(sorted(at))
     headline = len(budgets) - 1
-    if config.headline_eps is not None:
-        if config.headline_eps not in budgets:
+    if attack_part.headline_eps is not None:
+        if attack_part.headline_eps not in budgets:
             raise ConfigError(
-                f"--headline-eps {config.headline_eps:g} is not among the profile's budgets "
+                f"--headline-eps {attack_part.headline_eps:g} is not among the profile's budgets "
                 f"({', '.join(f'{b:g}' for b in budgets)})"
             )
-        headline = budgets.index(config.headline_eps)
-    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
+        headline = budgets.index(attack_part.headline_eps)
+    return Resolved(attack_part.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
 
 
 # A fixed-mode profile's examples, crafted once: per budget, per attack (a one-attack profile's: one tensor).
 Crafted = torch.Tensor | list[list[torch.Tensor]]
 
 
-def adversary(
-    config: ScanConfig, model: nn.Module, resolved: Resolved, images, labels, batch_size: int,
+def profile_adversary(
+    attack_part: AttackPart, model: nn.Module, resolved: Resolved, images, labels, batch_size: int,
     crafted: Crafted | None = None,
-) -> AttackMode:
-    """The attack mode of a profile: a one-attack, one-budget profile is the plain scan's own mode
-    (its numbers exactly); otherwise :class:`WorstCase` over the profile's single-attack modes.
+) -> Adversary:
+    """The adversary of a profile: a one-attack, one-budget profile is the plain scan's own adversary
+    (its numbers exactly); otherwise :class:`WorstCase` over the profile's single-attack adversaries.
     ``crafted``: the fixed mode's examples, crafted already (:func:`crafted_once`; a Ray worker
     receives the scan's)."""
     if resolved.single:
-        plain = config.model_copy(update={"attack": resolved.attacks[0][0]})
+        plain = replace(attack_part, attack=resolved.attacks[0][0])
         return build_adversary(plain, model, resolved.budgets[0], images, labels, batch_size, crafted)
     if crafted is not None:
         return WorstCase([[Fixed(examples, labels, batch_size) for examples in each] for each in crafted])
-    build = ADVERSARIAL_MODES[config.attack_mode]
-    modes = [
-        [build(scan_attack(config, model, eps, name), images, labels, batch_size, config.seed) for name in names]
+    build, seed = ADVERSARIES[attack_part.attack_mode], attack_part.seed
+    adversaries = [
+        [build(scan_attack(attack_part, model, eps, name), images, labels, batch_size, seed) for name in names]
         for eps, names in zip(resolved.budgets, resolved.attacks)
     ]
-    return WorstCase(modes)
+    return WorstCase(adversaries)
 
 
-def crafted_once(mode: AttackMode, images, labels) -> Crafted | None:
-    """The examples ``mode`` crafted once, on the CPU (what a Ray worker is sent); None when each
+def crafted_once(adversary: Adversary, images, labels) -> Crafted | None:
+    """The examples ``adversary`` crafted once, on the CPU (what a Ray worker is sent); None when each
     network is attacked afresh."""
-    if isinstance(mode, WorstCase):
-        if not all(m.crafted_once for modes in mode.modes for m in modes):
+    if isinstance(adversary, WorstCase):
+        budgets = adversary.adversaries
+        if not all(a.crafted_once for per_budget in budgets for a in per_budget):
             return None
-        return [[m.examples(slice(None), 0, images, labels).cpu() for m in modes] for modes in mode.modes]
-    return mode.examples(slice(None), 0, images, labels).cpu() if mode.crafted_once else None
+        return [[a.examples(slice(None), 0, images, labels).cpu() for a in per_budget] for per_budget in budgets]
+    return adversary.examples(slice(None), 0, images, labels).cpu() if adversary.crafted_once else None
 
 
 def with_budgets(correct: torch.Tensor, resolved: Resolved) -> torch.Tensor:
-    """Adversarial correctness with its budget dimension last: a one-attack profile's plain mode gives none."""
+    """Adversarial correctness with its budget dimension last: a one-attack profile's plain adversary gives none."""
     return correct[..., None] if resolved.single else correct
 
 
 class WorstCase:
     """Per budget, a sample is adversarially correct only if every attack listed at the budget leaves
-    it so; correctness is [samples, budgets]. Each attack is a plain mode (``Regenerate`` or
+    it so; correctness is [samples, budgets]. Each attack is a plain adversary (``Regenerate`` or
     ``Fixed``) in spec order; on a batch, each runs only on the samples the earlier ones left
     correct (early exit). A randomised attack (PGD's random start) draws its noise for the samples
     it runs on, so its examples equal those of a whole-batch run in distribution, not bit for bit."""
 
     crafted_once = False  # one set of examples per attack and budget: nothing for the engine to reuse
 
-    def __init__(self, modes: list[list[AttackMode]]):
-        self.modes = modes
+    def __init__(self, adversaries: list[list[Adversary]]):
+        self.adversaries = adversaries  # per budget, per attack
 
     def each(self, model: nn.Module) -> list[list[torch.Tensor]]:
         """Every attack's own correctness on every sample, per budget in spec order (no early exit)."""
-        return [[mode.correct(model) for mode in modes] for modes in self.modes]
+        return [[a.correct(model) for a in per_budget] for per_budget in self.adversaries]
 
     def correct(self, model: nn.Module) -> torch.Tensor:
         """The definition, for the unfiltered network: each attack on every sample, the worst case kept."""
@@ -159,16 +160,16 @@ class WorstCase:
 
     def batch_correct(self, batch: slice, k: int, images, labels, predict: Callable) -> torch.Tensor:
         columns = []
-        for modes in self.modes:
+        for per_budget in self.adversaries:
             correct = torch.ones(len(labels), dtype=torch.bool, device=labels.device)
-            for mode in modes:
+            for adversary in per_budget:
                 alive = correct.nonzero().squeeze(1)
                 if not len(alive):
                     break
-                if mode.crafted_once:  # examples made for the whole batch: take the survivors'
-                    crafted = mode.examples(batch, k, images, labels)[alive]
+                if adversary.crafted_once:  # examples made for the whole batch: take the survivors'
+                    crafted = adversary.examples(batch, k, images, labels)[alive]
                 else:
-                    crafted = mode.examples(batch, k, images[alive], labels[alive])
+                    crafted = adversary.examples(batch, k, images[alive], labels[alive])
                 correct[alive] = predict(crafted) == labels[alive]
             columns.append(correct)
         return torch.stack(columns, -1)
@@ -177,4 +178,4 @@ class WorstCase:
         return None, "a threat profile runs each of its attacks on its own (worst case with early exit)"
 
     def subset(self, columns: torch.Tensor) -> WorstCase:
-        return WorstCase([[mode.subset(columns) for mode in modes] for modes in self.modes])
+        return WorstCase([[a.subset(columns) for a in per_budget] for per_budget in self.adversaries])

@@ -1,6 +1,6 @@
 """CI audits: check a report against thresholds a user sets and write JSON, JUnit XML and SARIF."""
 
-from .policy import AuditPolicy, load_baseline, load_policy  # noqa: F401
+from .policy import AuditPolicy, load_policy, load_previous_report  # noqa: F401
 from .rules import (  # noqa: F401
     AUDIT_SCHEMA_VERSION,
     AuditResult,

@@ -155,8 +155,8 @@ def _unique_keys_loader(path: Path):
     return UniqueKeys
 
 
-def load_baseline(policy: AuditPolicy) -> Report | None:
-    """The baseline report the policy names, loaded (and checked) before any long work starts."""
+def load_previous_report(policy: AuditPolicy) -> Report | None:
+    """The previous report the policy names (``baseline_report``), loaded (and checked) before any long work starts."""
     if policy.baseline_report is None:
         return None
     return load_report(policy.baseline_report)

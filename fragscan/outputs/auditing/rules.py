@@ -1,4 +1,4 @@
-"""Check a report against a policy. Pure: reads a Report (and a baseline Report), returns an AuditResult."""
+"""Check a report against a policy. Pure: reads a Report (and a previous Report), returns an AuditResult."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..._version import __version__
 from ...base.errors import InputError
 from ...base.threat_spec import parse
+from ...config import SCORES
 from ...report import Report, report_digest
 from ...report.numbers import order_of
-from .policy import AuditPolicy, load_baseline
+from .policy import AuditPolicy, load_previous_report
 
 AUDIT_SCHEMA_VERSION = "1.1"  # 1.1: the policy may name a budget (eps); a rule names the groups it could not judge
-_SCORES = ("clean", "adversarial", "difference")
 
 
 class _Model(BaseModel):
@@ -77,11 +77,11 @@ def audit(
 ) -> AuditResult:
     """Every rule the policy sets, checked against ``report``; rules left unset are not checked.
 
-    ``baseline`` defaults to the report ``policy.baseline_report`` names.
+    ``baseline``, the previous report, defaults to the one ``policy.baseline_report`` names.
     """
     if baseline is None:
-        baseline = load_baseline(policy)
-    check_policy_fits(policy, report.settings.scope, has_baseline=baseline is not None)
+        baseline = load_previous_report(policy)
+    check_policy_fits(policy, report.settings.scope, has_previous_report=baseline is not None)
     _check_has_groups(report, policy)
     if policy.eps is not None:
         from ...scoring.surface import stated_at  # torch: not for a policy file's checks
@@ -164,9 +164,9 @@ def _attacked_by(report: Report) -> str:
     return "worst case of " + ", ".join(attacks)
 
 
-def check_policy_fits(policy: AuditPolicy, scope: str, *, has_baseline: bool) -> None:
-    """Say what a policy lacks before (or instead of) auditing: a baseline, or a scan with groups."""
-    if policy.max_regression is not None and not has_baseline:
+def check_policy_fits(policy: AuditPolicy, scope: str, *, has_previous_report: bool) -> None:
+    """Say what a policy lacks before (or instead of) auditing: a previous report, or a scan with groups."""
+    if policy.max_regression is not None and not has_previous_report:
         raise InputError(
             "max-regression needs a baseline report: pass --baseline OLD_REPORT.json or set baseline_report in the "
             "policy"
@@ -314,8 +314,8 @@ def _must_not_be_fragile(report: Report, globs: tuple[str, ...]) -> RuleOutcome:
     )
 
 
-def _regression(report: Report, baseline: Report, maximum: float) -> tuple[RuleOutcome, list[str]]:
-    old_groups = {g.name: g for g in baseline.groups}
+def _regression(report: Report, previous: Report, maximum: float) -> tuple[RuleOutcome, list[str]]:
+    old_groups = {g.name: g for g in previous.groups}
     findings, drops, compared = [], [], 0
     for group in report.groups:
         old = old_groups.get(group.name)
@@ -324,7 +324,7 @@ def _regression(report: Report, baseline: Report, maximum: float) -> tuple[RuleO
         for filter_id, curve in group.filters.items():
             if filter_id not in old.filters:
                 continue
-            for score in _SCORES:
+            for score in SCORES:
                 new_value = getattr(curve.scores, score)
                 old_value = getattr(old.filters[filter_id].scores, score)
                 if new_value is None or old_value is None:
@@ -357,20 +357,20 @@ def _regression(report: Report, baseline: Report, maximum: float) -> tuple[RuleO
         message=f"largest fall {worst:+.4f} over {compared} scores; {len(findings)} beyond {maximum:.4f}",
         findings=findings,
     )
-    return outcome, _setting_differences(report, baseline)
+    return outcome, _setting_differences(report, previous)
 
 
-def _setting_differences(report: Report, baseline: Report) -> list[str]:
+def _setting_differences(report: Report, previous: Report) -> list[str]:
     warnings = []
-    if report.model.name != baseline.model.name:
-        warnings.append(f"the baseline report is of model {baseline.model.name!r}, this one of {report.model.name!r}")
-    changed = report.setting_differences(baseline)
+    if report.model.name != previous.model.name:
+        warnings.append(f"the baseline report is of model {previous.model.name!r}, this one of {report.model.name!r}")
+    changed = report.setting_differences(previous)
     if changed:
         warnings.append(
             "the baseline report was scanned with other settings, so scores may differ for that reason: "
             + "; ".join(changed)
         )
-    missing = sorted(set(g.name for g in baseline.groups) - set(g.name for g in report.groups))
+    missing = sorted(set(g.name for g in previous.groups) - set(g.name for g in report.groups))
     if missing:
         warnings.append(f"{len(missing)} groups of the baseline report are missing here: {', '.join(missing[:5])}")
     return warnings

@@ -16,115 +16,37 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
 from torch.utils.data import Dataset, Subset
 from torchattacks.attack import Attack
 
 from ..._version import __version__
 from ...base.errors import ConfigError, InputError
 from ...base.runtime import library_versions, resolve_device
-from ...config import RetrainConfig, ScanConfig, TrainSettings
+from ...config import EPS_TARGET, AttackPart, RetrainConfig, ScanConfig, TrainSettings
 from ...data import create_dataset, drawn_indices, evaluation_tensors
 from ...models import Normalized
 from ...models.fitting import model_for_data
 from ...models.train import train
+from ...report.model import ACCURACIES, Accuracy, PackedCorrectness
+from ...report.retrain_model import (
+    Arm,
+    Comparison,
+    Estimate,
+    ParameterChange,
+    RetrainResult,
+    RetrainThreat,
+    Run,
+)
 from ...scoring.confidence import LEVEL, pack_bits, unpack_bits
 from ...sweep import threats
 from ...sweep.attacks import build_attack, calibrate_eps, calibration_missed, check_attack, craft, predictions
 from ...sweep.engine import analysis_mode
 from ..masks import Mask, load_mask
 
-SCHEMA_VERSION = "2.2"  # 2.1: warnings; 2.2: threat profiles (threat, runs' worst)
-
-EPS_TARGET = 0.5  # --eps auto: adversarial accuracy of the starting network ≈ half its clean accuracy
-
 ARMS: tuple[str, ...] = ("selective", "random", "unmasked")
-
-
-class Estimate(BaseModel):
-    estimate: float
-    interval: tuple[float, float] = Field(description="95% percentile bootstrap interval over test samples and repeats")
-
-
-class Comparison(BaseModel):
-    """Selective minus a control, paired by test sample and repeat."""
-
-    adversarial: Estimate
-    clean: Estimate
-
-
-class Correct(BaseModel):
-    """Per-sample correctness on the evaluation samples, packed as the scan report packs it
-    (``confidence.pack_bits``); ``unpack_bits(text, [samples])`` reads it back."""
-
-    clean: str
-    adversarial: str
-
-
-class ParameterChange(BaseModel):
-    name: str
-    elements: int
-    trainable: int = Field(description="elements this run's mask lets train")
-    moved: int = Field(description="trainable elements whose value changed")
-    frozen_moved: int = Field(description="frozen elements whose bits changed (must be 0)")
-
-
-class Run(BaseModel):
-    repeat: int
-    seed: int = Field(description="seeds this run's data order (and its random mask)")
-    clean: float
-    adversarial: float = Field(description="with --threat: the per-sample worst case at the headline budget")
-    worst: list[float] | None = Field(
-        None, description="with --threat: the worst-case accuracy at each of threat.budgets, in its order"
-    )
-    correct: Correct
-    parameters: list[ParameterChange] = Field(description="per parameter; empty for the unmasked arm")
-
-
-class Arm(BaseModel):
-    trainable_share: float = Field(description="share of all parameter elements this arm trains")
-    clean: Estimate = Field(description="mean over repeats")
-    adversarial: Estimate
-    runs: list[Run]
-
-
-class RetrainThreat(BaseModel):
-    """The threat profile the arms were judged by (``--threat``), as resolved."""
-
-    spec: str
-    budgets: list[float] = Field(description="ascending ('auto' calibrated on the starting network)")
-    headline: float = Field(description="the budget eps_used, runs' adversarial and the comparisons state")
-
-
-class RetrainResult(BaseModel):
-    schema_version: str = SCHEMA_VERSION
-    fragscan_version: str
-    settings: RetrainConfig
-    eps_used: float
-    threat: RetrainThreat | None = None
-    device_used: str
-    versions: dict[str, str]
-    mask_metadata: dict[str, str]
-    mask_split: str | None = Field(description="the split the mask's scan ran on (None: the mask does not say)")
-    mask_chooses_elements: bool = Field(
-        description="some parameter is trainable in part (else the random control is the mask itself)"
-    )
-    holdout: str | None = Field(description="how the validation split was held out of the training data")
-    samples: int = Field(description="evaluation samples")
-    fine_tuning_samples: int
-    before: Arm = Field(description="the starting network, judged once (trainable_share 0)")
-    arms: dict[str, Arm] = Field(description="selective, and the controls run: random, unmasked")
-    comparison: dict[str, Comparison] = Field(description="selective_minus_random, selective_minus_unmasked")
-    verdict: str = Field(description="whether the mask's choice beat chance, in one sentence")
-    frozen_bit_identical: bool = Field(description="every masked-out element kept its exact bits, in every masked arm")
-    warnings: list[str] = Field(
-        default_factory=list, description="what makes the result say less, e.g. an --eps auto that missed its target"
-    )
-    duration_s: float
 
 
 @dataclass(frozen=True)
@@ -133,7 +55,7 @@ class Retrained:
     weights: dict[str, dict[str, torch.Tensor]]  # per arm: the user's network's state after the first repeat
 
 
-def evaluate(
+def measure(
     model: Normalized, images, labels, attack: Attack, batch_size: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and under ``attack`` built on this very network."""
@@ -144,25 +66,25 @@ def evaluate(
     return clean.cpu(), adversarial.cpu()
 
 
-def profile_settings(config: RetrainConfig) -> ScanConfig:
+def profile_settings(config: RetrainConfig) -> AttackPart:
     """The settings :mod:`fragscan.sweep.threats` reads, from retrain's: the profile, its headline, the attack
     space, the seed, and --eps auto's target (retrain's, for 'auto' budgets); each network is attacked
     afresh, as retrain judges every arm."""
     return ScanConfig(
-        model=config.model, dataset=config.dataset, threat=config.threat, headline_eps=config.headline_eps,
-        attack_space=config.attack_space, seed=config.seed, eps_target=EPS_TARGET, attack_mode="regenerate",
-    )
+        threat=config.threat, headline_eps=config.headline_eps, attack_space=config.attack_space, seed=config.seed,
+        eps_target=EPS_TARGET, attack_mode="regenerate",
+    ).attack_part
 
 
-def evaluate_profile(
-    model: Normalized, images, labels, profile: ScanConfig, resolved: threats.Resolved, batch_size: int
+def measure_profile(
+    model: Normalized, images, labels, profile: AttackPart, resolved: threats.Resolved, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and the worst case over each budget's attacks [samples, budgets],
-    every attack built on this very network (one attack at one budget: :func:`evaluate`'s bits)."""
+    every attack built on this very network (one attack at one budget: :func:`measure`'s bits)."""
     with analysis_mode(model):
         clean = predictions(model, images, batch_size) == labels
-        mode = threats.adversary(profile, model, resolved, images, labels, batch_size)
-        worst = threats.with_budgets(mode.correct(model), resolved)
+        adversary = threats.profile_adversary(profile, model, resolved, images, labels, batch_size)
+        worst = threats.with_budgets(adversary.correct(model), resolved)
     return clean.cpu(), worst.cpu()
 
 
@@ -187,19 +109,16 @@ def _counts(draws: np.ndarray, size: int) -> np.ndarray:
     return counts
 
 
-Kind = Literal["clean", "adversarial"]
-
-
-def stacked(runs: list[Run], kind: Kind, samples: int) -> np.ndarray:
+def stacked(runs: list[Run], accuracy: Accuracy, samples: int) -> np.ndarray:
     """Correctness [repeats, samples] (0.0 or 1.0) of one arm's runs, read back from their packed bits."""
-    return np.stack([unpack_bits(getattr(run.correct, kind), [samples]).numpy() for run in runs]).astype(float)
+    return np.stack([unpack_bits(getattr(run.correct, accuracy), [samples]).numpy() for run in runs]).astype(float)
 
 
 def summarise(runs: list[Run], trainable_share: float, samples: int, resamples: int, seed: int) -> Arm:
     return Arm(
         trainable_share=trainable_share,
         runs=runs,
-        **{kind: bootstrap_mean(stacked(runs, kind, samples), resamples, seed) for kind in ("clean", "adversarial")},
+        **{accuracy: bootstrap_mean(stacked(runs, accuracy, samples), resamples, seed) for accuracy in ACCURACIES},
     )
 
 
@@ -207,10 +126,10 @@ def compare(selective: Arm, control: Arm, samples: int, resamples: int, seed: in
     """Selective minus ``control``, paired by repeat (same data order) and test sample."""
     return Comparison(
         **{
-            kind: bootstrap_mean(
-                stacked(selective.runs, kind, samples) - stacked(control.runs, kind, samples), resamples, seed
+            accuracy: bootstrap_mean(
+                stacked(selective.runs, accuracy, samples) - stacked(control.runs, accuracy, samples), resamples, seed
             )
-            for kind in ("adversarial", "clean")
+            for accuracy in ACCURACIES
         }
     )
 
@@ -366,7 +285,7 @@ def retrain(config: RetrainConfig) -> Retrained:
     elif config.eps == "auto":
         with analysis_mode(original):
             eps = calibrate_eps(
-                lambda e: attack_on(original, e), original, images, labels, batch, config.seed, target=EPS_TARGET
+                lambda e: attack_on(original, e), original, images, labels, batch, config.seed, eps_target=EPS_TARGET
             )
     else:
         eps = float(config.eps)
@@ -374,9 +293,9 @@ def retrain(config: RetrainConfig) -> Retrained:
     def judged(model: Normalized, repeat: int, parameters: list[ParameterChange]) -> Run:
         worst = None
         if resolved is None:
-            clean, adversarial = evaluate(model, images, labels, attack_on(model, eps), batch, config.seed)
+            clean, adversarial = measure(model, images, labels, attack_on(model, eps), batch, config.seed)
         else:
-            clean, worst = evaluate_profile(model, images, labels, profile, resolved, batch)
+            clean, worst = measure_profile(model, images, labels, profile, resolved, batch)
             adversarial = worst[:, resolved.headline]
         return Run(
             repeat=repeat,
@@ -384,13 +303,13 @@ def retrain(config: RetrainConfig) -> Retrained:
             clean=clean.double().mean().item(),
             adversarial=adversarial.double().mean().item(),
             worst=None if worst is None else worst.double().mean(0).tolist(),
-            correct=Correct(clean=pack_bits(clean), adversarial=pack_bits(adversarial)),
+            correct=PackedCorrectness(clean=pack_bits(clean), adversarial=pack_bits(adversarial)),
             parameters=parameters,
         )
 
     def fine_tune(arm_mask: Mask | None, seed: int) -> Normalized:
         model = copy.deepcopy(original)
-        adversary = attack_on(model, eps) if config.adversarial else None
+        attack = attack_on(model, eps) if config.adversarial else None
         per_name = None if arm_mask is None else {f"net.{k}": v for k, v in arm_mask.tensors.items()}
         # The wrapper's own parameters (none for built-ins) are not in the mask: they stay as they are.
         if per_name is not None:
@@ -399,7 +318,7 @@ def retrain(config: RetrainConfig) -> Retrained:
         settings = TrainSettings(
             epochs=config.epochs, lr=config.lr, batch_size=batch, weight_decay=config.weight_decay, seed=seed
         )
-        return train(model, train_set, settings, device=device, mask=per_name, adversary=adversary)
+        return train(model, train_set, settings, device=device, mask=per_name, attack=attack)
 
     runs: dict[str, list[Run]] = {arm: [] for arm in ARMS if arm == "selective" or arm in config.controls}
     first: dict[str, dict[str, torch.Tensor]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .experiment import Arm, Estimate, RetrainResult
+from ...report.retrain_model import Arm, Estimate, RetrainResult
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }

@@ -1,6 +1,5 @@
 """Selective retraining written to a directory: :func:`retrain_to` is :func:`retrain` and its files, as
-``scan_to`` is a scan and its files. It sits apart from ``experiment`` because the page it writes is
-rendered by ``html``, which reads ``experiment``'s result models."""
+``scan_to`` is a scan and its files. It sits apart from ``experiment``, which writes nothing."""
 
 from __future__ import annotations
 
