@@ -22,6 +22,7 @@ from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.pipeline.executors import ExecutorOptions
 from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report, write_report
+from fragscan.report.html import render_html
 from fragscan.scoring.adaptive import SETTLED, _out_of_reach, family_plan, look, look_levels, plan, planned_level
 from fragscan.scoring.assess import References
 from fragscan.scoring.confidence import Bootstrap, family_level, floor_share, unpack_bits
@@ -454,6 +455,9 @@ def test_judge_states_a_spending_reports_claims_at_each_sweeps_last_look(adaptiv
     assert report.settings.summary_level == pytest.approx(level_of(adaptive.summary_zs[-1]))
     assert report.settings.threshold_level == pytest.approx(level_of(final))
     assert any(c.samples < adaptive.max_samples for g in report.groups for c in g.filters.values())
+    page = render_html(report)
+    assert f"alpha spent by obrien-fleming: z from {adaptive.filter_zs[0]:.3f} at the first look" in page
+    assert f"Bonferroni over {adaptive.looks} looks" not in page
 
 
 def test_a_damaged_spending_plan_is_one_line(adaptive_reports, tmp_path):
