@@ -458,6 +458,7 @@ def test_judge_states_a_spending_reports_claims_at_each_sweeps_last_look(adaptiv
     page = render_html(report)
     assert f"alpha spent by obrien-fleming: z from {adaptive.filter_zs[0]:.3f} at the first look" in page
     assert f"Bonferroni over {adaptive.looks} looks" not in page
+    assert f"its per-look ({100 * adaptive.filter_level:.4g}% at the final look) paired-bootstrap interval" in page
 
 
 def test_a_damaged_spending_plan_is_one_line(adaptive_reports, tmp_path):
