@@ -37,7 +37,7 @@ from fragscan.base.runtime import resolve_device
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.models import MODELS, Normalized, create_model
 from fragscan.models.train import TrainSettings, train
-from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import analysis_mode, sweep
 from fragscan.sweep.groups import parameter_groups
 from fragscan.sweep.prefix import flop_costs, trace
@@ -154,7 +154,7 @@ def run(
             raise OverBudget(event.done, event.total)
 
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, EPS, 10), images, labels, batch_size, 0)
+        adversary = ADVERSARIES[mode](build_attack("FGSM", model, EPS, 10), images, labels, batch_size, 0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         with Utilisation(device) as utilisation:

@@ -28,7 +28,7 @@ import torch
 from fragscan.base.runtime import resolve_device
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.models import ModelSpec, Normalized, create_model
-from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
 from fragscan.sweep.groups import parameter_groups
 from fragscan.sweep.reference import reference_sweep
@@ -111,7 +111,7 @@ def timed(device, work):
 
 def run_engine(case: Case, groups, mode: str, thresholds: int):
     attack = build_attack("FGSM", case.model, case.eps, 10)
-    adversary = ADVERSARIAL_MODES[mode](attack, case.images, case.labels, case.batch_size, 0)
+    adversary = ADVERSARIES[mode](attack, case.images, case.labels, case.batch_size, 0)
     return sweep(
         case.model, groups, FILTERS, thresholds, case.images, case.labels, adversary, batch_size=case.batch_size
     )

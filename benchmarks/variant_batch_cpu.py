@@ -21,7 +21,7 @@ import torch
 
 from fragscan.data import create_dataset, evaluation_tensors
 from fragscan.models import create_model
-from fragscan.sweep.attacks import ADVERSARIAL_MODES, build_attack, predictions
+from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import analysis_mode, sweep
 from fragscan.sweep.groups import parameter_groups
 
@@ -49,7 +49,7 @@ def resnet18(samples: int):
 def timed(model, images, labels, groups, thresholds, eps, mode, k):
     options = {"variant_batch": k} if BATCHED else {}
     with analysis_mode(model):
-        adversary = ADVERSARIAL_MODES[mode](build_attack("FGSM", model, eps, 10), images, labels, 256, 0)
+        adversary = ADVERSARIES[mode](build_attack("FGSM", model, eps, 10), images, labels, 256, 0)
         wall, cpu = time.perf_counter(), time.process_time()
         result = sweep(model, groups, FILTERS, thresholds, images, labels, adversary, batch_size=256, **options)
         return result, time.perf_counter() - wall, time.process_time() - cpu

@@ -27,7 +27,6 @@ from ..models.fitting import check_fits, model_for_data
 from ..models.sanity import check_model, near_chance
 from ..outputs.masks import Mask, default_granularity, mask_bytes, mask_from_report
 from ..report import (
-    Baseline,
     ClassTriple,
     DatasetInfo,
     EngineReport,
@@ -46,6 +45,7 @@ from ..report import (
     Threat,
     ThreatAttack,
     ThreatBudget,
+    UnfilteredReport,
 )
 from ..report.io import report_json
 from ..scoring import adaptive, surface
@@ -281,7 +281,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         eps, adversary, resolved = _calibrate_adversary(config, model, samples, batch_size, warnings)
         measuring = _check_precision(config, model, samples, eps, batch_size, adversary, warnings)
         if resolved is not None:
-            measuring = _threat_baseline(model, samples, measuring, resolved)
+            measuring = _threat_unfiltered(model, samples, measuring, resolved)
         swept = _sweep(config, inputs, model, groups, samples, measuring, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
@@ -296,7 +296,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         )
         profile = _Profile(measuring.threat, budget_references(clean0, worst0, samples.ranks, config), looks)
         warnings += _profile_warnings(config, measuring, worst0)
-    warnings += _baseline_warnings(config, _headline(measuring), model.spec.num_classes, measuring.eps)
+    warnings += _unfiltered_warnings(config, _headline(measuring), model.spec.num_classes, measuring.eps)
     references = References(_headline(measuring), samples.ranks, config.bootstrap, config.seed)
     group_reports, global_curves = _score(config, groups, swept, references, profile)
     report = _assemble_report(
@@ -424,7 +424,7 @@ def _calibrate_adversary(
     return eps, build_adversary(config, model, eps, samples.images, samples.labels, batch_size), None
 
 
-def _threat_baseline(model: Normalized, samples: _Samples, measuring: _Measuring, resolved: threats.Resolved):
+def _threat_unfiltered(model: Normalized, samples: _Samples, measuring: _Measuring, resolved: threats.Resolved):
     """``measuring`` with the profile and each of its attacks' accuracy alone on the unfiltered network
     (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
     if resolved.single:
@@ -535,7 +535,7 @@ def _sweep(
     return _Swept(targets, finished, resumed, len(saved_looks), adaptive_plan)
 
 
-def _baseline_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
+def _unfiltered_warnings(config: ScanConfig, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
     """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
     a network near chance, an ``--eps auto`` that missed its target."""
     clean, adversarial = (correct.double().mean().item() for correct in unfiltered)
@@ -646,7 +646,7 @@ def _assemble_report(
             precision_disagreement=measuring.precision_disagreement,
             versions=library_versions(),
         ),
-        baseline=Baseline(
+        baseline=UnfilteredReport(
             clean=unfiltered[0].double().mean().item(),
             adversarial=unfiltered[1].double().mean().item(),
             samples=len(indices),
