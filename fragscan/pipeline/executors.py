@@ -302,7 +302,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the measuring from ``job`` (the adversary around the worker's model, with the
+    name), rebuild from ``job`` how networks are measured (the adversary around the worker's model, with the
     scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
     (the driver's resume store where this worker reaches it, else the looks the driver read back),
     keeping each new look there."""
