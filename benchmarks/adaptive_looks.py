@@ -58,7 +58,7 @@ def replay(report: Report, references: References, candidate: Adaptive) -> tuple
         for samples in adaptive.schedule:
             columns = references.columns(samples)
             prefix = replace(curve, clean=curve.clean[:, columns], adversarial=curve.adversarial[:, columns])
-            seen = look(prefix, filter_id, references, report.settings, adaptive)
+            seen = look(prefix, filter_id, references, report.settings.scoring_part, adaptive)
             if seen.stop is not None:
                 break
         used += samples * len(curve.thresholds)

@@ -35,9 +35,10 @@ from fragscan.report import (
 from fragscan.report.html import render_html, threat_section
 from fragscan.report.io import report_json
 from fragscan.report.tables import curves_csv
+from fragscan.scoring.adaptive import planned_level
 from fragscan.scoring.assess import References, budget_references
 from fragscan.scoring.confidence import pack_bits
-from fragscan.scoring.evidence import judge
+from fragscan.scoring.evidence import judge_thresholds, summary_claim
 from fragscan.scoring.surface import judge_budgets
 from fragscan.sweep import threats
 from fragscan.sweep.engine import Curve
@@ -99,14 +100,16 @@ def main() -> None:
     profile = None
     if budgets:
         resolved = threats.Resolved(config.threat, budgets, tuple(("FGSM",) for _ in budgets), len(budgets) - 1)
-        profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config), None)
+        profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config.scoring_part), None)
+    # as the scan states each group's claim: at the level simultaneous over the groups
+    bootstrap, summary_level = references.at(arguments.samples).bootstrap, planned_level(None, arguments.groups)
     groups = []
     for index in range(arguments.groups):
         numel = 64 * (index + 1) * 9
         filters = {
             f: _filter_curve(
-                synthetic_curve(clean0, numel, (index % 7) / 6, generator, robust), f, references, config, None,
-                profile,
+                synthetic_curve(clean0, numel, (index % 7) / 6, generator, robust), f, references,
+                config.scoring_part, None, profile,
             )
             for f in config.filters
         }
@@ -118,7 +121,7 @@ def main() -> None:
                 shape=[64, index + 1, 3, 3],
                 filters=filters,
                 samples=arguments.samples,
-                summary_class=filters["pulse"].classes.adversarial,
+                **summary_claim(filters["pulse"], numel, bootstrap, config.scoring_part, summary_level),
             )
         )
     report = Report(
@@ -163,7 +166,7 @@ def main() -> None:
             ],
         ),
     )
-    report = judge_budgets(judge(report))
+    report = judge_budgets(judge_thresholds(report))
     summarised, summarised_cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as directory:
         timings = {}

@@ -18,7 +18,8 @@ _EXPORTS = {
     ".outputs.comparison": ("compare",),
     ".outputs.masks": ("load_mask", "mask_from_report", "save_mask"),
     ".outputs.retraining": ("retrain",),
-    ".pipeline.scanning": ("ScanOutputs", "scan", "scan_to"),
+    ".pipeline.scanning": ("scan",),
+    ".pipeline.writing": ("ScanOutputs", "scan_to"),
     ".report": ("Report", "load_report"),
     ".sweep.filters": ("SynapticFilter", "register_filter"),
 }

@@ -7,8 +7,9 @@ is also its command-line option's help text (``cli/_options.py``), and its defau
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -48,6 +49,13 @@ DEVICE = "'auto' (CUDA when present), cpu, cuda, cuda:N or mps: one this machine
 # A sweep's arithmetic: exact fp32, or autocast to a 16-bit float.
 Precision = Literal["fp32", "bf16", "fp16", "tf32"]
 Control = Literal["unmasked", "random"]
+# Choices a settings part names again (see the parts below ScanConfig).
+Scope = Literal["local", "global"]
+GlobalRange = Literal["pooled", "unit"]
+NormMode = Literal["eval", "train"]
+AttackModeChoice = Literal["regenerate", "fixed"]  # --attack-mode: how its adversary crafts examples
+ScoreBaseline = Literal["one", "density"]
+NormaliseBy = Literal["unfiltered", "first"]
 
 
 def _pixel_budget(value):
@@ -163,15 +171,15 @@ class ScanConfig(BaseModel):
         None,
         description="[ours] with --threat: the budget the group classes and masks are stated at; default the largest",
     )
-    attack_mode: Literal["regenerate", "fixed"] = Field(
+    attack_mode: AttackModeChoice = Field(
         "regenerate",
         description="'regenerate': craft attacks against each filtered network; 'fixed': once, "
         "against the unfiltered one",
     )
-    scope: Literal["local", "global"] = Field(
+    scope: Scope = Field(
         "local", description="'local': one group at a time; 'global': all groups together"
     )
-    global_range: Literal["pooled", "unit"] = Field(
+    global_range: GlobalRange = Field(
         "pooled",
         description="[ours] global thresholds over the 'pooled' [lo, hi], or the source's fixed 'unit' [-1, 1]",
     )
@@ -181,14 +189,14 @@ class ScanConfig(BaseModel):
     select: tuple[str, ...] = Field(
         (), description="analyse only the groups whose names match one of these globs (default: every group)"
     )
-    baseline: Literal["one", "density"] = Field(
+    baseline: ScoreBaseline = Field(
         "one", description="[ours] score baseline b: 'one' (1), or 'density' (the share still present)"
     )
-    normalise_by: Literal["unfiltered", "first"] = Field(
+    normalise_by: NormaliseBy = Field(
         "unfiltered",
         description="[ours] divide curves by the 'unfiltered' accuracy, or the source's 'first' threshold's",
     )
-    norm_mode: Literal["eval", "train"] = Field(
+    norm_mode: NormMode = Field(
         "eval",
         description="[ours] normalisation layers in 'eval' mode, or the source's 'train' mode (batch statistics)",
     )
@@ -224,6 +232,27 @@ class ScanConfig(BaseModel):
         description="[ours] with bf16/fp16/tf32: largest share of evaluation samples whose clean or adversarial "
         "correctness on the unfiltered network may differ from fp32; above it the sweep runs in fp32",
     )
+
+    # Each stage reads the part of the settings it needs (the parts below), not the whole object.
+    @property
+    def data_part(self) -> DataPart:
+        return _project(DataPart, self)
+
+    @property
+    def sweep_part(self) -> SweepPart:
+        return _project(SweepPart, self)
+
+    @property
+    def attack_part(self) -> AttackPart:
+        return _project(AttackPart, self)
+
+    @property
+    def scoring_part(self) -> ScoringPart:
+        return _project(ScoringPart, self)
+
+    @property
+    def runtime_part(self) -> RuntimePart:
+        return _project(RuntimePart, self)
 
     @field_validator("classify", mode="before")
     @classmethod
@@ -281,6 +310,86 @@ class ScanConfig(BaseModel):
                 "add it or choose one of them"
             )
         return self
+
+
+# The parts of a scan's settings, each what one stage reads: a stage annotated with a part sees no other
+# setting. They are projections of a ScanConfig (validated there, and written flat into every report, as
+# the command line gives them); a setting several stages read (the seed) is in each of their parts.
+
+
+@dataclass(frozen=True)
+class DataPart:
+    """What is analysed: the model, its weights, and the samples drawn from the dataset."""
+
+    model: str
+    dataset: str
+    weights: Path | None
+    data_root: Path | None
+    split: str
+    pretrained: bool
+    stem: Stem
+    download: bool
+    max_samples: SampleLimit
+    seed: int
+
+
+@dataclass(frozen=True)
+class SweepPart:
+    """What the sweep measures: which tensors, under which filters and thresholds, how grouped."""
+
+    filters: tuple[str, ...]
+    thresholds: Thresholds
+    scope: Scope
+    global_range: GlobalRange
+    include: tuple[str, ...]
+    select: tuple[str, ...]
+    norm_mode: NormMode
+    variant_batch: VariantBatch | Literal["auto"]
+
+
+@dataclass(frozen=True)
+class AttackPart:
+    """How every network is attacked: one attack and budget, or a threat profile."""
+
+    attack: str
+    eps: PixelBudget
+    attack_space: AttackSpace
+    eps_target: float
+    threat: str | None
+    headline_eps: float | None
+    attack_mode: AttackModeChoice
+    norm_mode: NormMode
+    seed: int
+
+
+@dataclass(frozen=True)
+class ScoringPart:
+    """How curves become scores, intervals and classes."""
+
+    baseline: ScoreBaseline
+    normalise_by: NormaliseBy
+    tau: Tau
+    classify: Rule
+    bootstrap: Bootstrap
+    summary_filter: str
+    summary_score: Score
+    seed: int
+
+
+@dataclass(frozen=True)
+class RuntimePart:
+    """Where and in which arithmetic the scan runs; never a number beyond the precision tolerance."""
+
+    device: str
+    precision: Precision
+    precision_tolerance: float
+
+
+Part = TypeVar("Part", DataPart, SweepPart, AttackPart, ScoringPart, RuntimePart)
+
+
+def _project(part: type[Part], settings: ScanConfig) -> Part:
+    return part(**{field.name: getattr(settings, field.name) for field in fields(part)})
 
 
 class TrainSettings(BaseModel):

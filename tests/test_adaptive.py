@@ -21,7 +21,7 @@ from fragscan.config import Adaptive
 from fragscan.data import evaluation_tensors, sample_order, sample_ranks
 from fragscan.pipeline.executors import ExecutorOptions
 from fragscan.pipeline.resume import ResumeStore
-from fragscan.report import load_report
+from fragscan.report import load_report, write_report
 from fragscan.scoring.adaptive import SETTLED, _out_of_reach, look, plan
 from fragscan.scoring.assess import References
 from fragscan.scoring.confidence import Bootstrap, family_level, floor_share, unpack_bits
@@ -107,10 +107,10 @@ def test_an_early_undefined_score_keeps_the_sweep_looking():
         clean=torch.ones(3, 30, dtype=torch.bool), adversarial=torch.zeros(3, 30, dtype=torch.bool),
         positions=[0.0, 0.5, 1.0], changed=[1, 1, 1], removed=[1, 1, 1], numel=10, thresholds=[0.0, 0.5, 1.0],
     )
-    first = look(curve, config.summary_filter, references, config, adaptive)
+    first = look(curve, config.summary_filter, references, config.scoring_part, adaptive)
     assert first.classes["adversarial"] == "undefined" and first.stop is None
     never = References((clean0, torch.zeros(drawn, dtype=torch.bool)), ranks, 200, 0)  # wrong on every drawn one
-    settled = look(curve, config.summary_filter, never, config, adaptive)
+    settled = look(curve, config.summary_filter, never, config.scoring_part, adaptive)
     assert settled.classes["adversarial"] == "undefined" and settled.stop == "futile"  # clean out of reach at 60
 
 
@@ -388,6 +388,12 @@ def test_sample_evaluations_count_cells_times_samples(adaptive_reports):
     assert used == sum(3 * c.samples for g in report.groups for c in g.filters.values()) < full
     adaptive = report.settings.adaptive
     assert np.isclose(adaptive.summary_z, pocock_z(adaptive.schedule, 0.05 / 3))
+
+
+@pytest.mark.parametrize("mode", ["fixed", "regenerate"])
+def test_the_scan_states_each_group_claim_once_as_its_saved_report_reproduces_it(adaptive_reports, mode, tmp_path):
+    _, report, _ = adaptive_reports[mode]
+    assert judge(load_report(write_report(report, tmp_path / "report.json"))) == report
 
 
 def test_judge_uses_the_recorded_plan_and_judges_a_2_1_report_by_bonferroni_as_before(adaptive_reports, tmp_path):

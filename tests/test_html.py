@@ -19,7 +19,7 @@ import fragscan
 from fragscan.cli import app
 from fragscan.outputs.auditing import AuditPolicy, audit
 from fragscan.outputs.comparison import compare, render_comparison_html
-from fragscan.pipeline.scanning import write_scan_outputs
+from fragscan.pipeline.writing import write_scan_outputs
 from fragscan.report import load_report
 from fragscan.report.html import render_html
 from fragscan.report.io import report_json

@@ -1,4 +1,5 @@
 import json
+from dataclasses import FrozenInstanceError, fields
 
 import pytest
 import torch
@@ -19,6 +20,22 @@ def _numbers(report):
     data = json.loads(report.model_dump_json())
     data.pop("run")
     return data
+
+
+def test_each_stage_reads_a_part_of_the_settings_projected_from_the_flat_ones():
+    config = fragscan.ScanConfig(eps=0.1, filters="pulse", seed=3, tau=0.02, select=("features.*",), device="cpu")
+    parts = [config.data_part, config.sweep_part, config.attack_part, config.scoring_part, config.runtime_part]
+    for part in parts:
+        assert {f.name: getattr(part, f.name) for f in fields(part)} == config.model_dump(include={
+            f.name for f in fields(part)
+        })
+    assert config.attack_part.seed == config.scoring_part.seed == config.data_part.seed == 3
+    # what no stage reads: the pipeline resolves these itself (one scan per checkpoint, plugins loaded
+    # first, --batch-size auto measured, the adaptive plan made once for every sweep)
+    unread = set(fragscan.ScanConfig.model_fields) - {f.name for part in parts for f in fields(part)}
+    assert unread == {"checkpoints", "plugins", "batch_size", "adaptive"}
+    with pytest.raises(FrozenInstanceError):
+        config.scoring_part.tau = 0.5
 
 
 def test_report_has_the_documented_fields(small_config):

@@ -57,22 +57,22 @@ def truth(score: float) -> str:
     return "fragile" if score < -TAU else "antifragile" if score > TAU else "robust"
 
 
-def decided_classes(references, curve, config, adaptive) -> list[str]:
+def decided_classes(references, curve, scoring, adaptive) -> list[str]:
     """The decided classes of a sweep that stops at its first settled look (clean, adversarial and
     the summary class)."""
     for samples in adaptive.schedule:
         prefix = replace(curve, clean=curve.clean[:, :samples], adversarial=curve.adversarial[:, :samples])
-        seen = look(prefix, "pulse", references, config, adaptive)
+        seen = look(prefix, "pulse", references, scoring, adaptive)
         if seen.stop is not None:
             break
     return [c for c in (seen.classes["clean"], seen.classes["adversarial"], seen.summary[0]) if c in DECIDED]
 
 
-def wrong_share(config, adaptive, drawn: int, runs: int) -> tuple[int, float]:
+def wrong_share(scoring, adaptive, drawn: int, runs: int) -> tuple[int, float]:
     decided, wrong = 0, 0
     for score in TRUE_SCORES:
         for seed in range(runs):
-            classes = decided_classes(*simulated_sweep(seed, drawn, score), config, adaptive)
+            classes = decided_classes(*simulated_sweep(seed, drawn, score), scoring, adaptive)
             decided += len(classes)
             wrong += sum(c != truth(score) for c in classes)
     return decided, wrong / max(1, decided)
@@ -85,7 +85,7 @@ def test_an_adaptive_sweep_looking_often_decides_wrong_classes_at_most_alpha_of_
     config = ScanConfig(tau=TAU, bootstrap=400, adaptive={"initial_samples": 30, "look_ratio": 1.2})
     drawn = 400
     adaptive = plan(config.adaptive, drawn=drawn, groups=5)
-    decided, wrong = wrong_share(config, adaptive, drawn, runs=50)
+    decided, wrong = wrong_share(config.scoring_part, adaptive, drawn, runs=50)
     print(f"\n{decided} decided classes, {wrong:.3f} contradicting the truth")
     assert decided > 200 and wrong <= 0.05
 
@@ -103,7 +103,7 @@ def test_repeated_intervals_cover_the_truth_at_every_look_at_once():
         for name, level in (("pocock", adaptive.filter_level), ("plain", 0.95)):
             for samples in adaptive.schedule:
                 prefix = replace(curve, clean=curve.clean[:, :samples], adversarial=curve.adversarial[:, :samples])
-                low, high = assess(prefix, references.at(samples), config, level).intervals.clean
+                low, high = assess(prefix, references.at(samples), config.scoring_part, level).intervals.clean
                 if not low <= score <= high:
                     missed[name] += 1
                     break

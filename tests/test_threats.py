@@ -306,7 +306,7 @@ def test_a_scan_policy_naming_a_budget_the_scan_will_not_measure_fails_before_th
 
 
 def test_a_profile_scan_resumes_from_its_finished_groups_with_the_same_numbers(small_config, tmp_path):
-    from fragscan.pipeline.scanning import scan_to
+    from fragscan.pipeline.writing import scan_to
 
     config = small_config(eps="auto", threat="FGSM@0.05,0.1;PGD@0.1", filters="pulse", max_samples=40, thresholds=4)
     first = fragscan.scan(config, resume_dir=tmp_path / "store")
@@ -377,7 +377,7 @@ def test_an_adaptive_profile_surface_is_its_samples_at_repeated_interval_levels_
     worst0 = torch.stack([unpack_bits(w.correct, [report.baseline.samples]) for w in report.threat.worst], -1)
     ranks = sample_ranks(report.dataset.size, evaluation_tensors(
         create_dataset(config.dataset), config.max_samples, config.seed)[2], config.seed)
-    references = budget_references(clean0, worst0, ranks, config)
+    references = budget_references(clean0, worst0, ranks, config.scoring_part)
     headline = budgets.index(report.threat.headline)
     for group in report.groups:
         for f, curve in group.filters.items():

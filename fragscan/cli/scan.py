@@ -156,7 +156,7 @@ def scan(
     # torch takes seconds to import: not before --help or an option error
     from ..pipeline.executors import ExecutorOptions
     from ..pipeline.resume import DIRECTORY_NAME
-    from ..pipeline.scanning import scan_to
+    from ..pipeline.writing import scan_to
 
     # A guard glob that matches no group fails before the sweep, not after it.
     guards = None

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..base.errors import ConfigError, FragscanError
 from ..base.plugins import Plugin, load_again
-from ..config import AdaptivePlan, ScanConfig
+from ..config import AdaptivePlan, ScanConfig, ScoringPart, SweepPart
 from ..scoring import adaptive
-from ..scoring.assess import References, budget_references
+from ..scoring.assess import References
 from ..sweep import threats
 from ..sweep.attacks import Adversary, build_adversary
 from ..sweep.engine import EngineInfo, Measurement, SweepEvent, analysis_mode, arithmetic, sweep
@@ -40,33 +40,44 @@ Executor = Literal["local", "ray"]
 EXECUTORS = get_args(Executor)
 
 
+@dataclass(frozen=True)
+class StoppingRule:
+    """An adaptive scan's stopping rule, made once for every target (and sent to Ray workers): the
+    planned looks, the scoring whose classes a look waits for, the unfiltered network's reference at
+    the headline budget, and a threat profile's rule (None: a plain scan, or a one-attack, one-budget
+    profile, stopped as one)."""
+
+    plan: AdaptivePlan
+    scoring: ScoringPart
+    references: References
+    profile: adaptive.Profile | None = None
+
+
 def sweep_target(
-    model, groups: list[Group], target: str, config: ScanConfig, images, labels, adversary: Adversary, batch_size: int,
-    progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
-    precision: str = "fp32", ranks: torch.Tensor | None = None,
+    model, groups: list[Group], target: str, sweep_part: SweepPart, images, labels, adversary: Adversary,
+    batch_size: int, progress: Callable[[SweepEvent], None] | None = None, unfiltered: Measurement | None = None,
+    precision: str = "fp32", stopping: StoppingRule | None = None,
     saved_look: SavedLook | None = None, keep_look: Callable[[SavedLook], None] | None = None,
-    threat: Resolved | None = None,
 ) -> FinishedTarget:
     """One target's curves (inside ``analysis_mode``), in the ``precision`` the scan settled on;
-    the engine backs off on out-of-memory itself. With ``config.adaptive``, each filter's curve
-    grows over the samples' seeded order (``ranks``, :func:`fragscan.data.sample_ranks`) against
-    the ``unfiltered`` network's bits, until its classes are decided (:mod:`fragscan.scoring.adaptive`):
-    from the ``saved_look`` when given, handing its state after each look to
-    ``keep_look``; a ``threat`` profile's sweeps stop once every budget's classes have
-    (:func:`fragscan.scoring.adaptive.profile_look`)."""
+    the engine backs off on out-of-memory itself. An adaptive scan's (``stopping``): each filter's
+    curve grows over the samples' seeded order against the ``unfiltered`` network's bits, until its
+    classes are decided (:mod:`fragscan.scoring.adaptive`): from the ``saved_look`` when given, handing
+    its state after each look to ``keep_look``; a threat profile's sweeps stop once every budget's
+    classes have (:func:`fragscan.scoring.adaptive.profile_look`)."""
     chosen = groups if target == "global" else [g for g in groups if g.name == target]
 
     def run(filter_ids, images, labels, adversary, unfiltered, progress):
         with arithmetic(model, precision):
             return sweep(
-                model, chosen, filter_ids, config.thresholds, images, labels, adversary,
-                batch_size=batch_size, scope=config.scope, range_kind=config.global_range,
-                unfiltered=unfiltered, progress=progress, variant_batch=config.variant_batch,
+                model, chosen, filter_ids, sweep_part.thresholds, images, labels, adversary,
+                batch_size=batch_size, scope=sweep_part.scope, range_kind=sweep_part.global_range,
+                unfiltered=unfiltered, progress=progress, variant_batch=sweep_part.variant_batch,
             )
 
     device = str(images.device.type)
-    if config.adaptive is None:
-        result = run(config.filters, images, labels, adversary, unfiltered, progress)
+    if stopping is None:
+        result = run(sweep_part.filters, images, labels, adversary, unfiltered, progress)
         return FinishedTarget(result.curves[target], batch_size, device, result.info)
 
     def measure(filter_ids: tuple[str, ...], columns: torch.Tensor, forward) -> adaptive.Measured:
@@ -81,32 +92,14 @@ def sweep_target(
     def on_look(state: adaptive.LookState) -> None:
         keep_look(SavedLook(state, device))
 
-    looks = adaptive.plan(config.adaptive, len(images), len(groups))
-    profile = profile_looks(config, looks, threat, unfiltered, ranks, len(groups))
-    references = References(unfiltered, ranks, config.bootstrap, config.seed) if profile is None else (
-        profile.references[profile.headline]
-    )
     curves, infos = adaptive.grow(
-        config.filters, measure, references, config, looks, progress, target,
+        sweep_part, measure, stopping.references, stopping.scoring, stopping.plan, progress, target,
         start=None if saved_look is None else saved_look.state, on_look=None if keep_look is None else on_look,
-        profile=profile,
+        profile=stopping.profile,
     )
     # The first look sweeps every filter: its variants are the distinct networks, its cells the curves'.
     info = replace(combined_info(infos), variants=infos[0].variants, cells=infos[0].cells)
     return FinishedTarget(curves, batch_size, device, info)
-
-
-def profile_looks(
-    config: ScanConfig, plan: AdaptivePlan, threat: Resolved | None, unfiltered: Measurement, ranks: torch.Tensor,
-    groups: int,
-) -> adaptive.Profile | None:
-    """The stopping rule of an adaptive scan's threat profile (``unfiltered``: clean bits, worst-case
-    bits [samples, budgets]); None without a profile, or for a one-attack, one-budget one (the
-    plain scan, stopped as one)."""
-    if threat is None or threat.single:
-        return None
-    references = budget_references(unfiltered[0], unfiltered[1], ranks, config)
-    return adaptive.profile(plan, references, threat.headline, groups)
 
 
 def combined_info(infos: list[EngineInfo]) -> EngineInfo:
@@ -130,8 +123,8 @@ def combined_info(infos: list[EngineInfo]) -> EngineInfo:
     return combined
 
 
-def targets_of(config: ScanConfig, groups: list[Group]) -> list[str]:
-    return [g.name for g in groups] if config.scope == "local" else ["global"]
+def targets_of(sweep_part: SweepPart, groups: list[Group]) -> list[str]:
+    return [g.name for g in groups] if sweep_part.scope == "local" else ["global"]
 
 
 class ExecutorOptions(BaseModel):
@@ -171,8 +164,9 @@ class ExecutorOptions(BaseModel):
 class Job:
     """What a Ray worker needs to repeat the evaluation: settings, the model (on the CPU: models
     fitted to the data, timm's and plugins' cannot always be rebuilt from a name), samples, eps,
-    what the scan measured once (the fixed mode's examples, the unfiltered network's bits), and the
-    plugins the scan loaded (the report's list), which the worker loads again."""
+    what the scan measured and made once (the fixed mode's examples, the unfiltered network's bits, an
+    adaptive scan's stopping rule), and the plugins the scan loaded (the report's list), which the
+    worker loads again."""
 
     config: ScanConfig
     model: object
@@ -184,7 +178,7 @@ class Job:
     precision: str  # what the scan settled on (fp32 when the reduced one broke the tolerance)
     plugins: tuple[Plugin, ...]
     unfiltered: Measurement  # the unfiltered network's bits on every sample, measured once
-    ranks: torch.Tensor  # each sample's place in the seeded order (adaptive sampling's prefixes)
+    stopping: StoppingRule | None  # an adaptive scan's, as the driver made it; None: every sweep uses every sample
     saved_looks: dict[str, SavedLook] = field(default_factory=dict)  # adaptive targets' looks read back
     resume_dir: str | None = None  # the driver's resume store (absolute), where workers that reach it keep looks
     fingerprint: dict | None = None  # the store's fingerprint: a worker keeps looks only in that very store
@@ -317,11 +311,10 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     crafted = None if job.crafted is None else _to(job.crafted, device)
     devices = [device] if device.type == "cuda" else []
     store, saved_look = None, job.saved_looks.get(target)
-    if job.resume_dir is not None and config.adaptive is not None:
+    if job.resume_dir is not None and job.stopping is not None:
         store = ResumeStore.reach(job.resume_dir, job.fingerprint)
     if store is not None:  # Ray's retry of a task whose worker died goes on from that worker's looks
-        schedule = adaptive.plan(config.adaptive, len(images), len(groups)).schedule
-        saved_look = store.load_look(target, config.filters, schedule) or saved_look
+        saved_look = store.load_look(target, config.filters, job.stopping.plan.schedule) or saved_look
 
     def keep_look(saved: SavedLook) -> None:
         nonlocal store
@@ -332,14 +325,17 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
             store = None
 
     with torch.random.fork_rng(devices=devices), analysis_mode(model, config.norm_mode):
+        attack_part = config.attack_part
         if job.threat is None:
-            adversary = build_adversary(config, model, job.eps, images, labels, job.batch_size, crafted)
+            adversary = build_adversary(attack_part, model, job.eps, images, labels, job.batch_size, crafted)
         else:
-            adversary = threats.profile_adversary(config, model, job.threat, images, labels, job.batch_size, crafted)
+            adversary = threats.profile_adversary(
+                attack_part, model, job.threat, images, labels, job.batch_size, crafted
+            )
         return sweep_target(
-            model, groups, target, config, images, labels, adversary, job.batch_size,
-            unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, ranks=job.ranks,
-            saved_look=saved_look, keep_look=None if store is None else keep_look, threat=job.threat,
+            model, groups, target, config.sweep_part, images, labels, adversary, job.batch_size,
+            unfiltered=tuple(c.to(device) for c in job.unfiltered), precision=job.precision, stopping=job.stopping,
+            saved_look=saved_look, keep_look=None if store is None else keep_look,
         )
 
 

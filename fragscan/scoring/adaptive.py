@@ -14,7 +14,7 @@ Pocock's constant z for the plan's look sizes, z for α = 0.05 for per-filter cl
 α = 0.05/G for the summary class (one per group, a family over the G groups). The stopping rule,
 the report and :func:`fragscan.scoring.evidence.judge` use those z, recorded in the plan. Looks the plan
 did not foresee never happen: a resumed scan with another ``--max-samples`` is another scan (the
-resume store refuses it), and a Ray worker builds the driver's plan from the same drawn samples.
+resume store refuses it), and the plan is made once per scan (a Ray worker receives the driver's).
 
 A look is also the unit of resuming: :func:`grow` hands its state after each look
 (:class:`LookState`) to a callback and can start from such a state, so an interrupted target goes on
@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import SCORES, Adaptive, AdaptivePlan, ScanConfig
+from ..config import SCORES, Adaptive, AdaptivePlan, ScoringPart, SweepPart
 from ..report.model import DECIDED, Class, Interval
 from ..sweep.engine import Curve, EngineInfo, SweepEvent
 from .assess import References, assess
@@ -93,39 +93,39 @@ class Look:
 
 
 def look(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     scores: tuple[str, ...] = SCORES,
 ) -> Look:
     """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
     only those ε changes)."""
     samples = curve.clean.shape[1]
     reference = references.at(samples)
-    assessment = assess(curve, reference, config, adaptive.filter_level)
+    assessment = assess(curve, reference, scoring, adaptive.filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
     # (score kind, score, interval, class, level) of each claim the sweep contributes
     claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
               for s in scores]
     summary = None
-    if filter_id == config.summary_filter:
-        wide = assess(curve, reference, config, adaptive.summary_level)
-        score = getattr(wide.scores, config.summary_score)
-        interval = None if wide.intervals is None else getattr(wide.intervals, config.summary_score)
+    if filter_id == scoring.summary_filter:
+        wide = assess(curve, reference, scoring, adaptive.summary_level)
+        score = getattr(wide.scores, scoring.summary_score)
+        interval = None if wide.intervals is None else getattr(wide.intervals, scoring.summary_score)
         summary_class = classify(
-            score, config.tau, perturbed=any(curve.changed), interval=interval, rule=config.classify
+            score, scoring.tau, perturbed=any(curve.changed), interval=interval, rule=scoring.classify
         )
         summary = summary_class, interval
-        claims.append((config.summary_score, score, interval, summary_class, adaptive.summary_level))
+        claims.append((scoring.summary_score, score, interval, summary_class, adaptive.summary_level))
     accuracies = reference_accuracies(
-        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), config.normalise_by
+        curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), scoring.normalise_by
     )
     undecided = [
         (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level)
         for kind, score, interval, cls, level in claims
-        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, config)
+        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, scoring)
     ]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(*claim, samples, config.tau, adaptive.max_samples) for claim in undecided):
+    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive.max_samples) for claim in undecided):
         stop = "futile"
     elif samples >= adaptive.max_samples:
         stop = "maximum"
@@ -134,10 +134,10 @@ def look(
     return Look(samples, assessment.classes, intervals, summary, stop)
 
 
-def _undefined_for_good(kind: str, references: References, config: ScanConfig) -> bool:
+def _undefined_for_good(kind: str, references: References, scoring: ScoringPart) -> bool:
     """Whether the score stays undefined at every sample count: a reference accuracy it divides by is
     0 on every drawn sample (a prefix's 0 may not last: a first look of a few samples, all wrong)."""
-    return config.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
+    return scoring.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
 
 
 def _out_of_reach(
@@ -157,7 +157,7 @@ def _out_of_reach(
 
 
 def history(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     profile: Profile | None = None,
 ) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
@@ -168,7 +168,7 @@ def history(
         if samples > curve.clean.shape[1]:
             break
         kept = ranks < samples
-        looks.append(_look(_columns(curve, kept), filter_id, references, config, adaptive, profile))
+        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive, profile))
     return looks
 
 
@@ -202,10 +202,10 @@ class LookState:
 
 
 def grow(
-    filter_ids: tuple[str, ...],
+    sweep: SweepPart,
     measure: Measure,
     references: References,
-    config: ScanConfig,
+    scoring: ScoringPart,
     adaptive: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
@@ -213,7 +213,7 @@ def grow(
     on_look: Callable[[LookState], None] | None = None,
     profile: Profile | None = None,
 ) -> tuple[dict[str, Curve], list[EngineInfo]]:
-    """Each filter's curve on the samples it needed, and the engine's account of every look.
+    """Each of ``sweep.filters``' curve on the samples it needed, and the engine's account of every look.
 
     ``measure(filters, columns, progress)`` sweeps those filters over the evaluation samples at
     ``columns`` (positions among all drawn). Progress counts filter x threshold x look steps; a
@@ -222,8 +222,8 @@ def grow(
     seen; ``on_look(state)`` follows every look after which some filter looks again. A threat
     ``profile``'s sweeps stop by its rule (:func:`profile_look`).
     """
-    ranks = references.ranks
-    steps = len(filter_ids) * config.thresholds
+    ranks, filter_ids = references.ranks, sweep.filters
+    steps = len(filter_ids) * sweep.thresholds
     bits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     current: dict[str, Curve] = {}  # each filter's curve on the samples it has used so far
     stopped: set[str] = set()
@@ -252,7 +252,7 @@ def grow(
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             current[filter_id] = grown
-            if _look(grown, filter_id, references, config, adaptive, profile).stop is not None:
+            if _look(grown, filter_id, references, scoring, adaptive, profile).stop is not None:
                 stopped.add(filter_id)
         active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
@@ -308,7 +308,7 @@ def profile(adaptive: AdaptivePlan, references: list[References], headline: int,
     )
 
 
-def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanConfig, adaptive: AdaptivePlan) -> Look:
+def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive: AdaptivePlan) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
     budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
@@ -317,13 +317,13 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanCon
     levels = {"filter_level": profile.filter_level, "summary_level": profile.summary_level}
     per_budget = adaptive.model_copy(update=levels)
     budgets = [
-        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, config, per_budget,
+        look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, scoring, per_budget,
              scores=("adversarial", "difference"))
         for i, reference in enumerate(profile.references)
     ]
     headline = look(
         replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
-        profile.references[profile.headline], config, adaptive,
+        profile.references[profile.headline], scoring, adaptive,
     )
     stops = [headline.stop, *(b.stop for b in budgets)]
     if None in stops:
@@ -338,9 +338,9 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, config: ScanCon
 
 
 def _look(
-    curve: Curve, filter_id: str, references: References, config: ScanConfig, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
     profile: Profile | None,
 ) -> Look:
     if profile is None:
-        return look(curve, filter_id, references, config, adaptive)
-    return profile_look(curve, filter_id, profile, config, adaptive)
+        return look(curve, filter_id, references, scoring, adaptive)
+    return profile_look(curve, filter_id, profile, scoring, adaptive)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import SCORES, ScanConfig
+from ..config import SCORES, ScoringPart
 from ..report.model import Class
 from ..sweep.engine import Curve, Measurement
 from .classify import classify
@@ -67,13 +67,13 @@ class Assessment:
     classes: dict[str, Class]  # per score
 
 
-def assess(curve: Curve, reference: Reference, config: ScanConfig, level: float = LEVEL) -> Assessment:
+def assess(curve: Curve, reference: Reference, scoring: ScoringPart, level: float = LEVEL) -> Assessment:
     """The curve's accuracies and scores, their intervals at ``level`` and the classes under
-    ``config.classify``."""
+    ``scoring.classify``."""
     samples = curve.clean.shape[1]
     clean = (curve.clean.sum(1).double() / samples).tolist()
     adversarial = (curve.adversarial.sum(1).double() / samples).tolist()
-    present = [1.0 - r / curve.numel for r in curve.removed] if config.baseline == "density" else None
+    present = [1.0 - r / curve.numel for r in curve.removed] if scoring.baseline == "density" else None
     scores = filtering_scores(
         clean,
         adversarial,
@@ -81,13 +81,13 @@ def assess(curve: Curve, reference: Reference, config: ScanConfig, level: float 
         reference.clean0,
         reference.adversarial0,
         present=present,
-        normalise_by=config.normalise_by,
+        normalise_by=scoring.normalise_by,
     )
     intervals = (
         None
         if reference.bootstrap is None
         else reference.bootstrap.intervals(
-            curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=config.normalise_by,
+            curve.clean, curve.adversarial, curve.positions, present=present, normalise_by=scoring.normalise_by,
             level=level, point=[getattr(scores, score) for score in SCORES],
         )
     )
@@ -95,17 +95,17 @@ def assess(curve: Curve, reference: Reference, config: ScanConfig, level: float 
     classes = {
         score: classify(
             getattr(scores, score),
-            config.tau,
+            scoring.tau,
             perturbed=perturbed,
             interval=None if intervals is None else getattr(intervals, score),
-            rule=config.classify,
+            rule=scoring.classify,
         )
         for score in SCORES
     }
     return Assessment(clean, adversarial, scores, intervals, classes)
 
 
-def budget_references(clean0: torch.Tensor, worst0: torch.Tensor, ranks, config: ScanConfig) -> list[References]:
+def budget_references(clean0: torch.Tensor, worst0: torch.Tensor, ranks, scoring: ScoringPart) -> list[References]:
     """The unfiltered network's reference at each budget (worst0: [samples, budgets]); one bootstrap
     seed, so every budget's resamples draw the same samples (paired across budgets too)."""
-    return [References((clean0, worst0[:, i]), ranks, config.bootstrap, config.seed) for i in range(worst0.shape[1])]
+    return [References((clean0, worst0[:, i]), ranks, scoring.bootstrap, scoring.seed) for i in range(worst0.shape[1])]

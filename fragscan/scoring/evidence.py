@@ -1,10 +1,12 @@
 """Family-wise claims (method §5, §6): summary classes, threshold classes and resolution.
 
 A claim made in a family needs every member: the summary classes' simultaneous level depends on how
-many groups the report holds, the threshold intervals' on how many thresholds the scan measured. So
-these claims are made on the assembled report by :func:`judge`, from what the report stores (the
-packed per-sample correctness, the bootstrap's seed and size): a saved report.json alone reproduces
-them, and a resumed scan rescored with other settings gets them anew.
+many groups the report holds, the threshold intervals' on how many thresholds the scan measured. A
+group's class is made in one place, :func:`summary_claim`: by the scan once every group is scored,
+and by :func:`judge` from a report; threshold claims are made on the assembled report
+(:func:`judge_thresholds`). Both use only what the report stores (the packed per-sample correctness,
+the bootstrap's seed and size): a saved report.json alone reproduces them, and a resumed scan
+rescored with other settings gets them anew.
 
 Threshold intervals: the paired difference Δ = acc_i − acc0 is the mean of per-sample differences
 d ∈ {−1, 0, 1} (clean, adversarial) or d ∈ {−2, …, 2} (their difference). Its interval is Agresti and
@@ -22,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from ..config import SCORES
+from ..config import SCORES, ScoringPart
 from ..data import drawn_ranks
 from ..report import (
     FilterCurve,
@@ -37,7 +39,7 @@ from ..report.model import Interval
 from .adaptive import planned_level
 from .assess import References
 from .classify import classify, samples_to_decide
-from .confidence import LEVEL, MIN_TAIL_RESAMPLES, interval_method, unpack_bits
+from .confidence import LEVEL, MIN_TAIL_RESAMPLES, Bootstrap, interval_method, unpack_bits
 
 THRESHOLD_METHOD = (
     "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
@@ -47,19 +49,58 @@ THRESHOLD_METHOD = (
 
 
 def judge(report: Report) -> Report:
-    """``report`` with its family-wise claims made: threshold evidence on every curve, summary
-    classes from simultaneous intervals, half-widths and the samples that would decide."""
-    curves = [(g.name, f, c) for g in report.groups for f, c in g.filters.items()]
-    curves += [("global", f, c) for f, c in (report.global_ or {}).items()]
-    if report.baseline.correct is None or any(c.correct is None for *_, c in curves):
+    """``report`` with its family-wise claims made anew (a report restated at another budget, say):
+    threshold evidence on every curve (:func:`judge_thresholds`) and each group's summary claim
+    (:func:`summary_claim`)."""
+    if not _judgeable(report):
         return report  # nothing per sample to judge by
+    judged, references = judge_thresholds(report), _references(report)
+    scoring, level = report.settings.scoring_part, judged.settings.summary_level
+
+    def summarised(group: GroupReport) -> GroupReport:
+        curve = group.filters[scoring.summary_filter]
+        claim = summary_claim(curve, group.numel, references.at(curve.samples).bootstrap, scoring, level)
+        return group.model_copy(update=claim)
+
+    return judged.model_copy(update={"groups": [summarised(g) for g in judged.groups]})
+
+
+def summary_claim(
+    curve: FilterCurve, numel: int, bootstrap: Bootstrap | None, scoring: ScoringPart, level: float
+) -> dict:
+    """A group's claim, the one place its class is made: the class of the summary filter's ``curve``
+    under its summary score, from that score's interval at ``level`` (simultaneous over the groups;
+    ``bootstrap``: the unfiltered network's on the curve's samples), with the interval, its
+    half-width and, when inconclusive, the samples that would decide; the GroupReport fields so named."""
+    interval = None
+    if bootstrap is not None:
+        present = None if scoring.baseline != "density" else [1.0 - r / numel for r in curve.removed]
+        interval = getattr(
+            bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
+                                normalise_by=scoring.normalise_by, level=level,
+                                point=[getattr(curve.scores, kind) for kind in SCORES]),
+            scoring.summary_score,
+        )
+    score = getattr(curve.scores, scoring.summary_score)
+    summary_class = classify(score, scoring.tau, perturbed=any(curve.changed), interval=interval, rule=scoring.classify)
+    half_width = _half_width(interval)
+    return {
+        "summary_class": summary_class,
+        "summary_interval": interval,
+        "half_width": half_width,
+        "samples_to_decide": _samples_to_decide(summary_class, score, half_width, curve.samples, scoring.tau),
+    }
+
+
+def judge_thresholds(report: Report) -> Report:
+    """``report`` with threshold evidence on every curve (classes, intervals, p- and q-values over
+    the scan's perturbed thresholds) and the levels of every claim recorded in its settings."""
+    if not _judgeable(report):
+        return report  # nothing per sample to judge by
+    curves = _curves(report)
     settings = report.settings
-    drawn = report.baseline.samples
-    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
-    # Each curve is paired with the unfiltered network on its own samples: all drawn ones, or an
-    # adaptive sweep's prefix of the seeded order.
-    references = References(baseline, drawn_ranks(report.dataset.size, drawn, settings.seed), settings.bootstrap,
-                            settings.seed)
+    references = _references(report)
+    baseline = references.unfiltered
     threshold_level = planned_level(settings.adaptive, sum(sum(1 for n in c.changed if n > 0) for *_, c in curves))
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
         (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)), threshold_level)
@@ -97,37 +138,12 @@ def judge(report: Report) -> Report:
 
     summary_level = planned_level(settings.adaptive, len(report.groups))
     filter_level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level
-
-    def summarised(group: GroupReport) -> GroupReport:
-        filters = {f: judged(group.name, f, c) for f, c in group.filters.items()}
-        curve = filters[settings.summary_filter]
-        interval = None
-        bootstrap = references.at(curve.samples).bootstrap
-        if bootstrap is not None:
-            present = None if settings.baseline != "density" else [1.0 - r / group.numel for r in curve.removed]
-            interval = getattr(
-                bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
-                                    normalise_by=settings.normalise_by, level=summary_level,
-                                    point=[getattr(curve.scores, kind) for kind in SCORES]),
-                settings.summary_score,
-            )
-        score = getattr(curve.scores, settings.summary_score)
-        summary_class = classify(score, settings.tau, perturbed=any(curve.changed), interval=interval,
-                                 rule=settings.classify)
-        half_width = _half_width(interval)
-        return group.model_copy(
-            update={
-                "filters": filters,
-                "summary_class": summary_class,
-                "summary_interval": interval,
-                "half_width": half_width,
-                "samples_to_decide": _samples_to_decide(summary_class, score, half_width, curve.samples, settings.tau),
-            }
-        )
-
     return report.model_copy(
         update={
-            "groups": [summarised(g) for g in report.groups],
+            "groups": [
+                g.model_copy(update={"filters": {f: judged(g.name, f, c) for f, c in g.filters.items()}})
+                for g in report.groups
+            ],
             "global_": None if report.global_ is None else {
                 f: judged("global", f, c) for f, c in report.global_.items()
             },
@@ -146,6 +162,25 @@ def judge(report: Report) -> Report:
             ),
         }
     )
+
+
+def _curves(report: Report) -> list[tuple[str, str, FilterCurve]]:
+    curves = [(g.name, f, c) for g in report.groups for f, c in g.filters.items()]
+    return curves + [("global", f, c) for f, c in (report.global_ or {}).items()]
+
+
+def _judgeable(report: Report) -> bool:
+    """Whether the report holds the per-sample bits its claims are made from."""
+    return report.baseline.correct is not None and all(c.correct is not None for *_, c in _curves(report))
+
+
+def _references(report: Report) -> References:
+    """The unfiltered network's reference, each curve paired with it on its own samples: all drawn
+    ones, or an adaptive sweep's prefix of the seeded order."""
+    drawn, settings = report.baseline.samples, report.settings
+    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
+    ranks = drawn_ranks(report.dataset.size, drawn, settings.seed)
+    return References(baseline, ranks, settings.bootstrap, settings.seed)
 
 
 def group_class(report: Report, group: GroupReport, filter_id: str, score: str) -> str:

@@ -26,7 +26,7 @@ from dataclasses import replace
 import torch
 
 from ..base.errors import ConfigError
-from ..config import ScanConfig
+from ..config import ScoringPart
 from ..data import drawn_ranks
 from ..report import BudgetClasses, BudgetIntervals, BudgetScores, FilterCurve, GroupReport, Report, Surface
 from ..report.model import DECIDED
@@ -45,11 +45,11 @@ def at(curve: Curve, budget: int) -> Curve:
     return replace(curve, adversarial=curve.adversarial[..., budget])
 
 
-def surface(curve: Curve, references: list[References], config: ScanConfig, level: float) -> Surface:
+def surface(curve: Curve, references: list[References], scoring: ScoringPart, level: float) -> Surface:
     """The curve's surface: per budget its accuracies, scores, and intervals and classes at ``level``
     (:func:`fragscan.scoring.adaptive.planned_level` for the B budgets)."""
     samples = curve.clean.shape[1]
-    assessed = [assess(at(curve, i), r.at(samples), config, level) for i, r in enumerate(references)]
+    assessed = [assess(at(curve, i), r.at(samples), scoring, level) for i, r in enumerate(references)]
     return Surface(
         adversarial=[a.adversarial for a in assessed],
         numel=curve.numel,
@@ -112,7 +112,8 @@ def judge_budgets(report: Report) -> Report:
     settings, budgets = report.settings, report.threat.budgets
     clean0, worst0 = _bits(report)
     ranks = drawn_ranks(report.dataset.size, report.baseline.samples, settings.seed)
-    references = budget_references(clean0, worst0, ranks, settings)
+    scoring = settings.scoring_part
+    references = budget_references(clean0, worst0, ranks, scoring)
     level = planned_level(settings.adaptive, len(report.groups) * len(budgets))
 
     def judged(group: GroupReport) -> GroupReport:
@@ -121,7 +122,7 @@ def judge_budgets(report: Report) -> Report:
         kind = settings.summary_score
         classes, intervals = [], []
         for i, reference in enumerate(references):
-            assessed = assess(at(engine_curve, i), reference.at(curve.samples), settings, level)
+            assessed = assess(at(engine_curve, i), reference.at(curve.samples), scoring, level)
             interval = None if assessed.intervals is None else getattr(assessed.intervals, kind)
             score = getattr(assessed.scores, kind)
             classes.append(classify(score, settings.tau, perturbed=any(curve.changed), interval=interval,
@@ -155,12 +156,13 @@ def at_budget(report: Report, eps: float) -> Report:
     i, settings = budgets.index(eps), report.settings
     clean0, worst0 = _bits(report)
     ranks = drawn_ranks(report.dataset.size, report.baseline.samples, settings.seed)
-    reference = budget_references(clean0, worst0, ranks, settings)[i]
+    scoring = settings.scoring_part
+    reference = budget_references(clean0, worst0, ranks, scoring)[i]
 
     def restated(curve: FilterCurve) -> FilterCurve:
         engine_curve = at(_curve(curve, len(budgets)), i)
         level = LEVEL if settings.adaptive is None else settings.adaptive.filter_level  # as the scan's body
-        assessed = assess(engine_curve, reference.at(curve.samples), settings, level)
+        assessed = assess(engine_curve, reference.at(curve.samples), scoring, level)
         scores, intervals = assessed.scores, assessed.intervals
         return curve.model_copy(
             update={

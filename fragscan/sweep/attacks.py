@@ -21,7 +21,7 @@ from torchattacks.attack import Attack
 
 from ..base.errors import ConfigError
 from ..base.registry import Registry
-from ..config import EPS_TARGET, ScanConfig
+from ..config import EPS_TARGET, AttackPart
 from ..models import Normalized
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")
@@ -278,23 +278,23 @@ class Fixed:
 ADVERSARIES: dict[str, Callable[..., Adversary]] = {"regenerate": Regenerate, "fixed": Fixed.crafted}
 
 
-def scan_attack(config: ScanConfig, model: Normalized, eps: float, name: str | None = None) -> Attack:
-    """The attack ``config`` names (or ``name``, one of a threat profile's), on ``model`` with budget ``eps``."""
-    name = name or config.attack
-    return build_attack(name, model, eps, model.spec.num_classes, config.norm_mode, config.attack_space)
+def scan_attack(attack_part: AttackPart, model: Normalized, eps: float, name: str | None = None) -> Attack:
+    """The attack ``attack_part`` names (or ``name``, one of a threat profile's), on ``model`` with budget ``eps``."""
+    name = name or attack_part.attack
+    return build_attack(name, model, eps, model.spec.num_classes, attack_part.norm_mode, attack_part.attack_space)
 
 
 def build_adversary(
-    config: ScanConfig, model: Normalized, eps: float, images, labels, batch_size: int,
+    attack_part: AttackPart, model: Normalized, eps: float, images, labels, batch_size: int,
     crafted: torch.Tensor | None = None,
 ) -> Adversary:
-    """The adversary ``config`` names (its attack, its attack mode) on ``model`` and the samples ``images``,
-    ``labels``: the scan's, and a Ray worker's. ``crafted``: the fixed mode's examples, crafted already (a
-    worker receives the scan's)."""
+    """The adversary ``attack_part`` names (its attack, its attack mode) on ``model`` and the samples
+    ``images``, ``labels``: the scan's, and a Ray worker's. ``crafted``: the fixed mode's examples, crafted
+    already (a worker receives the scan's)."""
     if crafted is not None:
         return Fixed(crafted, labels, batch_size)
-    attack = scan_attack(config, model, eps)
-    return ADVERSARIES[config.attack_mode](attack, images, labels, batch_size, config.seed)
+    attack = scan_attack(attack_part, model, eps)
+    return ADVERSARIES[attack_part.attack_mode](attack, images, labels, batch_size, attack_part.seed)
 
 
 def calibration_missed(clean: float, adversarial: float, eps_target: float, attack: str, eps: float) -> str | None:

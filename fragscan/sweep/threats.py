@@ -15,7 +15,7 @@ is [thresholds, samples, budgets]. Scoring per budget lives in :mod:`fragscan.sc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -23,7 +23,7 @@ from torch import nn
 
 from ..base.errors import ConfigError
 from ..base.threat_spec import parse
-from ..config import ScanConfig
+from ..config import AttackPart
 from .attacks import (
     ADVERSARIES,
     ATTACKS,
@@ -37,17 +37,17 @@ from .attacks import (
 )
 
 
-def check(config: ScanConfig) -> None:
+def check(attack_part: AttackPart) -> None:
     """Fail fast, before any data is read, on a profile naming an attack no registry knows, an attack
     without a budget (CW, DeepFool: their ε would be ignored), or one the attack space cannot take."""
-    for entry in parse(config.threat):
+    for entry in parse(attack_part.threat):
         ATTACKS.entry(entry.attack)
         if not uses_eps(entry.attack):
             raise ConfigError(
                 f"--threat: attack {entry.attack} has no ε, so it cannot take budget {entry.eps}; "
                 f"scan it alone with --attack {entry.attack}"
             )
-        check_attack_space(entry.attack, config.attack_space)
+        check_attack_space(entry.attack, attack_part.attack_space)
 
 
 @dataclass(frozen=True)
@@ -70,31 +70,31 @@ class Resolved:
 
 
 def resolve(
-    config: ScanConfig, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
+    attack_part: AttackPart, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int
 ) -> Resolved:
     """The profile's budgets, ``auto`` calibrated per attack (bisected as ``--eps auto``), and the
     headline budget (``--headline-eps``, default the largest)."""
     at: dict[float, list[str]] = {}
     calibrated = []
-    for entry in parse(config.threat):
+    for entry in parse(attack_part.threat):
         eps = entry.eps
         if eps == "auto":
-            make = partial(scan_attack, config, model, name=entry.attack)
-            eps = calibrate_eps(make, model, images, labels, batch_size, config.seed, config.eps_target)
+            make = partial(scan_attack, attack_part, model, name=entry.attack)
+            eps = calibrate_eps(make, model, images, labels, batch_size, attack_part.seed, attack_part.eps_target)
             calibrated.append((entry.attack, float(eps)))
         names = at.setdefault(float(eps), [])
         if entry.attack not in names:  # 'FGSM@auto;FGSM@0.5' may settle on one budget
             names.append(entry.attack)
     budgets = tuple(sorted(at))
     headline = len(budgets) - 1
-    if config.headline_eps is not None:
-        if config.headline_eps not in budgets:
+    if attack_part.headline_eps is not None:
+        if attack_part.headline_eps not in budgets:
             raise ConfigError(
-                f"--headline-eps {config.headline_eps:g} is not among the profile's budgets "
+                f"--headline-eps {attack_part.headline_eps:g} is not among the profile's budgets "
                 f"({', '.join(f'{b:g}' for b in budgets)})"
             )
-        headline = budgets.index(config.headline_eps)
-    return Resolved(config.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
+        headline = budgets.index(attack_part.headline_eps)
+    return Resolved(attack_part.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
 
 
 # A fixed-mode profile's examples, crafted once: per budget, per attack (a one-attack profile's: one tensor).
@@ -102,7 +102,7 @@ Crafted = torch.Tensor | list[list[torch.Tensor]]
 
 
 def profile_adversary(
-    config: ScanConfig, model: nn.Module, resolved: Resolved, images, labels, batch_size: int,
+    attack_part: AttackPart, model: nn.Module, resolved: Resolved, images, labels, batch_size: int,
     crafted: Crafted | None = None,
 ) -> Adversary:
     """The adversary of a profile: a one-attack, one-budget profile is the plain scan's own adversary
@@ -110,13 +110,13 @@ def profile_adversary(
     ``crafted``: the fixed mode's examples, crafted already (:func:`crafted_once`; a Ray worker
     receives the scan's)."""
     if resolved.single:
-        plain = config.model_copy(update={"attack": resolved.attacks[0][0]})
+        plain = replace(attack_part, attack=resolved.attacks[0][0])
         return build_adversary(plain, model, resolved.budgets[0], images, labels, batch_size, crafted)
     if crafted is not None:
         return WorstCase([[Fixed(examples, labels, batch_size) for examples in each] for each in crafted])
-    build = ADVERSARIES[config.attack_mode]
+    build, seed = ADVERSARIES[attack_part.attack_mode], attack_part.seed
     adversaries = [
-        [build(scan_attack(config, model, eps, name), images, labels, batch_size, config.seed) for name in names]
+        [build(scan_attack(attack_part, model, eps, name), images, labels, batch_size, seed) for name in names]
         for eps, names in zip(resolved.budgets, resolved.attacks)
     ]
     return WorstCase(adversaries)

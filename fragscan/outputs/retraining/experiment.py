@@ -25,7 +25,7 @@ from torchattacks.attack import Attack
 from ..._version import __version__
 from ...base.errors import ConfigError, InputError
 from ...base.runtime import library_versions, resolve_device
-from ...config import EPS_TARGET, RetrainConfig, ScanConfig, TrainSettings
+from ...config import EPS_TARGET, AttackPart, RetrainConfig, ScanConfig, TrainSettings
 from ...data import create_dataset, drawn_indices, evaluation_tensors
 from ...models import Normalized
 from ...models.fitting import model_for_data
@@ -66,18 +66,18 @@ def measure(
     return clean.cpu(), adversarial.cpu()
 
 
-def profile_settings(config: RetrainConfig) -> ScanConfig:
+def profile_settings(config: RetrainConfig) -> AttackPart:
     """The settings :mod:`fragscan.sweep.threats` reads, from retrain's: the profile, its headline, the attack
     space, the seed, and --eps auto's target (retrain's, for 'auto' budgets); each network is attacked
     afresh, as retrain judges every arm."""
     return ScanConfig(
-        model=config.model, dataset=config.dataset, threat=config.threat, headline_eps=config.headline_eps,
-        attack_space=config.attack_space, seed=config.seed, eps_target=EPS_TARGET, attack_mode="regenerate",
-    )
+        threat=config.threat, headline_eps=config.headline_eps, attack_space=config.attack_space, seed=config.seed,
+        eps_target=EPS_TARGET, attack_mode="regenerate",
+    ).attack_part
 
 
 def measure_profile(
-    model: Normalized, images, labels, profile: ScanConfig, resolved: threats.Resolved, batch_size: int
+    model: Normalized, images, labels, profile: AttackPart, resolved: threats.Resolved, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample correctness, clean and the worst case over each budget's attacks [samples, budgets],
     every attack built on this very network (one attack at one budget: :func:`measure`'s bits)."""
