@@ -233,11 +233,17 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
             measuring = _threat_unfiltered(model, samples, measuring, resolved)
         # The adaptive plan, the unfiltered network's references and a threat profile's: made once, for the
         # sweep's stopping rule and the scoring of its curves alike.
-        plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(samples.indices), len(groups))
+        adaptive_plan = None if config.adaptive is None else adaptive.plan(
+            config.adaptive, len(samples.indices), len(groups)
+        )
         scoring = config.scoring_part
         references = References(headline(measuring), samples.ranks, scoring.bootstrap, scoring.seed)
-        profile = None if measuring.threat is None else _profile(scoring, measuring, plan, samples.ranks, len(groups))
-        stopping = None if plan is None else StoppingRule(plan, scoring, references, profile and profile.looks)
+        profile = None if measuring.threat is None else _profile(
+            scoring, measuring, adaptive_plan, samples.ranks, len(groups)
+        )
+        stopping = None if adaptive_plan is None else StoppingRule(
+            adaptive_plan, scoring, references, profile and profile.looks
+        )
         swept = _sweep(config, inputs, model, groups, samples, measuring, stopping, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
@@ -438,7 +444,7 @@ def _sweep(
     adaptive target (``stopping``) interrupted after some looks goes on from the looks the store kept."""
     sweep_part = config.sweep_part
     targets = targets_of(sweep_part, groups)
-    adaptive_plan = None if stopping is None else stopping.plan
+    adaptive_plan = None if stopping is None else stopping.adaptive_plan
     images, labels, batch_size = samples.images, samples.labels, measuring.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:

@@ -93,28 +93,28 @@ class Look:
 
 
 def look(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     scores: tuple[str, ...] = SCORES,
 ) -> Look:
     """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
     only those ε changes)."""
     samples = curve.clean.shape[1]
     reference = references.at(samples)
-    assessment = assess(curve, reference, scoring, adaptive.filter_level)
+    assessment = assess(curve, reference, scoring, adaptive_plan.filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
     # (score kind, score, interval, class, level) of each claim the sweep contributes
-    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive.filter_level)
+    claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], adaptive_plan.filter_level)
               for s in scores]
     summary = None
     if filter_id == scoring.summary_filter:
-        wide = assess(curve, reference, scoring, adaptive.summary_level)
+        wide = assess(curve, reference, scoring, adaptive_plan.summary_level)
         score = getattr(wide.scores, scoring.summary_score)
         interval = None if wide.intervals is None else getattr(wide.intervals, scoring.summary_score)
         summary_class = classify(
             score, scoring.tau, perturbed=any(curve.changed), interval=interval, rule=scoring.classify
         )
         summary = summary_class, interval
-        claims.append((scoring.summary_score, score, interval, summary_class, adaptive.summary_level))
+        claims.append((scoring.summary_score, score, interval, summary_class, adaptive_plan.summary_level))
     accuracies = reference_accuracies(
         curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), scoring.normalise_by
     )
@@ -125,9 +125,9 @@ def look(
     ]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive.max_samples) for claim in undecided):
+    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive_plan.max_samples) for claim in undecided):
         stop = "futile"
-    elif samples >= adaptive.max_samples:
+    elif samples >= adaptive_plan.max_samples:
         stop = "maximum"
     else:
         stop = None
@@ -157,18 +157,18 @@ def _out_of_reach(
 
 
 def history(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     profile: Profile | None = None,
 ) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
     its size; each earlier look saw a prefix of those); a threat ``profile``'s by its rule."""
     ranks = references.ranks[references.columns(curve.clean.shape[1])]
     looks = []
-    for samples in adaptive.schedule:
+    for samples in adaptive_plan.schedule:
         if samples > curve.clean.shape[1]:
             break
         kept = ranks < samples
-        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive, profile))
+        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive_plan, profile))
     return looks
 
 
@@ -206,7 +206,7 @@ def grow(
     measure: Measure,
     references: References,
     scoring: ScoringPart,
-    adaptive: AdaptivePlan,
+    adaptive_plan: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
     start: LookState | None = None,
@@ -235,13 +235,13 @@ def grow(
         for filter_id in active:
             kept = current[filter_id]
             _keep_bits(bits, filter_id, kept, references.columns(kept.clean.shape[1]), len(ranks))
-        seen, begin = adaptive.schedule[start.look], start.look + 1
-    for index in range(begin, len(adaptive.schedule)) if active else ():
-        samples = adaptive.schedule[index]
+        seen, begin = adaptive_plan.schedule[start.look], start.look + 1
+    for index in range(begin, len(adaptive_plan.schedule)) if active else ():
+        samples = adaptive_plan.schedule[index]
         new = ((ranks >= seen) & (ranks < samples)).nonzero().squeeze(1)
 
         def forward(event: SweepEvent, offset=index * steps) -> None:
-            progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
+            progress(replace(event, done=offset + event.done, total=steps * adaptive_plan.looks))
 
         measured = measure(active, new, forward if progress else None)
         infos.append(measured.info)
@@ -252,7 +252,7 @@ def grow(
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             current[filter_id] = grown
-            if _look(grown, filter_id, references, scoring, adaptive, profile).stop is not None:
+            if _look(grown, filter_id, references, scoring, adaptive_plan, profile).stop is not None:
                 stopped.add(filter_id)
         active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
@@ -260,7 +260,7 @@ def grow(
         if on_look is not None:
             on_look(LookState(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
-        progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
+        progress(SweepEvent(target, filter_ids[-1], steps * adaptive_plan.looks, steps * adaptive_plan.looks))
     return {f: current[f] for f in filter_ids}, infos
 
 
@@ -278,14 +278,14 @@ def _keep_bits(
 # --- Threat profiles (fragscan.sweep.threats): looks that wait for every budget's classes -----------------
 
 
-def planned_level(adaptive: AdaptivePlan | None, members: int) -> float:
+def planned_level(adaptive_plan: AdaptivePlan | None, members: int) -> float:
     """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
     the adaptive plan's looks: Pocock's repeated-interval z for α = 0.05/members over the planned
     look sizes, or as schema 2.1 reports were judged, Bonferroni over the looks too; without a
     plan, Bonferroni over the members."""
-    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
-        return family_level(members, 1 if adaptive is None else adaptive.looks)
-    return level_of(pocock_z(adaptive.schedule, (1 - LEVEL) / max(1, members)))
+    if adaptive_plan is None or adaptive_plan.interval_adjustment == "bonferroni":
+        return family_level(members, 1 if adaptive_plan is None else adaptive_plan.looks)
+    return level_of(pocock_z(adaptive_plan.schedule, (1 - LEVEL) / max(1, members)))
 
 
 @dataclass(frozen=True)
@@ -301,21 +301,23 @@ class Profile:
     summary_level: float
 
 
-def profile(adaptive: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
+def profile(adaptive_plan: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
     budgets = len(references)
     return Profile(
-        references, headline, planned_level(adaptive, budgets), planned_level(adaptive, groups * budgets)
+        references, headline, planned_level(adaptive_plan, budgets), planned_level(adaptive_plan, groups * budgets)
     )
 
 
-def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive: AdaptivePlan) -> Look:
+def profile_look(
+    curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive_plan: AdaptivePlan
+) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
     budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
     difference classes (clean accuracy does not depend on ε) and, for the summary filter, the
     group's class, each decided or out of reach at its repeated-interval level."""
     levels = {"filter_level": profile.filter_level, "summary_level": profile.summary_level}
-    per_budget = adaptive.model_copy(update=levels)
+    per_budget = adaptive_plan.model_copy(update=levels)
     budgets = [
         look(replace(curve, adversarial=curve.adversarial[..., i]), filter_id, reference, scoring, per_budget,
              scores=("adversarial", "difference"))
@@ -323,7 +325,7 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: Scorin
     ]
     headline = look(
         replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
-        profile.references[profile.headline], scoring, adaptive,
+        profile.references[profile.headline], scoring, adaptive_plan,
     )
     stops = [headline.stop, *(b.stop for b in budgets)]
     if None in stops:
@@ -338,9 +340,9 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: Scorin
 
 
 def _look(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     profile: Profile | None,
 ) -> Look:
     if profile is None:
-        return look(curve, filter_id, references, scoring, adaptive)
-    return profile_look(curve, filter_id, profile, scoring, adaptive)
+        return look(curve, filter_id, references, scoring, adaptive_plan)
+    return profile_look(curve, filter_id, profile, scoring, adaptive_plan)
