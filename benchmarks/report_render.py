@@ -20,7 +20,6 @@ import torch
 from fragscan import ScanConfig, __version__
 from fragscan.pipeline.scanning import _filter_curve, _Profile
 from fragscan.report import (
-    Baseline,
     DatasetInfo,
     GroupReport,
     ModelInfo,
@@ -31,6 +30,7 @@ from fragscan.report import (
     Threat,
     ThreatAttack,
     ThreatBudget,
+    UnfilteredReport,
 )
 from fragscan.report.html import render_html, threat_section
 from fragscan.report.io import report_json
@@ -147,7 +147,7 @@ def main() -> None:
         ),
         settings=Settings(**config.model_dump(), eps_used=budgets[-1] if budgets else 0.01, device_used="cpu",
                           versions={}),
-        baseline=Baseline(
+        baseline=UnfilteredReport(
             clean=clean0.double().mean().item(),
             adversarial=adversarial0.double().mean().item(),
             samples=arguments.samples,

@@ -5,7 +5,7 @@
 For ResNet-18 (torchvision, CIFAR-size 3x32x32 input, 10 classes, *random* weights seeded with 0,
 uniform-noise images labelled by the unfiltered network's own predictions so clean accuracy starts
 at 1) and for the embedded default (digits-cnn on its digits test split), in `fixed` and
-`regenerate` (FGSM) modes: runs `fragscan.sweep.reference.reference_sweep` (deepcopy per variant, full
+`regenerate` (FGSM) modes: runs `fragscan.sweep.naive.naive_sweep` (deepcopy per variant, full
 forwards, torchattacks on each filtered copy) and `fragscan.sweep.engine.sweep`, checks that every
 per-sample curve is identical, and prints wall time, samples/s (filtered networks x samples per
 second), peak memory and the speed ratio; then the engine's efficiency against the limit; with
@@ -31,7 +31,7 @@ from fragscan.models import ModelSpec, Normalized, create_model
 from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
 from fragscan.sweep.groups import parameter_groups
-from fragscan.sweep.reference import reference_sweep
+from fragscan.sweep.naive import naive_sweep
 
 FILTERS = ("step-up", "step-down", "pulse")
 CIFAR_SPEC = ModelSpec((3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10)
@@ -118,7 +118,7 @@ def run_engine(case: Case, groups, mode: str, thresholds: int):
 
 
 def run_reference(case: Case, groups, mode: str, thresholds: int):
-    return reference_sweep(
+    return naive_sweep(
         case.model,
         groups,
         FILTERS,

@@ -27,7 +27,7 @@ from fragscan.sweep.attacks import (
 )
 from fragscan.sweep.engine import analysis_mode, sweep
 from fragscan.sweep.groups import parameter_groups
-from fragscan.sweep.reference import reference_sweep
+from fragscan.sweep.naive import naive_sweep
 
 BATCH = 16
 
@@ -116,7 +116,7 @@ def _engine_and_reference(model, images, labels, mode, norm_mode="eval", **attac
     with analysis_mode(model, norm_mode):
         adversary = ADVERSARIES[mode](make_attack(model), images, labels, BATCH, 0)
         result = sweep(model, groups, filters, thresholds, images, labels, adversary, batch_size=BATCH)
-        expected = reference_sweep(model, groups, filters, thresholds, images, labels, make_attack, mode, BATCH, 0)
+        expected = naive_sweep(model, groups, filters, thresholds, images, labels, make_attack, mode, BATCH, 0)
     varied = False
     for group, per_filter in expected.items():
         for filter_id, (clean, adversarial) in per_filter.items():

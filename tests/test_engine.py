@@ -11,7 +11,7 @@ from fragscan.sweep.attacks import ADVERSARIES, build_attack
 from fragscan.sweep.engine import analysis_mode, arithmetic, sweep
 from fragscan.sweep.filters import create_filter
 from fragscan.sweep.groups import parameter_groups
-from fragscan.sweep.reference import reference_sweep
+from fragscan.sweep.naive import naive_sweep
 
 FILTERS = ("step-up", "step-down", "pulse")
 THRESHOLDS = 4
@@ -88,7 +88,7 @@ def _engine_and_reference(model, images, labels, mode, attack="FGSM", **engine_o
         result = sweep(
             model, groups, FILTERS, THRESHOLDS, images, labels, adversary, batch_size=BATCH, **engine_options
         )
-        expected = reference_sweep(
+        expected = naive_sweep(
             model,
             groups,
             FILTERS,
@@ -242,7 +242,7 @@ def test_out_of_memory_backs_off_to_fewer_batches_and_loses_nothing(data, monkey
     with analysis_mode(model):
         adversary = ADVERSARIES["fixed"](build_attack("FGSM", model, EPS, 10), *data, BATCH, 0)
         result = sweep(model, groups, FILTERS, THRESHOLDS, *data, adversary, batch_size=BATCH, progress=events.append)
-        expected = reference_sweep(
+        expected = naive_sweep(
             model, groups, FILTERS, THRESHOLDS, *data, lambda m: build_attack("FGSM", m, EPS, 10), "fixed", BATCH, 0
         )
     assert failures

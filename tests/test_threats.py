@@ -25,7 +25,7 @@ from fragscan.scoring.surface import at_budget, flip_budget, surface
 from fragscan.sweep.attacks import ADVERSARIES, build_attack, predictions
 from fragscan.sweep.engine import Curve, analysis_mode, sweep
 from fragscan.sweep.groups import parameter_groups
-from fragscan.sweep.reference import reference_sweep
+from fragscan.sweep.naive import naive_sweep
 from fragscan.sweep.threats import WorstCase, parse
 
 runner = CliRunner()
@@ -160,7 +160,7 @@ def test_early_exit_gives_the_worst_case_of_the_obvious_loop_on_every_filtered_n
         result = sweep(model, groups, ("pulse",), 4, images, labels, WorstCase(modes), batch_size=batch)
         expected = []
         for eps in budgets:
-            each = [reference_sweep(model, groups, ("pulse",), 4, images, labels, maker(name, eps), mode, batch, 0)
+            each = [naive_sweep(model, groups, ("pulse",), 4, images, labels, maker(name, eps), mode, batch, 0)
                     for name in ("FGSM", "BIM")]
             expected.append(each[0][GROUP]["pulse"][1] & each[1][GROUP]["pulse"][1])
     surface = result.curves[GROUP]["pulse"].adversarial

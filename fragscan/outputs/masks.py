@@ -38,7 +38,7 @@ GRANULARITIES: tuple[MaskGranularity, ...] = get_args(MaskGranularity)
 TRAINABLE: frozenset[Class] = frozenset({"robust", "antifragile"})
 # Elements between two pulse bands (the bands are narrower than the threshold spacing) take the
 # class of the band whose threshold is nearest [ours].
-GAP_RULE = "nearest-threshold"
+BAND_GAPS = "nearest-threshold"
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def build_mask(
         "rule": report.settings.classify,
         "inconclusive": inconclusive,
         "others": others,
-        "band_gaps": GAP_RULE if policy == "band" else "",
+        "band_gaps": BAND_GAPS if policy == "band" else "",
     }
     return Mask({k: v.contiguous() for k, v in tensors.items()}, metadata)
 

@@ -16,7 +16,6 @@ from ..config import AdaptivePlan, AttackPart, ScanConfig, SweepPart
 from ..data import DATASETS, dataset_spec
 from ..models import Normalized
 from ..report import (
-    Baseline,
     DatasetInfo,
     EngineReport,
     FilterCurve,
@@ -31,6 +30,7 @@ from ..report import (
     Threat,
     ThreatAttack,
     ThreatBudget,
+    UnfilteredReport,
 )
 from ..scoring.confidence import pack_bits
 from ..sweep import threats
@@ -153,7 +153,7 @@ def assemble_report(
             precision_disagreement=measuring.precision_disagreement,
             versions=library_versions(),
         ),
-        baseline=Baseline(
+        baseline=UnfilteredReport(
             clean=unfiltered[0].double().mean().item(),
             adversarial=unfiltered[1].double().mean().item(),
             samples=len(indices),

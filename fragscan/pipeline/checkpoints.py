@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ..base.errors import InputError
 from ..config import ScanConfig
-from ..report import Baseline, CheckpointGroup, CheckpointReport, CheckpointScores, Report
+from ..report import CheckpointGroup, CheckpointReport, CheckpointScores, Report, UnfilteredReport
 
 if TYPE_CHECKING:
     from ..sweep.engine import SweepEvent
@@ -59,7 +59,7 @@ def _summary(report: Report, label: str) -> CheckpointReport:
         eps_used=report.settings.eps_used,
         precision_used=report.settings.precision_used,
         precision_disagreement=report.settings.precision_disagreement,
-        baseline=Baseline(
+        baseline=UnfilteredReport(
             clean=report.baseline.clean, adversarial=report.baseline.adversarial, samples=report.baseline.samples
         ),
         groups=[

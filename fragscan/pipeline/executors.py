@@ -47,7 +47,7 @@ class StoppingRule:
     the headline budget, and a threat profile's rule (None: a plain scan, or a one-attack, one-budget
     profile, stopped as one)."""
 
-    plan: AdaptivePlan
+    adaptive_plan: AdaptivePlan
     scoring: ScoringPart
     references: References
     profile: adaptive.Profile | None = None
@@ -93,7 +93,7 @@ def sweep_target(
         keep_look(SavedLook(state, device))
 
     curves, infos = adaptive.grow(
-        sweep_part, measure, stopping.references, stopping.scoring, stopping.plan, progress, target,
+        sweep_part, measure, stopping.references, stopping.scoring, stopping.adaptive_plan, progress, target,
         start=None if saved_look is None else saved_look.state, on_look=None if keep_look is None else on_look,
         profile=stopping.profile,
     )
@@ -296,7 +296,7 @@ def load_worker_plugins(plugins: tuple[Plugin, ...]) -> None:
 
 def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     """Runs on a Ray worker: load the scan's plugins (its filters and attacks are looked up by
-    name), rebuild the measuring from ``job`` (the adversary around the worker's model, with the
+    name), rebuild from ``job`` how networks are measured (the adversary around the worker's model, with the
     scan's examples in fixed mode), sweep one target: an adaptive one from its latest saved looks
     (the driver's resume store where this worker reaches it, else the looks the driver read back),
     keeping each new look there."""
@@ -314,7 +314,7 @@ def sweep_in_worker(job: Job, target: str) -> FinishedTarget:
     if job.resume_dir is not None and job.stopping is not None:
         store = ResumeStore.reach(job.resume_dir, job.fingerprint)
     if store is not None:  # Ray's retry of a task whose worker died goes on from that worker's looks
-        saved_look = store.load_look(target, config.filters, job.stopping.plan.schedule) or saved_look
+        saved_look = store.load_look(target, config.filters, job.stopping.adaptive_plan.schedule) or saved_look
 
     def keep_look(saved: SavedLook) -> None:
         nonlocal store

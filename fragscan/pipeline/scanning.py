@@ -231,14 +231,20 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
         eps, adversary, resolved = _calibrate_adversary(config.attack_part, model, samples, batch_size, warnings)
         measuring = _check_precision(config.runtime_part, model, samples, eps, batch_size, adversary, warnings)
         if resolved is not None:
-            measuring = _threat_baseline(model, samples, measuring, resolved)
+            measuring = _threat_unfiltered(model, samples, measuring, resolved)
         # The adaptive plan, the unfiltered network's references and a threat profile's: made once, for the
         # sweep's stopping rule and the scoring of its curves alike.
-        plan = None if config.adaptive is None else adaptive.plan(config.adaptive, len(samples.indices), len(groups))
+        adaptive_plan = None if config.adaptive is None else adaptive.plan(
+            config.adaptive, len(samples.indices), len(groups)
+        )
         scoring = config.scoring_part
         references = References(headline(measuring), samples.ranks, scoring.bootstrap, scoring.seed)
-        profile = None if measuring.threat is None else _profile(scoring, measuring, plan, samples.ranks, len(groups))
-        stopping = None if plan is None else StoppingRule(plan, scoring, references, profile and profile.looks)
+        profile = None if measuring.threat is None else _profile(
+            scoring, measuring, adaptive_plan, samples.ranks, len(groups)
+        )
+        stopping = None if adaptive_plan is None else StoppingRule(
+            adaptive_plan, scoring, references, profile and profile.looks
+        )
         swept = _sweep(config, inputs, model, groups, samples, measuring, stopping, device, loaded_plugins)
     model.cpu()
     for target in swept.targets:
@@ -247,7 +253,7 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     measuring = replace(measuring, unfiltered=tuple(correct.cpu() for correct in measuring.unfiltered))
     if profile is not None:
         warnings += _profile_warnings(config.attack_part, measuring)
-    warnings += _baseline_warnings(config.attack_part, headline(measuring), model.spec.num_classes, measuring.eps)
+    warnings += _unfiltered_warnings(config.attack_part, headline(measuring), model.spec.num_classes, measuring.eps)
     scored = _score(config.sweep_part, scoring, groups, swept, references, profile)
     plugins = [p.describe() for p in loaded_plugins] + list(inputs.plugins or [])
     report = assemble_report(
@@ -376,7 +382,7 @@ def _calibrate_adversary(
     return eps, build_adversary(attack_part, model, eps, samples.images, samples.labels, batch_size), None
 
 
-def _threat_baseline(model: Normalized, samples: Samples, measuring: Measuring, resolved: threats.Resolved):
+def _threat_unfiltered(model: Normalized, samples: Samples, measuring: Measuring, resolved: threats.Resolved):
     """``measuring`` with the profile and each of its attacks' accuracy alone on the unfiltered network
     (in the sweep's arithmetic); a one-attack profile's is its measurement already."""
     if resolved.single:
@@ -439,7 +445,7 @@ def _sweep(
     adaptive target (``stopping``) interrupted after some looks goes on from the looks the store kept."""
     sweep_part = config.sweep_part
     targets = targets_of(sweep_part, groups)
-    adaptive_plan = None if stopping is None else stopping.plan
+    adaptive_plan = None if stopping is None else stopping.adaptive_plan
     images, labels, batch_size = samples.images, samples.labels, measuring.batch_size
     store, fingerprint = None, None
     if inputs.resume_dir is not None:
@@ -492,7 +498,7 @@ def _sweep(
     return Swept(targets, finished, resumed, len(saved_looks), adaptive_plan)
 
 
-def _baseline_warnings(attack_part: AttackPart, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
+def _unfiltered_warnings(attack_part: AttackPart, unfiltered: Measurement, num_classes: int, eps: float) -> list[str]:
     """What the unfiltered network's accuracy says about the scan: an attack that defeats every sample,
     a network near chance, an ``--eps auto`` that missed its target."""
     clean, adversarial = (correct.double().mean().item() for correct in unfiltered)

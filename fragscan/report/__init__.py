@@ -9,7 +9,6 @@ from .io import (  # noqa: F401
 )
 from .model import (  # noqa: F401
     SCHEMA_VERSION,
-    Baseline,
     BudgetClasses,
     BudgetIntervals,
     BudgetScores,
@@ -38,4 +37,5 @@ from .model import (  # noqa: F401
     ThresholdClasses,
     ThresholdIntervals,
     ThresholdValues,
+    UnfilteredReport,
 )

@@ -257,7 +257,9 @@ class SkippedGroupReport(_Model):
     reason: str
 
 
-class Baseline(_Model):
+class UnfilteredReport(_Model):
+    """The unfiltered network on the evaluation samples (the report's ``baseline``): what scores compare to."""
+
     clean: float
     adversarial: float
     samples: int
@@ -412,7 +414,7 @@ class CheckpointReport(_Model):
     eps_used: float
     precision_used: Precision = Field("fp32", description="this checkpoint's sweep arithmetic")
     precision_disagreement: float | None = Field(None, description="as in settings, for this checkpoint")
-    baseline: Baseline
+    baseline: UnfilteredReport
     groups: list[CheckpointGroup]
 
 
@@ -434,7 +436,7 @@ class Report(_Model):
     model: ModelInfo
     dataset: DatasetInfo
     settings: Settings
-    baseline: Baseline
+    baseline: UnfilteredReport
     groups: list[GroupReport]
     skipped: list[SkippedGroupReport]
     network: list[NetworkGroup] | None = Field(

@@ -95,13 +95,13 @@ def _critical_values(boundary: str, looks: list[int], alpha: float) -> list[floa
     return spending_boundary(looks, alpha, boundary)
 
 
-def look_levels(adaptive: AdaptivePlan, samples: int) -> tuple[float, float]:
+def look_levels(adaptive_plan: AdaptivePlan, samples: int) -> tuple[float, float]:
     """The per-filter and summary levels of the planned look at ``samples``: the plan's one level at
     every look, or with a spending boundary that look's own."""
-    if adaptive.filter_zs is None:
-        return adaptive.filter_level, adaptive.summary_level
-    index = adaptive.schedule.index(samples)
-    return level_of(adaptive.filter_zs[index]), level_of(adaptive.summary_zs[index])
+    if adaptive_plan.filter_zs is None:
+        return adaptive_plan.filter_level, adaptive_plan.summary_level
+    index = adaptive_plan.schedule.index(samples)
+    return level_of(adaptive_plan.filter_zs[index]), level_of(adaptive_plan.summary_zs[index])
 
 
 @dataclass(frozen=True)
@@ -116,19 +116,19 @@ class Look:
 
 
 def look(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     scores: tuple[str, ...] = SCORES,
 ) -> Look:
     """``scores``: the per-filter scores whose classes the stop waits for (a profile's other budgets:
     only those ε changes)."""
     samples = curve.clean.shape[1]
     reference = references.at(samples)
-    filter_level, summary_level = look_levels(adaptive, samples)
+    filter_level, summary_level = look_levels(adaptive_plan, samples)
     assessment = assess(curve, reference, scoring, filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
     # (score kind, score, interval, class, level now, level at the final look) of each claim the sweep contributes
     claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], filter_level,
-               adaptive.filter_level) for s in scores]
+               adaptive_plan.filter_level) for s in scores]
     summary = None
     if filter_id == scoring.summary_filter:
         wide = assess(curve, reference, scoring, summary_level)
@@ -138,7 +138,9 @@ def look(
             score, scoring.tau, perturbed=any(curve.changed), interval=interval, rule=scoring.classify
         )
         summary = summary_class, interval
-        claims.append((scoring.summary_score, score, interval, summary_class, summary_level, adaptive.summary_level))
+        claims.append(
+            (scoring.summary_score, score, interval, summary_class, summary_level, adaptive_plan.summary_level)
+        )
     accuracies = reference_accuracies(
         curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), scoring.normalise_by
     )
@@ -149,9 +151,9 @@ def look(
     ]
     if not undecided:
         stop = "decided"
-    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive.max_samples) for claim in undecided):
+    elif all(_out_of_reach(*claim, samples, scoring.tau, adaptive_plan.max_samples) for claim in undecided):
         stop = "futile"
-    elif samples >= adaptive.max_samples:
+    elif samples >= adaptive_plan.max_samples:
         stop = "maximum"
     else:
         stop = None
@@ -184,18 +186,18 @@ def _out_of_reach(
 
 
 def history(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     profile: Profile | None = None,
 ) -> list[Look]:
     """Every look the sweep took, recomputed from its final curve (its columns are the prefix of
     its size; each earlier look saw a prefix of those); a threat ``profile``'s by its rule."""
     ranks = references.ranks[references.columns(curve.clean.shape[1])]
     looks = []
-    for samples in adaptive.schedule:
+    for samples in adaptive_plan.schedule:
         if samples > curve.clean.shape[1]:
             break
         kept = ranks < samples
-        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive, profile))
+        looks.append(_look(_columns(curve, kept), filter_id, references, scoring, adaptive_plan, profile))
     return looks
 
 
@@ -233,7 +235,7 @@ def grow(
     measure: Measure,
     references: References,
     scoring: ScoringPart,
-    adaptive: AdaptivePlan,
+    adaptive_plan: AdaptivePlan,
     progress: Callable[[SweepEvent], None] | None = None,
     target: str = "",
     start: LookState | None = None,
@@ -262,13 +264,13 @@ def grow(
         for filter_id in active:
             kept = current[filter_id]
             _keep_bits(bits, filter_id, kept, references.columns(kept.clean.shape[1]), len(ranks))
-        seen, begin = adaptive.schedule[start.look], start.look + 1
-    for index in range(begin, len(adaptive.schedule)) if active else ():
-        samples = adaptive.schedule[index]
+        seen, begin = adaptive_plan.schedule[start.look], start.look + 1
+    for index in range(begin, len(adaptive_plan.schedule)) if active else ():
+        samples = adaptive_plan.schedule[index]
         new = ((ranks >= seen) & (ranks < samples)).nonzero().squeeze(1)
 
         def forward(event: SweepEvent, offset=index * steps) -> None:
-            progress(replace(event, done=offset + event.done, total=steps * adaptive.looks))
+            progress(replace(event, done=offset + event.done, total=steps * adaptive_plan.looks))
 
         measured = measure(active, new, forward if progress else None)
         infos.append(measured.info)
@@ -279,7 +281,7 @@ def grow(
             clean, adversarial = bits[filter_id]
             grown = replace(current.get(filter_id, curve), clean=clean[:, prefix], adversarial=adversarial[:, prefix])
             current[filter_id] = grown
-            if _look(grown, filter_id, references, scoring, adaptive, profile).stop is not None:
+            if _look(grown, filter_id, references, scoring, adaptive_plan, profile).stop is not None:
                 stopped.add(filter_id)
         active, seen = tuple(f for f in active if f not in stopped), samples
         if not active:
@@ -287,7 +289,7 @@ def grow(
         if on_look is not None:
             on_look(LookState(index, dict(current), frozenset(stopped), tuple(infos)))
     if progress is not None:
-        progress(SweepEvent(target, filter_ids[-1], steps * adaptive.looks, steps * adaptive.looks))
+        progress(SweepEvent(target, filter_ids[-1], steps * adaptive_plan.looks, steps * adaptive_plan.looks))
     return {f: current[f] for f in filter_ids}, infos
 
 
@@ -305,29 +307,30 @@ def _keep_bits(
 # --- Threat profiles (fragscan.sweep.threats): looks that wait for every budget's classes -----------------
 
 
-def planned_level(adaptive: AdaptivePlan | None, members: int, samples: int | None = None) -> float:
+def planned_level(adaptive_plan: AdaptivePlan | None, members: int, samples: int | None = None) -> float:
     """The per-claim level of a family of ``members`` claims at 95 % together, each looked at by
     the adaptive plan's looks, at the look of ``samples`` (default: the final one): the plan's
     repeated-interval z for α = 0.05/members over the planned look sizes (Pocock's, or the spending
     boundary's at that look), or as schema 2.1 reports were judged, Bonferroni over the looks too;
     without a plan, Bonferroni over the members."""
-    if adaptive is None or adaptive.interval_adjustment == "bonferroni":
-        return family_level(members, 1 if adaptive is None else adaptive.looks)
-    critical = _critical_values(adaptive.look_boundary, adaptive.schedule, (1 - LEVEL) / max(1, members))
-    one_for_all = samples is None or adaptive.filter_zs is None  # Pocock's: the same z at every look
-    return level_of(critical[-1 if one_for_all else adaptive.schedule.index(samples)])
+    if adaptive_plan is None or adaptive_plan.interval_adjustment == "bonferroni":
+        return family_level(members, 1 if adaptive_plan is None else adaptive_plan.looks)
+    critical = _critical_values(adaptive_plan.look_boundary, adaptive_plan.schedule, (1 - LEVEL) / max(1, members))
+    one_for_all = samples is None or adaptive_plan.filter_zs is None  # Pocock's: the same z at every look
+    return level_of(critical[-1 if one_for_all else adaptive_plan.schedule.index(samples)])
 
 
-def family_plan(adaptive: AdaptivePlan, members: int, summary_members: int) -> AdaptivePlan:
-    """``adaptive`` with its per-filter claims a family of ``members`` and its summary claims one of
+def family_plan(adaptive_plan: AdaptivePlan, members: int, summary_members: int) -> AdaptivePlan:
+    """``adaptive_plan`` with its per-filter claims a family of ``members`` and its summary claims one of
     ``summary_members``, at 95 % together each (:func:`planned_level`), at every look."""
     levels = {
-        "filter_level": planned_level(adaptive, members), "summary_level": planned_level(adaptive, summary_members)
+        "filter_level": planned_level(adaptive_plan, members),
+        "summary_level": planned_level(adaptive_plan, summary_members),
     }
-    if adaptive.filter_zs is not None:
+    if adaptive_plan.filter_zs is not None:
         for name, family in (("filter_zs", members), ("summary_zs", summary_members)):
-            levels[name] = _critical_values(adaptive.look_boundary, adaptive.schedule, (1 - LEVEL) / family)
-    return adaptive.model_copy(update=levels)
+            levels[name] = _critical_values(adaptive_plan.look_boundary, adaptive_plan.schedule, (1 - LEVEL) / family)
+    return adaptive_plan.model_copy(update=levels)
 
 
 @dataclass(frozen=True)
@@ -342,12 +345,14 @@ class Profile:
     per_budget: AdaptivePlan
 
 
-def profile(adaptive: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
+def profile(adaptive_plan: AdaptivePlan, references: list[References], headline: int, groups: int) -> Profile:
     budgets = len(references)
-    return Profile(references, headline, family_plan(adaptive, budgets, groups * budgets))
+    return Profile(references, headline, family_plan(adaptive_plan, budgets, groups * budgets))
 
 
-def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive: AdaptivePlan) -> Look:
+def profile_look(
+    curve: Curve, filter_id: str, profile: Profile, scoring: ScoringPart, adaptive_plan: AdaptivePlan
+) -> Look:
     """A look at a profile's sweep (adversarial bits [thresholds, samples, budgets]): the headline
     budget's look, as a one-budget scan's (its classes and intervals are the report's looks), that
     stops only once every budget's claims have stopped too: per budget the adversarial and
@@ -360,7 +365,7 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: Scorin
     ]
     headline = look(
         replace(curve, adversarial=curve.adversarial[..., profile.headline]), filter_id,
-        profile.references[profile.headline], scoring, adaptive,
+        profile.references[profile.headline], scoring, adaptive_plan,
     )
     stops = [headline.stop, *(b.stop for b in budgets)]
     if None in stops:
@@ -375,9 +380,9 @@ def profile_look(curve: Curve, filter_id: str, profile: Profile, scoring: Scorin
 
 
 def _look(
-    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive: AdaptivePlan,
+    curve: Curve, filter_id: str, references: References, scoring: ScoringPart, adaptive_plan: AdaptivePlan,
     profile: Profile | None,
 ) -> Look:
     if profile is None:
-        return look(curve, filter_id, references, scoring, adaptive)
-    return profile_look(curve, filter_id, profile, scoring, adaptive)
+        return look(curve, filter_id, references, scoring, adaptive_plan)
+    return profile_look(curve, filter_id, profile, scoring, adaptive_plan)

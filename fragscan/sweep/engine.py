@@ -2,7 +2,7 @@
 
 The engine prints and writes nothing. It restores every tensor in ``finally``, measures each
 distinct mask once (identical masks give identical networks), and reports progress through a
-callback. Its numbers are, bit for bit, those of the obvious loop (``fragscan.sweep.reference``); it
+callback. Its numbers are, bit for bit, those of the obvious loop (``fragscan.sweep.naive``); it
 gets there faster by:
 
 - prefix reuse: per target (a group), the activations that do not depend on it are computed once

@@ -19,10 +19,10 @@ from .filters import create_filter
 from .groups import Group
 
 # Per group and filter: clean and adversarial correctness, bool [thresholds, samples].
-ReferenceCurves = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
+NaiveCurves = dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]
 
 
-def reference_sweep(
+def naive_sweep(
     model: nn.Module,
     groups: list[Group],
     filter_ids: tuple[str, ...],
@@ -33,11 +33,11 @@ def reference_sweep(
     attack_mode: str,
     batch_size: int,
     seed: int,
-) -> ReferenceCurves:
+) -> NaiveCurves:
     """Local-scope curves computed the obvious way (call inside ``engine.analysis_mode``)."""
     fixed = craft(make_attack(model), images, labels, batch_size, seed) if attack_mode == "fixed" else None
     names = {id(p): name for name, p in model.named_parameters()}
-    curves: ReferenceCurves = {}
+    curves: NaiveCurves = {}
     for group in groups:
         weight = group.parameter.detach()
         curves[group.name] = {}
