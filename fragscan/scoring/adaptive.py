@@ -126,7 +126,7 @@ def look(
     filter_level, summary_level = look_levels(adaptive_plan, samples)
     assessment = assess(curve, reference, scoring, filter_level)
     intervals = {s: None if assessment.intervals is None else getattr(assessment.intervals, s) for s in SCORES}
-    # (score kind, score, interval, class, level now, level at the final look) of each claim the sweep contributes
+    # (score name, score, interval, class, level now, level at the final look) of each claim the sweep contributes
     claims = [(s, getattr(assessment.scores, s), intervals[s], assessment.classes[s], filter_level,
                adaptive_plan.filter_level) for s in scores]
     summary = None
@@ -145,9 +145,9 @@ def look(
         curve.clean, curve.adversarial, (reference.clean0, reference.adversarial0), scoring.normalise_by
     )
     undecided = [
-        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[kind], level, final)
-        for kind, score, interval, cls, level, final in claims
-        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(kind, references, scoring)
+        (score, interval, dict(zip(SCORES, width_floor(samples, level, *accuracies)))[score_name], level, final)
+        for score_name, score, interval, cls, level, final in claims
+        if cls not in DECIDED | {"unperturbed"} and not _undefined_for_good(score_name, references, scoring)
     ]
     if not undecided:
         stop = "decided"
@@ -160,10 +160,11 @@ def look(
     return Look(samples, assessment.classes, intervals, summary, stop)
 
 
-def _undefined_for_good(kind: str, references: References, scoring: ScoringPart) -> bool:
+def _undefined_for_good(score_name: str, references: References, scoring: ScoringPart) -> bool:
     """Whether the score stays undefined at every sample count: a reference accuracy it divides by is
     0 on every drawn sample (a prefix's 0 may not last: a first look of a few samples, all wrong)."""
-    return scoring.normalise_by == "unfiltered" and any(not references.unfiltered[i].any() for i in REFERENCES[kind])
+    unfiltered = references.unfiltered
+    return scoring.normalise_by == "unfiltered" and any(not unfiltered[i].any() for i in REFERENCES[score_name])
 
 
 def _out_of_reach(

@@ -12,7 +12,7 @@ Threshold intervals: the paired difference Δ = acc_i − acc0 is the mean of pe
 d ∈ {−1, 0, 1} (clean, adversarial) or d ∈ {−2, …, 2} (their difference). Its interval is Agresti and
 Min's (2005) Wald interval for matched pairs: half a pseudo-sample is added to each cell of the paired
 table (d = +1, d = −1 and twice d = 0), so a threshold with no discordant sample still has a width
-set by the sample count. Bonferroni over the scan's perturbed thresholds (one family per score kind)
+set by the sample count. Bonferroni over the scan's perturbed thresholds (one family per score)
 keeps every decided threshold class right at once with 95 % confidence; we chose it over
 false-coverage-rate intervals after Benjamini–Hochberg selection because ``robust`` claims are made
 about the thresholds such a selection leaves out. Each threshold also records the exact sign test on
@@ -79,7 +79,7 @@ def summary_claim(
         interval = getattr(
             bootstrap.intervals(*_unpacked(curve), curve.positions, present=present,
                                 normalise_by=scoring.normalise_by, level=level,
-                                point=[getattr(curve.scores, kind) for kind in SCORES]),
+                                point=[getattr(curve.scores, score_name) for score_name in SCORES]),
             scoring.summary_score,
         )
     score = getattr(curve.scores, scoring.summary_score)
@@ -114,26 +114,26 @@ def judge_thresholds(report: Report) -> Report:
         key = (name, filter_id)
         deltas, intervals, p_values = tests[key]
         classes = {
-            kind: [
+            score_name: [
                 classify(float(deltas[k][i]), settings.tau, perturbed=changed > 0, interval=intervals[k][i],
                          rule=settings.classify)
                 for i, changed in enumerate(curve.changed)
             ]
-            for k, kind in enumerate(SCORES)
+            for k, score_name in enumerate(SCORES)
         }
         unperturbed = [changed == 0 for changed in curve.changed]
         return curve.model_copy(
             update={
                 "half_widths": None if curve.intervals is None else ScoreTriple(
-                    **{kind: _half_width(getattr(curve.intervals, kind)) for kind in SCORES}
+                    **{score_name: _half_width(getattr(curve.intervals, score_name)) for score_name in SCORES}
                 ),
                 "threshold_classes": ThresholdClasses(**classes),
                 "threshold_p_values": ThresholdValues(
-                    **{kind: _unless(p_values[k], unperturbed) for k, kind in enumerate(SCORES)}
+                    **{score_name: _unless(p_values[k], unperturbed) for k, score_name in enumerate(SCORES)}
                 ),
                 "threshold_q_values": ThresholdValues(**dict(zip(SCORES, q_values[key]))),
                 "threshold_intervals": ThresholdIntervals(
-                    **{kind: _unless(intervals[k], unperturbed) for k, kind in enumerate(SCORES)}
+                    **{score_name: _unless(intervals[k], unperturbed) for k, score_name in enumerate(SCORES)}
                 ),
             }
         )
@@ -230,16 +230,16 @@ def sign_test(d: np.ndarray) -> float:
 
 
 def _tests(differences: np.ndarray, level: float):
-    """Per kind and threshold: the point Δ (unadjusted, as the τ rule reads it), the adjusted interval, p."""
+    """Per score and threshold: the point Δ (unadjusted, as the τ rule reads it), the adjusted interval, p."""
     deltas = differences.mean(-1)
     bounds = paired_interval(differences, level)
-    intervals = [[(float(lo), float(hi)) for lo, hi in kind] for kind in bounds]
-    p_values = [[sign_test(row) for row in kind] for kind in differences]
+    intervals = [[(float(lo), float(hi)) for lo, hi in per_score] for per_score in bounds]
+    p_values = [[sign_test(row) for row in per_score] for per_score in differences]
     return deltas, intervals, p_values
 
 
 def _q_values(tests: dict, changed: dict) -> dict:
-    """BH q-values over every perturbed threshold of the scan, one family per kind; None elsewhere."""
+    """BH q-values over every perturbed threshold of the scan, one family per score; None elsewhere."""
     keys = list(tests)
     q_values = {key: [[None] * len(changed[key]) for _ in SCORES] for key in keys}
     for k in range(len(SCORES)):
