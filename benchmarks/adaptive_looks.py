@@ -46,7 +46,7 @@ def sweeps(report: Report) -> list[tuple[str, str, Curve]]:
     for group in report.groups:
         for filter_id, curve in group.filters.items():
             shape = [len(curve.thresholds), curve.samples]
-            bits = [unpack_bits(getattr(curve.correct, kind), shape) for kind in ("clean", "adversarial")]
+            bits = [unpack_bits(getattr(curve.correct, accuracy), shape) for accuracy in ("clean", "adversarial")]
             found.append((group.name, filter_id, Curve(curve.thresholds, curve.positions, curve.removed,
                                                        curve.changed, group.numel, *bits)))
     return found
@@ -55,13 +55,13 @@ def sweeps(report: Report) -> list[tuple[str, str, Curve]]:
 def replay(report: Report, references: References, candidate: Adaptive) -> tuple[int, int, dict]:
     """Sample evaluations used and available, and the classes each sweep would end with."""
     drawn = report.baseline.samples
-    adaptive = plan(candidate, drawn, len(report.groups))
+    adaptive_plan = plan(candidate, drawn, len(report.groups))
     used, ended = 0, {}
     for group, filter_id, curve in sweeps(report):
-        for samples in adaptive.schedule:
+        for samples in adaptive_plan.schedule:
             columns = references.columns(samples)
             prefix = replace(curve, clean=curve.clean[:, columns], adversarial=curve.adversarial[:, columns])
-            seen = look(prefix, filter_id, references, report.settings.scoring_part, adaptive)
+            seen = look(prefix, filter_id, references, report.settings.scoring_part, adaptive_plan)
             if seen.stop is not None:
                 break
         used += samples * len(curve.thresholds)

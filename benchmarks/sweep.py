@@ -9,7 +9,7 @@ at 1) and for the embedded default (digits-cnn on its digits test split), in `fi
 forwards, torchattacks on each filtered copy) and `fragscan.sweep.engine.sweep`, checks that every
 per-sample curve is identical, and prints wall time, samples/s (filtered networks x samples per
 second), peak memory and the speed ratio; then the engine's efficiency against the limit; with
-`--reduced bf16` (default) the engine under bf16 autocast against the same exact reference, with
+`--reduced bf16` (default) the engine under bf16 autocast against the same exact naive sweep, with
 the share of correctness entries that differ; and how its time grows with groups, thresholds and samples.
 A benchmark, not a test: figures depend on the
 machine and its load; the ratios within one process are what compare.
@@ -117,7 +117,7 @@ def run_engine(case: Case, groups, mode: str, thresholds: int):
     )
 
 
-def run_reference(case: Case, groups, mode: str, thresholds: int):
+def run_naive(case: Case, groups, mode: str, thresholds: int):
     return naive_sweep(
         case.model,
         groups,
@@ -172,7 +172,7 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group
     )
     print(f"plain inference: {throughput:,.0f} samples/s")
     print(
-        f"{'mode':<11}{'reference s':>12}{'engine s':>10}{'ratio':>7}{'ref CPU s':>11}{'eng CPU s':>11}{'ratio':>7}"
+        f"{'mode':<11}{'naive s':>12}{'engine s':>10}{'ratio':>7}{'ref CPU s':>11}{'eng CPU s':>11}{'ratio':>7}"
         f"{'ref samp/s':>12}{'eng samp/s':>12}{'ref peak MiB':>14}{'eng peak MiB':>14}  identical"
     )
     for mode in ("fixed", "regenerate"):
@@ -180,16 +180,16 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group
             result, engine_s, engine_cpu, engine_peak = timed(
                 device, lambda: run_engine(case, groups, mode, thresholds)
             )
-            expected, reference_s, reference_cpu, reference_peak = timed(
-                device, lambda: run_reference(case, groups, mode, thresholds)
+            expected, naive_s, naive_cpu, naive_peak = timed(
+                device, lambda: run_naive(case, groups, mode, thresholds)
             )
         networks = len(groups) * len(FILTERS) * thresholds
         same = differing_share(result, expected) == 0
         print(
-            f"{mode:<11}{reference_s:>12.2f}{engine_s:>10.2f}{reference_s / engine_s:>6.2f}x"
-            f"{reference_cpu:>11.2f}{engine_cpu:>11.2f}{reference_cpu / engine_cpu:>6.2f}x"
-            f"{networks * samples / reference_s:>12,.0f}{networks * samples / engine_s:>12,.0f}"
-            f"{reference_peak / 2**20:>14,.0f}{engine_peak / 2**20:>14,.0f}  {'yes' if same else 'NO'}"
+            f"{mode:<11}{naive_s:>12.2f}{engine_s:>10.2f}{naive_s / engine_s:>6.2f}x"
+            f"{naive_cpu:>11.2f}{engine_cpu:>11.2f}{naive_cpu / engine_cpu:>6.2f}x"
+            f"{networks * samples / naive_s:>12,.0f}{networks * samples / engine_s:>12,.0f}"
+            f"{naive_peak / 2**20:>14,.0f}{engine_peak / 2**20:>14,.0f}  {'yes' if same else 'NO'}"
         )
         # The limit: only the dependent suffix of every distinct variant, at plain inference speed.
         # fixed: clean + adversarial suffix; regenerate: the clean suffix (shared with the attack's
@@ -204,13 +204,13 @@ def compare(case: Case, thresholds: int, device, reduced: tuple[str, ...], group
             f"{limit_s / engine_s:.0%}; prefix reuse {result.info.prefix_reuse}, fused FGSM {result.info.fused_attack}"
         )
         if not same:
-            raise SystemExit("curves differ from the reference loop")
-        for precision in reduced:  # opt-in autocast against the exact reference: faster, not identical
+            raise SystemExit("curves differ from the naive sweep")
+        for precision in reduced:  # opt-in autocast against the exact naive sweep: faster, not identical
             with analysis_mode(case.model), arithmetic(case.model, precision):
                 fast, fast_s, fast_cpu, fast_peak = timed(device, lambda: run_engine(case, groups, mode, thresholds))
             print(
-                f"{mode + ' ' + precision:<11}{'':>12}{fast_s:>10.2f}{reference_s / fast_s:>6.2f}x{'':>11}"
-                f"{fast_cpu:>11.2f}{reference_cpu / fast_cpu:>6.2f}x{'':>12}{networks * samples / fast_s:>12,.0f}"
+                f"{mode + ' ' + precision:<11}{'':>12}{fast_s:>10.2f}{naive_s / fast_s:>6.2f}x{'':>11}"
+                f"{fast_cpu:>11.2f}{naive_cpu / fast_cpu:>6.2f}x{'':>12}{networks * samples / fast_s:>12,.0f}"
                 f"{'':>14}{fast_peak / 2**20:>14,.0f}  {differing_share(fast, expected):.2%} of entries differ"
             )
 
@@ -260,7 +260,7 @@ def main() -> None:
     parser.add_argument(
         "--reduced",
         default="bf16",
-        help="comma-separated autocast precisions to time against the exact reference ('' for none)",
+        help="comma-separated autocast precisions to time against the exact naive sweep ('' for none)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

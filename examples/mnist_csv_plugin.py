@@ -6,7 +6,7 @@ Load this file with ``--plugin``:
     fragscan scan small-cnn mnist-csv --plugin examples/mnist_csv_plugin.py --data-root DIR --weights W
 
 A dataset factory takes ``(root, split, **kw)`` and returns a torch Dataset of
-``(float image in [0, 1], C x H x W, int label)``. Raise ``fragscan.base.errors.InputError`` with the
+``(float image in [0, 1], C x H x W, int label)``. Raise ``fragscan.InputError`` with the
 files expected and where: fragscan prints it as one line.
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import fragscan
-from fragscan.base.errors import InputError
+from fragscan import InputError
 
 
 @fragscan.register_dataset(

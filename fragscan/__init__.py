@@ -10,7 +10,7 @@ from ._version import __version__  # noqa: E402,F401
 # The public API, imported on first use (PEP 562): most of it needs torch, which takes seconds to
 # import, and `fragscan --help` or a bad option should not wait for it.
 _EXPORTS = {
-    ".base.errors": ("FragscanError",),
+    ".base.errors": ("ConfigError", "FragscanError", "InputError"),
     ".config": ("RetrainConfig", "ScanConfig"),
     ".data": ("create_dataset", "list_datasets", "register_dataset"),
     ".models": ("Normalized", "create_model", "list_models", "register_model"),
@@ -42,7 +42,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AuditPolicy",
+    "ConfigError",
     "FragscanError",
+    "InputError",
     "Normalized",
     "Report",
     "RetrainConfig",

@@ -4,8 +4,7 @@ can import them (a model file importing ``fragscan.models`` itself would close a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -26,9 +25,6 @@ class ModelSpec:
     std: tuple[float, ...] | None = None
     num_classes: int | None = None
     default_weights: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def fitted(
         self,

@@ -110,7 +110,8 @@ def assemble_report(
     config: ScanConfig, scanned: Scanned, measuring: Measuring, swept: Swept, scored: Scored, plugins: list[str],
     warnings: list[str], run: RunInfo,
 ) -> Report:
-    """The report: what was scanned (model, data, settings as used), the baseline, the scored curves."""
+    """The report: what was scanned (model, data, settings as used), the unfiltered network's measurement,
+    the scored curves."""
     model, weights_path, samples = scanned.model, scanned.weights_path, scanned.samples
     spec, dataset, indices, unfiltered = model.spec, samples.dataset, samples.indices, headline(measuring)
     spec_dataset = dataset_spec(config.dataset) if config.dataset in DATASETS else None

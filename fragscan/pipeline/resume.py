@@ -155,9 +155,6 @@ class ResumeStore:
     def __contains__(self, target: str) -> bool:
         return self._path(target).is_file()
 
-    def finished(self) -> int:
-        return sum(1 for _ in self._targets.glob("*.safetensors"))
-
     def save(self, target: str, finished: FinishedTarget) -> None:
         """Keep a finished target; its saved looks, if any, are then dropped."""
         from safetensors.torch import save

@@ -249,7 +249,8 @@ def analyse(config: ScanConfig | None = None, inputs: ScanInputs = ScanInputs())
     model.cpu()
     for target in swept.targets:
         if swept.finished[target].device != device.type:
-            warnings.append(f"{target} was swept on {swept.finished[target].device}, the baseline on {device.type}")
+            where = swept.finished[target].device
+            warnings.append(f"{target} was swept on {where}, the unfiltered network on {device.type}")
     measuring = replace(measuring, unfiltered=tuple(correct.cpu() for correct in measuring.unfiltered))
     if profile is not None:
         warnings += _profile_warnings(config.attack_part, measuring)
@@ -518,7 +519,7 @@ def _unfiltered_warnings(attack_part: AttackPart, unfiltered: Measurement, num_c
 def _profile_warnings(attack_part: AttackPart, measuring: Measuring) -> list[str]:
     """What a threat profile's unfiltered accuracies say: an ``auto`` budget that missed its target
     (judged by its attack alone, as it was calibrated), a budget other than the headline that defeats
-    every sample (the headline's is the baseline warning)."""
+    every sample (the headline's is in :func:`_unfiltered_warnings`)."""
     resolved, clean = measuring.threat, measuring.unfiltered[0].double().mean().item()
     worst0 = threats.with_budgets(measuring.unfiltered[1], resolved)
     alone = dict(zip(resolved.entries(), measuring.attack_accuracies))

@@ -67,7 +67,7 @@ class ThresholdClasses(_Model):
 
 
 class ThresholdValues(_Model):
-    """Per threshold, one number per score kind; None where the threshold altered nothing."""
+    """Per threshold, one number per score; None where the threshold altered nothing."""
 
     clean: list[float | None]
     adversarial: list[float | None]

@@ -1,2 +1,2 @@
 """Stage: curves → classes. Filtering scores, their intervals, the class rules, adaptive sampling's looks,
-the evidence rule on fresh samples, and the per-budget threat surface."""
+family-wise claims (``evidence``), and the per-budget threat surface."""

@@ -1,6 +1,6 @@
 """Score confidence (method §5): a paired bootstrap over evaluation samples.
 
-Every curve and the unfiltered baseline were measured on the same samples, so one resample of
+Every curve and the unfiltered network were measured on the same samples, so one resample of
 sample indices is applied to all of them at once (paired): each resample recomputes every
 accuracy from the stored per-sample correctness, then every score. Nothing is re-evaluated.
 

@@ -55,11 +55,11 @@ def judge(report: Report) -> Report:
     if not _judgeable(report):
         return report  # nothing per sample to judge by
     judged, references = judge_thresholds(report), _references(report)
-    scoring, adaptive, groups = report.settings.scoring_part, report.settings.adaptive, len(report.groups)
+    scoring, adaptive_plan, groups = report.settings.scoring_part, report.settings.adaptive, len(report.groups)
 
     def summarised(group: GroupReport) -> GroupReport:
         curve = group.filters[scoring.summary_filter]
-        level = planned_level(adaptive, groups, curve.samples)  # the level of the sweep's last look
+        level = planned_level(adaptive_plan, groups, curve.samples)  # the level of the sweep's last look
         claim = summary_claim(curve, group.numel, references.at(curve.samples).bootstrap, scoring, level)
         return group.model_copy(update=claim)
 
@@ -101,10 +101,10 @@ def judge_thresholds(report: Report) -> Report:
     curves = _curves(report)
     settings = report.settings
     references = _references(report)
-    baseline = references.unfiltered
+    unfiltered = references.unfiltered
     perturbed = sum(sum(1 for n in c.changed if n > 0) for *_, c in curves)
     tests = {  # one curve's per-sample arrays at a time: a large scan's would not all fit at once
-        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(baseline, references, curve)),
+        (name, f): _tests(_differences(*_unpacked(curve), *_prefix(unfiltered, references, curve)),
                           planned_level(settings.adaptive, perturbed, curve.samples))
         for name, f, curve in curves
     }
@@ -182,9 +182,9 @@ def _references(report: Report) -> References:
     """The unfiltered network's reference, each curve paired with it on its own samples: all drawn
     ones, or an adaptive sweep's prefix of the seeded order."""
     drawn, settings = report.baseline.samples, report.settings
-    baseline = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
+    unfiltered = tuple(unpack_bits(getattr(report.baseline.correct, k), [drawn]) for k in ("clean", "adversarial"))
     ranks = drawn_ranks(report.dataset.size, drawn, settings.seed)
-    return References(baseline, ranks, settings.bootstrap, settings.seed)
+    return References(unfiltered, ranks, settings.bootstrap, settings.seed)
 
 
 def group_class(report: Report, group: GroupReport, filter_id: str, score: str) -> str:
@@ -200,14 +200,14 @@ def _unpacked(curve: FilterCurve):
     return tuple(unpack_bits(getattr(curve.correct, k), shape) for k in ("clean", "adversarial"))
 
 
-def _prefix(baseline, references: References, curve: FilterCurve):
+def _prefix(unfiltered, references: References, curve: FilterCurve):
     """The unfiltered network's bits on the curve's samples."""
     columns = references.columns(curve.samples)
-    return tuple(bits[columns] for bits in baseline)
+    return tuple(bits[columns] for bits in unfiltered)
 
 
 def _differences(clean, adversarial, clean0, adversarial0) -> np.ndarray:
-    """Per-sample paired differences to the unfiltered network, [kinds, thresholds, samples]."""
+    """Per-sample paired differences to the unfiltered network, [scores, thresholds, samples]."""
     d_clean = clean.numpy().astype(np.int8) - clean0.numpy().astype(np.int8)
     d_adversarial = adversarial.numpy().astype(np.int8) - adversarial0.numpy().astype(np.int8)
     return np.stack([d_clean, d_adversarial, d_adversarial - d_clean])

@@ -121,12 +121,12 @@ def judge_budgets(report: Report) -> Report:
         curve = group.filters[settings.summary_filter]
         level = planned_level(settings.adaptive, family, curve.samples)
         engine_curve = _curve(curve, len(budgets))
-        kind = settings.summary_score
+        score_name = settings.summary_score
         classes, intervals = [], []
         for i, reference in enumerate(references):
             assessed = assess(at(engine_curve, i), reference.at(curve.samples), scoring, level)
-            interval = None if assessed.intervals is None else getattr(assessed.intervals, kind)
-            score = getattr(assessed.scores, kind)
+            interval = None if assessed.intervals is None else getattr(assessed.intervals, score_name)
+            score = getattr(assessed.scores, score_name)
             classes.append(classify(score, settings.tau, perturbed=any(curve.changed), interval=interval,
                                     rule=settings.classify))
             intervals.append(interval)
