@@ -296,9 +296,12 @@ class _Measurer:
                 grad = torch.autograd.grad(
                     [f for f, _ in pairs], leaf, grad_outputs=[g for _, g in pairs], retain_graph=True
                 )[0]
+        return logits.detach(), self.fgsm_step(leaf, grad)
+
+    def fgsm_step(self, leaf: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """torchattacks.FGSM's last step: one signed step of eps from the input, clipped to [0, 1]."""
         with torch.no_grad():
-            adversarial = torch.clamp(leaf + self.fgsm_eps * grad.sign(), min=0, max=1)
-        return logits.detach(), adversarial
+            return torch.clamp(leaf + self.fgsm_eps * grad.sign(), min=0, max=1)
 
     # -- per batch and block of K variants ------------------------------------------------------
     def measure_many(self, split: Split, k: int, frontier, variants: _VariantSuffix) -> list[tuple]:
@@ -342,9 +345,7 @@ class _Measurer:
                     torch.autograd.grad(outputs, leaf, grad_outputs=[g[v] for g in grads], retain_graph=True)[0]
                     for v in range(variants.count)
                 ])
-        with torch.no_grad():
-            adversarial = torch.clamp(leaf + self.fgsm_eps * grad.sign(), min=0, max=1)
-        return logits.detach(), adversarial
+        return logits.detach(), self.fgsm_step(leaf, grad)
 
     # -- checks against the definition, on the first batch with the unfiltered weights -----------
     def reference_first_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
