@@ -19,6 +19,7 @@ from fragscan.cli import app
 from fragscan.outputs.auditing import load_policy
 from fragscan.pipeline.resume import ResumeStore
 from fragscan.report import load_report, write_report
+from fragscan.report.io import report_json
 
 # Example counts come from the profile in conftest.py: the suite replays, `explore` hunts.
 FUZZED = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -453,6 +454,32 @@ def test_a_damaged_report_is_one_line_exit_2_in_every_command(audited_report, ch
     assert report["baseline"]["samples"] == 10 and report["baseline"]["correct"] is not None
     _damage(report, change)
     _refused_by_every_reader(json.dumps(report), "damaged")
+
+
+@pytest.fixture(scope="module")
+def profile_report() -> dict:
+    """A small threat-profile scan as report.json holds it: two budgets, one group."""
+    config = fragscan.ScanConfig(max_samples=20, thresholds=3, filters="pulse", select=("features.0.weight",),
+                                 threat="FGSM@0.05,0.1", batch_size=32)
+    return json.loads(report_json(fragscan.scan(config)))
+
+
+@pytest.mark.parametrize("where", ["surface", "worst"])
+def test_a_threat_profiles_damaged_bits_are_one_line_exit_2_in_every_command(profile_report, where):
+    """The surface's [budgets, thresholds, samples] bits and each budget's [samples] are checked as a curve's are."""
+    report = json.loads(json.dumps(profile_report))
+    holder = report["groups"][0]["filters"]["pulse"]["surface"] if where == "surface" else report["threat"]["worst"][1]
+    packed = base64.b64decode(holder["correct"])
+    load_report_text(json.dumps(report))  # intact, it loads
+    holder["correct"] = base64.b64encode(packed[:-1]).decode()
+    _refused_by_every_reader(json.dumps(report), "damaged", "does not hold the")
+
+
+def load_report_text(text: str):
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "report.json"
+        path.write_text(text)
+        return load_report(path)
 
 
 def test_a_report_written_by_schema_2_1_still_loads_renders_audits_and_compares(tmp_path):

@@ -91,21 +91,23 @@ class PackedCorrectness(_Model):
     adversarial: str
 
     def check_holds(self, bits: int, where: str) -> None:
-        """ValueError unless each accuracy's bits are base64 of exactly ``bits`` bits (numpy.packbits pads the last
-        byte with zero bits): damaged bits would be read back as other samples' outcomes."""
+        """ValueError unless each accuracy's packed bits hold exactly ``bits`` outcomes (:func:`check_packed`)."""
         for accuracy in ACCURACIES:
-            try:
-                packed = base64.b64decode(getattr(self, accuracy), validate=True)
-            except binascii.Error:
-                raise ValueError(
-                    f"{where} correct.{accuracy} is not base64; the report is damaged: scan again"
-                ) from None
-            padding = -bits % 8
-            if len(packed) != -(-bits // 8) or (padding and packed[-1] & ((1 << padding) - 1)):
-                raise ValueError(
-                    f"{where} correct.{accuracy} does not hold the {bits} outcomes its samples say; the report is "
-                    "damaged: scan again"
-                )
+            check_packed(getattr(self, accuracy), bits, f"{where} correct.{accuracy}")
+
+
+def check_packed(text: str, bits: int, where: str) -> None:
+    """ValueError unless ``text`` is base64 of exactly ``bits`` bits (numpy.packbits pads the last byte with zero
+    bits): damaged bits would be read back as other samples' outcomes."""
+    try:
+        packed = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError(f"{where} is not base64; the report is damaged: scan again") from None
+    padding = -bits % 8
+    if len(packed) != -(-bits // 8) or (padding and packed[-1] & ((1 << padding) - 1)):
+        raise ValueError(
+            f"{where} does not hold the {bits} outcomes its samples say; the report is damaged: scan again"
+        )
 
 
 def _check_accuracies(values: list[float], where: str) -> None:
@@ -516,10 +518,18 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _bits_of_every_sample(self):
-        """After the counts above are known to agree: each curve's packed bits hold [thresholds, samples]."""
+        """After the counts above are known to agree: each curve's packed bits hold [thresholds, samples], its
+        threat surface's [budgets, thresholds, samples], and each budget's unfiltered worst case [samples]."""
+        budgets = len(self.threat.budgets) if self.threat is not None else 0
         for name, curve in self.named_curves():
+            cells = len(curve.thresholds) * curve.samples
             if curve.correct is not None:
-                curve.correct.check_holds(len(curve.thresholds) * curve.samples, f"{name} {curve.label!r}")
+                curve.correct.check_holds(cells, f"{name} {curve.label!r}")
+            if curve.surface is not None and curve.surface.correct is not None:
+                check_packed(curve.surface.correct, budgets * cells, f"{name} {curve.label!r} surface.correct")
+        for worst in self.threat.worst if self.threat is not None else ():
+            if worst.correct is not None:
+                check_packed(worst.correct, self.baseline.samples, f"threat.worst ε={worst.eps:g} correct")
         return self
 
     def named_curves(self) -> list[tuple[str, FilterCurve]]:
