@@ -2,6 +2,8 @@
 definition's (checked against torchattacks run directly and against the obvious loop), and a profile's
 surface row at ε is the plain scan at ε."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -17,6 +19,7 @@ from fragscan.data import create_dataset, evaluation_tensors, sample_ranks
 from fragscan.models import create_model
 from fragscan.report import write_report
 from fragscan.report.model import DECIDED
+from fragscan.report.tables import BUDGET_COLUMNS, CURVE_COLUMNS, curves_csv
 from fragscan.scoring.adaptive import SETTLED
 from fragscan.scoring.assess import budget_references
 from fragscan.scoring.confidence import unpack_bits
@@ -241,6 +244,13 @@ def test_the_report_round_trips_and_a_mask_can_be_derived_at_any_budget(small_co
     assert len(stored["groups"][0]["filters"]["pulse"]["surface"]["adversarial"]) == 2
     report = fragscan.load_report(out / "report.json")
     assert report.threat.headline == 0.1
+    written = (out / "curves.csv").read_text()
+    assert written == curves_csv(report) and written.startswith(",".join(BUDGET_COLUMNS) + "\n")
+    assert len(written.splitlines()) == 1 + len(report.groups) * 3 * 2 * 4  # groups x filters x budgets x thresholds
+    result = runner.invoke(app, ["report", str(out / "report.json"), "-o", str(tmp_path / "page.html"),
+                                 "--csv", str(tmp_path / "again.csv"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again.csv").read_text() == written
     masks = {}
     for eps in ("0.05", "0.1"):
         path = tmp_path / f"mask-{eps}.safetensors"
@@ -325,6 +335,37 @@ def test_a_budget_that_defeats_every_sample_is_warned_and_its_classes_are_undefi
     assert report.threat.worst[1].adversarial == 0
     assert "the threat profile defeats every sample at ε=0.5: adversarial scores there are undefined" in report.warnings
     assert report.groups[0].budget_classes[1] == "undefined" and report.groups[0].summary_class != "undefined"
+
+
+def test_the_curves_csv_has_every_budget_and_its_headline_rows_are_the_one_budget_rows(small_config):
+    report = _profile(small_config, "FGSM@0.05,0.1,0.2", filters="step-up,pulse", headline_eps=0.1)
+    budgets, text = report.threat.budgets, curves_csv(report)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == BUDGET_COLUMNS and BUDGET_COLUMNS[2] == "eps"
+    assert len(rows) == len(report.groups) * 2 * len(budgets) * 4
+    assert [float(r["eps"]) for r in rows[:12]] == [e for e in budgets for _ in range(4)]  # budget x threshold
+    # the headline's rows, less their eps, are the CSV of the body alone: what a one-budget report writes
+    lines = [line.split(",") for line in text.splitlines()]
+    headline = [",".join(line[:2] + line[3:]) for line in lines[1:] if float(line[2]) == report.threat.headline]
+    assert headline == curves_csv(report.model_copy(update={"threat": None})).splitlines()[1:]
+    for eps in budgets:
+        stated = at_budget(report, eps)
+        for group in stated.groups:
+            for filter_id, curve in group.filters.items():
+                at_eps = [r for r in rows if r["group"] == group.name and r["filter"] == filter_id
+                          and float(r["eps"]) == eps]
+                assert [float(r["adversarial"]) for r in at_eps] == curve.adversarial, (eps, filter_id)
+                assert [float(r["clean"]) for r in at_eps] == curve.clean
+                assert [int(r["threshold_index"]) for r in at_eps] == list(range(4))
+    pulse = report.groups[0].filters["pulse"].surface.adversarial
+    assert pulse[0] != pulse[1] != pulse[2], "the budgets' rows are alike: the comparison would prove nothing"
+
+
+def test_a_scan_without_a_profile_writes_the_one_budget_csv(small_config):
+    report = fragscan.scan(small_config(filters="pulse", select=(GROUP,), max_samples=48, thresholds=4))
+    text = curves_csv(report)
+    assert text.splitlines()[0] == ",".join(CURVE_COLUMNS) and "eps" not in CURVE_COLUMNS
+    assert len(text.splitlines()) == 1 + 4
 
 
 ADAPTIVE_PROFILE = dict(
