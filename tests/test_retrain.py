@@ -477,3 +477,39 @@ def test_a_bad_retrain_profile_is_one_line_exit_2_and_nothing_written(tmp_path, 
     assert result.exit_code == 2, result.output
     assert words in result.output and len(result.output.strip().splitlines()) == 1, result.output
     assert not out.exists()
+
+
+def _profile_part(threat):
+    from fragscan.outputs.retraining.experiment import profile_settings
+
+    return profile_settings(RetrainConfig(mask="m.safetensors", threat=threat))
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1])
+def test_adversarial_fine_tuning_on_a_profile_takes_the_first_example_that_fools(eps):
+    """The headline budget's attacks in spec order, each only on the samples the earlier ones left correct:
+    per sample the first fooling example, else the last attack's, as torchattacks run directly gives them."""
+    import torchattacks
+
+    from fragscan.data import evaluation_tensors
+    from fragscan.sweep import threats
+    from fragscan.sweep.attacks import predictions
+
+    net = create_model("digits-cnn").eval()
+    images, labels, _ = evaluation_tensors(create_dataset("digits", split="test"), 60, 0)
+    profile = _profile_part(f"FGSM@0.02,{eps};PGD@{eps}")  # a lower budget is not trained against
+    resolved = threats.resolve(profile, net, images, labels, 100)
+    perturb = threats.HeadlineWorstCase.of(profile, net, resolved)
+    torch.manual_seed(7)
+    mine = perturb(images, labels)
+
+    fgsm = torchattacks.FGSM(net, eps=eps)(images, labels)
+    fooled = predictions(net, fgsm, 100) != labels
+    torch.manual_seed(7)  # FGSM and the predictions draw nothing: PGD's random start is the first draw
+    pgd = torchattacks.PGD(net, eps=eps, alpha=eps / 4, steps=10)(images[~fooled], labels[~fooled])
+    expected = fgsm.clone()
+    expected[~fooled] = pgd
+    assert torch.equal(mine, expected)
+    pgd_fooled = predictions(net, pgd, 100) != labels[~fooled]
+    assert fooled.any() and pgd_fooled.any() and not pgd_fooled.all(), "each case must occur: FGSM, PGD, none fools"
+    assert not net.training

@@ -175,6 +175,12 @@ def craft(attack: Attack, images: torch.Tensor, labels: torch.Tensor, batch_size
 def craft_batch(attack: Attack, images: torch.Tensor, labels: torch.Tensor, seed: int) -> torch.Tensor:
     """One batch of :func:`craft`, its randomness seeded by ``seed``."""
     torch.manual_seed(seed)
+    return run_attack(attack, images, labels)
+
+
+def run_attack(attack: Attack, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``attack`` on one batch, its randomness drawn from the global generator as it stands; an attack that
+    cannot run on these inputs is a one-line :class:`ConfigError`."""
     try:
         return attack(images, labels)
     except torch.OutOfMemoryError:

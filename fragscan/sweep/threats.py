@@ -20,6 +20,7 @@ from functools import partial
 
 import torch
 from torch import nn
+from torchattacks.attack import Attack
 
 from ..base.errors import ConfigError
 from ..base.threat_spec import parse
@@ -32,6 +33,7 @@ from .attacks import (
     build_adversary,
     calibrate_eps,
     check_attack_space,
+    run_attack,
     scan_attack,
     uses_eps,
 )
@@ -95,6 +97,14 @@ def resolve(
             )
         headline = budgets.index(attack_part.headline_eps)
     return Resolved(attack_part.threat, budgets, tuple(tuple(at[b]) for b in budgets), headline, tuple(calibrated))
+
+
+def check_runs(attack_part: AttackPart, model: nn.Module, resolved: Resolved, images, labels) -> None:
+    """Fail before any training on an attack of the profile that cannot run on these inputs (TIFGSM on one
+    channel): each attack at each of its budgets tried on two samples, the random generators left as they were."""
+    with torch.random.fork_rng(devices=[images.device] if images.device.type == "cuda" else []):
+        for name, eps in resolved.entries():
+            run_attack(scan_attack(attack_part, model, eps, name), images[:2], labels[:2])
 
 
 # A fixed-mode profile's examples, crafted once: per budget, per attack (a one-attack profile's: one tensor).
@@ -179,3 +189,45 @@ class WorstCase:
 
     def subset(self, columns: torch.Tensor) -> WorstCase:
         return WorstCase([[a.subset(columns) for a in per_budget] for per_budget in self.adversaries])
+
+
+class HeadlineWorstCase:
+    """Adversarial fine-tuning against a profile (``retrain --threat --adversarial``), a ``train(attack=...)``:
+    each batch replaced by its per-sample worst case at the headline budget. The budget's attacks run in spec
+    order against the network as it is now, each only on the samples every earlier one left correctly
+    classified (the early exit :class:`WorstCase` judges with); a sample takes the first example that fools
+    the network, and a sample no attack fools the last attack's example. Randomness comes from the global
+    generator as training leaves it (as a lone ``--adversarial`` attack's does); whether an example fools is
+    decided in eval mode, after which every module's mode is as it was."""
+
+    def __init__(self, attacks: list[Attack], model: nn.Module):
+        self.attacks, self.model = attacks, model
+
+    @classmethod
+    def of(cls, attack_part: AttackPart, model: nn.Module, resolved: Resolved) -> HeadlineWorstCase:
+        """The headline budget's attacks on ``model``, built as the scan builds them."""
+        eps = resolved.budgets[resolved.headline]
+        return cls([scan_attack(attack_part, model, eps, name) for name in resolved.attacks[resolved.headline]], model)
+
+    def _fooled(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        was = [(module, module.training) for module in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model(images).argmax(1) != labels
+        finally:
+            for module, training in was:
+                module.training = training
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        adversarial = images.clone()
+        alive = torch.arange(len(labels), device=labels.device)
+        for i, attack in enumerate(self.attacks):
+            crafted = run_attack(attack, images[alive], labels[alive]).detach()
+            adversarial[alive] = crafted.to(adversarial.dtype)
+            if i == len(self.attacks) - 1:  # the last attack's example stays, fooled or not
+                break
+            alive = alive[~self._fooled(crafted, labels[alive])]
+            if not len(alive):
+                break
+        return adversarial
