@@ -498,7 +498,11 @@ class RetrainConfig(BaseModel):
     lr: LearningRate = Field(1e-3, description="Adam learning rate (the source's)")
     batch_size: BatchSize = Field(100, description="training batch size (the source's)")
     weight_decay: WeightDecay = Field(0.0, description="Adam weight decay; frozen elements stay bit-identical anyway")
-    adversarial: bool = Field(False, description="fine-tune on adversarial examples crafted against the network")
+    adversarial: bool = Field(
+        False,
+        description="fine-tune on adversarial examples crafted against the network (with --threat: the per-sample "
+        "worst case over the headline budget's attacks)",
+    )
     attack: str = Field("FGSM", description="a torchattacks class for evaluation (and --adversarial training)")
     eps: PixelBudget = Field("auto", description="budget in [0,1] pixels, or auto (adv0 ≈ half of clean0)")
     attack_space: AttackSpace = "pixel"
@@ -529,10 +533,6 @@ class RetrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _threat_profile(self):
-        if self.threat is not None and self.adversarial:
-            raise ValueError(
-                "--adversarial fine-tunes on one attack: give it with --attack/--eps, or judge a --threat without it"
-            )
         return _check_profile(self)
 
 

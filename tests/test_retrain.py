@@ -465,7 +465,8 @@ def test_a_one_attack_profile_judges_as_attack_and_eps_do(tmp_path):
         (["--threat", "FGSM@0.1", "--eps", "0.2"], "replaces --attack and --eps"),
         (["--threat", "FGSM@0.1,0.2", "--headline-eps", "0.3"], "not among"),
         (["--headline-eps", "0.1"], "give a --threat"),
-        (["--threat", "FGSM@0.1", "--adversarial"], "--adversarial fine-tunes on one attack"),
+        # an attack that cannot run on the data, judged or trained against: refused before any fine-tuning
+        (["--threat", "FGSM@0.1;TIFGSM@0.1", "--adversarial"], "attack TIFGSM cannot run on inputs of shape"),
     ],
 )
 def test_a_bad_retrain_profile_is_one_line_exit_2_and_nothing_written(tmp_path, options, words):
@@ -513,3 +514,43 @@ def test_adversarial_fine_tuning_on_a_profile_takes_the_first_example_that_fools
     pgd_fooled = predictions(net, pgd, 100) != labels[~fooled]
     assert fooled.any() and pgd_fooled.any() and not pgd_fooled.all(), "each case must occur: FGSM, PGD, none fools"
     assert not net.training
+
+
+def test_adversarial_fine_tuning_against_a_profile_runs_from_the_command_line(tmp_path, monkeypatch):
+    """Once refused ("--adversarial fine-tunes on one attack"): now each batch is the headline's worst case."""
+    from fragscan.sweep import threats
+
+    perturbed = []
+    original_call = threats.HeadlineWorstCase.__call__
+
+    def spy(self, images, labels):
+        perturbed.append(([type(a).__name__ for a in self.attacks], [a.eps for a in self.attacks], len(labels)))
+        return original_call(self, images, labels)
+
+    monkeypatch.setattr(threats.HeadlineWorstCase, "__call__", spy)
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split="val")
+    out = tmp_path / "o"
+    quick = [o for o in QUICK_RETRAIN if o not in ("--eps", "0.1")]
+    result = runner.invoke(
+        app,
+        ["retrain", "digits-cnn", "digits", "--mask", str(path), *quick, "--repeats", "1", "--controls", "random",
+         "--bootstrap", "50", "--threat", "FGSM@0.05;PGD@0.05", "--adversarial", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "retrain.json").read_text())
+    assert summary["settings"]["adversarial"] is True and summary["settings"]["threat"] == "FGSM@0.05;PGD@0.05"
+    assert summary["threat"] == {"spec": "FGSM@0.05;PGD@0.05", "budgets": [0.05], "headline": 0.05}
+    assert summary["frozen_bit_identical"] is True and set(summary["arms"]) == {"selective", "random"}
+    # 200 fine-tuning samples in batches of 100, in each of the two arms
+    assert perturbed == [(["FGSM", "PGD"], [0.05, 0.05], 100)] * 4
+
+
+def test_adversarial_fine_tuning_on_a_one_attack_profile_is_that_of_attack_and_eps(tmp_path):
+    path = _mask_file(tmp_path / "m.safetensors", create_model("digits-cnn"), split="val")
+    quick = dict(mask=path, epochs=1, max_samples=40, train_samples=200, repeats=1, controls=(), bootstrap=50)
+    profile = retrain(RetrainConfig(**quick, threat="FGSM@0.1", adversarial=True))
+    plain = retrain(RetrainConfig(**quick, eps=0.1, adversarial=True))
+    unattacked = retrain(RetrainConfig(**quick, eps=0.1))
+    same = [torch.equal(v, plain.weights["selective"][k]) for k, v in profile.weights["selective"].items()]
+    assert all(same)
+    assert not all(torch.equal(v, plain.weights["selective"][k]) for k, v in unattacked.weights["selective"].items())

@@ -281,6 +281,7 @@ def retrain(config: RetrainConfig) -> Retrained:
     if profile is not None:
         with analysis_mode(original):
             resolved = threats.resolve(profile, original, images, labels, batch)
+            threats.check_runs(profile, original, resolved, images, labels)  # judged, and trained against
         eps = resolved.budgets[resolved.headline]
     elif config.eps == "auto":
         with analysis_mode(original):
@@ -309,7 +310,11 @@ def retrain(config: RetrainConfig) -> Retrained:
 
     def fine_tune(arm_mask: Mask | None, seed: int) -> Normalized:
         model = copy.deepcopy(original)
-        attack = attack_on(model, eps) if config.adversarial else None
+        attack = None
+        if config.adversarial and resolved is None:
+            attack = attack_on(model, eps)
+        elif config.adversarial:  # a profile: its headline worst case, with the attacks the arms are judged by
+            attack = threats.HeadlineWorstCase.of(profile, model, resolved)
         per_name = None if arm_mask is None else {f"net.{k}": v for k, v in arm_mask.tensors.items()}
         # The wrapper's own parameters (none for built-ins) are not in the mask: they stay as they are.
         if per_name is not None:
