@@ -55,10 +55,13 @@ def test_masked_training_keeps_frozen_elements_bit_identical_with_weight_decay_a
         assert bool((differs & mask[name].bool()).any()), f"{name} did not move"
 
 
-def test_a_batch_norm_layer_with_every_parameter_frozen_keeps_its_running_statistics():
+@pytest.mark.parametrize("attacked", [None, "FGSM", "profile"])
+def test_a_batch_norm_layer_with_every_parameter_frozen_keeps_its_running_statistics(attacked):
+    """Also under --adversarial: torchattacks puts the whole network back in train mode after each attack."""
     from torch import nn
 
     from fragscan.models import ModelSpec, Normalized
+    from fragscan.sweep.threats import HeadlineWorstCase
 
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -75,7 +78,12 @@ def test_a_batch_norm_layer_with_every_parameter_frozen_keeps_its_running_statis
     mask["net.1.weight"].zero_()
     mask["net.1.bias"].zero_()  # the first norm layer frozen whole; the second still trains
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, _train_set(), TrainSettings(epochs=1), mask=mask)
+    attack = None
+    if attacked == "FGSM":
+        attack = build_attack("FGSM", model, 0.1, 10)
+    elif attacked == "profile":
+        attack = HeadlineWorstCase([build_attack("FGSM", model, 0.1, 10), build_attack("PGD", model, 0.1, 10)], model)
+    train(model, _train_set(), TrainSettings(epochs=1), mask=mask, attack=attack)
     for buffer in ("running_mean", "running_var", "num_batches_tracked"):
         assert torch.equal(model.state_dict()[f"net.1.{buffer}"], before[f"net.1.{buffer}"]), buffer
         assert not torch.equal(model.state_dict()[f"net.4.{buffer}"], before[f"net.4.{buffer}"]), buffer

@@ -4,7 +4,7 @@
 weight decay and moment estimates still move an element whose gradient is zero, every frozen
 element is also restored from a saved copy after each optimizer step, so it stays bit-identical.
 A batch-norm layer whose parameters are all frozen runs in eval mode, so its running statistics
-stay too.
+stay too, also when an attack (`--adversarial`) has put the network back in train mode.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def train(
             images, labels = images.to(device), labels.to(device)
             if attack is not None:
                 images = attack(images, labels)
+                if frozen is not None:  # torchattacks puts the whole network back in train mode after an attack
+                    frozen.freeze_norm_statistics(model)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(images), labels)
             loss.backward()
