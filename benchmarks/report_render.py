@@ -35,7 +35,6 @@ from fragscan.report import (
 from fragscan.report.html import render_html, threat_section
 from fragscan.report.io import report_json
 from fragscan.report.tables import curves_csv
-from fragscan.scoring.adaptive import planned_level
 from fragscan.scoring.assess import References, budget_references
 from fragscan.scoring.confidence import pack_bits
 from fragscan.scoring.evidence import judge_thresholds, summary_claim
@@ -102,7 +101,6 @@ def main() -> None:
         resolved = threats.Resolved(config.threat, budgets, tuple(("FGSM",) for _ in budgets), len(budgets) - 1)
         profile = _Profile(resolved, budget_references(clean0, worst0, ranks, config.scoring_part), None)
     # as the scan states each group's claim: at the level simultaneous over the groups
-    bootstrap, summary_level = references.at(arguments.samples).bootstrap, planned_level(None, arguments.groups)
     groups = []
     for index in range(arguments.groups):
         numel = 64 * (index + 1) * 9
@@ -121,7 +119,7 @@ def main() -> None:
                 shape=[64, index + 1, 3, 3],
                 filters=filters,
                 samples=arguments.samples,
-                **summary_claim(filters["pulse"], numel, bootstrap, config.scoring_part, summary_level),
+                **summary_claim(filters["pulse"], numel, references, config.scoring_part, None, arguments.groups),
             )
         )
     report = Report(

@@ -554,9 +554,6 @@ def _score(
     group_reports = []
     for group in groups:
         per_filter = filter_curves(group.name)
-        summarised = per_filter[scoring.summary_filter]
-        # the level of its sweep's last look (a spending plan's differs from look to look)
-        summary_level = adaptive.planned_level(swept.adaptive_plan, len(groups), summarised.samples)
         numel = group.parameter.numel()
         group_reports.append(
             GroupReport(
@@ -567,7 +564,7 @@ def _score(
                 filters=per_filter,
                 samples=max(curve.samples for curve in per_filter.values()),
                 **summary_claim(
-                    summarised, numel, references.at(summarised.samples).bootstrap, scoring, summary_level
+                    per_filter[scoring.summary_filter], numel, references, scoring, swept.adaptive_plan, len(groups)
                 ),
             )
         )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from ..config import SCORES, ScoringPart
+from ..config import SCORES, AdaptivePlan, ScoringPart
 from ..data import drawn_ranks
 from ..report import (
     FilterCurve,
@@ -39,7 +39,7 @@ from ..report.model import Interval
 from .adaptive import planned_level
 from .assess import References
 from .classify import classify, samples_to_decide
-from .confidence import LEVEL, MIN_TAIL_RESAMPLES, Bootstrap, interval_method, unpack_bits
+from .confidence import LEVEL, MIN_TAIL_RESAMPLES, interval_method, unpack_bits
 
 THRESHOLD_METHOD = (
     "Agresti-Min paired Wald interval, Bonferroni over the scan's perturbed thresholds (adaptive scans: "
@@ -59,20 +59,22 @@ def judge(report: Report) -> Report:
 
     def summarised(group: GroupReport) -> GroupReport:
         curve = group.filters[scoring.summary_filter]
-        level = planned_level(adaptive_plan, groups, curve.samples)  # the level of the sweep's last look
-        claim = summary_claim(curve, group.numel, references.at(curve.samples).bootstrap, scoring, level)
-        return group.model_copy(update=claim)
+        return group.model_copy(update=summary_claim(curve, group.numel, references, scoring, adaptive_plan, groups))
 
     return judged.model_copy(update={"groups": [summarised(g) for g in judged.groups]})
 
 
 def summary_claim(
-    curve: FilterCurve, numel: int, bootstrap: Bootstrap | None, scoring: ScoringPart, level: float
+    curve: FilterCurve, numel: int, references: References, scoring: ScoringPart,
+    adaptive_plan: AdaptivePlan | None, groups: int,
 ) -> dict:
     """A group's claim, the one place its class is made: the class of the summary filter's ``curve``
-    under its summary score, from that score's interval at ``level`` (simultaneous over the groups;
-    ``bootstrap``: the unfiltered network's on the curve's samples), with the interval, its
-    half-width and, when inconclusive, the samples that would decide; the GroupReport fields so named."""
+    under its summary score, from that score's interval at the level simultaneous over the ``groups``
+    (an adaptive sweep's: at its last look), bootstrapped with the unfiltered ``references`` on the
+    curve's samples; with the interval, its half-width and, when inconclusive, the samples that would
+    decide: the GroupReport fields so named."""
+    level = planned_level(adaptive_plan, groups, curve.samples)
+    bootstrap = references.at(curve.samples).bootstrap
     interval = None
     if bootstrap is not None:
         present = None if scoring.baseline != "density" else [1.0 - r / numel for r in curve.removed]
